@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+// fergc — a dataflow-graph compiler with a static execution plan for facial-emotion CNNs.
+// No Swift package dependencies: the only system libraries are OpenBLAS and zlib.
+import PackageDescription
+
+let package = Package(
+    name: "fergc",
+    products: [
+        .executable(name: "fergc", targets: ["fergc"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
+
+        // MARK: - Compiler
+        .target(name: "GraphIR"),
+        .target(name: "Frontend", dependencies: ["GraphIR"]),
+        .target(name: "Passes", dependencies: ["GraphIR", "Runtime"]),
+
+        // MARK: - Runtime (embeddable alone: depends on OpenBLAS only)
+        .target(name: "Runtime", dependencies: ["COpenBLAS"]),
+
+        // MARK: - Support
+        .target(name: "NumPyIO", dependencies: ["CZlib"]),
+        // Orchestration over the compiler and the runtime: one-shot runs, (later) training.
+        .target(name: "Training", dependencies: ["GraphIR", "Passes", "Runtime", "NumPyIO"]),
+
+        // MARK: - Tools
+        .executableTarget(
+            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training"],
+            path: "Tools/fergc"),
+
+        // MARK: - Tests
+        .testTarget(name: "GraphIRTests", dependencies: ["GraphIR", "Frontend"]),
+        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "GraphIR"]),
+        .testTarget(
+            name: "PassesTests", dependencies: ["Passes", "Frontend", "GraphIR", "Runtime"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        .testTarget(name: "NumPyIOTests", dependencies: ["NumPyIO"]),
+        .testTarget(
+            name: "ParityTests",
+            dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"],
+            exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["fergc"]),
+    ]
+)

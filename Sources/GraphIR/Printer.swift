@@ -1,0 +1,82 @@
+// The canonical printer. Its output is valid graph-language text that the frontend parses
+// back to an equal graph (the round-trip tests hold it to that), so IR dumps after any pass
+// can be read, edited and fed back in.
+//
+//   model tiny
+//   input x: f32[N, 1, 8, 8]
+//   param c1.weight: f32[4, 1, 3, 3], init=glorot_uniform
+//   c1 = conv2d(x, c1.weight, stride=1, padding=same)  # f32[N, 4, 8, 8]
+//   output c1
+
+extension Graph {
+    public func printed(types: Bool = true) -> String {
+        var out = "model \(name)\n"
+        for v in values {
+            switch v.kind {
+            case .input:
+                out += "input \(v.name): \(v.type)\n"
+            case .parameter(let p):
+                out += "param \(v.name): \(v.type)\(parameterAttributes(p))\n"
+            case .state(let i):
+                out += "state \(v.name): \(v.type), init=\(i)\n"
+            case .intermediate:
+                break
+            }
+        }
+        for node in nodes {
+            var line = ""
+            if !node.outputs.isEmpty {
+                line += node.outputs.map { self[$0].name }.joined(separator: ", ") + " = "
+            }
+            var args = node.inputs.map { self[$0].name }
+            args += node.op.attributes.map { "\($0.0)=\($0.1)" }
+            line += "\(node.op.name)(\(args.joined(separator: ", ")))"
+            if types, !node.outputs.isEmpty {
+                line += "  # " + node.outputs.map { self[$0].type.description }.joined(separator: ", ")
+            }
+            out += line + "\n"
+        }
+        if !outputs.isEmpty {
+            out += "output " + outputs.map { self[$0].name }.joined(separator: ", ") + "\n"
+        }
+        if let t = training { out += t.printed() }
+        return out
+    }
+
+    private func parameterAttributes(_ p: ParameterInfo) -> String {
+        var s = ", init=\(p.initializer)"
+        if !p.trainable { s += ", trainable=false" }
+        if p.l2 != 0 { s += ", l2=\(formatDouble(p.l2))" }
+        if let m = p.maxNorm { s += ", max_norm=\(formatDouble(m.value)), max_norm_axis=\(m.axis.rawValue)" }
+        return s
+    }
+}
+
+extension TrainingConfig {
+    public func printed() -> String {
+        var s = "train {\n"
+        s += "  loss = \(loss)\n"
+        switch optimizer {
+        case .sgd(let lr, let a):
+            s += "  optimizer = sgd(lr=\(formatDouble(lr)), momentum=\(formatDouble(a.momentum)), nesterov=\(a.nesterov))\n"
+        case .adam(let lr, let a):
+            s += "  optimizer = adam(lr=\(formatDouble(lr)), beta1=\(formatDouble(a.beta1)), beta2=\(formatDouble(a.beta2)), epsilon=\(formatDouble(a.epsilon)))\n"
+        }
+        switch schedule {
+        case .constant: s += "  schedule = constant\n"
+        case .inverseTime(let d): s += "  schedule = inverse_time(decay=\(formatDouble(d)))\n"
+        case .cosine(let m, let w): s += "  schedule = cosine(min_factor=\(formatDouble(m)), warmup_epochs=\(formatDouble(w)))\n"
+        case .step(let every, let f): s += "  schedule = step(every=\(every), factor=\(formatDouble(f)))\n"
+        }
+        s += "  batch = \(batchSize)\n"
+        s += "  epochs = \(epochs)\n"
+        s += "  seed = \(seed)\n"
+        s += "  input_scale = \(formatDouble(inputScale))\n"
+        if augmentation.isNone {
+            s += "  augment = none\n"
+        } else {
+            s += "  augment = augment(hflip=\(augmentation.horizontalFlip), shift=\(formatDouble(augmentation.shift)))\n"
+        }
+        return s + "}\n"
+    }
+}

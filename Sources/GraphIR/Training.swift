@@ -1,0 +1,89 @@
+// The training section of a model: optimizer, learning-rate schedule, batch size, epochs, seed,
+// input preprocessing and augmentation. The graph carries it so that `fergc train` and the
+// printer see one source of truth; the optimizer pass turns it into update nodes.
+
+public enum OptimizerConfig: Hashable, Sendable {
+    case sgd(lr: Double, SGDAttrs)
+    case adam(lr: Double, AdamAttrs)
+
+    public var learningRate: Double {
+        switch self {
+        case .sgd(let lr, _), .adam(let lr, _): return lr
+        }
+    }
+}
+
+public enum LRSchedule: Hashable, Sendable {
+    case constant
+    /// Keras' `decay`: lr / (1 + decay * iterations), iterations counted in steps.
+    case inverseTime(decay: Double)
+    /// Cosine from lr to lr * minFactor over all epochs, after `warmupEpochs` of linear warm-up.
+    case cosine(minFactor: Double, warmupEpochs: Double)
+    /// lr * factor^(floor(epoch / every)).
+    case step(every: Int, factor: Double)
+
+    /// The learning rate at a step, given the base rate, the steps per epoch and the epochs.
+    public func rate(base: Double, iteration: Int, stepsPerEpoch: Int, epochs: Int) -> Double {
+        switch self {
+        case .constant:
+            return base
+        case .inverseTime(let decay):
+            return base / (1 + decay * Double(iteration))
+        case .cosine(let minFactor, let warmupEpochs):
+            let total = Double(max(1, stepsPerEpoch * epochs))
+            let warm = warmupEpochs * Double(stepsPerEpoch)
+            let t = Double(iteration)
+            if t < warm { return base * (t + 1) / warm }
+            let p = min(1, (t - warm) / max(1, total - warm))
+            return base * (minFactor + (1 - minFactor) * 0.5 * (1 + cos(Double.pi * p)))
+        case .step(let every, let factor):
+            let epoch = iteration / max(1, stepsPerEpoch)
+            return base * pow(factor, Double(epoch / max(1, every)))
+        }
+    }
+}
+
+public struct Augmentation: Hashable, Sendable {
+    /// Mirror each training image left-right with probability 1/2.
+    public var horizontalFlip: Bool
+    /// Shift by up to this fraction of the width and height (zeros enter at the edges).
+    public var shift: Double
+    public init(horizontalFlip: Bool = false, shift: Double = 0) {
+        self.horizontalFlip = horizontalFlip
+        self.shift = shift
+    }
+    public static let none = Augmentation()
+    public var isNone: Bool { !horizontalFlip && shift == 0 }
+}
+
+public struct TrainingConfig: Hashable, Sendable {
+    /// The name of the scalar value to minimise (before regularizers are added).
+    public var loss: String
+    public var optimizer: OptimizerConfig
+    public var schedule: LRSchedule
+    public var batchSize: Int
+    public var epochs: Int
+    public var seed: UInt64
+    /// Pixels are multiplied by this before entering the graph (1 = raw 0..255, as in the paper).
+    public var inputScale: Double
+    public var augmentation: Augmentation
+
+    public init(loss: String, optimizer: OptimizerConfig, schedule: LRSchedule = .constant,
+                batchSize: Int = 128, epochs: Int = 100, seed: UInt64 = 1, inputScale: Double = 1,
+                augmentation: Augmentation = .none) {
+        self.loss = loss
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.batchSize = batchSize
+        self.epochs = epochs
+        self.seed = seed
+        self.inputScale = inputScale
+        self.augmentation = augmentation
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

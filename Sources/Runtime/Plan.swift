@@ -1,0 +1,214 @@
+// A plan: what the runtime executes. It knows nothing of graphs: a list of buffers (with the
+// role each plays and its per-sample shape) and a list of steps, each a kernel with its
+// geometry resolved and the buffers it reads and writes. The batch size is bound when the plan
+// runs (any n up to `maxBatch`), so one plan serves full and partial batches.
+
+public enum ElementType: String, Sendable, Hashable, Codable {
+    case f32, i32
+}
+
+public enum BufferRole: String, Sendable, Hashable, Codable {
+    /// Fed by the caller for each batch.
+    case input
+    /// Learned weights, persistent.
+    case parameter
+    /// Persistent but not learned by gradient (batchnorm running statistics, optimizer state).
+    case state
+    /// Computed by a step.
+    case intermediate
+}
+
+public struct BufferDesc: Sendable, Hashable, Codable {
+    public var name: String
+    public var elementType: ElementType
+    /// Shape without the batch dimension.
+    public var perSample: [Int]
+    /// Whether the buffer has a leading batch dimension.
+    public var batched: Bool
+    public var role: BufferRole
+
+    public init(name: String, elementType: ElementType = .f32, perSample: [Int], batched: Bool, role: BufferRole) {
+        self.name = name
+        self.elementType = elementType
+        self.perSample = perSample
+        self.batched = batched
+        self.role = role
+    }
+
+    public var elementsPerSample: Int { perSample.reduce(1, *) }
+    public func elementCount(batch n: Int) -> Int { batched ? n * elementsPerSample : elementsPerSample }
+    /// Full shape for a batch of n.
+    public func shape(batch n: Int) -> [Int] { batched ? [n] + perSample : perSample }
+}
+
+/// The geometry of a 2-d convolution over one sample, NCHW / OIHW, zero padding.
+public struct ConvGeometry: Sendable, Hashable, Codable {
+    public var inChannels: Int, inHeight: Int, inWidth: Int
+    public var outChannels: Int, kernelHeight: Int, kernelWidth: Int
+    public var stride: Int
+    /// Zero rows/columns added before the input (after-padding is implied by the output size).
+    public var padTop: Int, padLeft: Int
+    public var outHeight: Int, outWidth: Int
+
+    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int, kernelHeight: Int,
+                kernelWidth: Int, stride: Int, padTop: Int, padLeft: Int, outHeight: Int, outWidth: Int) {
+        self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.outChannels = outChannels; self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.stride = stride; self.padTop = padTop; self.padLeft = padLeft
+        self.outHeight = outHeight; self.outWidth = outWidth
+    }
+
+    /// Multiply-adds of the forward pass for one sample.
+    public var macsPerSample: Int { outChannels * outHeight * outWidth * inChannels * kernelHeight * kernelWidth }
+}
+
+/// The geometry of a 2-d pooling window over one sample.
+public struct PoolGeometry: Sendable, Hashable, Codable {
+    public var channels: Int, inHeight: Int, inWidth: Int
+    public var size: Int, stride: Int
+    public var padTop: Int, padLeft: Int
+    public var outHeight: Int, outWidth: Int
+
+    public init(channels: Int, inHeight: Int, inWidth: Int, size: Int, stride: Int, padTop: Int,
+                padLeft: Int, outHeight: Int, outWidth: Int) {
+        self.channels = channels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.size = size; self.stride = stride; self.padTop = padTop; self.padLeft = padLeft
+        self.outHeight = outHeight; self.outWidth = outWidth
+    }
+}
+
+/// Which axes a max-norm constraint measures the norm over, for a weight in fergc's layout
+/// (conv `[O, C, KH, KW]`, dense `[O, I]`).
+public enum MaxNormMode: String, Sendable, Hashable, Codable {
+    /// Keras' `MaxNorm(axis=0)` on Keras' layouts: conv norms over KH for each (O, C, KW);
+    /// dense norms over I for each O.
+    case keras
+    /// One norm per output filter/unit, over everything else.
+    case perFilter
+}
+
+/// A kernel with its geometry. Inputs and outputs are buffer indices in the step; the comments
+/// give them in order. "count" sizes are per sample; the executor multiplies by the batch for
+/// batched buffers. Channel-wise kernels see a tensor as [N, channels, spatial].
+public enum Kernel: Sendable, Hashable, Codable {
+    // MARK: forward
+    /// (x, w, b?) -> y
+    case conv2d(ConvGeometry, bias: Bool)
+    /// (x[N,I], w[O,I], b?) -> y[N,O]
+    case dense(inFeatures: Int, outFeatures: Int, bias: Bool)
+    /// (x) -> y
+    case relu
+    /// (x) -> y
+    case leakyRelu(alpha: Float)
+    /// (x, gamma, beta, running_mean, running_var) -> y
+    case batchnormInference(channels: Int, spatial: Int, epsilon: Float)
+    /// (x, gamma, beta) -> (y, batch_mean, batch_var) — biased variance.
+    case batchnormTrain(channels: Int, spatial: Int, epsilon: Float)
+    /// (x) -> (y, mask), mask in {0, 1/(1-rate)}, drawn from the executor's counter-based RNG.
+    case dropoutTrain(rate: Float)
+    /// (x) -> y
+    case maxpool(PoolGeometry)
+    /// (x) -> y, averaging over the window's in-bounds elements only.
+    case avgpool(PoolGeometry)
+    /// (x[N,K]) -> y, softmax over K.
+    case softmax(classes: Int)
+    /// (logits[N,K], labels i32[N]) -> loss[]: mean over the batch of -log softmax[label].
+    case softmaxCrossEntropy(classes: Int)
+    /// (a, b, ...) -> sum
+    case add
+    /// (a, b, ...) -> elementwise product
+    case mul
+    /// (x) -> y: the same elements (flatten, reshape).
+    case copy
+    /// (x1, x2, ...) -> y: per sample, each input is [outer, size_i * inner] and they are
+    /// placed side by side along the middle axis.
+    case concat(outer: Int, inner: Int, sizes: [Int])
+    /// (x) -> y: per sample, x is [outer, total * inner] and y takes [start, start+length).
+    case slice(outer: Int, inner: Int, total: Int, start: Int, length: Int)
+    /// (x) -> x * factor
+    case scale(factor: Float)
+    /// (w) -> factor * sum(w^2)
+    case l2Penalty(factor: Float)
+    /// (dloss[], w) -> 2 * factor * dloss * w
+    case l2PenaltyGrad(factor: Float)
+    /// () -> value (a scalar)
+    case constant(value: Float)
+
+    // MARK: backward
+    /// (dy, w) -> dx
+    case conv2dGradInput(ConvGeometry)
+    /// (dy, x) -> dw
+    case conv2dGradWeight(ConvGeometry)
+    /// (dy) -> db: sum over N and spatial for each channel.
+    case biasGrad(channels: Int, spatial: Int)
+    /// (dy[N,O], w[O,I]) -> dx[N,I]
+    case denseGradInput(inFeatures: Int, outFeatures: Int)
+    /// (dy[N,O], x[N,I]) -> dw[O,I]
+    case denseGradWeight(inFeatures: Int, outFeatures: Int)
+    /// (dy, y) -> dx
+    case reluGrad
+    /// (dy, x) -> dx
+    case leakyReluGrad(alpha: Float)
+    /// (dy, x, gamma, batch_mean, batch_var) -> (dx, dgamma, dbeta)
+    case batchnormTrainGrad(channels: Int, spatial: Int, epsilon: Float)
+    /// (dy, gamma, running_var) -> dx
+    case batchnormInferenceGrad(channels: Int, spatial: Int, epsilon: Float)
+    /// (dy, x) -> dx: to the first maximum of each window.
+    case maxpoolGrad(PoolGeometry)
+    /// (dy, x) -> dx; x for its shape only.
+    case avgpoolGrad(PoolGeometry)
+    /// (dy, y) -> dx, y the softmax output.
+    case softmaxGrad(classes: Int)
+    /// (dloss[], logits, labels) -> dlogits
+    case softmaxCrossEntropyGrad(classes: Int)
+
+    // MARK: updates (write inputs in place; no outputs)
+    /// (param, grad, velocity, lr[]): v = momentum*v - lr*g; p += v, or with Nesterov
+    /// p += momentum*v - lr*g (Keras' SGD). With momentum 0: p -= lr*g.
+    case sgdUpdate(momentum: Float, nesterov: Bool)
+    /// (param, grad, m, v, lr[], iterations[]): t = iterations + 1,
+    /// lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t), m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g^2,
+    /// p -= lr_t * m / (sqrt(v) + epsilon) — Keras' Adam.
+    case adamUpdate(beta1: Float, beta2: Float, epsilon: Float)
+    /// (param): w *= clip(norm, 0, maxValue) / (1e-7 + norm), norms per `mode`; `shape` is the
+    /// weight's shape ([O,C,KH,KW] or [O,I]).
+    case maxNormProject(maxValue: Float, mode: MaxNormMode, shape: [Int])
+    /// (running_mean, running_var, batch_mean, batch_var, x): r = momentum*r + (1-momentum)*b,
+    /// with the batch variance made unbiased (times m/(m-1), m = N*spatial).
+    case batchnormStatsUpdate(momentum: Float, channels: Int, spatial: Int)
+    /// (counter[]): counter += 1
+    case increment
+}
+
+public struct Step: Sendable, Hashable, Codable {
+    public var name: String
+    public var kernel: Kernel
+    public var inputs: [Int]
+    public var outputs: [Int]
+    public init(name: String, kernel: Kernel, inputs: [Int], outputs: [Int]) {
+        self.name = name
+        self.kernel = kernel
+        self.inputs = inputs
+        self.outputs = outputs
+    }
+}
+
+public struct Plan: Sendable, Codable {
+    public var name: String
+    public var buffers: [BufferDesc]
+    public var steps: [Step]
+    /// The largest batch the plan runs.
+    public var maxBatch: Int
+    /// Buffers the caller reads after a run, in order.
+    public var outputs: [Int]
+
+    public init(name: String, buffers: [BufferDesc], steps: [Step], maxBatch: Int, outputs: [Int]) {
+        self.name = name
+        self.buffers = buffers
+        self.steps = steps
+        self.maxBatch = maxBatch
+        self.outputs = outputs
+    }
+
+    public func buffer(named name: String) -> Int? { buffers.firstIndex { $0.name == name } }
+}

@@ -1,0 +1,26 @@
+// Writing to stdout/stderr and failing with a message and a non-zero exit code.
+
+import Foundation
+
+enum Console {
+    static func out(_ s: String) {
+        FileHandle.standardOutput.write(Data(s.utf8))
+    }
+    static func err(_ s: String) {
+        FileHandle.standardError.write(Data(s.utf8))
+    }
+}
+
+/// An error the CLI reports as `error: message` and exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { "error: \(message)" }
+}
+
+/// JSON text for a value built from dictionaries, arrays, strings, numbers and booleans, with
+/// keys in a stable order.
+func jsonText(_ value: Any) throws -> String {
+    let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    return String(decoding: data, as: UTF8.self) + "\n"
+}

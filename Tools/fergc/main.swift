@@ -1,0 +1,54 @@
+// fergc: compile, run and (later) train facial-emotion CNNs written in the graph language.
+
+import Foundation
+
+let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
+    (CompileCommand.spec, CompileCommand.main),
+    (RunCommand.spec, RunCommand.main),
+]
+
+let topHelp = """
+USAGE: fergc <command> [options]
+
+fergc compiles models written in a small graph language (Models/*.graph) into an IR,
+optimizes them, and runs them forward and backward on a CPU.
+
+COMMANDS:
+\(commands.map { "  " + $0.spec.name.padding(toLength: 10, withPad: " ", startingAt: 0) + $0.spec.summary }.joined(separator: "\n"))
+
+Run 'fergc <command> --help' for a command's options.
+
+"""
+
+func fergcMain() -> Int32 {
+    let args = Array(CommandLine.arguments.dropFirst())
+    guard let first = args.first, first != "-h", first != "--help", first != "help" else {
+        Console.out(topHelp)
+        return args.isEmpty ? 2 : 0
+    }
+    guard let command = commands.first(where: { $0.spec.name == first }) else {
+        let hint = closestMatch(first, among: commands.map(\.spec.name)).map { " (did you mean '\($0)'?)" } ?? ""
+        Console.err("error: unknown command '\(first)'\(hint)\nRun 'fergc --help' for the list of commands.\n")
+        return 2
+    }
+    do {
+        try command.run(Array(args.dropFirst()))
+        return 0
+    } catch is HelpRequested {
+        Console.out(command.spec.help)
+        return 0
+    } catch let e as UsageError {
+        Console.err(e.description + "\n")
+        return 2
+    } catch let e as CustomStringConvertible {
+        let text = e.description
+        Console.err(text.hasPrefix("error:") || text.contains(": error: ") ? text : "error: \(text)")
+        if !text.hasSuffix("\n") { Console.err("\n") }
+        return 1
+    } catch {
+        Console.err("error: \(error)\n")
+        return 1
+    }
+}
+
+exit(fergcMain())
