@@ -29,7 +29,7 @@ let package = Package(
         // MARK: - Support
         .target(name: "NumPyIO", dependencies: ["CZlib"]),
         // Orchestration over the compiler and the runtime: one-shot runs, (later) training.
-        .target(name: "Training", dependencies: ["GraphIR", "Passes", "Runtime", "NumPyIO"]),
+        .target(name: "Training", dependencies: ["GraphIR", "Passes", "Runtime", "NumPyIO", "CZlib"]),
 
         // MARK: - Tools
         .executableTarget(

@@ -12,10 +12,13 @@ public struct RunOnceOptions: Sendable {
     public var train: Bool = false
     public var dropout: Bool = true
     public var seed: UInt64 = 1
-    public init(train: Bool = false, dropout: Bool = true, seed: UInt64 = 1) {
+    /// Run in double precision (a reference for checking float32 results).
+    public var double = false
+    public init(train: Bool = false, dropout: Bool = true, seed: UInt64 = 1, double: Bool = false) {
         self.train = train
         self.dropout = dropout
         self.seed = seed
+        self.double = double
     }
 }
 
@@ -69,6 +72,7 @@ public func runOnce(
             + wrt.map { (gradientName(of: graph[$0].name), gradientName(of: graph[$0].name)) }
     } else {
         graph = model
+        graph.training = nil  // inference computes no loss
         guard let first = graph.outputs.first else { throw RunError("'\(model.name)' declares no output") }
         named = [("logits", graph[first].name)]
     }
@@ -95,10 +99,23 @@ public func runOnce(
         bound.append((id, arr))
     }
     let plan = try lowerToPlan(graph, maxBatch: max(batch, 1))
-    let ex = try Executor<Float>(plan: plan)
+    let results = options.double
+        ? try execute(Double.self, plan, graph, weights: weights, bound: bound, batch: batch, options: options)
+        : try execute(Float.self, plan, graph, weights: weights, bound: bound, batch: batch, options: options)
+    return try named.map { dumpName, value in
+        guard let id = graph.id(named: value), let values = results[id.index] else { throw RunError("no value '\(value)' in the plan") }
+        return (name: dumpName, array: NDArray(floats: values, shape: plan.buffers[id.index].shape(batch: batch)))
+    }
+}
+
+/// Runs `plan` once with element type T; returns the graph outputs' values by buffer index.
+private func execute<T: BLASReal>(
+    _: T.Type, _ plan: Plan, _ graph: Graph, weights: [String: NDArray], bound: [(ValueID, NDArray)],
+    batch: Int, options: RunOnceOptions
+) throws -> [Int: [Float]] {
+    let ex = try Executor<T>(plan: plan)
     ex.dropoutEnabled = options.dropout
     ex.seed = options.seed
-
     var missing: [String] = []
     for id in graph.parameters + graph.states {
         let v = graph[id]
@@ -106,19 +123,18 @@ public func runOnce(
         guard arr.shape == v.type.perSample else {
             throw RunError("weights: '\(v.name)' has shape \(arr.shape), the model expects \(v.type.perSample)")
         }
-        ex.setBuffer(id.index, arr.floats)
+        ex.setBuffer(id.index, arr.floats.map { T($0) })
     }
     guard missing.isEmpty else {
         throw RunError("weights: missing \(missing.count) array\(missing.count == 1 ? "" : "s"): \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", ..." : "")")
     }
     for (id, arr) in bound {
-        if graph[id].type.dtype == .i32 { ex.setBuffer(id.index, ints: arr.ints) } else { ex.setBuffer(id.index, arr.floats) }
+        if graph[id].type.dtype == .i32 { ex.setBuffer(id.index, ints: arr.ints) } else { ex.setBuffer(id.index, arr.floats.map { T($0) }) }
     }
     try ex.run(batch: batch)
-    return named.map { dumpName, value in
-        let id = graph.id(named: value)!
-        return (name: dumpName, array: NDArray(floats: ex.buffer(id.index), shape: plan.buffers[id.index].shape(batch: batch)))
-    }
+    var out: [Int: [Float]] = [:]
+    for o in plan.outputs { out[o] = ex.buffer(o).map { Float($0) } }
+    return out
 }
 
 /// Reads an .npz into a dictionary by member name.

@@ -21,6 +21,7 @@ enum RunCommand {
             OptionSpec(name: "no-dropout", kind: .flag, help: "With --train: dropout passes values through unchanged."),
             OptionSpec(name: "compressed", kind: .flag, help: "Write the dump deflate-compressed (like np.savez_compressed)."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Dropout seed with --train (default 1)."),
+            OptionSpec(name: "f64", kind: .flag, help: "Compute in double precision (a reference for the float32 results)."),
         ] + PipelineOptions.specs,
         details: """
         Without --train the dump holds 'logits' (the graph's first output). With --train it
@@ -51,7 +52,7 @@ enum RunCommand {
         }
         let inputs = try archive(inputPath)
         let weights = try archive(weightsPath)
-        let options = RunOnceOptions(train: a.flag("train"), dropout: !a.flag("no-dropout"), seed: seed)
+        let options = RunOnceOptions(train: a.flag("train"), dropout: !a.flag("no-dropout"), seed: seed, double: a.flag("f64"))
         let dump = try runOnce(model: model, weights: weights, inputs: inputs, options: options) { passes, g in
             try PipelineOptions.run(passes, on: g, a, command: spec.name)
         }

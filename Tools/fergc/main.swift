@@ -1,10 +1,14 @@
 // fergc: compile, run and (later) train facial-emotion CNNs written in the graph language.
 
 import Foundation
+import GraphIR
 
 let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (CompileCommand.spec, CompileCommand.main),
     (RunCommand.spec, RunCommand.main),
+    (TrainCommand.spec, TrainCommand.main),
+    (ReportCommand.spec, ReportCommand.main),
+    (DataCommand.spec, DataCommand.main),
 ]
 
 let topHelp = """
@@ -20,6 +24,7 @@ Run 'fergc <command> --help' for a command's options.
 
 """
 
+@MainActor
 func fergcMain() -> Int32 {
     let args = Array(CommandLine.arguments.dropFirst())
     guard let first = args.first, first != "-h", first != "--help", first != "help" else {

@@ -1,0 +1,308 @@
+// The training loop: one compiled training step (forward, loss, backward, update) run over
+// shuffled batches, validation after each epoch on an inference plan that shares the weights,
+// the best and last checkpoints, a JSONL event log, and a stop with a named culprit when a loss
+// or gradient stops being finite.
+
+import Foundation
+import GraphIR
+import Passes
+import Runtime
+
+public struct TrainOptions: Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var seed: UInt64
+    public var outDir: String
+    /// Continue the run recorded in `outDir`'s last checkpoint.
+    public var resume = false
+    /// Also write the last checkpoint every this many steps (0: at epoch ends only).
+    public var checkpointEvery = 0
+    public var evalBatch = 256
+    /// Stop after this many steps in total (for tests and smoke runs).
+    public var maxSteps: Int?
+
+    public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.seed = seed
+        self.outDir = outDir
+    }
+}
+
+/// What the trainer tells its caller while it runs.
+public enum TrainEvent: Sendable {
+    case started(trainImages: Int, valImages: Int, stepsPerEpoch: Int, parameters: Int, resumedAt: (epoch: Int, batch: Int)?)
+    case step(epoch: Int, batch: Int, steps: Int, loss: Double, accuracy: Double, imagesPerSecond: Double, etaSeconds: Double)
+    case epoch(EpochRecord, best: Bool)
+    case finished(history: [EpochRecord], seconds: Double)
+}
+
+public struct TrainError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public final class Trainer {
+    public let model: Graph
+    public let training: TrainingConfig
+    public let options: TrainOptions
+    let trainSet: FaceSet
+    let valSet: FaceSet
+    let step: Plan
+    let eval: Plan
+    let stepExecutor: Executor<Float>
+    let evalExecutor: Executor<Float>
+    let persistent: [(name: String, stepIndex: Int, evalIndex: Int?)]
+    let modelIR: String
+    let modelHash: String
+    /// The loss the step minimises (with regularizers, as Keras reports it).
+    let stepLoss: String
+
+    public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }
+    public var bestCheckpointPath: String { options.outDir + "/checkpoint-best.npz" }
+    public var logPath: String { options.outDir + "/events.jsonl" }
+
+    public init(model: Graph, data: FERData, options: TrainOptions) throws {
+        guard var training = model.training else {
+            throw TrainError("'\(model.name)' has no train { } section (loss, optimizer, ...)")
+        }
+        training.batchSize = options.batchSize
+        training.epochs = options.epochs
+        training.seed = options.seed
+        self.training = training
+        self.options = options
+        var m = model
+        m.training = training
+        self.model = m
+        trainSet = data[.training]
+        valSet = data[.publicTest]
+        guard trainSet.count > 0 else { throw TrainError("\(data.source): no Training rows") }
+        modelIR = model.printed(types: false)
+        modelHash = String(stringHash(modelIR), radix: 16)
+
+        var pm = PassManager(Pipelines.training, verifyEach: false)
+        let stepGraph = try pm.run(m)
+        step = try lowerToPlan(stepGraph, maxBatch: options.batchSize)
+        stepLoss = stepGraph.training?.loss ?? training.loss
+
+        let loss = try lossValue(of: model)
+        guard let logits = logitsValue(of: model, loss: loss) else {
+            throw TrainError("the loss '\(model[loss].name)' is not a softmax_cross_entropy output")
+        }
+        var evalGraph = model
+        evalGraph.outputs = [logits, loss]
+        evalGraph = try deadCodeElimination(evalGraph)
+        eval = try lowerToPlan(evalGraph, maxBatch: options.evalBatch)
+
+        let stepPlan = step, evalPlan = eval
+        stepExecutor = try Executor<Float>(plan: stepPlan)
+        evalExecutor = try Executor<Float>(plan: evalPlan)
+        evalExecutor.dropoutEnabled = false
+        persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
+            .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
+        for (name, values) in initialWeights(stepGraph, seed: options.seed) {
+            if let i = stepPlan.buffer(named: name) { stepExecutor.setBuffer(i, values) }
+        }
+    }
+
+    private func index(_ plan: Plan, _ name: String) throws -> Int {
+        guard let i = plan.buffer(named: name) else { throw TrainError("internal: the plan has no buffer '\(name)'") }
+        return i
+    }
+
+    /// Runs the training; returns the per-epoch history.
+    @discardableResult
+    public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
+        try FileManager.default.createDirectory(atPath: options.outDir, withIntermediateDirectories: true)
+        let x = try index(step, "x"), labels = try index(step, "labels"), lr = try index(step, "learning_rate")
+        let lossIndex = try index(step, stepLoss)
+        let logitsIndex = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
+        let classes = step.buffers[logitsIndex].perSample[0]
+
+        var startEpoch = 0, startBatch = 0, iteration = 0
+        var history: [EpochRecord] = []
+        var best: Double? = nil
+        var elapsedBefore = 0.0
+        if options.resume {
+            let c = try Checkpoint.read(lastCheckpointPath)
+            guard c.meta.modelHash == modelHash else {
+                throw TrainError("\(lastCheckpointPath) was written for another model ('\(c.meta.model)', IR hash \(c.meta.modelHash)); this is '\(model.name)' (\(modelHash))")
+            }
+            guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
+                throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
+            }
+            for p in persistent {
+                guard let v = c.tensors[p.name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
+                    throw TrainError("\(lastCheckpointPath): tensor '\(p.name)' is missing or has the wrong size")
+                }
+                stepExecutor.setBuffer(p.stepIndex, v)
+            }
+            (startEpoch, startBatch, iteration) = (c.meta.epoch, c.meta.batch, c.meta.iteration)
+            history = c.meta.history
+            best = c.meta.bestValAccuracy
+            elapsedBefore = c.meta.elapsedSeconds
+        } else {
+            try? FileManager.default.removeItem(atPath: logPath)
+        }
+        let log = try EventLog(path: logPath)
+        let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
+        let paramCount = model.summary().paramsTotal
+        report(.started(trainImages: trainSet.count, valImages: valSet.count, stepsPerEpoch: stepsPerEpoch,
+                        parameters: paramCount, resumedAt: options.resume ? (startEpoch, startBatch) : nil))
+        log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": startEpoch,
+                   "batch": startBatch, "iteration": iteration, "seed": Int(options.seed), "batch_size": options.batchSize,
+                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count])
+
+        let runStart = monotonicSeconds()
+        var xs: [Float] = [], ys: [Int32] = []
+        xs.reserveCapacity(options.batchSize * FaceSet.pixelsPerImage)
+        var stepsThisRun = 0
+        for epoch in startEpoch..<options.epochs {
+            let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
+            let epochStart = monotonicSeconds()
+            var lossSum = 0.0, correct = 0, seen = 0
+            var rate = 0.0
+            for b in (epoch == startEpoch ? startBatch : 0)..<stepsPerEpoch {
+                if let m = options.maxSteps, stepsThisRun >= m { return history }
+                let indices = order[(b * options.batchSize)..<min((b + 1) * options.batchSize, trainSet.count)]
+                fillBatch(x: &xs, labels: &ys, set: trainSet, indices: indices, scale: Float(training.inputScale),
+                          augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), UInt64(b)))
+                rate = training.schedule.rate(base: training.optimizer.learningRate, iteration: iteration,
+                                              stepsPerEpoch: stepsPerEpoch, epochs: options.epochs)
+                stepExecutor.setBuffer(x, xs)
+                stepExecutor.setBuffer(labels, ints: ys)
+                stepExecutor.setBuffer(lr, [Float(rate)])
+                stepExecutor.seed = options.seed
+                stepExecutor.runCounter = UInt64(iteration)
+                try stepExecutor.run(batch: indices.count)
+                let loss = Double(stepExecutor.buffer(lossIndex)[0])
+                if !loss.isFinite {
+                    throw TrainError(nonFiniteReport(iteration: iteration, epoch: epoch, batch: b))
+                }
+                let logits = stepExecutor.buffer(logitsIndex)
+                for k in 0..<indices.count where argmax(logits, offset: k * classes, count: classes) == Int(ys[k]) { correct += 1 }
+                lossSum += loss * Double(indices.count)
+                seen += indices.count
+                iteration += 1
+                stepsThisRun += 1
+                let elapsed = monotonicSeconds() - epochStart
+                let ips = Double(seen) / max(elapsed, 1e-9)
+                let remainingImages = Double(stepsPerEpoch - b - 1) * Double(options.batchSize)
+                    + Double(options.epochs - epoch - 1) * Double(trainSet.count)
+                report(.step(epoch: epoch, batch: b, steps: stepsPerEpoch, loss: lossSum / Double(seen),
+                             accuracy: Double(correct) / Double(seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
+                if options.checkpointEvery > 0, iteration % options.checkpointEvery == 0, b + 1 < stepsPerEpoch {
+                    try checkpoint(to: lastCheckpointPath, epoch: epoch, batch: b + 1, iteration: iteration, history: history,
+                                   best: best, elapsed: elapsedBefore + monotonicSeconds() - runStart)
+                    log.write(["event": "checkpoint", "epoch": epoch, "batch": b + 1, "iteration": iteration])
+                }
+            }
+            let seconds = monotonicSeconds() - epochStart
+            let (valLoss, valAccuracy) = valSet.count > 0 ? try validate() : (nil, nil)
+            let record = EpochRecord(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
+                                     valLoss: valLoss, valAccuracy: valAccuracy, learningRate: rate, seconds: seconds,
+                                     imagesPerSecond: Double(seen) / max(seconds, 1e-9))
+            history.append(record)
+            let isBest = valAccuracy.map { $0 > (best ?? -1) } ?? true
+            if isBest { best = valAccuracy ?? best }
+            let elapsed = elapsedBefore + monotonicSeconds() - runStart
+            try checkpoint(to: lastCheckpointPath, epoch: epoch + 1, batch: 0, iteration: iteration, history: history, best: best, elapsed: elapsed)
+            if isBest {
+                try checkpoint(to: bestCheckpointPath, epoch: epoch + 1, batch: 0, iteration: iteration, history: history, best: best, elapsed: elapsed)
+            }
+            var event: [String: Any] = ["event": "epoch", "epoch": epoch + 1, "loss": record.loss, "accuracy": record.accuracy,
+                                        "lr": rate, "seconds": seconds, "img_per_s": record.imagesPerSecond, "best": isBest,
+                                        "elapsed_seconds": elapsed]
+            if let valLoss, let valAccuracy { event["val_loss"] = valLoss; event["val_accuracy"] = valAccuracy }
+            log.write(event)
+            report(.epoch(record, best: isBest))
+        }
+        let total = elapsedBefore + monotonicSeconds() - runStart
+        log.write(["event": "end", "epochs": history.count, "best_val_accuracy": best ?? NSNull(), "elapsed_seconds": total])
+        report(.finished(history: history, seconds: total))
+        return history
+    }
+
+    /// Copies the weights into the inference plan and evaluates the validation split.
+    func validate() throws -> (Double, Double) {
+        let result = try evaluate(set: valSet)
+        return (result.loss, result.confusion.accuracy)
+    }
+
+    public func evaluate(set: FaceSet) throws -> (loss: Double, confusion: Confusion) {
+        for p in persistent {
+            if let e = p.evalIndex { evalExecutor.setBuffer(e, stepExecutor.buffer(p.stepIndex)) }
+        }
+        return try evaluateInference(evalExecutor, plan: eval, set: set, inputScale: Float(training.inputScale))
+    }
+
+    func checkpoint(to path: String, epoch: Int, batch: Int, iteration: Int, history: [EpochRecord], best: Double?, elapsed: Double) throws {
+        var tensors: [String: [Float]] = [:]
+        for p in persistent { tensors[p.name] = stepExecutor.buffer(p.stepIndex) }
+        let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: epoch, batch: batch,
+                                  iteration: iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
+                                  bestValAccuracy: best, history: history, elapsedSeconds: elapsed)
+        try Checkpoint(meta: meta, tensors: tensors).write(to: path)
+    }
+
+    /// Names the first step whose output is not finite, after a non-finite loss.
+    func nonFiniteReport(iteration: Int, epoch: Int, batch: Int) -> String {
+        var culprit = "an unknown step"
+        search: for s in step.steps {
+            for o in s.outputs where step.buffers[o].elementType == .f32 {
+                if stepExecutor.buffer(o).contains(where: { !$0.isFinite }) {
+                    culprit = "step '\(s.name)' (output '\(step.buffers[o].name)')"
+                    break search
+                }
+            }
+        }
+        return "the loss is not finite at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)); the first non-finite value comes from \(culprit). Training stopped; the last good checkpoint is \(lastCheckpointPath)."
+    }
+}
+
+/// Runs an inference plan (outputs: logits, loss) over a set in batches.
+public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, inputScale: Float) throws -> (loss: Double, confusion: Confusion) {
+    let x = plan.buffer(named: "x")!, labels = plan.buffer(named: "labels")
+    let logitsIndex = plan.outputs[0]
+    let classes = plan.buffers[logitsIndex].perSample[0]
+    var confusion = Confusion(classes: classes)
+    var lossSum = 0.0
+    var xs: [Float] = [], ys: [Int32] = []
+    var start = 0
+    while start < set.count {
+        let end = min(start + plan.maxBatch, set.count)
+        fillBatch(x: &xs, labels: &ys, set: set, indices: Array(start..<end)[...], scale: inputScale, augmentation: .none, augmentSeed: nil)
+        ex.setBuffer(x, xs)
+        if let labels { ex.setBuffer(labels, ints: ys) }
+        try ex.run(batch: end - start)
+        let logits = ex.buffer(logitsIndex)
+        if plan.outputs.count > 1 { lossSum += Double(ex.buffer(plan.outputs[1])[0]) * Double(end - start) }
+        for k in 0..<(end - start) {
+            confusion.add(truth: Int(ys[k]), predicted: argmax(logits, offset: k * classes, count: classes))
+        }
+        start = end
+    }
+    return (lossSum / Double(max(set.count, 1)), confusion)
+}
+
+/// Appends JSON lines to a file, flushing each.
+final class EventLog {
+    private let handle: FileHandle
+    init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainError("\(path): cannot open the event log for writing") }
+        handle = h
+        handle.seekToEndOfFile()
+    }
+    deinit { try? handle.close() }
+
+    func write(_ event: [String: Any]) {
+        var e = event
+        e["time"] = ISO8601DateFormatter().string(from: Date())
+        guard let data = try? JSONSerialization.data(withJSONObject: e, options: [.sortedKeys]) else { return }
+        handle.write(data + Data("\n".utf8))
+    }
+}

@@ -1,0 +1,153 @@
+// fergc train: train a model on FER2013 (or the embedded sample), with progress, validation,
+// checkpoints and a report.
+
+import Foundation
+import GraphIR
+import Training
+
+enum TrainCommand {
+    static let defaultModel = "Models/tiny.graph"
+    static let spec = CommandSpec(
+        name: "train",
+        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--out DIR] [--resume DIR]",
+        summary: "Train a model on FER2013 (the embedded sample when no --data is given).",
+        options: [
+            OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV in Kaggle's format (emotion,pixels,Usage), plain or .gz. Default: the embedded sample."),
+            OptionSpec(name: "epochs", kind: .value("N"), help: "Epochs (default: the model's train section)."),
+            OptionSpec(name: "batch", kind: .value("B"), help: "Batch size (default: the model's train section)."),
+            OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's)."),
+            OptionSpec(name: "out", kind: .value("DIR"), help: "Where checkpoints, the event log and the report go (default: runs/<model>-<time>)."),
+            OptionSpec(name: "resume", kind: .value("DIR"), help: "Continue the run in DIR exactly where its last checkpoint left it."),
+            OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only)."),
+            OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
+            OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
+        ],
+        details: """
+        With no arguments, trains Models/tiny.graph on the embedded FER2013 sample
+        (Data/fer2013-sample.csv.gz, 1,084 faces) for a quick end-to-end check.
+        For the real thing, get Kaggle's fer2013.csv and run for example:
+          fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
+        """)
+
+    static func main(_ args: [String]) throws {
+        let a = try parseArguments(args, spec)
+        guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
+        var resumeDir = a.value("resume")
+        var modelPath = a.positional.first
+        if let dir = resumeDir, modelPath == nil {
+            // The checkpoint remembers the model.
+            modelPath = try ResumeInfo.modelPath(dir)
+        }
+        let path = modelPath ?? repoPath(defaultModel)
+        let model = try loadGraph(path)
+        guard let training = model.training else { throw CLIError("\(path): the model has no train { } section") }
+        let usingSample = a.value("data") == nil
+        let dataPath = a.value("data") ?? repoPath("Data/fer2013-sample.csv.gz")
+        let epochs = try a.int("epochs", spec.name) ?? training.epochs
+        let batch = try a.int("batch", spec.name) ?? training.batchSize
+        let seed = try a.value("seed").map { s -> UInt64 in
+            guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
+            return v
+        } ?? training.seed
+        let outDir = resumeDir ?? a.value("out") ?? "runs/\(model.name)-\(timestamp())"
+        if resumeDir == nil, FileManager.default.fileExists(atPath: outDir + "/checkpoint-last.npz") {
+            throw CLIError("\(outDir) already holds a run; use --resume \(outDir) to continue it or another --out")
+        }
+        resumeDir = resumeDir.map { $0 }
+
+        let loadStart = Date()
+        Console.err("loading \(dataPath)\(usingSample ? " (the embedded sample)" : "") ...\n")
+        let data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: [.training, .publicTest]))
+        if data.skippedRows > 0 {
+            Console.err("skipped \(data.skippedRows) malformed row\(data.skippedRows == 1 ? "" : "s"), for example:\n" + data.skippedExamples.map { "  \($0)\n" }.joined())
+        }
+        Console.err(String(format: "loaded %d training and %d validation faces in %.1f s\n", data[.training].count, data[.publicTest].count, Date().timeIntervalSince(loadStart)))
+
+        var options = TrainOptions(epochs: epochs, batchSize: batch, seed: seed, outDir: outDir)
+        options.resume = resumeDir != nil
+        options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? 0
+        options.maxSteps = try a.int("max-steps", spec.name)
+        let trainer = try Trainer(model: model, data: data, options: options)
+        let progress = Progress(interactive: isatty(1) != 0)
+        try trainer.run { progress.show($0) }
+        try writeReport(runDir: outDir)
+        Console.out("checkpoints: \(trainer.bestCheckpointPath) (best), \(trainer.lastCheckpointPath) (last)\n")
+        Console.out("report: \(outDir)/report.md\n")
+        if usingSample {
+            Console.out("This trained on the embedded 1,084-face sample. To train on the full FER2013, pass --data fer2013.csv\n(Kaggle's file, or any CSV with emotion,pixels,Usage columns), e.g.:\n  fergc train Models/vgg_tuned.graph --data fer2013.csv\n")
+        }
+    }
+
+    static func timestamp() -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return f.string(from: Date())
+    }
+}
+
+enum ResumeInfo {
+    /// The model of a run directory: the checkpoint's IR written back to a file beside it.
+    static func modelPath(_ dir: String) throws -> String {
+        let c = try Checkpoint.read(dir + "/checkpoint-last.npz")
+        let path = dir + "/model.graph"
+        try c.meta.modelIR.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
+/// The one-line progress display: redrawn in place on a terminal, plain lines otherwise.
+final class Progress {
+    let interactive: Bool
+    var lastPlain = 0.0
+    init(interactive: Bool) { self.interactive = interactive }
+
+    func show(_ e: TrainEvent) {
+        switch e {
+        case .started(let train, let val, let steps, let params, let resumed):
+            var s = "training on \(train) faces (\(steps) steps per epoch), validating on \(val); \(grouped(params)) parameters\n"
+            if let r = resumed { s += "resuming at epoch \(r.epoch + 1), batch \(r.batch + 1)\n" }
+            Console.out(s)
+        case .step(let epoch, let batch, let steps, let loss, let acc, let ips, let eta):
+            let line = String(format: "epoch %d  batch %d/%d  %.0f img/s  ETA %@  loss %.4f  acc %.3f",
+                              epoch + 1, batch + 1, steps, ips, duration(eta), loss, acc)
+            if interactive {
+                Console.out("\r\u{1B}[K" + line)
+            } else if monotonic() - lastPlain >= 10 || batch + 1 == steps {
+                lastPlain = monotonic()
+                Console.out(line + "\n")
+            }
+        case .epoch(let r, let best):
+            if interactive { Console.out("\r\u{1B}[K") }
+            var s = String(format: "epoch %d: loss %.4f acc %.4f", r.epoch, r.loss, r.accuracy)
+            if let vl = r.valLoss, let va = r.valAccuracy { s += String(format: "  val_loss %.4f val_acc %.4f", vl, va) }
+            s += String(format: "  lr %.3g  %.1f s (%.0f img/s)%@\n", r.learningRate, r.seconds, r.imagesPerSecond, best ? "  best" : "")
+            Console.out(s)
+        case .finished(let history, let seconds):
+            Console.out(String(format: "finished %d epochs in %@\n", history.count, duration(seconds)))
+        }
+    }
+
+    func monotonic() -> Double { Date().timeIntervalSince1970 }
+}
+
+func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    if s >= 3600 { return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60) }
+    if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
+    return "\(s)s"
+}
+
+/// A path relative to the repository when fergc runs from it, else relative to the binary's
+/// checkout (.build/<config>/fergc -> ../..).
+func repoPath(_ relative: String) -> String {
+    if FileManager.default.fileExists(atPath: relative) { return relative }
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent(relative).path
+        if FileManager.default.fileExists(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return relative
+}
