@@ -21,12 +21,16 @@ enum RunCommand {
             OptionSpec(name: "no-dropout", kind: .flag, help: "With --train: dropout passes values through unchanged."),
             OptionSpec(name: "compressed", kind: .flag, help: "Write the dump deflate-compressed (like np.savez_compressed)."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Dropout seed with --train (default 1)."),
-            OptionSpec(name: "f64", kind: .flag, help: "Compute in double precision (a reference for the float32 results)."),
+            OptionSpec(name: "precision", kind: .value("f32|f64"), help: "Arithmetic: f32 (default, the production runtime) or f64 (a reference to check against)."),
         ] + PipelineOptions.specs,
         details: """
         Without --train the dump holds 'logits' (the graph's first output). With --train it
         holds 'logits' (the loss's input), 'loss' (mean softmax cross-entropy, without
         regularizers), and 'grad.<name>' for every trainable parameter and every f32 input.
+
+        Gradients of batchnorm networks fed raw pixels are ill-conditioned: a one-ulp change of
+        the float32 weights moves some of vgg_tuned's gradients by 1e-3 (relative). Compare
+        with a float64 framework using --precision f64.
 
         EXAMPLE:
           fergc run Models/vgg_tuned.graph --weights fixture.npz --input fixture.npz \\
@@ -52,12 +56,20 @@ enum RunCommand {
         }
         let inputs = try archive(inputPath)
         let weights = try archive(weightsPath)
-        let options = RunOnceOptions(train: a.flag("train"), dropout: !a.flag("no-dropout"), seed: seed, double: a.flag("f64"))
+        let options = RunOnceOptions(train: a.flag("train"), dropout: !a.flag("no-dropout"), seed: seed, double: try precisionIsDouble(a))
         let dump = try runOnce(model: model, weights: weights, inputs: inputs, options: options) { passes, g in
             try PipelineOptions.run(passes, on: g, a, command: spec.name)
         }
         try NumPyIO.writeNPZ(dump, compressed: a.flag("compressed"), to: dumpPath)
         Console.err("wrote \(dump.count) arrays to \(dumpPath)\n")
+    }
+
+    static func precisionIsDouble(_ a: ParsedArguments) throws -> Bool {
+        switch a.value("precision") ?? "f32" {
+        case "f32": return false
+        case "f64": return true
+        case let p: throw UsageError(message: "--precision expects f32 or f64, got '\(p)'", command: spec.name)
+        }
     }
 
     static func archive(_ path: String) throws -> [String: NDArray] {

@@ -1,0 +1,151 @@
+// Tests of the built `fergc` binary: what a user types and what they see.
+
+import Foundation
+import XCTest
+
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The products directory holding the test bundle and the fergc binary.
+var productsDirectory: URL {
+    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+        return bundle.bundleURL.deletingLastPathComponent()
+    }
+    return Bundle.main.bundleURL
+}
+
+struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+func fergc(_ args: [String], cwd: URL = repoRoot) throws -> Result {
+    let p = Process()
+    p.executableURL = productsDirectory.appendingPathComponent("fergc")
+    p.arguments = args
+    p.currentDirectoryURL = cwd
+    // Files, not pipes: a large output cannot block the child, and nothing needs a reader thread.
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    try out.close()
+    try err.close()
+    return Result(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
+                  stderr: try String(contentsOf: errURL, encoding: .utf8))
+}
+
+final class CLITests: XCTestCase {
+    func testHelpListsCommands() throws {
+        let r = try fergc(["--help"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("compile"))
+        XCTAssertTrue(r.stdout.contains("run"))
+        let c = try fergc(["compile", "--help"])
+        XCTAssertEqual(c.status, 0)
+        XCTAssertTrue(c.stdout.contains("--summary"))
+    }
+
+    func testUnknownCommandAndOptionSuggest() throws {
+        let r = try fergc(["compil", "Models/tiny.graph"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("did you mean 'compile'?"), r.stderr)
+        let o = try fergc(["compile", "Models/tiny.graph", "--sumary"])
+        XCTAssertEqual(o.status, 2)
+        XCTAssertTrue(o.stderr.contains("did you mean '--summary'?"), o.stderr)
+    }
+
+    func testSummaryJSONHasKerasCounts() throws {
+        for (model, total, trainable) in [("vgg_tuned", 3_066_471, 3_063_271), ("vgg_scratch", 3_060_071, 3_060_071)] {
+            let r = try fergc(["compile", "Models/\(model).graph", "--summary", "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            XCTAssertEqual(json?["params_total"] as? Int, total, model)
+            XCTAssertEqual(json?["params_trainable"] as? Int, trainable, model)
+            XCTAssertEqual(json?["params_non_trainable"] as? Int, total - trainable, model)
+            let layers = json?["layers"] as? [[String: Any]] ?? []
+            XCTAssertFalse(layers.isEmpty)
+            XCTAssertEqual(layers.reduce(0) { $0 + ($1["params"] as? Int ?? 0) }, total)
+            for l in layers {
+                XCTAssertNotNil(l["name"] as? String)
+                XCTAssertNotNil(l["op"] as? String)
+                XCTAssertNotNil(l["output_shape"] as? [Any])
+            }
+        }
+    }
+
+    func testSummaryTable() throws {
+        let r = try fergc(["compile", "Models/vgg_tuned.graph", "--summary"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("Total params: 3,066,471"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("Trainable params: 3,063,271"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("block1_conv1"), r.stdout)
+    }
+
+    func testTrainingStepIR() throws {
+        let r = try fergc(["compile", "Models/tiny.graph", "--train", "--emit", "ir"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for needle in ["batchnorm_train(", "conv2d_grad_weight(", "adam_update(", "increment(optimizer.iterations)", "batchnorm_stats_update("] {
+            XCTAssertTrue(r.stdout.contains(needle), "IR lacks \(needle)")
+        }
+        // The printed training step is itself a valid model file.
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-cli-\(getpid())-step.graph")
+        try r.stdout.write(to: tmp, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let again = try fergc(["compile", tmp.path, "--emit", "ir"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(again.stdout, r.stdout)
+    }
+
+    func testPrintAfterAndUnknownPass() throws {
+        let r = try fergc(["compile", "Models/tiny.graph", "--train", "--print-after", "autodiff", "--time-passes"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("IR after autodiff"))
+        XCTAssertTrue(r.stderr.contains("pass timings"))
+        let bad = try fergc(["compile", "Models/tiny.graph", "--train", "--print-after", "autodif"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("did you mean 'autodiff'?"), bad.stderr)
+    }
+
+    func testMalformedModelGetsLocatedError() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-cli-\(getpid())-bad.graph")
+        try "model bad\ninput x: f32[N, 1, 8, 8]\ny = conv2 (x, filters=4, kernel=3)\n".write(to: tmp, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let r = try fergc(["compile", tmp.path, "--summary"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("\(tmp.path):3:5: error:"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("^"), r.stderr)
+    }
+
+    func testMissingFileIsAnError() throws {
+        let r = try fergc(["compile", "no/such/model.graph"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("no/such/model.graph"), r.stderr)
+    }
+
+    func testRunOnMiniFixtureWritesLogitsLossAndGradients() throws {
+        let fixture = repoRoot.appendingPathComponent("Tests/ParityTests/Fixtures/mini_tuned_parity.npz").path
+        let model = repoRoot.appendingPathComponent("Tests/ParityTests/Fixtures/mini_tuned.graph").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-cli-\(getpid())-out.npz")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let r = try fergc(["run", model, "--weights", fixture, "--input", fixture, "--train", "--no-dropout", "--dump", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let data = try Data(contentsOf: out)
+        // A stored zip archive: member names appear in the clear.
+        let text = String(decoding: data, as: UTF8.self)
+        for name in ["logits.npy", "loss.npy", "grad.x.npy", "grad.fc6.weight.npy", "grad.block1_conv1_bn.gamma.npy"] {
+            XCTAssertTrue(text.contains(name), "dump lacks \(name)")
+        }
+        let missing = try fergc(["run", model, "--weights", fixture, "--input", fixture])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains("--dump"), missing.stderr)
+    }
+}
