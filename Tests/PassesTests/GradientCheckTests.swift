@@ -143,8 +143,9 @@ final class GradientCheckTests: XCTestCase {
         let w = b.param("w", [4, 6]), bias = b.param("b", [4])
         let h = b.op(.dense, x, w, bias, name: "h")
         let r = b.op(.relu, h, name: "r")
-        let l = b.op(.leakyRelu(alpha: 0.2), r, name: "l")
-        try check(b.finish(l), wrt: b.wrt)
+        let l = b.op(.leakyRelu(alpha: 0.2), h, name: "l")
+        let s = b.op(.add, r, l, name: "s")
+        try check(b.finish(s), wrt: b.wrt)
     }
 
     func testBatchnormTraining() throws {
