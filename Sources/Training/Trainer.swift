@@ -78,6 +78,13 @@ public final class Trainer {
         trainSet = data[.training]
         valSet = data[.publicTest]
         guard trainSet.count > 0 else { throw TrainError("\(data.source): no Training rows") }
+        guard let xInput = model.id(named: "x"), model[xInput].kind == .input,
+              model[xInput].type == .batched([1, FaceSet.side, FaceSet.side]) else {
+            throw TrainError("'\(model.name)' must take FER2013 faces as 'input x: f32[N, 1, 48, 48]' to train on them")
+        }
+        guard let labelsInput = model.id(named: "labels"), model[labelsInput].type == .batched([], .i32) else {
+            throw TrainError("'\(model.name)' must take the emotion labels as 'input labels: i32[N]' to train")
+        }
         modelIR = model.printed(types: false)
         modelHash = String(stringHash(modelIR), radix: 16)
 
