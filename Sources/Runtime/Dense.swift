@@ -1,0 +1,48 @@
+// Fully connected layer: y[N, O] = x[N, I] * w[O, I]^T + b. The bias gradient is
+// `biasBackward(db, dy, n:, channels: O, spatial: 1)` (Conv.swift).
+
+/// y = x w^T + b.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func denseForward<T: BLASReal>(
+    _ y: UnsafeMutablePointer<T>,   // (N, O)
+    _ x: UnsafePointer<T>,          // (N, I)
+    _ w: UnsafePointer<T>,          // (O, I)
+    _ b: UnsafePointer<T>?,         // (O) or nil
+    n: Int, inFeatures: Int, outFeatures: Int
+) {
+    T.gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures,
+           alpha: 1, a: x, lda: inFeatures, b: w, ldb: inFeatures, beta: 0, c: y, ldc: outFeatures)
+    if let b {
+        for s in 0..<n {
+            let ys = y + s * outFeatures
+            for o in 0..<outFeatures { ys[o] += b[o] }
+        }
+    }
+}
+
+/// dx = dy w.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func denseBackwardInput<T: BLASReal>(
+    _ dx: UnsafeMutablePointer<T>,  // (N, I)
+    _ dy: UnsafePointer<T>,         // (N, O)
+    _ w: UnsafePointer<T>,          // (O, I)
+    n: Int, inFeatures: Int, outFeatures: Int
+) {
+    T.gemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures,
+           alpha: 1, a: dy, lda: outFeatures, b: w, ldb: inFeatures, beta: 0, c: dx, ldc: inFeatures)
+}
+
+/// dw = dy^T x, summed over the batch.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func denseBackwardWeight<T: BLASReal>(
+    _ dw: UnsafeMutablePointer<T>,  // (O, I)
+    _ dy: UnsafePointer<T>,         // (N, O)
+    _ x: UnsafePointer<T>,          // (N, I)
+    n: Int, inFeatures: Int, outFeatures: Int
+) {
+    T.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n,
+           alpha: 1, a: dy, lda: outFeatures, b: x, ldb: inFeatures, beta: 0, c: dw, ldc: inFeatures)
+}

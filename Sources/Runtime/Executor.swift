@@ -1,0 +1,275 @@
+/// Runs a validated `Plan` on buffers it owns; `T` is Float in production, Double for checks.
+///
+/// Storage. `init` validates the plan (see PlanValidation.swift) and allocates every buffer once,
+/// sized for `plan.maxBatch` and zero-filled: f32 buffers hold `T`, i32 buffers hold `Int32`.
+/// One im2col workspace, sized to the largest convolution, is shared by all conv steps. `run`
+/// allocates nothing: argument tables for variadic kernels (add, mul, concat) are built at init.
+/// (Storage is raw memory owned by the executor, not Swift arrays, so that kernels get stable
+/// pointers; `setBuffer` / `buffer` copy in and out as `[T]` / `[Int32]`.) Elementwise steps may
+/// write their first output over an input (in place).
+///
+/// Running. `run(batch: n)` executes the steps in order through one exhaustive `switch` over
+/// `Kernel`; batched buffers use their first n samples. Persistent buffers (parameter, state)
+/// simply keep their values between runs; update kernels write them in place. Nothing is
+/// cleared between runs: every kernel overwrites its outputs.
+///
+/// Dropout. When `dropoutEnabled` (the default) the mask of element i (counted over the whole
+/// batch, sample-major) of step s is drawn from `counterHash(seed, runCounter, s, i)`, so it is
+/// deterministic, independent of threading and different on every run; `runCounter` goes up by
+/// one after each completed run. When `dropoutEnabled` is false, dropout steps write y = x and
+/// mask = 1.
+///
+/// Errors. A malformed plan throws from init (naming the step); a batch outside 1...maxBatch or
+/// a label outside [0, classes) throws from `run` (the latter naming the step). Misuse of the
+/// accessors (an index out of range, a wrong element type or count) is a precondition failure.
+/// A run that throws stops before the failing step: earlier steps have run, `runCounter` is not
+/// incremented.
+public final class Executor<T: BLASReal> {
+    public let plan: Plan
+    /// Keep dropout masks random (training) or pass x through (evaluation).
+    public var dropoutEnabled = true
+    /// The dropout seed.
+    public var seed: UInt64 = 0
+    /// Completed runs; part of the dropout hash.
+    public var runCounter: UInt64 = 0
+    /// The batch size of the last `run` (maxBatch before the first).
+    public private(set) var lastBatch: Int
+
+    /// Storage of f32 buffers (nil for i32 buffers).
+    private let floats: [UnsafeMutablePointer<T>?]
+    /// Storage of i32 buffers (nil for f32 buffers).
+    private let ints: [UnsafeMutablePointer<Int32>?]
+    /// Per-sample element counts and batchedness, by buffer.
+    private let perSample: [Int]
+    private let batched: [Bool]
+    /// im2col scratch, (C*KH*KW, OH*OW) of the largest convolution.
+    private let workspace: UnsafeMutablePointer<T>
+    /// For add, mul and concat steps: the input pointers, by step (empty otherwise).
+    private let inputTables: [UnsafeMutableBufferPointer<UnsafePointer<T>>]
+
+    public init(plan: Plan) throws {
+        try validate(plan)
+        self.plan = plan
+        lastBatch = plan.maxBatch
+        perSample = plan.buffers.map(\.elementsPerSample)
+        batched = plan.buffers.map(\.batched)
+        var floats: [UnsafeMutablePointer<T>?] = []
+        var ints: [UnsafeMutablePointer<Int32>?] = []
+        for b in plan.buffers {
+            let capacity = max(b.elementCount(batch: plan.maxBatch), 1)
+            switch b.elementType {
+            case .f32:
+                let p = UnsafeMutablePointer<T>.allocate(capacity: capacity)
+                p.initialize(repeating: 0, count: capacity)
+                floats.append(p); ints.append(nil)
+            case .i32:
+                let p = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
+                p.initialize(repeating: 0, count: capacity)
+                floats.append(nil); ints.append(p)
+            }
+        }
+        self.floats = floats
+        self.ints = ints
+        let scratch = max(workspaceCount(plan), 1)
+        workspace = UnsafeMutablePointer<T>.allocate(capacity: scratch)
+        workspace.initialize(repeating: 0, count: scratch)
+        inputTables = try plan.steps.map { step in
+            guard try requirements(of: step, buffers: plan.buffers).variadic else {
+                return UnsafeMutableBufferPointer<UnsafePointer<T>>(start: nil, count: 0)
+            }
+            let table = UnsafeMutableBufferPointer<UnsafePointer<T>>.allocate(capacity: step.inputs.count)
+            for (k, i) in step.inputs.enumerated() { table[k] = UnsafePointer(floats[i]!) }
+            return table
+        }
+    }
+
+    deinit {
+        for p in floats { p?.deallocate() }
+        for p in ints { p?.deallocate() }
+        workspace.deallocate()
+        for t in inputTables { t.deallocate() }
+    }
+
+    // MARK: - Buffers
+
+    /// Elements of buffer `index` for a batch of n.
+    private func count(_ index: Int, _ n: Int) -> Int { batched[index] ? n * perSample[index] : perSample[index] }
+
+    /// Writes an f32 buffer: `values.count` must be the buffer's element count, or for a batched
+    /// buffer any whole number of samples up to maxBatch (filling the first samples).
+    public func setBuffer(_ index: Int, _ values: [T]) {
+        precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
+        guard let p = floats[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is i32") }
+        checkCount(index, values.count)
+        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    /// Writes an i32 buffer (labels, counters); counts as for `setBuffer(_:_:)`.
+    public func setBuffer(_ index: Int, ints values: [Int32]) {
+        precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
+        guard let p = ints[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is f32") }
+        checkCount(index, values.count)
+        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    private func checkCount(_ index: Int, _ count: Int) {
+        let each = perSample[index]
+        if batched[index] {
+            precondition(count > 0 && count % max(each, 1) == 0 && count <= each * plan.maxBatch,
+                         "buffer \(index) '\(plan.buffers[index].name)': \(count) values is not 1...\(plan.maxBatch) samples of \(each)")
+        } else {
+            precondition(count == max(each, 1) || (each == 0 && count == 0),
+                         "buffer \(index) '\(plan.buffers[index].name)': \(count) values, expected \(each)")
+        }
+    }
+
+    /// An f32 buffer's values: for a batched buffer the first `lastBatch` samples.
+    public func buffer(_ index: Int) -> [T] {
+        precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
+        guard let p = floats[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is i32") }
+        return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch)))
+    }
+
+    /// An i32 buffer's values: for a batched buffer the first `lastBatch` samples.
+    public func bufferInts(_ index: Int) -> [Int32] {
+        precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
+        guard let p = ints[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is f32") }
+        return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch)))
+    }
+
+    // MARK: - Running
+
+    /// Runs every step for a batch of n (1...maxBatch), then increments `runCounter`.
+    public func run(batch n: Int) throws {
+        guard n >= 1 && n <= plan.maxBatch else { throw ExecutorError.invalidBatch(n: n, maxBatch: plan.maxBatch) }
+        lastBatch = n
+        for s in plan.steps.indices {
+            try runStep(s, n: n)
+        }
+        runCounter &+= 1
+    }
+
+    @inline(__always) private func f(_ i: Int) -> UnsafeMutablePointer<T> { floats[i].unsafelyUnwrapped }
+    @inline(__always) private func c(_ i: Int) -> UnsafePointer<T> { UnsafePointer(floats[i].unsafelyUnwrapped) }
+    @inline(__always) private func labels(_ i: Int) -> UnsafePointer<Int32> { UnsafePointer(ints[i].unsafelyUnwrapped) }
+
+    /// A counter buffer's value (f32 or i32).
+    private func counterValue(_ i: Int) -> Double {
+        if let p = ints[i] { return Double(p[0]) }
+        return Double(f(i)[0])
+    }
+
+    private func checkLabels(_ i: Int, step s: Int, n: Int, classes: Int) throws {
+        if let bad = firstInvalidLabel(labels(i), n: n, classes: classes) {
+            throw ExecutorError.invalidLabel(step: s, name: plan.steps[s].name, sample: bad,
+                                             label: labels(i)[bad], classes: classes)
+        }
+    }
+
+    private func runStep(_ s: Int, n: Int) throws {
+        let step = plan.steps[s]
+        let i = step.inputs, o = step.outputs
+        switch step.kernel {
+        // forward
+        case .conv2d(let g, let bias):
+            conv2dForward(f(o[0]), c(i[0]), c(i[1]), bias ? c(i[2]) : nil, n: n, g, workspace: workspace)
+        case .dense(let inF, let outF, let bias):
+            denseForward(f(o[0]), c(i[0]), c(i[1]), bias ? c(i[2]) : nil, n: n, inFeatures: inF, outFeatures: outF)
+        case .relu:
+            reluForward(f(o[0]), c(i[0]), count: count(i[0], n))
+        case .leakyRelu(let alpha):
+            leakyReluForward(f(o[0]), c(i[0]), count: count(i[0], n), alpha: T(alpha))
+        case .batchnormInference(let ch, let sp, let eps):
+            batchnormInferenceForward(f(o[0]), c(i[0]), c(i[1]), c(i[2]), c(i[3]), c(i[4]),
+                                      n: n, channels: ch, spatial: sp, epsilon: T(eps))
+        case .batchnormTrain(let ch, let sp, let eps):
+            batchnormTrainForward(f(o[0]), f(o[1]), f(o[2]), c(i[0]), c(i[1]), c(i[2]),
+                                  n: n, channels: ch, spatial: sp, epsilon: T(eps))
+        case .dropoutTrain(let rate):
+            let total = count(i[0], n)
+            if dropoutEnabled {
+                dropoutForward(f(o[0]), f(o[1]), c(i[0]), count: total, rate: Double(rate),
+                               seed: seed, run: runCounter, step: UInt64(s))
+            } else {
+                copyForward(f(o[0]), c(i[0]), count: total)
+                constantForward(f(o[1]), count: total, value: 1)
+            }
+        case .maxpool(let g):
+            maxpoolForward(f(o[0]), c(i[0]), n: n, g)
+        case .avgpool(let g):
+            avgpoolForward(f(o[0]), c(i[0]), n: n, g)
+        case .softmax(let k):
+            softmaxForward(f(o[0]), c(i[0]), n: n, classes: k)
+        case .softmaxCrossEntropy(let k):
+            try checkLabels(i[1], step: s, n: n, classes: k)
+            softmaxCrossEntropyForward(f(o[0]), c(i[0]), labels(i[1]), n: n, classes: k)
+        case .add:
+            addForward(f(o[0]), UnsafeBufferPointer(inputTables[s]), count: count(o[0], n))
+        case .mul:
+            mulForward(f(o[0]), UnsafeBufferPointer(inputTables[s]), count: count(o[0], n))
+        case .copy:
+            copyForward(f(o[0]), c(i[0]), count: count(i[0], n))
+        case .concat(let outer, let inner, let sizes):
+            concatForward(f(o[0]), UnsafeBufferPointer(inputTables[s]), n: batched[o[0]] ? n : 1,
+                          outer: outer, inner: inner, sizes: sizes)
+        case .slice(let outer, let inner, let total, let start, let length):
+            sliceForward(f(o[0]), c(i[0]), n: batched[o[0]] ? n : 1, outer: outer, inner: inner,
+                         total: total, start: start, length: length)
+        case .scale(let factor):
+            scaleForward(f(o[0]), c(i[0]), count: count(i[0], n), factor: T(factor))
+        case .l2Penalty(let factor):
+            l2PenaltyForward(f(o[0]), c(i[0]), count: count(i[0], n), factor: T(factor))
+        case .l2PenaltyGrad(let factor):
+            l2PenaltyBackward(f(o[0]), c(i[0]), c(i[1]), count: count(i[1], n), factor: T(factor))
+        case .constant(let value):
+            constantForward(f(o[0]), count: count(o[0], n), value: T(value))
+
+        // backward
+        case .conv2dGradInput(let g):
+            conv2dBackwardInput(f(o[0]), c(i[0]), c(i[1]), n: n, g, workspace: workspace)
+        case .conv2dGradWeight(let g):
+            conv2dBackwardWeight(f(o[0]), c(i[0]), c(i[1]), n: n, g, workspace: workspace)
+        case .biasGrad(let ch, let sp):
+            biasBackward(f(o[0]), c(i[0]), n: n, channels: ch, spatial: sp)
+        case .denseGradInput(let inF, let outF):
+            denseBackwardInput(f(o[0]), c(i[0]), c(i[1]), n: n, inFeatures: inF, outFeatures: outF)
+        case .denseGradWeight(let inF, let outF):
+            denseBackwardWeight(f(o[0]), c(i[0]), c(i[1]), n: n, inFeatures: inF, outFeatures: outF)
+        case .reluGrad:
+            reluBackward(f(o[0]), c(i[0]), c(i[1]), count: count(i[0], n))
+        case .leakyReluGrad(let alpha):
+            leakyReluBackward(f(o[0]), c(i[0]), c(i[1]), count: count(i[0], n), alpha: T(alpha))
+        case .batchnormTrainGrad(let ch, let sp, let eps):
+            batchnormTrainBackward(f(o[0]), f(o[1]), f(o[2]), c(i[0]), c(i[1]), c(i[2]), c(i[3]), c(i[4]),
+                                   n: n, channels: ch, spatial: sp, epsilon: T(eps))
+        case .batchnormInferenceGrad(let ch, let sp, let eps):
+            batchnormInferenceBackward(f(o[0]), c(i[0]), c(i[1]), c(i[2]),
+                                       n: n, channels: ch, spatial: sp, epsilon: T(eps))
+        case .maxpoolGrad(let g):
+            maxpoolBackward(f(o[0]), c(i[0]), c(i[1]), n: n, g)
+        case .avgpoolGrad(let g):
+            avgpoolBackward(f(o[0]), c(i[0]), n: n, g)
+        case .softmaxGrad(let k):
+            softmaxBackward(f(o[0]), c(i[0]), c(i[1]), n: n, classes: k)
+        case .softmaxCrossEntropyGrad(let k):
+            try checkLabels(i[2], step: s, n: n, classes: k)
+            softmaxCrossEntropyBackward(f(o[0]), c(i[0]), c(i[1]), labels(i[2]), n: n, classes: k)
+
+        // updates
+        case .sgdUpdate(let momentum, let nesterov):
+            sgdUpdate(f(i[0]), f(i[2]), c(i[1]), count: count(i[0], n), lr: c(i[3])[0],
+                      momentum: T(momentum), nesterov: nesterov)
+        case .adamUpdate(let beta1, let beta2, let eps):
+            adamUpdate(f(i[0]), f(i[2]), f(i[3]), c(i[1]), count: count(i[0], n),
+                       lr: Double(c(i[4])[0]), t: counterValue(i[5]) + 1,
+                       beta1: T(beta1), beta2: T(beta2), epsilon: T(eps))
+        case .maxNormProject(let maxValue, let mode, let shape):
+            maxNormProject(f(i[0]), shape: shape, maxValue: Double(maxValue), mode: mode)
+        case .batchnormStatsUpdate(let momentum, let ch, let sp):
+            batchnormStatsUpdate(f(i[0]), f(i[1]), c(i[2]), c(i[3]), channels: ch,
+                                 elementsPerChannel: n * sp, momentum: T(momentum))
+        case .increment:
+            if let p = ints[i[0]] { p[0] &+= 1 } else { f(i[0])[0] += 1 }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+// Checks a plan before the executor allocates anything, so that a malformed plan becomes an
+// `ExecutorError` naming the step rather than an out-of-bounds access in a kernel:
+//   - maxBatch >= 1, plan outputs and every step's buffer indices in range;
+//   - each step has its kernel's number of inputs and outputs, and every buffer has the
+//     element type, batchedness and per-sample element count its slot requires;
+//   - geometries are positive, pools have no window entirely in padding, slices and concats
+//     fit, dropout rates are in [0, 1), max-norm shapes match;
+//   - outputs are distinct; an output may alias an input only as a kernel's first output when
+//     the kernel is elementwise (relu, scale, add, ...); update kernels' inputs are distinct.
+
+/// What one input or output slot of a kernel requires of its buffer.
+struct SlotRequirement {
+    /// Per-sample element count, or nil for any.
+    var count: Int?
+    /// Whether the buffer must (true) or must not (false) be batched; nil for either.
+    var batched: Bool?
+    /// The element type, or nil for either (counters).
+    var type: ElementType?
+
+    static func batch(_ count: Int) -> SlotRequirement { .init(count: count, batched: true, type: .f32) }
+    static func fixed(_ count: Int) -> SlotRequirement { .init(count: count, batched: false, type: .f32) }
+    static func like(_ b: BufferDesc) -> SlotRequirement {
+        .init(count: b.elementsPerSample, batched: b.batched, type: .f32)
+    }
+    static let anyF32 = SlotRequirement(count: nil, batched: nil, type: .f32)
+    static let anyFixedF32 = SlotRequirement(count: nil, batched: false, type: .f32)
+    static let labels = SlotRequirement(count: 1, batched: true, type: .i32)
+    static let scalar = SlotRequirement.fixed(1)
+    static let counter = SlotRequirement(count: 1, batched: false, type: nil)
+}
+
+/// The slots of one step, and whether its first output may alias an input.
+struct StepRequirements {
+    var inputs: [SlotRequirement]
+    var outputs: [SlotRequirement]
+    var inPlace = false
+    var isUpdate = false
+    /// Elements of im2col scratch the kernel needs.
+    var workspace = 0
+    /// Whether the kernel takes its inputs as a pointer table (add, mul, concat).
+    var variadic = false
+}
+
+struct StepError: Error { var reason: String }
+
+private func ensure(_ condition: Bool, _ reason: @autoclosure () -> String) throws {
+    if !condition { throw StepError(reason: reason()) }
+}
+
+private func check(_ g: ConvGeometry) throws {
+    try ensure(g.inChannels > 0 && g.inHeight > 0 && g.inWidth > 0 && g.outChannels > 0
+               && g.kernelHeight > 0 && g.kernelWidth > 0 && g.stride > 0
+               && g.outHeight > 0 && g.outWidth > 0, "conv geometry has a non-positive size: \(g)")
+    try ensure(g.padTop >= 0 && g.padLeft >= 0, "conv geometry has negative padding: \(g)")
+}
+
+private func check(_ g: PoolGeometry) throws {
+    try ensure(g.channels > 0 && g.inHeight > 0 && g.inWidth > 0 && g.size > 0 && g.stride > 0
+               && g.outHeight > 0 && g.outWidth > 0, "pool geometry has a non-positive size: \(g)")
+    try ensure(g.padTop >= 0 && g.padLeft >= 0 && g.padTop < g.size && g.padLeft < g.size
+               && (g.outHeight - 1) * g.stride - g.padTop < g.inHeight
+               && (g.outWidth - 1) * g.stride - g.padLeft < g.inWidth,
+               "pool geometry has a window entirely in padding: \(g)")
+}
+
+private func positive(_ values: Int...) throws {
+    try ensure(values.allSatisfy { $0 > 0 }, "sizes must be positive: \(values)")
+}
+
+/// The slot requirements of `step`, given the plan's buffers (indices already range-checked).
+func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequirements {
+    let first = step.inputs.first.map { buffers[$0] }
+    func likeFirst() throws -> SlotRequirement {
+        guard let first else { throw StepError(reason: "needs at least one input") }
+        return .like(first)
+    }
+    switch step.kernel {
+    case .conv2d(let g, let bias):
+        try check(g)
+        let x = SlotRequirement.batch(g.inChannels * g.inHeight * g.inWidth)
+        let w = SlotRequirement.fixed(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+        return .init(inputs: [x, w] + (bias ? [.fixed(g.outChannels)] : []),
+                     outputs: [.batch(g.outChannels * g.outHeight * g.outWidth)], workspace: im2colCount(g))
+    case .dense(let i, let o, let bias):
+        try positive(i, o)
+        return .init(inputs: [.batch(i), .fixed(o * i)] + (bias ? [.fixed(o)] : []), outputs: [.batch(o)])
+    case .relu, .leakyRelu, .copy, .scale:
+        let x = try likeFirst()
+        return .init(inputs: [x], outputs: [x], inPlace: true)
+    case .batchnormInference(let c, let s, _):
+        try positive(c, s)
+        return .init(inputs: [.batch(c * s), .fixed(c), .fixed(c), .fixed(c), .fixed(c)],
+                     outputs: [.batch(c * s)], inPlace: true)
+    case .batchnormTrain(let c, let s, _):
+        try positive(c, s)
+        return .init(inputs: [.batch(c * s), .fixed(c), .fixed(c)],
+                     outputs: [.batch(c * s), .fixed(c), .fixed(c)])
+    case .dropoutTrain(let rate):
+        try ensure(rate >= 0 && rate < 1, "dropout rate \(rate) is outside [0, 1)")
+        let x = try likeFirst()
+        return .init(inputs: [x], outputs: [x, x], inPlace: true)
+    case .maxpool(let g), .avgpool(let g):
+        try check(g)
+        return .init(inputs: [.batch(g.channels * g.inHeight * g.inWidth)],
+                     outputs: [.batch(g.channels * g.outHeight * g.outWidth)])
+    case .softmax(let k):
+        try positive(k)
+        return .init(inputs: [.batch(k)], outputs: [.batch(k)], inPlace: true)
+    case .softmaxCrossEntropy(let k):
+        try positive(k)
+        return .init(inputs: [.batch(k), .labels], outputs: [.scalar])
+    case .add, .mul:
+        let x = try likeFirst()
+        return .init(inputs: Array(repeating: x, count: step.inputs.count), outputs: [x], inPlace: true,
+                     variadic: true)
+    case .concat(let outer, let inner, let sizes):
+        try positive(outer, inner)
+        try ensure(!sizes.isEmpty && sizes.allSatisfy { $0 > 0 }, "concat sizes must be positive: \(sizes)")
+        let batched = first?.batched ?? true
+        func slot(_ size: Int) -> SlotRequirement { .init(count: outer * size * inner, batched: batched, type: .f32) }
+        return .init(inputs: sizes.map(slot), outputs: [slot(sizes.reduce(0, +))], variadic: true)
+    case .slice(let outer, let inner, let total, let start, let length):
+        try positive(outer, inner, total, length)
+        try ensure(start >= 0 && start + length <= total, "slice [\(start), \(start + length)) exceeds \(total)")
+        let batched = first?.batched ?? true
+        return .init(inputs: [.init(count: outer * total * inner, batched: batched, type: .f32)],
+                     outputs: [.init(count: outer * length * inner, batched: batched, type: .f32)])
+    case .l2Penalty:
+        return .init(inputs: [.anyF32], outputs: [.scalar])
+    case .l2PenaltyGrad:
+        let w = step.inputs.count > 1 ? SlotRequirement.like(buffers[step.inputs[1]]) : .anyF32
+        return .init(inputs: [.scalar, w], outputs: [w])
+    case .constant:
+        return .init(inputs: [], outputs: [.anyF32])
+
+    case .conv2dGradInput(let g):
+        try check(g)
+        return .init(inputs: [.batch(g.outChannels * g.outHeight * g.outWidth),
+                              .fixed(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)],
+                     outputs: [.batch(g.inChannels * g.inHeight * g.inWidth)], workspace: im2colCount(g))
+    case .conv2dGradWeight(let g):
+        try check(g)
+        return .init(inputs: [.batch(g.outChannels * g.outHeight * g.outWidth),
+                              .batch(g.inChannels * g.inHeight * g.inWidth)],
+                     outputs: [.fixed(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)],
+                     workspace: im2colCount(g))
+    case .biasGrad(let c, let s):
+        try positive(c, s)
+        return .init(inputs: [.batch(c * s)], outputs: [.fixed(c)])
+    case .denseGradInput(let i, let o):
+        try positive(i, o)
+        return .init(inputs: [.batch(o), .fixed(o * i)], outputs: [.batch(i)])
+    case .denseGradWeight(let i, let o):
+        try positive(i, o)
+        return .init(inputs: [.batch(o), .batch(i)], outputs: [.fixed(o * i)])
+    case .reluGrad, .leakyReluGrad:
+        let x = try likeFirst()
+        return .init(inputs: [x, x], outputs: [x], inPlace: true)
+    case .batchnormTrainGrad(let c, let s, _):
+        try positive(c, s)
+        return .init(inputs: [.batch(c * s), .batch(c * s), .fixed(c), .fixed(c), .fixed(c)],
+                     outputs: [.batch(c * s), .fixed(c), .fixed(c)])
+    case .batchnormInferenceGrad(let c, let s, _):
+        try positive(c, s)
+        return .init(inputs: [.batch(c * s), .fixed(c), .fixed(c)], outputs: [.batch(c * s)], inPlace: true)
+    case .maxpoolGrad(let g), .avgpoolGrad(let g):
+        try check(g)
+        let x = SlotRequirement.batch(g.channels * g.inHeight * g.inWidth)
+        return .init(inputs: [.batch(g.channels * g.outHeight * g.outWidth), x], outputs: [x])
+    case .softmaxGrad(let k):
+        try positive(k)
+        return .init(inputs: [.batch(k), .batch(k)], outputs: [.batch(k)], inPlace: true)
+    case .softmaxCrossEntropyGrad(let k):
+        try positive(k)
+        return .init(inputs: [.scalar, .batch(k), .labels], outputs: [.batch(k)])
+
+    case .sgdUpdate:
+        let p = first.map { SlotRequirement.fixed($0.elementsPerSample) } ?? .anyFixedF32
+        return .init(inputs: [p, p, p, .scalar], outputs: [], isUpdate: true)
+    case .adamUpdate:
+        let p = first.map { SlotRequirement.fixed($0.elementsPerSample) } ?? .anyFixedF32
+        return .init(inputs: [p, p, p, p, .scalar, .counter], outputs: [], isUpdate: true)
+    case .maxNormProject(let maxValue, let mode, let shape):
+        try ensure(maxValue >= 0, "max-norm value \(maxValue) is negative")
+        try ensure(shape.allSatisfy { $0 > 0 }, "max-norm shape \(shape) has a non-positive size")
+        switch mode {
+        case .keras: try ensure(shape.count == 2 || shape.count == 4, "keras max-norm needs a rank-2 or rank-4 shape, got \(shape)")
+        case .perFilter: try ensure(shape.count >= 1, "per-filter max-norm needs a shape")
+        }
+        return .init(inputs: [.fixed(shape.reduce(1, *))], outputs: [], isUpdate: true)
+    case .batchnormStatsUpdate(_, let c, let s):
+        try positive(c, s)
+        return .init(inputs: [.fixed(c), .fixed(c), .fixed(c), .fixed(c), .batch(c * s)],
+                     outputs: [], isUpdate: true)
+    case .increment:
+        return .init(inputs: [.counter], outputs: [], isUpdate: true)
+    }
+}
+
+private func describe(_ b: BufferDesc, _ index: Int) -> String {
+    "buffer \(index) '\(b.name)' (\(b.elementType.rawValue), per sample \(b.perSample), \(b.batched ? "batched" : "not batched"))"
+}
+
+private func check(_ index: Int, _ req: SlotRequirement, slot: String, buffers: [BufferDesc]) throws {
+    let b = buffers[index]
+    if let type = req.type {
+        try ensure(b.elementType == type, "\(slot) is \(describe(b, index)); expected \(type.rawValue)")
+    }
+    if let batched = req.batched {
+        try ensure(b.batched == batched, "\(slot) is \(describe(b, index)); expected \(batched ? "a batched" : "an unbatched") buffer")
+    }
+    if let count = req.count {
+        try ensure(b.elementsPerSample == count,
+                   "\(slot) is \(describe(b, index)) with \(b.elementsPerSample) elements per sample; expected \(count)")
+    }
+}
+
+/// Throws `ExecutorError` for the first problem found in `plan`.
+func validate(_ plan: Plan) throws {
+    guard plan.maxBatch >= 1 else { throw ExecutorError.invalidPlan(reason: "maxBatch \(plan.maxBatch) < 1") }
+    for b in plan.buffers where b.perSample.contains(where: { $0 < 0 }) {
+        throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' has a negative dimension \(b.perSample)")
+    }
+    for o in plan.outputs where !plan.buffers.indices.contains(o) {
+        throw ExecutorError.invalidPlan(reason: "plan output \(o) is not a buffer index (0..<\(plan.buffers.count))")
+    }
+    for (s, step) in plan.steps.enumerated() {
+        do {
+            for (k, i) in (step.inputs + step.outputs).enumerated() where !plan.buffers.indices.contains(i) {
+                let slot = k < step.inputs.count ? "input \(k)" : "output \(k - step.inputs.count)"
+                throw StepError(reason: "\(slot) is buffer \(i), not in 0..<\(plan.buffers.count)")
+            }
+            let req = try requirements(of: step, buffers: plan.buffers)
+            try ensure(step.inputs.count == req.inputs.count,
+                       "has \(step.inputs.count) inputs; the kernel takes \(req.inputs.count)")
+            try ensure(step.outputs.count == req.outputs.count,
+                       "has \(step.outputs.count) outputs; the kernel produces \(req.outputs.count)")
+            for (k, i) in step.inputs.enumerated() {
+                try check(i, req.inputs[k], slot: "input \(k)", buffers: plan.buffers)
+            }
+            for (k, i) in step.outputs.enumerated() {
+                try check(i, req.outputs[k], slot: "output \(k)", buffers: plan.buffers)
+            }
+            try ensure(Set(step.outputs).count == step.outputs.count, "writes the same buffer twice")
+            for (k, o) in step.outputs.enumerated() where step.inputs.contains(o) {
+                try ensure(req.inPlace && k == 0, "output \(k) (buffer \(o)) aliases an input; this kernel cannot run in place")
+            }
+            if req.isUpdate {
+                try ensure(Set(step.inputs).count == step.inputs.count, "an update kernel's inputs must be distinct buffers")
+            }
+        } catch let e as StepError {
+            throw ExecutorError.invalidStep(step: s, name: step.name, kernel: "\(step.kernel)", reason: e.reason)
+        }
+    }
+}
+
+/// The im2col workspace (elements) the largest convolution of a validated plan needs.
+func workspaceCount(_ plan: Plan) -> Int {
+    plan.steps.map { (try? requirements(of: $0, buffers: plan.buffers).workspace) ?? 0 }.max() ?? 0
+}

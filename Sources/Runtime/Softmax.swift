@@ -1,0 +1,90 @@
+// Softmax over the last axis of [N, K] and the softmax cross-entropy loss, numerically stable
+// (the row maximum is subtracted before exponentiating). Labels are Int32 class indices; the
+// kernels require every label in [0, K) — callers check with `firstInvalidLabel` first (the
+// executor turns a bad label into a thrown error).
+
+/// y[n, :] = softmax(x[n, :]).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func softmaxForward<T: BLASReal>(
+    _ y: UnsafeMutablePointer<T>,   // (N, K)
+    _ x: UnsafePointer<T>,          // (N, K)
+    n: Int, classes: Int
+) {
+    for s in 0..<n {
+        let xr = x + s * classes, yr = y + s * classes
+        var maxValue = xr[0]
+        for k in 1..<max(classes, 1) where xr[k] > maxValue { maxValue = xr[k] }
+        var sum = 0.0
+        for k in 0..<classes { let e = T.exp(xr[k] - maxValue); yr[k] = e; sum += Double(e) }
+        let inv = T(1 / sum)
+        for k in 0..<classes { yr[k] *= inv }
+    }
+}
+
+/// dx = y * (dy - sum(dy * y)) per row, y the softmax output.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func softmaxBackward<T: BLASReal>(
+    _ dx: UnsafeMutablePointer<T>,  // (N, K)
+    _ dy: UnsafePointer<T>,         // (N, K)
+    _ y: UnsafePointer<T>,          // (N, K)
+    n: Int, classes: Int
+) {
+    for s in 0..<n {
+        let dyr = dy + s * classes, yr = y + s * classes, dxr = dx + s * classes
+        var dot = 0.0
+        for k in 0..<classes { dot += Double(dyr[k]) * Double(yr[k]) }
+        let d = T(dot)
+        for k in 0..<classes { dxr[k] = yr[k] * (dyr[k] - d) }
+    }
+}
+
+/// The index of the first sample whose label is outside [0, classes), or nil.
+public func firstInvalidLabel(_ labels: UnsafePointer<Int32>, n: Int, classes: Int) -> Int? {
+    for s in 0..<n where labels[s] < 0 || Int(labels[s]) >= classes { return s }
+    return nil
+}
+
+/// loss = mean over the batch of -log softmax(logits[n, :])[label[n]], accumulated in Double.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func softmaxCrossEntropyForward<T: BLASReal>(
+    _ loss: UnsafeMutablePointer<T>, // (1)
+    _ logits: UnsafePointer<T>,     // (N, K)
+    _ labels: UnsafePointer<Int32>, // (N) in [0, K)
+    n: Int, classes: Int
+) {
+    precondition(firstInvalidLabel(labels, n: n, classes: classes) == nil, "label out of range")
+    var total = 0.0
+    for s in 0..<n {
+        let xr = logits + s * classes
+        var maxValue = Double(xr[0])
+        for k in 1..<max(classes, 1) where Double(xr[k]) > maxValue { maxValue = Double(xr[k]) }
+        var sum = 0.0
+        for k in 0..<classes { sum += Double(T.exp(T(Double(xr[k]) - maxValue))) }
+        let logSumExp = maxValue + Double(T.log(T(sum)))
+        total += logSumExp - Double(xr[Int(labels[s])])
+    }
+    loss[0] = T(total / Double(n))
+}
+
+/// dlogits = dloss / N * (softmax(logits) - onehot(label)).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func softmaxCrossEntropyBackward<T: BLASReal>(
+    _ dlogits: UnsafeMutablePointer<T>, // (N, K)
+    _ dloss: UnsafePointer<T>,      // (1)
+    _ logits: UnsafePointer<T>,     // (N, K)
+    _ labels: UnsafePointer<Int32>, // (N) in [0, K)
+    n: Int, classes: Int
+) {
+    precondition(firstInvalidLabel(labels, n: n, classes: classes) == nil, "label out of range")
+    softmaxForward(dlogits, logits, n: n, classes: classes)
+    let k = dloss[0] / T(n)
+    for s in 0..<n {
+        let row = dlogits + s * classes
+        row[Int(labels[s])] -= 1
+        for c in 0..<classes { row[c] *= k }
+    }
+}
