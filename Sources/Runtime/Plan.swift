@@ -26,14 +26,21 @@ public struct BufferDesc: Sendable, Hashable, Codable {
     /// Whether the buffer has a leading batch dimension.
     public var batched: Bool
     public var role: BufferRole
+    /// Byte offset in the plan's arena (intermediates placed by the memory planner); nil means
+    /// the buffer has storage of its own (parameters, state, inputs, or an unplanned plan).
+    public var offset: Int?
 
-    public init(name: String, elementType: ElementType = .f32, perSample: [Int], batched: Bool, role: BufferRole) {
+    public init(name: String, elementType: ElementType = .f32, perSample: [Int], batched: Bool, role: BufferRole, offset: Int? = nil) {
         self.name = name
         self.elementType = elementType
         self.perSample = perSample
         self.batched = batched
         self.role = role
+        self.offset = offset
     }
+
+    /// Bytes for a batch of n.
+    public func byteCount(batch n: Int) -> Int { elementCount(batch: n) * 4 }
 
     public var elementsPerSample: Int { perSample.reduce(1, *) }
     public func elementCount(batch n: Int) -> Int { batched ? n * elementsPerSample : elementsPerSample }
@@ -193,6 +200,45 @@ public struct Step: Sendable, Hashable, Codable {
     }
 }
 
+/// What a plan says about itself: provenance and the facts an embedder needs.
+public struct PlanMetadata: Sendable, Codable, Equatable {
+    public var modelName: String = ""
+    /// Hash of the model source the plan was compiled from.
+    public var sourceHash: String = ""
+    /// Per-sample shape of the image input, e.g. [1, 48, 48].
+    public var inputShape: [Int] = []
+    /// Pixels are multiplied by this before entering the plan.
+    public var inputScale: Double = 1
+    public var classNames: [String] = []
+    /// The passes that produced the plan, in order.
+    public var passes: [String] = []
+    /// Max error of the optimized plan against the unoptimized graph on the probe batch, by output.
+    public var probeErrors: [String: Double] = [:]
+    /// "inference" or "training".
+    public var mode: String = "inference"
+    /// Free-form training provenance (run, epochs, validation accuracy, data), when known.
+    public var training: [String: String] = [:]
+    public var producer: String = ""
+    public init() {}
+}
+
+/// The memory a plan needs, decided before it runs (bytes, at maxBatch).
+public struct MemorySummary: Sendable, Codable, Equatable {
+    /// Activations and temporaries after reuse: the arena.
+    public var arenaBytes: Int = 0
+    /// The same values without any reuse.
+    public var naiveBytes: Int = 0
+    public var parameterBytes: Int = 0
+    /// Optimizer state (moments, velocities, counters) and batchnorm running statistics.
+    public var optimizerBytes: Int = 0
+    /// Kernel scratch (im2col and the like).
+    public var workspaceBytes: Int = 0
+    /// Caller-fed inputs.
+    public var inputBytes: Int = 0
+    public var totalBytes: Int { arenaBytes + parameterBytes + optimizerBytes + workspaceBytes + inputBytes }
+    public init() {}
+}
+
 public struct Plan: Sendable, Codable {
     public var name: String
     public var buffers: [BufferDesc]
@@ -201,6 +247,11 @@ public struct Plan: Sendable, Codable {
     public var maxBatch: Int
     /// Buffers the caller reads after a run, in order.
     public var outputs: [Int]
+    public var metadata = PlanMetadata()
+    /// Set by the memory planner; nil for a plan whose buffers each have their own storage.
+    public var memory: MemorySummary?
+    /// Initial values of parameter and state buffers, by buffer name (empty: zeros).
+    public var parameters: [String: [Float]] = [:]
 
     public init(name: String, buffers: [BufferDesc], steps: [Step], maxBatch: Int, outputs: [Int]) {
         self.name = name
