@@ -47,6 +47,7 @@ let package = Package(
             name: "ParityTests",
             dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["fergc"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "GraphIR", "CZlib"]),
+        .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO"]),
     ]
 )

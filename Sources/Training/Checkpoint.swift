@@ -40,6 +40,10 @@ public struct CheckpointMeta: Codable, Sendable {
     public var epochs: Int
     public var batchSize: Int
     public var bestValAccuracy: Double?
+    /// Running sums of the current epoch (loss * images, correct, images) when checkpointed mid-epoch.
+    public var partialLossSum: Double = 0
+    public var partialCorrect: Int = 0
+    public var partialSeen: Int = 0
     public var history: [EpochRecord]
     public var elapsedSeconds: Double
 }

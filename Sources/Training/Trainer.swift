@@ -131,6 +131,7 @@ public final class Trainer {
         var history: [EpochRecord] = []
         var best: Double? = nil
         var elapsedBefore = 0.0
+        var resumedSums = (loss: 0.0, correct: 0, seen: 0)
         if options.resume {
             let c = try Checkpoint.read(lastCheckpointPath)
             guard c.meta.modelHash == modelHash else {
@@ -149,6 +150,7 @@ public final class Trainer {
             history = c.meta.history
             best = c.meta.bestValAccuracy
             elapsedBefore = c.meta.elapsedSeconds
+            resumedSums = (c.meta.partialLossSum, c.meta.partialCorrect, c.meta.partialSeen)
         } else {
             try? FileManager.default.removeItem(atPath: logPath)
         }
@@ -168,7 +170,7 @@ public final class Trainer {
         for epoch in startEpoch..<options.epochs {
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
             let epochStart = monotonicSeconds()
-            var lossSum = 0.0, correct = 0, seen = 0
+            var (lossSum, correct, seen) = epoch == startEpoch ? resumedSums : (0.0, 0, 0)
             var rate = 0.0
             for b in (epoch == startEpoch ? startBatch : 0)..<stepsPerEpoch {
                 if let m = options.maxSteps, stepsThisRun >= m { return history }
@@ -201,7 +203,7 @@ public final class Trainer {
                              accuracy: Double(correct) / Double(seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
                 if options.checkpointEvery > 0, iteration % options.checkpointEvery == 0, b + 1 < stepsPerEpoch {
                     try checkpoint(to: lastCheckpointPath, epoch: epoch, batch: b + 1, iteration: iteration, history: history,
-                                   best: best, elapsed: elapsedBefore + monotonicSeconds() - runStart)
+                                   best: best, elapsed: elapsedBefore + monotonicSeconds() - runStart, partial: (lossSum, correct, seen))
                     log.write(["event": "checkpoint", "epoch": epoch, "batch": b + 1, "iteration": iteration])
                 }
             }
@@ -244,12 +246,14 @@ public final class Trainer {
         return try evaluateInference(evalExecutor, plan: eval, set: set, inputScale: Float(training.inputScale))
     }
 
-    func checkpoint(to path: String, epoch: Int, batch: Int, iteration: Int, history: [EpochRecord], best: Double?, elapsed: Double) throws {
+    func checkpoint(to path: String, epoch: Int, batch: Int, iteration: Int, history: [EpochRecord], best: Double?, elapsed: Double,
+                    partial: (Double, Int, Int) = (0, 0, 0)) throws {
         var tensors: [String: [Float]] = [:]
         for p in persistent { tensors[p.name] = stepExecutor.buffer(p.stepIndex) }
         let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: epoch, batch: batch,
                                   iteration: iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
-                                  bestValAccuracy: best, history: history, elapsedSeconds: elapsed)
+                                  bestValAccuracy: best, partialLossSum: partial.0, partialCorrect: partial.1, partialSeen: partial.2,
+                                  history: history, elapsedSeconds: elapsed)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 

@@ -6,7 +6,7 @@ import GraphIR
 import Training
 
 enum TrainCommand {
-    static let defaultModel = "Models/tiny.graph"
+    static let defaultModel = "Models/small.graph"
     static let spec = CommandSpec(
         name: "train",
         usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--out DIR] [--resume DIR]",
@@ -23,7 +23,7 @@ enum TrainCommand {
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
         ],
         details: """
-        With no arguments, trains Models/tiny.graph on the embedded FER2013 sample
+        With no arguments, trains Models/small.graph on the embedded FER2013 sample
         (Data/fer2013-sample.csv.gz, 1,084 faces) for a quick end-to-end check.
         For the real thing, get Kaggle's fer2013.csv and run for example:
           fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned

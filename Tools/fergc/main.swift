@@ -7,6 +7,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (CompileCommand.spec, CompileCommand.main),
     (RunCommand.spec, RunCommand.main),
     (TrainCommand.spec, TrainCommand.main),
+    (EvalCommand.spec, EvalCommand.main),
     (ReportCommand.spec, ReportCommand.main),
     (DataCommand.spec, DataCommand.main),
 ]

@@ -1,0 +1,102 @@
+// End-to-end training runs of the built binary on the embedded sample: determinism, and exact
+// resume after the process is killed mid-epoch.
+
+import Foundation
+import NumPyIO
+import XCTest
+
+final class TrainingRunTests: XCTestCase {
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-train-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: scratch)
+    }
+
+    /// The persistent tensors of a run's last checkpoint (weights, statistics, optimizer state).
+    func tensors(_ dir: URL) throws -> [String: [UInt8]] {
+        var out: [String: [UInt8]] = [:]
+        for (name, array) in try NumPyIO.readNPZ(path: dir.appendingPathComponent("checkpoint-last.npz").path) where name != "__meta__" {
+            out[name] = array.data
+        }
+        return out
+    }
+
+    func train(_ out: URL, _ extra: [String] = []) throws -> Result {
+        try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", out.path] + extra)
+    }
+
+    func testSameSeedGivesBitwiseIdenticalWeights() throws {
+        let a = scratch.appendingPathComponent("a"), b = scratch.appendingPathComponent("b")
+        let ra = try train(a), rb = try train(b)
+        XCTAssertEqual(ra.status, 0, ra.stderr)
+        XCTAssertEqual(rb.status, 0, rb.stderr)
+        let ta = try tensors(a), tb = try tensors(b)
+        XCTAssertFalse(ta.isEmpty)
+        XCTAssertEqual(ta, tb)
+        XCTAssertTrue(ra.stdout.contains("report: "), ra.stdout)
+        // A different seed gives different weights (the comparison can fail).
+        let c = scratch.appendingPathComponent("c")
+        XCTAssertEqual(try train(c, ["--seed", "8"]).status, 0)
+        XCTAssertNotEqual(try tensors(c)["c1.weight"], ta["c1.weight"])
+    }
+
+    func testResumeAfterSIGKILLMidEpochMatchesUninterruptedRun() throws {
+        let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
+        XCTAssertEqual(try train(whole, ["--checkpoint-every", "10"]).status, 0)
+
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("fergc")
+        p.arguments = ["train", "Models/tiny.graph", "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"]
+        p.currentDirectoryURL = repoRoot
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Kill it as soon as the first mid-epoch checkpoint is on disk.
+        let log = killed.appendingPathComponent("events.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, p.isRunning {
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the run ended before it could be killed")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        let events = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertFalse(events.contains("\"event\":\"end\""), "the run was not interrupted")
+        XCTAssertFalse(events.contains("\"event\":\"epoch\""), "the kill came after the first epoch ended")
+
+        let resumed = try fergc(["train", "--resume", killed.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("resuming at epoch 1"), resumed.stdout)
+        XCTAssertEqual(try tensors(killed), try tensors(whole))
+    }
+
+    func testResumeRefusesAnotherModelAndExistingRunDirectory() throws {
+        let dir = scratch.appendingPathComponent("run")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--out", dir.path]).status, 0)
+        let again = try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--out", dir.path])
+        XCTAssertEqual(again.status, 1)
+        XCTAssertTrue(again.stderr.contains("--resume"), again.stderr)
+        let other = try fergc(["train", "Models/small.graph", "--resume", dir.path])
+        XCTAssertEqual(other.status, 1)
+        XCTAssertTrue(other.stderr.contains("another model"), other.stderr)
+    }
+
+    func testCorruptCheckpointIsRejected() throws {
+        let dir = scratch.appendingPathComponent("run")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--out", dir.path]).status, 0)
+        let path = dir.appendingPathComponent("checkpoint-last.npz")
+        var bytes = try Data(contentsOf: path)
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: path)
+        let r = try fergc(["train", "--resume", dir.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("checkpoint"), r.stderr)
+    }
+}

@@ -1,0 +1,97 @@
+// fergc eval: accuracy, per-class precision/recall/F1 and the confusion matrix of a trained
+// model (a checkpoint) on a split of a FER2013 file.
+
+import Foundation
+import Frontend
+import GraphIR
+import Passes
+import Runtime
+import Training
+
+enum EvalCommand {
+    static let spec = CommandSpec(
+        name: "eval",
+        usage: "eval MODEL --data F [--split PublicTest|PrivateTest|Training] [--json] [--out DIR]",
+        summary: "Evaluate a checkpoint on a FER2013 split: accuracy, per-class metrics, confusion matrix.",
+        options: [
+            OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (plain or .gz). Default: the embedded sample."),
+            OptionSpec(name: "split", kind: .value("SPLIT"), help: "PublicTest (default), PrivateTest or Training."),
+            OptionSpec(name: "json", kind: .flag, help: "Print the results as JSON (accuracy, per_class, confusion)."),
+            OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion.svg (default: beside MODEL)."),
+            OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 256)."),
+            OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows instead of stopping."),
+        ],
+        details: "MODEL is a checkpoint written by 'fergc train' (checkpoint-best.npz or checkpoint-last.npz).")
+
+    static func main(_ args: [String]) throws {
+        let a = try parseArguments(args, spec)
+        guard a.positional.count == 1 else { throw UsageError(message: "expected one model (a checkpoint)", command: spec.name) }
+        let splitName = a.value("split") ?? "PublicTest"
+        guard let split = Split(rawValue: splitName) else {
+            let hint = closestMatch(splitName, among: Split.allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
+            throw UsageError(message: "unknown split '\(splitName)'\(hint); expected PublicTest, PrivateTest or Training", command: spec.name)
+        }
+        let modelPath = a.positional[0]
+        let checkpoint: Checkpoint
+        do { checkpoint = try Checkpoint.read(modelPath) } catch { throw CLIError("\(error)") }
+        let graph: Graph
+        do { graph = try Frontend.compile(source: checkpoint.meta.modelIR, file: "\(modelPath)#model") } catch {
+            throw CLIError("\(modelPath): the model stored in the checkpoint does not compile: \(error)")
+        }
+        let dataPath = a.value("data") ?? repoPath("Data/fer2013-sample.csv.gz")
+        let data: FERData
+        do { data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: [split])) } catch { throw CLIError("\(error)") }
+        let set = data[split]
+        guard set.count > 0 else { throw CLIError("\(dataPath) has no \(split.rawValue) rows") }
+
+        let loss = try lossValue(of: graph)
+        guard let logits = logitsValue(of: graph, loss: loss) else { throw CLIError("the model's loss is not a softmax_cross_entropy output") }
+        var inference = graph
+        inference.outputs = [logits, loss]
+        inference.training = nil
+        inference = try deadCodeElimination(inference)
+        let plan = try lowerToPlan(inference, maxBatch: try a.int("batch", spec.name) ?? 256)
+        let ex = try Executor<Float>(plan: plan)
+        ex.dropoutEnabled = false
+        for (i, b) in plan.buffers.enumerated() where b.role == .parameter || b.role == .state {
+            guard let v = checkpoint.tensors[b.name], v.count == b.elementCount(batch: 1) else {
+                throw CLIError("\(modelPath): tensor '\(b.name)' is missing or has the wrong size")
+            }
+            ex.setBuffer(i, v)
+        }
+        let start = Date()
+        let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(graph.training?.inputScale ?? 1))
+        let seconds = Date().timeIntervalSince(start)
+
+        let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
+        let svgPath = outDir + "/confusion-\(split.rawValue).svg"
+        try confusionSVG(confusion, names: Emotion.names, title: String(format: "%@ on %@: accuracy %.2f%%", graph.name, split.rawValue, confusion.accuracy * 100))
+            .write(toFile: svgPath, atomically: true, encoding: .utf8)
+
+        if a.flag("json") {
+            let perClass = Emotion.allCases.map { e -> [String: Any] in
+                ["class": e.name, "precision": confusion.precision(e.rawValue), "recall": confusion.recall(e.rawValue),
+                 "f1": confusion.f1(e.rawValue), "support": confusion.support(e.rawValue)]
+            }
+            Console.out(try jsonText([
+                "model": graph.name, "checkpoint": modelPath, "data": dataPath, "split": split.rawValue,
+                "images": set.count, "accuracy": confusion.accuracy, "loss": meanLoss, "per_class": perClass,
+                "confusion": confusion.counts, "confusion_normalized": confusion.normalized, "seconds": seconds,
+            ]))
+        } else {
+            var s = String(format: "%@ on %@ (%d faces): accuracy %.2f%%, loss %.4f\n\n", graph.name, split.rawValue, set.count, confusion.accuracy * 100, meanLoss)
+            s += "class       precision  recall     f1  support\n"
+            for e in Emotion.allCases {
+                s += e.name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                s += String(format: "%11.3f %7.3f %6.3f %8d\n", confusion.precision(e.rawValue), confusion.recall(e.rawValue), confusion.f1(e.rawValue), confusion.support(e.rawValue))
+            }
+            s += "\nconfusion (rows: true class, columns: predicted)\n" + "".padding(toLength: 10, withPad: " ", startingAt: 0)
+            s += Emotion.allCases.map { String($0.name.prefix(7)).leftPadded(8) }.joined() + "\n"
+            for e in Emotion.allCases {
+                s += e.name.padding(toLength: 10, withPad: " ", startingAt: 0) + confusion.counts[e.rawValue].map { String($0).leftPadded(8) }.joined() + "\n"
+            }
+            s += "\nwrote \(svgPath)\n"
+            Console.out(s)
+        }
+    }
+}
