@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR", "Frontend"]),
         .testTarget(name: "FrontendTests", dependencies: ["Frontend", "GraphIR"]),
         .testTarget(
-            name: "PassesTests", dependencies: ["Passes", "Frontend", "GraphIR", "Runtime"]),
+            name: "PassesTests", dependencies: ["Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "NumPyIOTests", dependencies: ["NumPyIO"]),
         .testTarget(

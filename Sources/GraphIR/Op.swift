@@ -79,6 +79,52 @@ public struct AdamAttrs: Hashable, Sendable {
     }
 }
 
+/// Where a fused node's batchnorm sits relative to its relu (see Passes/Fuse.swift).
+public enum FusedBatchnorm: String, Hashable, Sendable, CaseIterable {
+    case none
+    /// anchor -> batchnorm -> relu
+    case beforeRelu = "before_relu"
+    /// anchor -> relu -> batchnorm (the paper's order)
+    case afterRelu = "after_relu"
+}
+
+/// A conv2d or dense anchor with its bias, relu and batchnorm epilogue, as one node.
+public struct FusedAttrs: Hashable, Sendable {
+    /// The convolution's attributes; nil when the anchor is dense.
+    public var conv: Conv2DAttrs?
+    public var bias: Bool
+    public var relu: Bool
+    public var batchnorm: FusedBatchnorm
+    /// The batchnorm's epsilon (unused without one).
+    public var epsilon: Double
+    public init(conv: Conv2DAttrs?, bias: Bool, relu: Bool, batchnorm: FusedBatchnorm, epsilon: Double = 1e-3) {
+        self.conv = conv
+        self.bias = bias
+        self.relu = relu
+        self.batchnorm = batchnorm
+        self.epsilon = epsilon
+    }
+    public var hasBatchnorm: Bool { batchnorm != .none }
+    /// Input position of gamma (the first batchnorm input).
+    public var batchnormInput: Int { bias ? 3 : 2 }
+    /// Whether the backward reads the output y (the relu mask when relu comes last).
+    public var backwardReadsOutput: Bool { relu && batchnorm != .afterRelu }
+}
+
+/// The fused backward: which gradients it produces besides the batchnorm's.
+public struct FusedGradAttrs: Hashable, Sendable {
+    public var fused: FusedAttrs
+    /// Produce dx.
+    public var inputGrad: Bool
+    /// Produce dw (and db when the node has a bias).
+    public var weightGrad: Bool
+    public init(fused: FusedAttrs, inputGrad: Bool, weightGrad: Bool) {
+        self.fused = fused
+        self.inputGrad = inputGrad
+        self.weightGrad = weightGrad
+    }
+}
+
 public enum Op: Hashable, Sendable {
     // MARK: forward
     /// (x[N,C,H,W], w[O,C,KH,KW], b[O]?) -> y[N,O,H',W']
@@ -164,6 +210,19 @@ public enum Op: Hashable, Sendable {
     case batchnormStatsUpdate(momentum: Double)
     /// (iterations): iterations += 1, after every other update of the step.
     case increment
+
+    // MARK: fused (produced by the fuse pass; `fused_conv2d...` or `fused_dense...` by anchor)
+    /// Inference: (x, w, b?, gamma?, beta?, running_mean?, running_var?) -> y. The anchor, its
+    /// bias, then relu and batchnorm (a per-channel scale and shift) in the order `batchnorm` says.
+    case fused(FusedAttrs)
+    /// Training: (x, w, b?, gamma?, beta?) -> (y, bn_input?, batch_mean?, batch_var?) with batch
+    /// statistics; bn_input is what the batchnorm normalized (the anchor's or the relu's output),
+    /// saved for the backward and the running-statistics update.
+    case fusedTrain(FusedAttrs)
+    /// (dy, x, w, y?, bn_input?, gamma?, batch_mean?, batch_var?) -> (dx?, dw?, db?, dgamma?, dbeta?):
+    /// y when `backwardReadsOutput`, the batchnorm values when there is one; dx when
+    /// `inputGrad`, dw (and db) when `weightGrad`, dgamma and dbeta with a batchnorm.
+    case fusedTrainGrad(FusedGradAttrs)
 }
 
 /// How an op's elements relate to its input's, for fusion and in-place reuse.
@@ -225,6 +284,9 @@ extension Op {
         case .maxNormProject: return "max_norm_project"
         case .batchnormStatsUpdate: return "batchnorm_stats_update"
         case .increment: return "increment"
+        case .fused(let a): return a.conv == nil ? "fused_dense" : "fused_conv2d"
+        case .fusedTrain(let a): return a.conv == nil ? "fused_dense_train" : "fused_conv2d_train"
+        case .fusedTrainGrad(let a): return a.fused.conv == nil ? "fused_dense_train_grad" : "fused_conv2d_train_grad"
         }
     }
 
@@ -237,6 +299,8 @@ extension Op {
         "mul", "maxpool_grad", "avgpool_grad", "reshape", "softmax_cross_entropy_grad",
         "softmax_grad", "slice", "scale", "l2_penalty", "l2_penalty_grad", "constant", "sgd_update", "adam_update",
         "max_norm_project", "batchnorm_stats_update", "increment",
+        "fused_conv2d", "fused_dense", "fused_conv2d_train", "fused_dense_train",
+        "fused_conv2d_train_grad", "fused_dense_train_grad",
     ]
 
     /// The attributes as the printer writes them, in a fixed order, every one explicit.
@@ -276,11 +340,22 @@ extension Op {
             return [("max_value", .float(v)), ("axis", .symbol(axis.rawValue))]
         case .batchnormStatsUpdate(let m):
             return [("momentum", .float(m))]
+        case .fused(let a), .fusedTrain(let a):
+            return fusedAttributes(a)
+        case .fusedTrainGrad(let a):
+            return fusedAttributes(a.fused) + [("input_grad", .bool(a.inputGrad)), ("weight_grad", .bool(a.weightGrad))]
         case .dense, .relu, .flatten, .softmax, .softmaxCrossEntropy, .add, .biasGrad,
              .denseGradInput, .denseGradWeight, .reluGrad, .mul, .softmaxCrossEntropyGrad,
              .softmaxGrad, .increment:
             return []
         }
+    }
+
+    private func fusedAttributes(_ a: FusedAttrs) -> [(String, Attribute)] {
+        var r: [(String, Attribute)] = []
+        if let c = a.conv { r = [("stride", .int(c.stride)), ("padding", .symbol(c.padding.rawValue))] }
+        return r + [("bias", .bool(a.bias)), ("relu", .bool(a.relu)),
+                    ("batchnorm", .symbol(a.batchnorm.rawValue)), ("epsilon", .float(a.epsilon))]
     }
 
     /// Builds an op from its language name and attributes, applying documented defaults.
@@ -316,6 +391,22 @@ extension Op {
             let v = try r.ints(name)
             guard v.allSatisfy({ $0 > 0 }) else { throw AttributeError(kind: .invalidValue(name: name, message: "dimensions must be positive, got \(Attribute.ints(v))")) }
             return v
+        }
+        func fused(_ r: inout AttributeReader, conv isConv: Bool) throws(AttributeError) -> FusedAttrs {
+            var c: Conv2DAttrs?
+            if isConv { c = try conv(&r) }
+            let a = FusedAttrs(conv: c, bias: try r.bool("bias", default: true), relu: try r.bool("relu", default: true),
+                               batchnorm: try r.choice("batchnorm", default: FusedBatchnorm.none),
+                               epsilon: try r.double("epsilon", default: 1e-3))
+            guard a.epsilon > 0 else { throw AttributeError(kind: .invalidValue(name: "epsilon", message: "must be positive, got \(a.epsilon)")) }
+            guard a.relu || a.batchnorm != .afterRelu else {
+                throw AttributeError(kind: .invalidValue(name: "batchnorm", message: "after_relu needs relu=true"))
+            }
+            return a
+        }
+        func fusedGrad(_ r: inout AttributeReader, conv isConv: Bool) throws(AttributeError) -> FusedGradAttrs {
+            FusedGradAttrs(fused: try fused(&r, conv: isConv), inputGrad: try r.bool("input_grad", default: true),
+                           weightGrad: try r.bool("weight_grad", default: true))
         }
         switch name {
         case "conv2d": op = .conv2d(try conv(&r))
@@ -370,6 +461,12 @@ extension Op {
                                  axis: try r.choice("axis", default: MaxNormAxis.keras))
         case "batchnorm_stats_update": op = .batchnormStatsUpdate(momentum: try r.double("momentum", default: 0.99))
         case "increment": op = .increment
+        case "fused_conv2d": op = .fused(try fused(&r, conv: true))
+        case "fused_dense": op = .fused(try fused(&r, conv: false))
+        case "fused_conv2d_train": op = .fusedTrain(try fused(&r, conv: true))
+        case "fused_dense_train": op = .fusedTrain(try fused(&r, conv: false))
+        case "fused_conv2d_train_grad": op = .fusedTrainGrad(try fusedGrad(&r, conv: true))
+        case "fused_dense_train_grad": op = .fusedTrainGrad(try fusedGrad(&r, conv: false))
         default: return nil
         }
         try r.finish()
@@ -378,7 +475,8 @@ extension Op {
 
     public var pattern: OpPattern {
         switch self {
-        case .conv2d, .dense, .conv2dGradInput, .conv2dGradWeight, .denseGradInput, .denseGradWeight:
+        case .conv2d, .dense, .conv2dGradInput, .conv2dGradWeight, .denseGradInput, .denseGradWeight,
+             .fused, .fusedTrain, .fusedTrainGrad:
             return .convLike
         case .relu, .leakyRelu, .dropout, .dropoutTrain, .add, .reluGrad, .leakyReluGrad, .mul,
              .scale, .batchnormGrad, .l2PenaltyGrad:
@@ -410,7 +508,7 @@ extension Op {
              .conv2dGradInput, .conv2dGradWeight, .biasGrad, .denseGradInput, .denseGradWeight,
              .reluGrad, .leakyReluGrad, .batchnormTrainGrad, .batchnormGrad, .mul, .maxpoolGrad,
              .avgpoolGrad, .reshape, .softmaxCrossEntropyGrad, .softmaxGrad, .slice, .scale,
-             .l2Penalty, .l2PenaltyGrad, .constant:
+             .l2Penalty, .l2PenaltyGrad, .constant, .fused, .fusedTrain, .fusedTrainGrad:
             return []
         }
     }
@@ -426,7 +524,7 @@ extension Op {
              .softmax, .softmaxCrossEntropy, .concat, .conv2dGradInput, .conv2dGradWeight,
              .biasGrad, .denseGradInput, .denseGradWeight, .batchnormTrainGrad, .maxpoolGrad,
              .avgpoolGrad, .softmaxCrossEntropyGrad, .softmaxGrad, .slice, .l2Penalty,
-             .l2PenaltyGrad, .constant,
+             .l2PenaltyGrad, .constant, .fused, .fusedTrain, .fusedTrainGrad,
              .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment:
             return false
         }

@@ -301,6 +301,66 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
         try expectCount(op, t, 1...1)
         try expectScalar(op, t[0], input: 0)
         return []
+    case .fused(let a):
+        try expectCount(op, t, fusedCount(a, batchnormInputs: 4)...fusedCount(a, batchnormInputs: 4))
+        try expectF32(op, t)
+        let y = try fusedAnchorOutput(op, x: t[0], w: t[1], a)
+        try expectFusedVectors(op, t, from: 2, count: t.count - 2, length: y.perSample[0])
+        return [y]
+    case .fusedTrain(let a):
+        try expectCount(op, t, fusedCount(a, batchnormInputs: 2)...fusedCount(a, batchnormInputs: 2))
+        try expectF32(op, t)
+        let y = try fusedAnchorOutput(op, x: t[0], w: t[1], a)
+        let c = y.perSample[0]
+        try expectFusedVectors(op, t, from: 2, count: t.count - 2, length: c)
+        return a.hasBatchnorm ? [y, y, .fixed([c]), .fixed([c])] : [y]
+    case .fusedTrainGrad(let g):
+        let a = g.fused
+        let count = 3 + (a.backwardReadsOutput ? 1 : 0) + (a.hasBatchnorm ? 4 : 0)
+        try expectCount(op, t, count...count)
+        try expectF32(op, t)
+        let y = try fusedAnchorOutput(op, x: t[1], w: t[2], a, inputs: (1, 2))
+        let c = y.perSample[0]
+        guard t[0] == y else { throw ShapeError("\(op.name) dy is \(t[0]) but the anchor gives \(y)", inputs: [0, 1, 2]) }
+        var k = 3
+        if a.backwardReadsOutput {
+            guard t[k] == y else { throw ShapeError("\(op.name) y is \(t[k]), expected \(y)", inputs: [k]) }
+            k += 1
+        }
+        if a.hasBatchnorm {
+            guard t[k] == y else { throw ShapeError("\(op.name) bn_input is \(t[k]), expected \(y)", inputs: [k]) }
+            try expectFusedVectors(op, t, from: k + 1, count: 3, length: c)
+        }
+        var outs: [TensorType] = []
+        if g.inputGrad { outs.append(t[1]) }
+        if g.weightGrad { outs.append(t[2]); if a.bias { outs.append(.fixed([c])) } }
+        if a.hasBatchnorm { outs += [.fixed([c]), .fixed([c])] }
+        return outs
+    }
+}
+
+/// Inputs of a fused node: x, w, the bias, and its batchnorm's inputs.
+private func fusedCount(_ a: FusedAttrs, batchnormInputs: Int) -> Int {
+    2 + (a.bias ? 1 : 0) + (a.hasBatchnorm ? batchnormInputs : 0)
+}
+
+private func expectFusedVectors(_ op: Op, _ t: [TensorType], from: Int, count: Int, length: Int) throws(ShapeError) {
+    for i in from..<(from + count) {
+        try expectVector(op, t[i], length: length, input: i, what: "a per-channel vector (bias or batchnorm)")
+    }
+}
+
+/// The output of a fused node's anchor (conv2d or dense) on x and w at the given input positions.
+private func fusedAnchorOutput(_ op: Op, x: TensorType, w: TensorType, _ a: FusedAttrs,
+                               inputs: (Int, Int) = (0, 1)) throws(ShapeError) -> TensorType {
+    guard a.relu || a.batchnorm != .afterRelu else {
+        throw ShapeError("\(op.name) with batchnorm=after_relu needs relu=true")
+    }
+    do {
+        if let c = a.conv { return try convOutput(op, x: x, w: w, c) }
+        return try inferTypes(.dense, [x, w])[0]
+    } catch {
+        throw ShapeError(error.message, inputs: error.inputs.map { $0 == 0 ? inputs.0 : inputs.1 })
     }
 }
 

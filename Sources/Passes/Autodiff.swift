@@ -91,10 +91,25 @@ func gradientRule(_ node: Node, _ g: Graph, dys: [ValueID?], needs: (Int) -> Boo
         return [GradientNode(op: .l2PenaltyGrad(factor: f), inputs: [dy, x[0]], gradientOf: [0])]
     case .constant:
         return []
+    case .fusedTrain(let a):
+        // One fused backward: relu mask, batchnorm backward and the anchor's gradients.
+        let inputGrad = needs(0), weightGrad = needs(1) || (a.bias && needs(2))
+        let bn = a.batchnormInput
+        var inputs = [dy, x[0], x[1]]
+        if a.backwardReadsOutput { inputs.append(node.outputs[0]) }
+        if a.hasBatchnorm { inputs += [node.outputs[1], x[bn], node.outputs[2], node.outputs[3]] }
+        var of: [Int] = []
+        if inputGrad { of.append(0) }
+        if weightGrad { of += a.bias ? [1, 2] : [1] }
+        if a.hasBatchnorm { of += [bn, bn + 1] }
+        return [GradientNode(op: .fusedTrainGrad(FusedGradAttrs(fused: a, inputGrad: inputGrad, weightGrad: weightGrad)),
+                             inputs: inputs, gradientOf: of)]
+    case .fused:
+        throw PassError(pass: "autodiff", message: "\(node.name): \(node.op.name) is the inference form (running statistics); fuse a training graph in training mode")
     case .conv2dGradInput, .conv2dGradWeight, .biasGrad, .denseGradInput, .denseGradWeight,
          .reluGrad, .leakyReluGrad, .batchnormTrainGrad, .batchnormGrad, .maxpoolGrad,
          .avgpoolGrad, .softmaxCrossEntropyGrad, .softmaxGrad, .slice, .l2PenaltyGrad,
-         .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment:
+         .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment, .fusedTrainGrad:
         throw PassError(pass: "autodiff", message: "\(node.name): \(node.op.name) has no gradient rule (second derivatives are not supported)")
     }
 }

@@ -131,5 +131,25 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
         let (c, s) = channelsSpatial(t[4])
         return .batchnormStatsUpdate(momentum: Float(m), channels: c, spatial: s)
     case .increment: return .increment
+    case .fused(let a): return .fused(fusedAnchor(a, x: t[0], w: t[1]), fusedEpilogue(a))
+    case .fusedTrain(let a): return .fusedTrain(fusedAnchor(a, x: t[0], w: t[1]), fusedEpilogue(a))
+    case .fusedTrainGrad(let g):
+        return .fusedTrainGrad(fusedAnchor(g.fused, x: t[1], w: t[2]), fusedEpilogue(g.fused),
+                               inputGrad: g.inputGrad, weightGrad: g.weightGrad)
     }
+}
+
+func fusedAnchor(_ a: FusedAttrs, x: TensorType, w: TensorType) -> FusedAnchor {
+    if let c = a.conv { return .conv2d(convGeometry(x: x.perSample, w: w.perSample, c)) }
+    return .dense(inFeatures: x.perSample[0], outFeatures: w.perSample[0])
+}
+
+func fusedEpilogue(_ a: FusedAttrs) -> FusedEpilogue {
+    let placement: BatchnormPlacement
+    switch a.batchnorm {
+    case .none: placement = .none
+    case .beforeRelu: placement = .beforeRelu
+    case .afterRelu: placement = .afterRelu
+    }
+    return FusedEpilogue(bias: a.bias, relu: a.relu, batchnorm: placement, epsilon: Float(a.epsilon))
 }

@@ -8,11 +8,23 @@ public enum Pipelines {
     public static let autodiff = Pass("autodiff") { try Passes.autodiff($0) }
     public static let optimizer = Pass("optimizer") { try optimizerUpdate($0) }
     public static let dce = Pass("dce") { try deadCodeElimination($0) }
+    public static let removeDropout = Pass("remove-dropout") { try Passes.removeDropout($0) }
+    /// Drops the recipes: the compile driver calls `foldBatchnorm(_:)` itself to keep them.
+    public static let foldBatchnorm = Pass("fold-batchnorm") { try Passes.foldBatchnorm($0).graph }
+    public static let fuse = Pass("fuse") { try Passes.fuse($0, mode: .inference) }
+    /// The same pass for training graphs (one name, so `--disable-pass fuse` works in both).
+    public static let fuseTraining = Pass("fuse") { try Passes.fuse($0, mode: .training) }
 
     /// Model graph -> one training step (forward, loss, backward, update).
     public static var training: [Pass] { [trainingForm, regularize, autodiff, optimizer, dce] }
     /// Model graph -> inference (no passes yet beyond dead-code elimination).
     public static var inference: [Pass] { [dce] }
 
-    public static var all: [Pass] { [trainingForm, regularize, autodiff, optimizer, dce] }
+    /// Model graph -> inference with dropout removed, batchnorm folded where it directly follows
+    /// a conv/dense, and conv/dense + bias + relu + batchnorm fused.
+    public static var inferenceOptimized: [Pass] { [removeDropout, foldBatchnorm, fuse, dce] }
+    /// Model graph -> one fused training step (fusion before autodiff: see Fuse.swift).
+    public static var trainingOptimized: [Pass] { [trainingForm, regularize, fuseTraining, autodiff, optimizer, dce] }
+
+    public static var all: [Pass] { [trainingForm, regularize, autodiff, optimizer, dce, removeDropout, foldBatchnorm, fuse] }
 }

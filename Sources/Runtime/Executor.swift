@@ -1,9 +1,14 @@
 /// Runs a validated `Plan` on buffers it owns; `T` is Float in production, Double for checks.
 ///
-/// Storage. `init` validates the plan (see PlanValidation.swift) and allocates every buffer once,
-/// sized for `plan.maxBatch` and zero-filled: f32 buffers hold `T`, i32 buffers hold `Int32`.
-/// One im2col workspace, sized to the largest convolution, is shared by all conv steps. `run`
-/// allocates nothing: argument tables for variadic kernels (add, mul, concat) are built at init.
+/// Storage. `init` validates the plan (see PlanValidation.swift) and allocates once, sized for
+/// `plan.maxBatch` and zero-filled: f32 buffers hold `T`, i32 buffers hold `Int32`. A planned
+/// plan (one whose intermediates have arena offsets, see Passes/MemoryPlan.swift) gets one
+/// arena of `memory.arenaBytes` (scaled by `T`'s size over 4 bytes: twice the offsets and the
+/// size for Double) and its intermediates point into it; inputs, parameters and state always
+/// have storage of their own, as does every buffer of an unplanned plan. Parameter and state
+/// buffers start from `plan.parameters` when it names them, zeros otherwise. One im2col
+/// workspace, sized to the largest convolution, is shared by all conv steps. `run` allocates
+/// nothing: argument tables for variadic kernels (add, mul, concat) are built at init.
 /// (Storage is raw memory owned by the executor, not Swift arrays, so that kernels get stable
 /// pointers; `setBuffer` / `buffer` copy in and out as `[T]` / `[Int32]`.) Elementwise steps may
 /// write their first output over an input (in place).
@@ -11,7 +16,11 @@
 /// Running. `run(batch: n)` executes the steps in order through one exhaustive `switch` over
 /// `Kernel`; batched buffers use their first n samples. Persistent buffers (parameter, state)
 /// simply keep their values between runs; update kernels write them in place. Nothing is
-/// cleared between runs: every kernel overwrites its outputs.
+/// cleared between runs: every kernel overwrites its outputs. In a planned plan, memory is
+/// reused once a value is dead: after a run only the plan's outputs (and inputs and persistent
+/// buffers) are sure to hold their values; other intermediates may hold later values.
+/// `poisonFreedBuffers` (a debugging aid) fills each dead intermediate with NaN right after its
+/// last use, so that a step reading freed memory shows up in the results.
 ///
 /// Dropout. When `dropoutEnabled` (the default) the mask of element i (counted over the whole
 /// batch, sample-major) of step s is drawn from `counterHash(seed, runCounter, s, i)`, so it is
@@ -34,6 +43,10 @@ public final class Executor<T: BLASReal> {
     public var runCounter: UInt64 = 0
     /// The batch size of the last `run` (maxBatch before the first).
     public private(set) var lastBatch: Int
+    /// Debugging aid: after each step, fill with NaN (i32: Int32.min) every intermediate whose
+    /// last use was that step and that is not a plan output, so that reading freed memory
+    /// changes the results.
+    public var poisonFreedBuffers = false
 
     /// Storage of f32 buffers (nil for i32 buffers).
     private let floats: [UnsafeMutablePointer<T>?]
@@ -42,10 +55,17 @@ public final class Executor<T: BLASReal> {
     /// Per-sample element counts and batchedness, by buffer.
     private let perSample: [Int]
     private let batched: [Bool]
+    /// The arena holding a planned plan's intermediates (nil for an unplanned plan).
+    private let arena: UnsafeMutableRawPointer?
+    /// Whether buffer i has storage of its own (to free in deinit) rather than arena memory.
+    private let ownsStorage: [Bool]
     /// im2col scratch, (C*KH*KW, OH*OW) of the largest convolution.
     private let workspace: UnsafeMutablePointer<T>
     /// For add, mul and concat steps: the input pointers, by step (empty otherwise).
     private let inputTables: [UnsafeMutableBufferPointer<UnsafePointer<T>>]
+    /// For each step, the intermediates that die after it and whose memory is not handed over
+    /// to an in-place output (what `poisonFreedBuffers` fills).
+    private let freedAfter: [[Int]]
 
     public init(plan: Plan) throws {
         try validate(plan)
@@ -53,24 +73,51 @@ public final class Executor<T: BLASReal> {
         lastBatch = plan.maxBatch
         perSample = plan.buffers.map(\.elementsPerSample)
         batched = plan.buffers.map(\.batched)
+
+        // Byte offsets are for 4-byte elements; T may be wider.
+        let scale = max(MemoryLayout<T>.stride / 4, 1)
+        let planned = plan.buffers.contains { $0.offset != nil }
+        if planned, let memory = plan.memory {
+            let bytes = max(memory.arenaBytes * scale, arenaAlignment)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: arenaAlignment)
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+            arena = raw
+        } else {
+            arena = nil
+        }
         var floats: [UnsafeMutablePointer<T>?] = []
         var ints: [UnsafeMutablePointer<Int32>?] = []
+        var owns: [Bool] = []
         for b in plan.buffers {
             let capacity = max(b.elementCount(batch: plan.maxBatch), 1)
+            if let arena, let offset = b.offset {
+                let at = arena + offset * scale
+                switch b.elementType {
+                case .f32: floats.append(at.bindMemory(to: T.self, capacity: capacity)); ints.append(nil)
+                case .i32: floats.append(nil); ints.append(at.bindMemory(to: Int32.self, capacity: capacity))
+                }
+                owns.append(false)
+                continue
+            }
+            let initial = plan.parameters[b.name]
             switch b.elementType {
             case .f32:
                 let p = UnsafeMutablePointer<T>.allocate(capacity: capacity)
                 p.initialize(repeating: 0, count: capacity)
+                if let initial { for (k, v) in initial.enumerated() { p[k] = T(v) } }
                 floats.append(p); ints.append(nil)
             case .i32:
                 let p = UnsafeMutablePointer<Int32>.allocate(capacity: capacity)
                 p.initialize(repeating: 0, count: capacity)
+                if let initial { for (k, v) in initial.enumerated() { p[k] = Int32(exactly: v.rounded()) ?? 0 } }
                 floats.append(nil); ints.append(p)
             }
+            owns.append(true)
         }
         self.floats = floats
         self.ints = ints
-        let scratch = max(workspaceCount(plan), 1)
+        ownsStorage = owns
+        let scratch = max(workspaceElements(plan), 1)
         workspace = UnsafeMutablePointer<T>.allocate(capacity: scratch)
         workspace.initialize(repeating: 0, count: scratch)
         inputTables = try plan.steps.map { step in
@@ -81,11 +128,35 @@ public final class Executor<T: BLASReal> {
             for (k, i) in step.inputs.enumerated() { table[k] = UnsafePointer(floats[i]!) }
             return table
         }
+        freedAfter = Executor.freedAfter(plan, floats: floats, ints: ints)
+    }
+
+    /// Intermediates dying at each step, less the in-place source whose memory is the step's
+    /// first output's.
+    private static func freedAfter(_ plan: Plan, floats: [UnsafeMutablePointer<T>?],
+                                   ints: [UnsafeMutablePointer<Int32>?]) -> [[Int]] {
+        func address(_ i: Int) -> UnsafeMutableRawPointer? {
+            floats[i].map(UnsafeMutableRawPointer.init) ?? ints[i].map(UnsafeMutableRawPointer.init)
+        }
+        let lifetimes = intermediateLifetimes(plan)
+        var freed = [[Int]](repeating: [], count: plan.steps.count)
+        let outputs = Set(plan.outputs)
+        for (i, life) in lifetimes.enumerated() {
+            guard let life, !outputs.contains(i), life.upperBound < plan.steps.count else { continue }
+            let s = life.upperBound
+            if inPlaceSource(plan, step: s, lifetimes: lifetimes) == i,
+               address(i) == address(plan.steps[s].outputs[0]) { continue }
+            freed[s].append(i)
+        }
+        return freed
     }
 
     deinit {
-        for p in floats { p?.deallocate() }
-        for p in ints { p?.deallocate() }
+        for (i, owned) in ownsStorage.enumerated() where owned {
+            floats[i]?.deallocate()
+            ints[i]?.deallocate()
+        }
+        arena?.deallocate()
         workspace.deallocate()
         for t in inputTables { t.deallocate() }
     }
@@ -145,8 +216,18 @@ public final class Executor<T: BLASReal> {
         lastBatch = n
         for s in plan.steps.indices {
             try runStep(s, n: n)
+            if poisonFreedBuffers { poison(freedAfter[s]) }
         }
         runCounter &+= 1
+    }
+
+    /// Fills the given buffers, at full capacity, with NaN (i32: Int32.min).
+    private func poison(_ buffers: [Int]) {
+        for i in buffers {
+            let capacity = plan.buffers[i].elementCount(batch: plan.maxBatch)
+            if let p = floats[i] { p.update(repeating: T.nan, count: capacity) }
+            if let p = ints[i] { p.update(repeating: Int32.min, count: capacity) }
+        }
     }
 
     @inline(__always) private func f(_ i: Int) -> UnsafeMutablePointer<T> { floats[i].unsafelyUnwrapped }
@@ -270,6 +351,28 @@ public final class Executor<T: BLASReal> {
                                  elementsPerChannel: n * sp, momentum: T(momentum))
         case .increment:
             if let p = ints[i[0]] { p[0] &+= 1 } else { f(i[0])[0] += 1 }
+
+        // fused (FusedKernels.swift)
+        case .fused(let a, let e):
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            fusedForward(f(o[0]), c(i[0]), c(i[1]), e.bias ? c(i[2]) : nil,
+                         gamma: bn ? c(i[k]) : nil, beta: bn ? c(i[k + 1]) : nil,
+                         runningMean: bn ? c(i[k + 2]) : nil, runningVar: bn ? c(i[k + 3]) : nil,
+                         n: n, a, e, workspace: workspace)
+        case .fusedTrain(let a, let e):
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            fusedTrainForward(f(o[0]), bn ? f(o[1]) : nil, bn ? f(o[2]) : nil, bn ? f(o[3]) : nil,
+                              c(i[0]), c(i[1]), e.bias ? c(i[2]) : nil,
+                              gamma: bn ? c(i[k]) : nil, beta: bn ? c(i[k + 1]) : nil,
+                              n: n, a, e, workspace: workspace)
+        case .fusedTrainGrad(let a, let e, let inputGrad, let weightGrad):
+            let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
+            fusedTrainBackward(dx: p.dx.map { f(o[$0]) }, dw: p.dw.map { f(o[$0]) }, db: p.db.map { f(o[$0]) },
+                               dgamma: p.dgamma.map { f(o[$0]) }, dbeta: p.dbeta.map { f(o[$0]) },
+                               dy: c(i[0]), x: c(i[1]), w: c(i[2]), y: p.y.map { c(i[$0]) },
+                               bnInput: p.bnInput.map { c(i[$0]) }, gamma: p.gamma.map { c(i[$0]) },
+                               mean: p.mean.map { c(i[$0]) }, variance: p.variance.map { c(i[$0]) },
+                               n: n, a, e, workspace: workspace)
         }
     }
 }

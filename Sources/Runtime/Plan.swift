@@ -94,6 +94,35 @@ public enum MaxNormMode: String, Sendable, Hashable, Codable {
     case perFilter
 }
 
+/// The conv2d or dense a fused kernel is built around.
+public enum FusedAnchor: Sendable, Hashable, Codable {
+    case conv2d(ConvGeometry)
+    case dense(inFeatures: Int, outFeatures: Int)
+}
+
+/// Where a fused kernel's batchnorm sits relative to its relu.
+public enum BatchnormPlacement: String, Sendable, Hashable, Codable {
+    case none, beforeRelu, afterRelu
+}
+
+/// What a fused kernel applies after its anchor: bias, then relu and batchnorm in the order
+/// `batchnorm` says.
+public struct FusedEpilogue: Sendable, Hashable, Codable {
+    public var bias: Bool
+    public var relu: Bool
+    public var batchnorm: BatchnormPlacement
+    public var epsilon: Float
+    public init(bias: Bool, relu: Bool, batchnorm: BatchnormPlacement, epsilon: Float) {
+        self.bias = bias
+        self.relu = relu
+        self.batchnorm = batchnorm
+        self.epsilon = epsilon
+    }
+    public var hasBatchnorm: Bool { batchnorm != .none }
+    /// Whether the backward reads y (the relu mask when relu comes last).
+    public var backwardReadsOutput: Bool { relu && batchnorm != .afterRelu }
+}
+
 /// A kernel with its geometry. Inputs and outputs are buffer indices in the step; the comments
 /// give them in order. "count" sizes are per sample; the executor multiplies by the batch for
 /// batched buffers. Channel-wise kernels see a tensor as [N, channels, spatial].
@@ -185,6 +214,15 @@ public enum Kernel: Sendable, Hashable, Codable {
     case batchnormStatsUpdate(momentum: Float, channels: Int, spatial: Int)
     /// (counter[]): counter += 1
     case increment
+
+    // MARK: fused (FusedKernels.swift)
+    /// (x, w, b?, gamma?, beta?, running_mean?, running_var?) -> y
+    case fused(FusedAnchor, FusedEpilogue)
+    /// (x, w, b?, gamma?, beta?) -> (y, bn_input?, batch_mean?, batch_var?)
+    case fusedTrain(FusedAnchor, FusedEpilogue)
+    /// (dy, x, w, y?, bn_input?, gamma?, batch_mean?, batch_var?) -> (dx?, dw?, db?, dgamma?, dbeta?);
+    /// slots as `FusedGradSlots` says.
+    case fusedTrainGrad(FusedAnchor, FusedEpilogue, inputGrad: Bool, weightGrad: Bool)
 }
 
 public struct Step: Sendable, Hashable, Codable {

@@ -6,7 +6,13 @@
 //   - geometries are positive, pools have no window entirely in padding, slices and concats
 //     fit, dropout rates are in [0, 1), max-norm shapes match;
 //   - outputs are distinct; an output may alias an input only as a kernel's first output when
-//     the kernel is elementwise (relu, scale, add, ...); update kernels' inputs are distinct.
+//     the kernel is elementwise (relu, scale, add, ...); update kernels' inputs are distinct;
+//   - initial values (`plan.parameters`) name parameter or state buffers and have their sizes;
+//   - a planned plan (one with arena offsets) places every intermediate and nothing else, each
+//     inside the arena at an aligned offset, and no two buffers live at the same step share a
+//     byte, except an input and the first output of an in-place step that takes over its memory
+//     exactly (`inPlaceSource`). Plans are read from files: a bad placement must not become a
+//     kernel writing over a value another step still needs.
 
 /// What one input or output slot of a kernel requires of its buffer.
 struct SlotRequirement {
@@ -39,6 +45,8 @@ struct StepRequirements {
     var workspace = 0
     /// Whether the kernel takes its inputs as a pointer table (add, mul, concat).
     var variadic = false
+    /// Input slots the kernel uses for their shape only and never reads (liveness skips them).
+    var shapeOnly: [Int] = []
 }
 
 struct StepError: Error { var reason: String }
@@ -166,7 +174,9 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
     case .maxpoolGrad(let g), .avgpoolGrad(let g):
         try check(g)
         let x = SlotRequirement.batch(g.channels * g.inHeight * g.inWidth)
-        return .init(inputs: [.batch(g.channels * g.outHeight * g.outWidth), x], outputs: [x])
+        let shapeOnly: [Int]
+        if case .avgpoolGrad = step.kernel { shapeOnly = [1] } else { shapeOnly = [] }
+        return .init(inputs: [.batch(g.channels * g.outHeight * g.outWidth), x], outputs: [x], shapeOnly: shapeOnly)
     case .softmaxGrad(let k):
         try positive(k)
         return .init(inputs: [.batch(k), .batch(k)], outputs: [.batch(k)], inPlace: true)
@@ -191,11 +201,44 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
     case .batchnormStatsUpdate(_, let c, let s):
         try positive(c, s)
         return .init(inputs: [.fixed(c), .fixed(c), .fixed(c), .fixed(c), .batch(c * s)],
-                     outputs: [], isUpdate: true)
+                     outputs: [], isUpdate: true, shapeOnly: [4])
     case .increment:
         return .init(inputs: [.counter], outputs: [], isUpdate: true)
+
+    case .fused(let a, let e):
+        let s = try fusedSlots(a, e)
+        return .init(inputs: [s.x, s.w] + (e.bias ? [s.vector] : []) + (e.hasBatchnorm ? Array(repeating: s.vector, count: 4) : []),
+                     outputs: [s.y], workspace: fusedForwardWorkspace(a))
+    case .fusedTrain(let a, let e):
+        let s = try fusedSlots(a, e)
+        return .init(inputs: [s.x, s.w] + (e.bias ? [s.vector] : []) + (e.hasBatchnorm ? [s.vector, s.vector] : []),
+                     outputs: [s.y] + (e.hasBatchnorm ? [s.y, s.vector, s.vector] : []), workspace: fusedForwardWorkspace(a))
+    case .fusedTrainGrad(let a, let e, let inputGrad, let weightGrad):
+        let s = try fusedSlots(a, e)
+        let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
+        var inputs: [SlotRequirement] = [s.y, s.x, s.w]
+        if p.y != nil { inputs.append(s.y) }
+        if e.hasBatchnorm { inputs += [s.y, s.vector, s.vector, s.vector] }
+        var outputs: [SlotRequirement] = []
+        if p.dx != nil { outputs.append(s.x) }
+        if p.dw != nil { outputs.append(s.w) }
+        if p.db != nil { outputs.append(s.vector) }
+        if e.hasBatchnorm { outputs += [s.vector, s.vector] }
+        return .init(inputs: inputs, outputs: outputs, workspace: fusedTrainBackwardWorkspace(a))
     }
 }
+
+/// The slots a fused kernel's anchor implies: x, w, y and per-channel vectors.
+private func fusedSlots(_ a: FusedAnchor, _ e: FusedEpilogue) throws -> (x: SlotRequirement, w: SlotRequirement, y: SlotRequirement, vector: SlotRequirement) {
+    switch a {
+    case .conv2d(let g): try check(g)
+    case .dense(let i, let o): try positive(i, o)
+    }
+    try ensure(e.relu || e.batchnorm != .afterRelu, "a batchnorm after relu needs relu")
+    try ensure(!e.hasBatchnorm || e.epsilon > 0, "batchnorm epsilon \(e.epsilon) is not positive")
+    return (.batch(a.inputCount), .fixed(a.weightCount), .batch(a.outputChannels * a.outputSpatial), .fixed(a.outputChannels))
+}
+
 
 private func describe(_ b: BufferDesc, _ index: Int) -> String {
     "buffer \(index) '\(b.name)' (\(b.elementType.rawValue), per sample \(b.perSample), \(b.batched ? "batched" : "not batched"))"
@@ -220,6 +263,17 @@ func validate(_ plan: Plan) throws {
     guard plan.maxBatch >= 1 else { throw ExecutorError.invalidPlan(reason: "maxBatch \(plan.maxBatch) < 1") }
     for b in plan.buffers where b.perSample.contains(where: { $0 < 0 }) {
         throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' has a negative dimension \(b.perSample)")
+    }
+    for b in plan.buffers {
+        // Sizes a file could make overflow: elements at maxBatch, times 8 bytes (Double).
+        var elements = plan.maxBatch
+        for d in b.perSample {
+            let (p, overflow) = elements.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= Int.max / 8 else {
+                throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' \(b.perSample) is too large at batch \(plan.maxBatch)")
+            }
+            elements = p
+        }
     }
     for o in plan.outputs where !plan.buffers.indices.contains(o) {
         throw ExecutorError.invalidPlan(reason: "plan output \(o) is not a buffer index (0..<\(plan.buffers.count))")
@@ -252,9 +306,77 @@ func validate(_ plan: Plan) throws {
             throw ExecutorError.invalidStep(step: s, name: step.name, kernel: "\(step.kernel)", reason: e.reason)
         }
     }
+    try validateParameters(plan)
+    try validatePlacement(plan)
 }
 
-/// The im2col workspace (elements) the largest convolution of a validated plan needs.
-func workspaceCount(_ plan: Plan) -> Int {
+/// Initial values must name a parameter or state buffer and fill it exactly.
+private func validateParameters(_ plan: Plan) throws {
+    for (name, values) in plan.parameters.sorted(by: { $0.key < $1.key }) {
+        guard let i = plan.buffer(named: name) else {
+            throw ExecutorError.invalidPlan(reason: "initial values for '\(name)', which is not a buffer")
+        }
+        let b = plan.buffers[i]
+        guard b.role == .parameter || b.role == .state else {
+            throw ExecutorError.invalidPlan(reason: "initial values for '\(name)', a buffer of role \(b.role.rawValue); only parameter and state buffers have them")
+        }
+        guard values.count == b.elementCount(batch: plan.maxBatch) else {
+            throw ExecutorError.invalidPlan(reason: "initial values for '\(name)': \(values.count) values, the buffer holds \(b.elementCount(batch: plan.maxBatch))")
+        }
+    }
+}
+
+/// The arena placement of a planned plan (see the comment at the top). Byte ranges are the
+/// buffers' real sizes at maxBatch, so a hand-made plan need not pad them.
+private func validatePlacement(_ plan: Plan) throws {
+    guard plan.buffers.contains(where: { $0.offset != nil }) else { return }
+    guard let memory = plan.memory else {
+        throw ExecutorError.invalidPlan(reason: "buffers have arena offsets but the plan has no memory summary (arena size)")
+    }
+    let arena = memory.arenaBytes
+    guard arena >= 0 else { throw ExecutorError.invalidPlan(reason: "arena size \(arena) is negative") }
+    func bytes(_ i: Int) -> Int { plan.buffers[i].byteCount(batch: plan.maxBatch) }
+    for (i, b) in plan.buffers.enumerated() {
+        guard b.role == .intermediate else {
+            guard b.offset == nil else {
+                throw ExecutorError.invalidPlan(reason: "buffer \(i) '\(b.name)' is \(b.role.rawValue) storage but has an arena offset")
+            }
+            continue
+        }
+        guard let offset = b.offset else {
+            throw ExecutorError.invalidPlan(reason: "intermediate buffer \(i) '\(b.name)' has no arena offset in a planned plan")
+        }
+        // (An empty buffer still gets an address inside the arena.)
+        guard offset >= 0, offset % arenaAlignment == 0, offset <= arena - max(bytes(i), 4) else {
+            throw ExecutorError.invalidPlan(reason: "buffer \(i) '\(b.name)' at offset \(offset) (\(bytes(i)) bytes) is not an aligned place inside the \(arena)-byte arena")
+        }
+    }
+    // Buffers live at the same step must not share a byte: sweep each step's live buffers in
+    // offset order. An in-place step's source is dropped when its output sits exactly on it.
+    let lifetimes = intermediateLifetimes(plan)
+    let placed = plan.buffers.indices.filter { lifetimes[$0] != nil && bytes($0) > 0 }
+    for s in 0..<max(plan.steps.count, 1) {
+        var handedOver: Int? = nil
+        if s < plan.steps.count, let x = inPlaceSource(plan, step: s, lifetimes: lifetimes),
+           plan.buffers[x].offset == plan.buffers[plan.steps[s].outputs[0]].offset {
+            handedOver = x
+        }
+        let live = placed.filter { lifetimes[$0]!.contains(s) && $0 != handedOver }
+            .sorted { plan.buffers[$0].offset! < plan.buffers[$1].offset! }
+        var end = 0, owner = -1
+        for i in live {
+            let offset = plan.buffers[i].offset!
+            if owner >= 0 && offset < end {
+                let a = plan.buffers[owner], b = plan.buffers[i]
+                throw ExecutorError.invalidPlan(reason: "buffers \(owner) '\(a.name)' and \(i) '\(b.name)' are both live at step \(s) and overlap in the arena ([\(a.offset!), \(a.offset! + bytes(owner))) and [\(offset), \(offset + bytes(i))))")
+            }
+            if offset + bytes(i) > end { end = offset + bytes(i); owner = i }
+        }
+    }
+}
+
+/// The im2col workspace (elements) the largest convolution of a validated plan needs: the
+/// executor allocates one such scratch buffer (of `T`: 4 bytes an element for Float).
+public func workspaceElements(_ plan: Plan) -> Int {
     plan.steps.map { (try? requirements(of: $0, buffers: plan.buffers).workspace) ?? 0 }.max() ?? 0
 }

@@ -1,0 +1,81 @@
+// The frontend's entry points: text (or a file) to a verified graph, or a located diagnostic.
+//
+//   let graph = try Frontend.compile(path: "Models/vgg_tuned.graph")
+//
+// It never traps on any input: numbers are bounded (`maxInteger`, `maxElements`) before any
+// size is computed, bracket nesting is capped (`maxNesting`), and the result has passed
+// `Graph.verify()`.
+
+#if canImport(GraphIR)
+import GraphIR
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum Frontend {
+    /// Parse + lower + verify. `file` is used in diagnostics only.
+    public static func compile(source: String, file: String) throws(Diagnostic) -> Graph {
+        let scalars = Array(source.unicodeScalars)
+        let text = SourceFile(name: file, scalars: scalars)
+        let (tokens, lexError) = Lexer.tokenize(scalars, source: text)
+        var parser = Parser(tokens: tokens, lexError: lexError, source: text)
+        var lowering = Lowering(source: text)
+        while true {
+            let statement: Statement?
+            do throws(Diagnostic) {
+                statement = try parser.nextStatement()
+            } catch {
+                // A syntax error after an unterminated bracket is the bracket's fault: report it.
+                if let lexError, (lexError.line, lexError.column) <= (error.line, error.column) { throw lexError }
+                throw error
+            }
+            guard let statement else { break }
+            try lowering.lower(statement)
+        }
+        return try lowering.finish()
+    }
+
+    /// Reads the file and compiles it; an unreadable file is a diagnostic at 1:1.
+    public static func compile(path: String) throws(Diagnostic) -> Graph {
+        switch readFile(path) {
+        case .success(let bytes):
+            return try compile(source: String(decoding: bytes, as: UTF8.self), file: path)
+        case .failure(let reason):
+            throw Diagnostic(file: path, line: 1, column: 1, message: "cannot read '\(path)': \(reason.message)", sourceLine: "")
+        }
+    }
+
+    struct ReadError: Error { var message: String }
+
+    /// The file's bytes, or why they could not be read.
+    static func readFile(_ path: String) -> Result<[UInt8], ReadError> {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return .failure(ReadError(message: errnoMessage())) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return .failure(ReadError(message: "it is a directory")) }
+        guard let f = fopen(path, "rb") else { return .failure(ReadError(message: errnoMessage())) }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+            if n > 0 { bytes.append(contentsOf: buffer[0..<n]) }
+            if n < buffer.count {
+                if ferror(f) != 0 { return .failure(ReadError(message: errnoMessage())) }
+                break
+            }
+            if bytes.count > 64 << 20 { return .failure(ReadError(message: "it is larger than 64 MB")) }
+        }
+        return .success(bytes)
+    }
+
+    private static func errnoMessage() -> String {
+        switch errno {
+        case ENOENT: return "no such file"
+        case EACCES: return "permission denied"
+        default: return String(cString: strerror(errno))
+        }
+    }
+}
