@@ -8,6 +8,8 @@ let package = Package(
     products: [
         .executable(name: "fergc", targets: ["fergc"]),
         .library(name: "Runtime", targets: ["Runtime"]),
+        // The C API (Sources/CFergc/include/fergc.h) for programs that embed the runtime.
+        .library(name: "fergc_runtime", type: .dynamic, targets: ["CFergc"]),
     ],
     targets: [
         // MARK: - System libraries
@@ -25,6 +27,8 @@ let package = Package(
 
         // MARK: - Runtime (embeddable alone: depends on OpenBLAS only)
         .target(name: "Runtime", dependencies: ["COpenBLAS"]),
+        // The C API over Runtime's embedding API; the header is for C callers, not for Swift.
+        .target(name: "CFergc", dependencies: ["Runtime"], exclude: ["include"]),
 
         // MARK: - Support
         .target(name: "NumPyIO", dependencies: ["CZlib"]),
@@ -42,6 +46,9 @@ let package = Package(
         .testTarget(
             name: "PassesTests", dependencies: ["Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
+        // The .plan format, the embedding and C APIs, and the inspect/explain/predict commands.
+        .testTarget(
+            name: "PlanFileTests", dependencies: ["Runtime", "Frontend", "Passes", "GraphIR", "CFergc", "fergc"]),
         .testTarget(name: "NumPyIOTests", dependencies: ["NumPyIO"]),
         .testTarget(
             name: "ParityTests",

@@ -208,6 +208,16 @@ public final class Executor<T: BLASReal> {
         return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch)))
     }
 
+    /// Whether every value of an f32 buffer (its first `lastBatch` samples) is finite, without
+    /// copying it out: the training loop checks losses and gradients after each step.
+    public func isFinite(_ index: Int) -> Bool {
+        precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
+        guard let p = floats[index] else { return true }
+        var ok = true
+        for k in 0..<count(index, lastBatch) where !p[k].isFinite { ok = false; break }
+        return ok
+    }
+
     // MARK: - Running
 
     /// Runs every step for a batch of n (1...maxBatch), then increments `runCounter`.

@@ -10,6 +10,9 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (EvalCommand.spec, EvalCommand.main),
     (ReportCommand.spec, ReportCommand.main),
     (DataCommand.spec, DataCommand.main),
+    (InspectCommand.spec, InspectCommand.main),
+    (ExplainCommand.spec, ExplainCommand.main),
+    (PredictCommand.spec, PredictCommand.main),
 ]
 
 let topHelp = """

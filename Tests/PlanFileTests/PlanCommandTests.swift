@@ -1,0 +1,136 @@
+// fergc inspect, explain and predict on the built binary.
+
+import Foundation
+import Runtime
+import XCTest
+
+final class PlanCommandTests: XCTestCase {
+    func writeFacePlan() throws -> (path: String, plan: Plan, dir: URL) {
+        let dir = try temporaryDirectory(self)
+        let plan = try facePlan()
+        let path = dir.appendingPathComponent("face.plan").path
+        try writePlan(plan, to: path)
+        return (path, plan, dir)
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    func testInspect() throws {
+        let f = try writeFacePlan()
+        let r = try fergc(["inspect", f.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for expected in ["model 'face' (inference)", "format        1.0, written by \(PlanFormat.producer); compiled by fergc tests",
+                         "input         'x' [1, 48, 48]", "classes       7: Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral",
+                         "passes        dce, lower, plan-memory", "probe errors  logits 1.5e-07", "memory        arena",
+                         "weights       sha256 \(weightsSHA256(f.plan))"] {
+            XCTAssertTrue(r.stdout.contains(expected), "missing '\(expected)' in:\n\(r.stdout)")
+        }
+
+        let j = try fergc(["inspect", f.path, "--json"])
+        XCTAssertEqual(j.status, 0, j.stderr)
+        let o = try json(j.stdout)
+        XCTAssertEqual(o["weights_sha256"] as? String, weightsSHA256(f.plan))
+        XCTAssertEqual(o["format_version"] as? String, "1.0")
+        XCTAssertEqual(o["input_shape"] as? [Int], [1, 48, 48])
+        XCTAssertEqual(o["classes"] as? [String], fer2013ClassNames)
+        XCTAssertEqual(o["steps"] as? Int, f.plan.steps.count)
+        XCTAssertEqual(o["parameter_count"] as? Int, f.plan.parameters.values.reduce(0) { $0 + $1.count })
+        XCTAssertEqual((o["memory"] as? [String: Any])?["arena_bytes"] as? Int, f.plan.memory?.arenaBytes)
+    }
+
+    func testInspectReportsCorruption() throws {
+        let f = try writeFacePlan()
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: f.path)))
+        bytes.removeLast(10)
+        try Data(bytes).write(to: URL(fileURLWithPath: f.path))
+        let r = try fergc(["inspect", f.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.hasPrefix("error: \(f.path): "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("offset"), r.stderr)
+        let missing = try fergc(["inspect", f.dir.appendingPathComponent("nope.plan").path])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("cannot open"), missing.stderr)
+    }
+
+    func testExplain() throws {
+        let f = try writeFacePlan()
+        let svg = f.dir.appendingPathComponent("memory.svg").path
+        let r = try fergc(["explain", f.path, "--svg", svg])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("plan 'face': \(f.plan.steps.count) steps"), r.stdout)
+        for step in f.plan.steps { XCTAssertTrue(r.stdout.contains(step.name), "step \(step.name) missing:\n\(r.stdout)") }
+        XCTAssertTrue(r.stdout.contains("x:input"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("@0+"), r.stdout)  // an arena buffer at offset 0
+        XCTAssertTrue(r.stdout.contains("fusions:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("peak live arena bytes:"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("wrote \(svg)"), r.stdout)
+        let text = try String(contentsOfFile: svg, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("<svg"), text)
+        XCTAssertEqual(text.components(separatedBy: "<title>step ").count - 1, f.plan.steps.count)
+    }
+
+    func testPredictPGM() throws {
+        let f = try writeFacePlan()
+        let pixels = syntheticPixels(3)
+        let image = f.dir.appendingPathComponent("face.pgm").path
+        try pgm(pixels, width: 48, height: 48).write(to: URL(fileURLWithPath: image))
+        let expected = try Session(try LoadedPlan(plan: f.plan)).predictRaw(pixels: pixels)[0]
+        let best = fer2013ClassNames[argmax(expected)]
+
+        let r = try fergc(["predict", f.path, image])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("\(image): \(best) ("), r.stdout)
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 8, r.stdout)
+        for name in fer2013ClassNames { XCTAssertTrue(r.stdout.contains("  \(name)"), r.stdout) }
+
+        let j = try fergc(["predict", f.path, image, image, "--json"])
+        XCTAssertEqual(j.status, 0, j.stderr)
+        let predictions = try XCTUnwrap(try json(j.stdout)["predictions"] as? [[String: Any]])
+        XCTAssertEqual(predictions.count, 2)
+        XCTAssertEqual(predictions[0]["emotion"] as? String, best)
+        let probs = try XCTUnwrap(predictions[0]["probabilities"] as? [Double])
+        for (got, want) in zip(probs, expected) { XCTAssertEqual(got, Double(want), accuracy: 1e-6) }
+    }
+
+    func testPredictRejectsOtherImages() throws {
+        let f = try writeFacePlan()
+        let small = f.dir.appendingPathComponent("small.pgm").path
+        try pgm(syntheticPixels(1, side: 64), width: 64, height: 64).write(to: URL(fileURLWithPath: small))
+        let r = try fergc(["predict", f.path, small])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("\(small): image is 64x64; the plan takes 48x48 grayscale faces"), r.stderr)
+        let ascii = f.dir.appendingPathComponent("ascii.pgm").path
+        try Data("P2\n2 2\n255\n0 1 2 3\n".utf8).write(to: URL(fileURLWithPath: ascii))
+        let a = try fergc(["predict", f.path, ascii])
+        XCTAssertEqual(a.status, 1)
+        XCTAssertTrue(a.stderr.contains("only binary grayscale PGM ('P5')"), a.stderr)
+        let none = try fergc(["predict", f.path])
+        XCTAssertEqual(none.status, 2)
+        XCTAssertTrue(none.stderr.contains("nothing to classify"), none.stderr)
+    }
+
+    func testPredictCSVRow() throws {
+        let f = try writeFacePlan()
+        let csv = f.dir.appendingPathComponent("faces.csv").path
+        var text = "emotion,pixels,Usage\n"
+        for (k, (label, usage)) in [(3, "Training"), (5, "Training"), (6, "PublicTest")].enumerated() {
+            text += "\(label),\(syntheticPixels(k).map(String.init).joined(separator: " ")),\(usage)\n"
+        }
+        try text.write(toFile: csv, atomically: true, encoding: .utf8)
+        let expected = try Session(try LoadedPlan(plan: f.plan)).predictRaw(pixels: syntheticPixels(2))[0]
+
+        let r = try fergc(["predict", f.path, "--csv", csv, "--row", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let p = try XCTUnwrap((try json(r.stdout)["predictions"] as? [[String: Any]])?.first)
+        XCTAssertEqual(p["label"] as? String, "Neutral")
+        XCTAssertEqual(p["emotion"] as? String, fer2013ClassNames[argmax(expected)])
+        let split = try fergc(["predict", f.path, "--csv", csv, "--row", "1", "--split", "Training"])
+        XCTAssertEqual(split.status, 0, split.stderr)
+        XCTAssertTrue(split.stdout.contains("label Surprise"), split.stdout)
+        let past = try fergc(["predict", f.path, "--csv", csv, "--row", "3"])
+        XCTAssertEqual(past.status, 1)
+        XCTAssertTrue(past.stderr.contains("no row 3: the file has 3 faces"), past.stderr)
+    }
+}

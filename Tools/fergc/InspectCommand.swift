@@ -1,0 +1,153 @@
+// fergc inspect: what a .plan file holds — model, format and producer, input, classes, passes,
+// probe errors, memory, buffers, steps, parameters and the weights' SHA-256 — without running it.
+
+import Foundation
+import Passes
+import Runtime
+
+enum InspectCommand {
+    static let spec = CommandSpec(
+        name: "inspect",
+        usage: "inspect M.plan [--json]",
+        summary: "Describe a compiled .plan file: model, format, input, classes, memory, weights hash.",
+        options: [
+            OptionSpec(name: "json", kind: .flag, help: "Print as JSON (keys include format_version, input_shape, classes, weights_sha256)."),
+        ],
+        details: """
+        The file is fully checked first (magic, version, CRC of every section, plan validation),
+        so inspect is also the way to tell whether a .plan file is intact.
+
+        EXAMPLE:
+          fergc inspect vgg_tuned.plan --json
+        """)
+
+    static func main(_ args: [String]) throws {
+        let a = try parseArguments(args, spec)
+        guard a.positional.count == 1 else {
+            throw UsageError(message: a.positional.isEmpty ? "missing the plan file (M.plan)" : "expected one plan file, got \(a.positional.count)", command: spec.name)
+        }
+        let path = a.positional[0]
+        let file: PlanFile
+        do { file = try readPlanFile(path: path) } catch { throw CLIError(error.description) }
+        let facts = PlanFacts(file)
+        Console.out(a.flag("json") ? try jsonText(facts.json(path: path)) : facts.text(path: path))
+    }
+}
+
+/// What inspect reports, computed once for both the text and the JSON.
+struct PlanFacts {
+    let file: PlanFile
+    var plan: Plan { file.plan }
+    /// Nil when the plan is not a classifier (a training step, say); the reason is kept.
+    let model: LoadedPlan?
+    let notAClassifier: String?
+
+    init(_ file: PlanFile) {
+        self.file = file
+        do {
+            model = try LoadedPlan(plan: file.plan, file: file)
+            notAClassifier = nil
+        } catch {
+            model = nil
+            notAClassifier = error.description
+        }
+    }
+
+    var classNames: [String] { model?.classNames ?? plan.metadata.classNames }
+    var inputShape: [Int] { model?.inputShape ?? plan.metadata.inputShape }
+    var parameterCount: Int { plan.parameters.values.reduce(0) { $0 + $1.count } }
+    func count(_ role: BufferRole) -> Int { plan.buffers.filter { $0.role == role }.count }
+    /// Steps by kernel name, most frequent first.
+    var kernelCounts: [(String, Int)] {
+        var counts: [String: Int] = [:]
+        for s in plan.steps { counts[kernelName(s.kernel), default: 0] += 1 }
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+    }
+    var memory: MemorySummary? { plan.memory }
+
+    func json(path: String) -> [String: Any] {
+        var j: [String: Any] = [
+            "file": path,
+            "file_bytes": file.fileBytes,
+            "model": plan.name,
+            "format_version": file.formatVersion,
+            "producer": file.producer,
+            "compiled_by": plan.metadata.producer,
+            "source_hash": plan.metadata.sourceHash,
+            "sections": file.sections.map { ["tag": $0.tag, "offset": $0.offset, "bytes": $0.length] as [String: Any] },
+            "mode": plan.metadata.mode,
+            "input_shape": inputShape,
+            "input_scale": plan.metadata.inputScale,
+            "max_batch": plan.maxBatch,
+            "classes": classNames,
+            "passes": plan.metadata.passes,
+            "probe_errors": plan.metadata.probeErrors,
+            "training": plan.metadata.training,
+            "buffers": plan.buffers.count,
+            "buffer_roles": ["input": count(.input), "parameter": count(.parameter), "state": count(.state), "intermediate": count(.intermediate)],
+            "steps": plan.steps.count,
+            "kernels": Dictionary(uniqueKeysWithValues: kernelCounts),
+            "parameter_count": parameterCount,
+            "parameter_tensors": plan.parameters.count,
+            "weights_sha256": file.weightsSHA256,
+        ]
+        if let model {
+            j["input"] = plan.buffers[model.inputBuffer].name
+            j["output"] = plan.buffers[model.outputBuffer].name
+            j["output_is_probabilities"] = model.outputIsProbabilities
+            j["parameters_without_values"] = model.parametersWithoutValues
+        } else {
+            j["not_a_classifier"] = notAClassifier ?? ""
+        }
+        if let m = memory {
+            j["memory"] = ["arena_bytes": m.arenaBytes, "naive_bytes": m.naiveBytes, "parameter_bytes": m.parameterBytes,
+                           "optimizer_bytes": m.optimizerBytes, "workspace_bytes": m.workspaceBytes,
+                           "input_bytes": m.inputBytes, "total_bytes": m.totalBytes]
+        } else {
+            j["memory"] = NSNull()
+        }
+        return j
+    }
+
+    func text(path: String) -> String {
+        func row(_ key: String, _ value: String) -> String { "  " + key.padding(toLength: 14, withPad: " ", startingAt: 0) + value + "\n" }
+        var s = "\(path): model '\(plan.name)' (\(plan.metadata.mode))\n"
+        s += row("format", "\(file.formatVersion), written by \(file.producer)" + (plan.metadata.producer.isEmpty ? "" : "; compiled by \(plan.metadata.producer)"))
+        s += row("file", "\(file.fileBytes) bytes: " + file.sections.map { "\($0.tag) \($0.length)" }.joined(separator: ", "))
+        if !plan.metadata.sourceHash.isEmpty { s += row("source", plan.metadata.sourceHash) }
+        if let model {
+            s += row("input", "'\(plan.buffers[model.inputBuffer].name)' \(model.inputShape), pixels x \(plan.metadata.inputScale), batch up to \(plan.maxBatch)")
+            s += row("output", "'\(plan.buffers[model.outputBuffer].name)' (\(model.outputIsProbabilities ? "probabilities" : "logits; the runtime applies softmax"))")
+        } else {
+            s += row("input", "\(inputShape), batch up to \(plan.maxBatch)")
+            s += row("classifier", "no: \(notAClassifier ?? "")")
+        }
+        s += row("classes", "\(classNames.count): " + classNames.joined(separator: ", "))
+        s += row("passes", plan.metadata.passes.isEmpty ? "(none recorded)" : plan.metadata.passes.joined(separator: ", "))
+        if !plan.metadata.probeErrors.isEmpty {
+            s += row("probe errors", plan.metadata.probeErrors.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3g", $0.value))" }.joined(separator: ", "))
+        }
+        for (k, v) in plan.metadata.training.sorted(by: { $0.key < $1.key }) {
+            s += row("training", "\(k) = " + v.replacingOccurrences(of: "\n", with: "\\n"))
+        }
+        s += row("memory", memory == nil ? "not planned (every buffer has its own storage)" : String(memoryReport(plan).dropFirst("memory: ".count)))
+        s += row("buffers", "\(plan.buffers.count) (\(count(.input)) inputs, \(count(.parameter)) parameters, \(count(.state)) state, \(count(.intermediate)) intermediates)")
+        s += row("steps", "\(plan.steps.count): " + kernelCounts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        s += row("parameters", "\(parameterCount) values in \(plan.parameters.count) tensors")
+        if let missing = model?.parametersWithoutValues, !missing.isEmpty {
+            s += row("warning", "no values for \(missing.count) parameters (they start at zero): \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
+        }
+        s += row("weights", "sha256 \(file.weightsSHA256)")
+        return s
+    }
+}
+
+/// A kernel's case name ("conv2d", "fused", "relu").
+func kernelName(_ k: Kernel) -> String {
+    Mirror(reflecting: k).children.first?.label ?? String(describing: k)
+}
+
+/// A kernel with its attributes, without module prefixes.
+func kernelDescription(_ k: Kernel) -> String {
+    String(describing: k).replacingOccurrences(of: "Runtime.", with: "")
+}
