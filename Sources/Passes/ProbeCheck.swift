@@ -163,7 +163,8 @@ public struct ProbeReport: Sendable {
 /// fold-batchnorm pass is run through `foldBatchnorm(_:)` to keep its recipes.
 public func probePipeline(_ graph: Graph, passes: [Pass], tolerance: Double, weights: [String: [Double]]? = nil,
                           options: ProbeOptions = ProbeOptions(), disabled: Set<String> = [],
-                          rebase: Set<String> = ["training-form"]) throws -> ProbeReport {
+                          rebase: Set<String> = ["training-form"],
+                          after: (_ pass: String, _ graph: Graph, _ seconds: Double) -> Void = { _, _, _ in }) throws -> ProbeReport {
     var g = graph
     var reference = graph
     var folds: [FoldRecipe] = []
@@ -171,6 +172,7 @@ public func probePipeline(_ graph: Graph, passes: [Pass], tolerance: Double, wei
     var base = weights ?? probeWeights(for: graph, seed: options.seed)
     var rows: [(pass: String, errors: [String: Double])] = []
     for pass in passes where !disabled.contains(pass.name) {
+        let start = monotonicSeconds()
         do {
             if pass.name == Pipelines.foldBatchnorm.name {
                 let r = try foldBatchnorm(g)
@@ -185,6 +187,7 @@ public func probePipeline(_ graph: Graph, passes: [Pass], tolerance: Double, wei
         } catch {
             throw PassError(pass: pass.name, message: "\(error)")
         }
+        after(pass.name, g, monotonicSeconds() - start)
         if rebase.contains(pass.name) {
             reference = g
             base = try applyFolds(folds, weights: base)

@@ -1,4 +1,4 @@
-// Deterministic randomness for training. Every random choice is drawn from a generator seeded
+// Deterministic randomness for initialization and training. Every random choice is drawn from a generator seeded
 // by a hash of (run seed, purpose, epoch, batch, ...), never from a generator that lives
 // across steps, so that a resumed run draws exactly what an uninterrupted one would.
 

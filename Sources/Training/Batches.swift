@@ -4,6 +4,7 @@
 // same batches.
 
 import GraphIR
+import Passes
 
 /// The order of the training images in an epoch: a Fisher-Yates shuffle seeded by (seed, epoch).
 public func epochOrder(count: Int, seed: UInt64, epoch: Int) -> [Int] {

@@ -167,13 +167,21 @@ public final class Trainer {
         var xs: [Float] = [], ys: [Int32] = []
         xs.reserveCapacity(options.batchSize * FaceSet.pixelsPerImage)
         var stepsThisRun = 0
+        // The step's outputs (loss, logits, every gradient) stay valid after a run, whatever the
+        // memory plan did with the intermediates.
+        let checkedOutputs = step.outputs.filter { step.buffers[$0].elementType == .f32 }
         for epoch in startEpoch..<options.epochs {
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
             let epochStart = monotonicSeconds()
             var (lossSum, correct, seen) = epoch == startEpoch ? resumedSums : (0.0, 0, 0)
             var rate = 0.0
             for b in (epoch == startEpoch ? startBatch : 0)..<stepsPerEpoch {
-                if let m = options.maxSteps, stepsThisRun >= m { return history }
+                if let m = options.maxSteps, stepsThisRun >= m {
+                    try checkpoint(to: lastCheckpointPath, epoch: epoch, batch: b, iteration: iteration, history: history,
+                                   best: best, elapsed: elapsedBefore + monotonicSeconds() - runStart, partial: (lossSum, correct, seen))
+                    log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": b, "iteration": iteration])
+                    return history
+                }
                 let indices = order[(b * options.batchSize)..<min((b + 1) * options.batchSize, trainSet.count)]
                 fillBatch(x: &xs, labels: &ys, set: trainSet, indices: indices, scale: Float(training.inputScale),
                           augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), UInt64(b)))
@@ -186,8 +194,9 @@ public final class Trainer {
                 stepExecutor.runCounter = UInt64(iteration)
                 try stepExecutor.run(batch: indices.count)
                 let loss = Double(stepExecutor.buffer(lossIndex)[0])
-                if !loss.isFinite {
-                    throw TrainError(nonFiniteReport(iteration: iteration, epoch: epoch, batch: b))
+                if !loss.isFinite || !checkedOutputs.allSatisfy(stepExecutor.isFinite) {
+                    log.write(["event": "non_finite", "epoch": epoch + 1, "batch": b + 1, "iteration": iteration])
+                    throw TrainError(nonFiniteReport(loss: loss, iteration: iteration, epoch: epoch, batch: b))
                 }
                 let logits = stepExecutor.buffer(logitsIndex)
                 for k in 0..<indices.count where argmax(logits, offset: k * classes, count: classes) == Int(ys[k]) { correct += 1 }
@@ -257,19 +266,23 @@ public final class Trainer {
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 
-    /// Names the first step whose output is not finite, after a non-finite loss.
-    func nonFiniteReport(iteration: Int, epoch: Int, batch: Int) -> String {
-        var culprit = "an unknown step"
+    /// Names the first step (in schedule order) whose output is not finite, among the step's
+    /// outputs: the loss and every gradient.
+    func nonFiniteReport(loss: Double, iteration: Int, epoch: Int, batch: Int) -> String {
+        var culprit = "the loss"
         search: for s in step.steps {
-            for o in s.outputs where step.buffers[o].elementType == .f32 {
-                if stepExecutor.buffer(o).contains(where: { !$0.isFinite }) {
-                    culprit = "step '\(s.name)' (output '\(step.buffers[o].name)')"
-                    break search
-                }
+            for o in s.outputs where step.outputs.contains(o) && step.buffers[o].elementType == .f32 && !stepExecutor.isFinite(o) {
+                culprit = "'\(step.buffers[o].name)', computed by step '\(s.name)' (\(kernelName(s.kernel)))"
+                break search
             }
         }
-        return "the loss is not finite at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)); the first non-finite value comes from \(culprit). Training stopped; the last good checkpoint is \(lastCheckpointPath)."
+        return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the first non-finite output is \(culprit). Training stopped; the last good checkpoint is \(lastCheckpointPath)."
     }
+}
+
+/// A kernel's name as the plan prints it: "conv2d", "batchnormTrainGrad", ...
+func kernelName(_ k: Kernel) -> String {
+    String(String(describing: k).prefix { $0 != "(" })
 }
 
 /// Runs an inference plan (outputs: logits, loss) over a set in batches.

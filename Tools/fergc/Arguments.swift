@@ -76,6 +76,7 @@ func parseArguments(_ args: [String], _ spec: CommandSpec) throws -> ParsedArgum
         if a == "--" { onlyPositional = true; continue }
         if a == "-h" || a == "--help" { throw HelpRequested() }
         var name = String(a.drop(while: { $0 == "-" }))
+        if name == "o" { name = "output" }  // the one short option: -o FILE
         var inline: String?
         if let eq = name.firstIndex(of: "=") {
             inline = String(name[name.index(after: eq)...])

@@ -1,25 +1,41 @@
-// fergc compile: parse, verify and transform a model; print its summary or its IR.
+// fergc compile: parse, verify and optimize a model, plan its memory, and print its summary,
+// its IR or its memory — or write the static plan to a .plan file.
 
 import Foundation
 import GraphIR
 import Passes
+import Runtime
+import Training
 
 enum CompileCommand {
     static let spec = CommandSpec(
         name: "compile",
-        usage: "compile MODEL.graph [--summary] [--json] [--train] [--emit ir|summary]",
-        summary: "Compile a model: parse, check shapes, and print its summary or IR.",
+        usage: "compile MODEL.graph [-o M.plan] [--weights W.npz|CHECKPOINT] [--train] [--batch N] [--summary] [--json] [--emit ir]",
+        summary: "Compile a model: check shapes, optimize, plan memory; print a summary or IR, or write a .plan.",
         options: [
-            OptionSpec(name: "summary", kind: .flag, help: "Print a Keras-like table: layer, op, output shape, params."),
-            OptionSpec(name: "json", kind: .flag, help: "Print the summary as JSON (params_total, params_trainable, params_non_trainable, layers)."),
-            OptionSpec(name: "train", kind: .flag, help: "Build one training step: forward, loss, backward and optimizer update."),
+            OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
+            OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name or a training checkpoint. Default: seeded initial values."),
+            OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
+            OptionSpec(name: "batch", kind: .value("N"), help: "The largest batch the plan runs (default: 1 for inference, the model's batch for --train)."),
+            OptionSpec(name: "summary", kind: .flag, help: "Print a Keras-like table: layer, op, output shape, params; then the memory plan."),
+            OptionSpec(name: "json", kind: .flag, help: "Print the summary as JSON (params_total, params_trainable, params_non_trainable, layers, memory)."),
             OptionSpec(name: "emit", kind: .value("KIND"), help: "What to print: 'summary' (default) or 'ir' (the graph after the pipeline)."),
+            OptionSpec(name: "passes", kind: .value("A,B,..."), help: "Run these passes instead of the standard pipeline (names as in --print-after)."),
+            OptionSpec(name: "max-memory", kind: .value("BYTES"), help: "Fail if the plan needs more than BYTES in total (suffixes K, M, G allowed)."),
+            OptionSpec(name: "no-probe", kind: .flag, help: "Skip checking each pass against the unoptimized graph on a probe batch."),
+            OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights when no --weights are given (default: the model's)."),
         ] + PipelineOptions.specs,
         details: """
+        Pipelines: inference runs \(Pipelines.inferenceOptimized.map(\.name).joined(separator: ", "));
+        --train runs \(Pipelines.trainingOptimized.map(\.name).joined(separator: ", ")).
+        Each pass is checked against the graph before it on a fixed probe batch, in double precision;
+        a pass that changes the results fails the compile and is named.
+
         EXAMPLES:
           fergc compile Models/vgg_tuned.graph --summary
           fergc compile Models/vgg_tuned.graph --summary --json
           fergc compile Models/tiny.graph --train --emit ir
+          fergc compile Models/vgg_tuned.graph --weights runs/x/checkpoint-best.npz -o vgg_tuned.plan
         """)
 
     static func main(_ args: [String]) throws {
@@ -31,23 +47,92 @@ enum CompileCommand {
         guard ["summary", "ir"].contains(emit) else {
             throw UsageError(message: "--emit expects 'summary' or 'ir', got '\(emit)'", command: spec.name)
         }
-        let model = try loadGraph(a.positional[0])
-        if a.flag("train"), model.training == nil {
-            throw CLIError("\(a.positional[0]): --train needs a 'train { ... }' section in the model (loss, optimizer, ...)")
+        let path = a.positional[0]
+        let model = try loadGraph(path)
+        let train = a.flag("train")
+        if train, model.training == nil {
+            throw CLIError("\(path): --train needs a 'train { ... }' section in the model (loss, optimizer, ...)")
         }
-        let graph = try PipelineOptions.run(a.flag("train") ? Pipelines.training : Pipelines.inference, on: model, a, command: spec.name)
+        var options = CompileOptions()
+        options.mode = train ? .training : .inference
+        options.batch = try a.int("batch", spec.name) ?? (train ? model.training?.batchSize ?? 128 : 1)
+        options.probe = !a.flag("no-probe")
+        options.seed = try a.value("seed").map { s -> UInt64 in
+            guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
+            return v
+        } ?? model.training?.seed ?? 1
+        options.sourceHash = sourceHash(path)
+        let pipeline = try selectPasses(a, mode: options.mode)
+        options.passes = pipeline
+        options.disabled = Set(a.all("disable-pass"))
+        options.printAfter = Set(a.all("print-after"))
+        if a.flag("print-after-all") { options.printAfter.insert("all") }
+        options.printer = { Console.err($0) }
+        if let w = a.value("weights") { options.weights = try loadWeights(w) }
+
+        let compiled: Compiled
+        do { compiled = try compile(model, options) } catch let e as PassError {
+            throw CLIError("\(path): \(e)")
+        }
+        if a.flag("time-passes") {
+            var s = "pass timings:\n"
+            for t in compiled.timings { s += "  \(t.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(String(format: "%8.3f ms", t.seconds * 1000))\n" }
+            Console.err(s)
+        }
+        let memory = compiled.plan.memory ?? MemorySummary()
+        if let limit = try a.value("max-memory").map({ try parseBytes($0) }), memory.totalBytes > limit {
+            throw CLIError("\(path): the plan needs \(memory.totalBytes) bytes (\(megabytes(memory.totalBytes))), more than --max-memory \(limit) (\(megabytes(limit))): \(memoryReport(compiled.plan))")
+        }
+        if let out = a.value("output") {
+            do { try writePlan(compiled.plan, to: out) } catch { throw CLIError("\(out): \(error)") }
+            Console.err("wrote \(out): \(compiled.plan.steps.count) steps, \(memoryReport(compiled.plan))\n")
+            if !a.flag("summary"), !a.flag("json"), a.value("emit") == nil { return }
+        }
         if emit == "ir" {
-            Console.out(graph.printed())
+            Console.out(compiled.graph.printed())
             return
         }
         // The summary describes the model as written: the training step's extra nodes and
         // optimizer state are not layers.
         let summary = model.summary()
         if a.flag("json") {
-            Console.out(try jsonText(summaryJSON(summary)))
+            var json = summaryJSON(summary)
+            json["memory"] = [
+                "arena_bytes": memory.arenaBytes, "naive_bytes": memory.naiveBytes,
+                "parameter_bytes": memory.parameterBytes, "optimizer_bytes": memory.optimizerBytes,
+                "workspace_bytes": memory.workspaceBytes, "input_bytes": memory.inputBytes,
+                "total_bytes": memory.totalBytes, "batch": options.batch, "mode": options.mode.rawValue,
+            ]
+            json["probe_errors"] = compiled.plan.metadata.probeErrors
+            json["passes"] = compiled.plan.metadata.passes
+            Console.out(try jsonText(json))
         } else {
-            Console.out(summary.table())
+            Console.out(summary.table() + "\nPlan (\(options.mode.rawValue), batch \(options.batch)): \(compiled.plan.steps.count) steps; " + memoryReport(compiled.plan) + "\n")
         }
+    }
+
+    /// The passes to run: --passes, or the standard pipeline; names checked with suggestions.
+    static func selectPasses(_ a: ParsedArguments, mode: CompileMode) throws -> [Pass] {
+        let registry = Pipelines.all + Pipelines.inferenceOptimized + Pipelines.trainingOptimized
+        let standard = standardPipeline(mode)
+        var passes = standard
+        if let list = a.value("passes") {
+            passes = try list.split(separator: ",").map { name in
+                let n = name.trimmingCharacters(in: .whitespaces)
+                let candidates = registry.filter { $0.name == n }
+                guard let p = candidates.first(where: { c in standard.contains { $0.name == c.name } }) ?? candidates.first else {
+                    let hint = closestMatch(n, among: registry.map(\.name)).map { " (did you mean '\($0)'?)" } ?? ""
+                    throw UsageError(message: "unknown pass '\(n)'\(hint)", command: spec.name)
+                }
+                return p
+            }
+        }
+        let names = passes.map(\.name)
+        for name in a.all("print-after") + a.all("disable-pass") where !names.contains(name) {
+            let hint = closestMatch(name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+            throw UsageError(message: "unknown pass '\(name)'\(hint); this pipeline runs: \(names.joined(separator: ", "))", command: spec.name)
+        }
+        return passes
     }
 
     static func summaryJSON(_ s: ModelSummary) -> [String: Any] {
@@ -66,4 +151,34 @@ enum CompileCommand {
             },
         ]
     }
+}
+
+/// Parameter values from an .npz (by name, any shape with the right element count) or a
+/// training checkpoint.
+func loadWeights(_ path: String) throws -> [String: [Float]] {
+    if let c = try? Checkpoint.read(path) { return c.tensors }
+    do { return try readArchive(path).mapValues(\.floats) } catch { throw CLIError("\(path): \(error)") }
+}
+
+/// "123", "64K", "1.5M", "2G" -> bytes (powers of 1024).
+func parseBytes(_ s: String) throws -> Int {
+    let units: [Character: Double] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
+    var text = s.uppercased()
+    if text.hasSuffix("B") { text.removeLast() }
+    var factor = 1.0
+    if let last = text.last, let u = units[last] { factor = u; text.removeLast() }
+    guard let v = Double(text), v >= 0, v.isFinite else {
+        throw UsageError(message: "--max-memory expects bytes like 500000000, 512M or 2G, got '\(s)'", command: "compile")
+    }
+    return Int(v * factor)
+}
+
+func megabytes(_ n: Int) -> String { String(format: "%.1f MB", Double(n) / 1e6) }
+
+/// FNV-1a of a file's bytes, hex: identifies the source a plan was compiled from.
+func sourceHash(_ path: String) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { return "" }
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in data { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return String(h, radix: 16)
 }

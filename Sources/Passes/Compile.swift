@@ -1,0 +1,132 @@
+// The compile driver: model graph -> optimized graph -> plan, in one call, as `fergc compile`,
+// `fergc train` and `fergc bench` need it.
+//
+//   1. run the pipeline (inference: remove-dropout, fold-batchnorm, fuse, dce; training:
+//      training-form, regularize, fuse, autodiff, optimizer, dce), probing after each pass on a
+//      fixed batch in double precision: a pass whose results drift past the tolerance fails
+//      the compile and is named;
+//   2. lower to a plan for the batch size, plan memory over the whole step (one arena);
+//   3. attach parameter values — the given weights with batchnorm folds applied, or seeded
+//      initial values — and the metadata (model, source hash, input shape, classes, passes,
+//      probe errors).
+
+import GraphIR
+import Runtime
+
+public enum CompileMode: String, Sendable {
+    case inference, training
+}
+
+public struct CompileOptions {
+    public var mode: CompileMode = .inference
+    public var batch: Int = 1
+    /// The pipeline; nil for the standard optimized one of the mode.
+    public var passes: [Pass]?
+    public var disabled: Set<String> = []
+    public var printAfter: Set<String> = []
+    public var printer: (String) -> Void = { _ in }
+    /// Probe each pass in double precision and fail past `probeTolerance`.
+    public var probe = true
+    public var probeTolerance = 1e-6
+    /// Parameter and state values by name; nil: initial values drawn with `seed`.
+    public var weights: [String: [Float]]?
+    public var seed: UInt64 = 1
+    /// Hash of the model source, for the metadata.
+    public var sourceHash = ""
+    public init() {}
+}
+
+public struct Compiled {
+    public var plan: Plan
+    public var graph: Graph
+    public var timings: [PassTiming]
+    public var probeErrors: [(pass: String, errors: [String: Double])]
+}
+
+public let emotionClasses = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+
+public func standardPipeline(_ mode: CompileMode) -> [Pass] {
+    mode == .training ? Pipelines.trainingOptimized : Pipelines.inferenceOptimized
+}
+
+public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compiled {
+    var input = model
+    if options.mode == .inference {
+        // Inference computes the model's first output (the logits), not the loss.
+        input.training = nil
+        if let first = input.outputs.first { input.outputs = [first] }
+    } else if model.training == nil {
+        throw PassError(pass: "training-form", message: "'\(model.name)' has no train { } section: a training plan needs its loss and optimizer")
+    }
+    let passes = (options.passes ?? standardPipeline(options.mode)).filter { !options.disabled.contains($0.name) }
+
+    // Passes, with the probe after each (fold-batchnorm through foldBatchnorm to keep recipes).
+    var graph = input
+    var folds: [FoldRecipe] = []
+    var timings: [PassTiming] = []
+    var probeErrors: [(pass: String, errors: [String: Double])] = []
+    let after = { (name: String, g: Graph, seconds: Double) in
+        timings.append(PassTiming(name: name, seconds: seconds))
+        if options.printAfter.contains(name) || options.printAfter.contains("all") {
+            options.printer("// ----- IR after \(name) -----\n" + g.printed())
+        }
+    }
+    if options.probe {
+        let report = try probePipeline(input, passes: passes, tolerance: options.probeTolerance,
+                                       weights: options.weights.map { $0.mapValues { $0.map(Double.init) } }, after: after)
+        graph = report.graph
+        folds = report.folds
+        probeErrors = report.errors
+    } else {
+        for pass in passes {
+            let start = monotonicSeconds()
+            if pass.name == Pipelines.foldBatchnorm.name {
+                let r = try foldBatchnorm(graph)
+                graph = r.graph
+                folds += r.recipes
+            } else {
+                graph = try pass.run(graph)
+            }
+            after(pass.name, graph, monotonicSeconds() - start)
+        }
+    }
+
+    var plan = planMemory(try lowerToPlan(graph, maxBatch: options.batch))
+
+    // Parameter values: given (with folds), or initial.
+    let values: [String: [Float]]
+    if let w = options.weights {
+        values = try applyFolds(folds, weights: w)
+    } else {
+        values = try applyFolds(folds, weights: initialWeights(input, seed: options.seed))
+    }
+    var missing: [String] = []
+    for b in plan.buffers where b.role == .parameter || b.role == .state {
+        if let v = values[b.name] {
+            guard v.count == b.elementCount(batch: 1) else {
+                throw PassError(pass: "compile", message: "weights: '\(b.name)' has \(v.count) values, the model needs \(b.elementCount(batch: 1))")
+            }
+            plan.parameters[b.name] = v
+        } else if options.weights != nil, b.name != "optimizer.iterations", !b.name.hasPrefix("adam."), !b.name.hasPrefix("sgd.") {
+            missing.append(b.name)
+        }
+    }
+    if !missing.isEmpty {
+        throw PassError(pass: "compile", message: "weights: missing \(missing.count) tensor\(missing.count == 1 ? "" : "s"): \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", ..." : "")")
+    }
+
+    var meta = PlanMetadata()
+    meta.modelName = model.name
+    meta.sourceHash = options.sourceHash
+    if let x = model.inputs.first(where: { model[$0].type.dtype == .f32 }) { meta.inputShape = model[x].type.perSample }
+    meta.inputScale = model.training?.inputScale ?? 1
+    meta.classNames = emotionClasses
+    meta.passes = passes.map(\.name)
+    meta.mode = options.mode.rawValue
+    for row in probeErrors {
+        for (output, e) in row.errors { meta.probeErrors[output] = max(meta.probeErrors[output] ?? 0, e) }
+    }
+    meta.producer = "fergc \(PlanFormat.producer)"
+    plan.metadata = meta
+    return Compiled(plan: plan, graph: graph, timings: timings, probeErrors: probeErrors)
+}
