@@ -54,7 +54,7 @@ let package = Package(
             name: "ParityTests",
             dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "GraphIR", "CZlib"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib"]),
         .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO"]),
     ]
 )

@@ -88,19 +88,27 @@ public final class Trainer {
         modelIR = model.printed(types: false)
         modelHash = String(stringHash(modelIR), radix: 16)
 
-        var pm = PassManager(Pipelines.training, verifyEach: false)
-        let stepGraph = try pm.run(m)
-        step = try lowerToPlan(stepGraph, maxBatch: options.batchSize)
-        stepLoss = stepGraph.training?.loss ?? training.loss
+        // One training step, optimized (fused) and memory-planned, with seeded initial weights.
+        var compileOptions = CompileOptions()
+        compileOptions.mode = .training
+        compileOptions.batch = options.batchSize
+        compileOptions.probe = false
+        compileOptions.seed = options.seed
+        let compiled = try compile(m, compileOptions)
+        step = compiled.plan
+        stepLoss = compiled.graph.training?.loss ?? training.loss
 
         let loss = try lossValue(of: model)
         guard let logits = logitsValue(of: model, loss: loss) else {
             throw TrainError("the loss '\(model[loss].name)' is not a softmax_cross_entropy output")
         }
+        // Validation: inference with the loss, fused but not folded, so that the weights copied
+        // from the step each epoch keep their names.
         var evalGraph = model
         evalGraph.outputs = [logits, loss]
-        evalGraph = try deadCodeElimination(evalGraph)
-        eval = try lowerToPlan(evalGraph, maxBatch: options.evalBatch)
+        evalGraph.training = nil
+        var pm = PassManager([Pipelines.removeDropout, Pipelines.fuse, Pipelines.dce], verifyEach: false)
+        eval = planMemory(try lowerToPlan(try pm.run(evalGraph), maxBatch: options.evalBatch))
 
         let stepPlan = step, evalPlan = eval
         stepExecutor = try Executor<Float>(plan: stepPlan)
@@ -108,9 +116,6 @@ public final class Trainer {
         evalExecutor.dropoutEnabled = false
         persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
             .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
-        for (name, values) in initialWeights(stepGraph, seed: options.seed) {
-            if let i = stepPlan.buffer(named: name) { stepExecutor.setBuffer(i, values) }
-        }
     }
 
     private func index(_ plan: Plan, _ name: String) throws -> Int {

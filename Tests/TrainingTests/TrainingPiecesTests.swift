@@ -2,6 +2,7 @@
 // schedules, metrics, and the PNG encoder.
 
 import GraphIR
+import Passes
 import Training
 import XCTest
 
