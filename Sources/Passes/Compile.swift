@@ -126,7 +126,7 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
     for row in probeErrors {
         for (output, e) in row.errors { meta.probeErrors[output] = max(meta.probeErrors[output] ?? 0, e) }
     }
-    meta.producer = "fergc \(PlanFormat.producer)"
+    meta.producer = "fergc \(runtimeVersion)"
     plan.metadata = meta
     return Compiled(plan: plan, graph: graph, timings: timings, probeErrors: probeErrors)
 }

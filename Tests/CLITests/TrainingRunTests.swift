@@ -99,4 +99,24 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("checkpoint"), r.stderr)
     }
+
+    func testNonFiniteLossStopsTheRunAndNamesTheStep() throws {
+        // tiny with an absurd learning rate: the first update throws the weights to ~1e30 and
+        // the next forward pass overflows.
+        let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
+            .replacingOccurrences(of: "optimizer = adam(lr=1e-3)", with: "optimizer = sgd(lr=1e30)")
+        XCTAssertTrue(source.contains("sgd(lr=1e30)"))
+        let model = scratch.appendingPathComponent("diverge.graph")
+        try source.write(to: model, atomically: true, encoding: .utf8)
+        let dir = scratch.appendingPathComponent("run")
+        let r = try fergc(["train", model.path, "--epochs", "1", "--out", dir.path, "--checkpoint-every", "1"])
+        XCTAssertEqual(r.status, 1, r.stdout)
+        XCTAssertTrue(r.stderr.contains("non-finite value at iteration"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("computed by step") || r.stderr.contains("the loss"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("last good checkpoint"), r.stderr)
+        let log = try String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8)
+        XCTAssertTrue(log.contains("\"event\":\"non_finite\""), log)
+        // The last good checkpoint is intact and readable.
+        XCTAssertFalse(try tensors(dir).isEmpty)
+    }
 }

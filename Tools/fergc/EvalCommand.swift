@@ -21,51 +21,31 @@ enum EvalCommand {
             OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 256)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows instead of stopping."),
         ],
-        details: "MODEL is a checkpoint written by 'fergc train' (checkpoint-best.npz or checkpoint-last.npz).")
+        details: "MODEL is a compiled plan (fergc compile -o M.plan) or a checkpoint written by 'fergc train'.")
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
-        guard a.positional.count == 1 else { throw UsageError(message: "expected one model (a checkpoint)", command: spec.name) }
+        guard a.positional.count == 1 else { throw UsageError(message: "expected one model (a .plan or a checkpoint)", command: spec.name) }
         let splitName = a.value("split") ?? "PublicTest"
         guard let split = Split(rawValue: splitName) else {
             let hint = closestMatch(splitName, among: Split.allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
             throw UsageError(message: "unknown split '\(splitName)'\(hint); expected PublicTest, PrivateTest or Training", command: spec.name)
         }
         let modelPath = a.positional[0]
-        let checkpoint: Checkpoint
-        do { checkpoint = try Checkpoint.read(modelPath) } catch { throw CLIError("\(error)") }
-        let graph: Graph
-        do { graph = try Frontend.compile(source: checkpoint.meta.modelIR, file: "\(modelPath)#model") } catch {
-            throw CLIError("\(modelPath): the model stored in the checkpoint does not compile: \(error)")
-        }
         let dataPath = a.value("data") ?? repoPath("Data/fer2013-sample.csv.gz")
         let data: FERData
         do { data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: [split])) } catch { throw CLIError("\(error)") }
         let set = data[split]
         guard set.count > 0 else { throw CLIError("\(dataPath) has no \(split.rawValue) rows") }
-
-        let loss = try lossValue(of: graph)
-        guard let logits = logitsValue(of: graph, loss: loss) else { throw CLIError("the model's loss is not a softmax_cross_entropy output") }
-        var inference = graph
-        inference.outputs = [logits, loss]
-        inference.training = nil
-        inference = try deadCodeElimination(inference)
-        let plan = try lowerToPlan(inference, maxBatch: try a.int("batch", spec.name) ?? 256)
-        let ex = try Executor<Float>(plan: plan)
-        ex.dropoutEnabled = false
-        for (i, b) in plan.buffers.enumerated() where b.role == .parameter || b.role == .state {
-            guard let v = checkpoint.tensors[b.name], v.count == b.elementCount(batch: 1) else {
-                throw CLIError("\(modelPath): tensor '\(b.name)' is missing or has the wrong size")
-            }
-            ex.setBuffer(i, v)
-        }
+        let (name, plan, ex) = try loadEvaluable(modelPath, batch: try a.int("batch", spec.name) ?? 256)
         let start = Date()
-        let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(graph.training?.inputScale ?? 1))
+        let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale))
+        let hasLoss = plan.outputs.count > 1
         let seconds = Date().timeIntervalSince(start)
 
         let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
         let svgPath = outDir + "/confusion-\(split.rawValue).svg"
-        try confusionSVG(confusion, names: Emotion.names, title: String(format: "%@ on %@: accuracy %.2f%%", graph.name, split.rawValue, confusion.accuracy * 100))
+        try confusionSVG(confusion, names: Emotion.names, title: String(format: "%@ on %@: accuracy %.2f%%", name, split.rawValue, confusion.accuracy * 100))
             .write(toFile: svgPath, atomically: true, encoding: .utf8)
 
         if a.flag("json") {
@@ -74,12 +54,13 @@ enum EvalCommand {
                  "f1": confusion.f1(e.rawValue), "support": confusion.support(e.rawValue)]
             }
             Console.out(try jsonText([
-                "model": graph.name, "checkpoint": modelPath, "data": dataPath, "split": split.rawValue,
-                "images": set.count, "accuracy": confusion.accuracy, "loss": meanLoss, "per_class": perClass,
+                "model": name, "model_file": modelPath, "data": dataPath, "split": split.rawValue,
+                "images": set.count, "accuracy": confusion.accuracy, "loss": hasLoss ? meanLoss : NSNull(), "per_class": perClass,
                 "confusion": confusion.counts, "confusion_normalized": confusion.normalized, "seconds": seconds,
             ]))
         } else {
-            var s = String(format: "%@ on %@ (%d faces): accuracy %.2f%%, loss %.4f\n\n", graph.name, split.rawValue, set.count, confusion.accuracy * 100, meanLoss)
+            var s = String(format: "%@ on %@ (%d faces): accuracy %.2f%%", name, split.rawValue, set.count, confusion.accuracy * 100)
+            s += hasLoss ? String(format: ", loss %.4f\n\n", meanLoss) : "\n\n"
             s += "class       precision  recall     f1  support\n"
             for e in Emotion.allCases {
                 s += e.name.padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -94,4 +75,45 @@ enum EvalCommand {
             Console.out(s)
         }
     }
+}
+
+/// A plan ready to evaluate, from a .plan file or a checkpoint (whose model IR is compiled to an
+/// inference plan with the loss, fused but not folded).
+func loadEvaluable(_ path: String, batch: Int) throws -> (name: String, plan: Plan, executor: Executor<Float>) {
+    let head = FileManager.default.contents(atPath: path).map { Array($0.prefix(8)) } ?? []
+    if head == PlanFormat.magic {
+        let plan: Plan
+        do { plan = try readPlan(path: path) } catch { throw CLIError("\(error)") }
+        guard plan.buffer(named: "x") != nil else { throw CLIError("\(path): the plan has no image input 'x'") }
+        guard plan.metadata.mode == "inference" else { throw CLIError("\(path): a \(plan.metadata.mode) plan; evaluate an inference plan (fergc compile without --train)") }
+        let ex = try Executor<Float>(plan: plan)
+        ex.dropoutEnabled = false
+        return (plan.metadata.modelName, plan, ex)
+    }
+    let checkpoint: Checkpoint
+    do { checkpoint = try Checkpoint.read(path) } catch {
+        throw CLIError("\(path): neither a .plan nor a checkpoint: \(error)")
+    }
+    let graph: Graph
+    do { graph = try Frontend.compile(source: checkpoint.meta.modelIR, file: "\(path)#model") } catch {
+        throw CLIError("\(path): the model stored in the checkpoint does not compile: \(error)")
+    }
+    let loss = try lossValue(of: graph)
+    guard let logits = logitsValue(of: graph, loss: loss) else { throw CLIError("the model's loss is not a softmax_cross_entropy output") }
+    var inference = graph
+    inference.outputs = [logits, loss]
+    inference.training = nil
+    var pm = PassManager([Pipelines.removeDropout, Pipelines.fuse, Pipelines.dce], verifyEach: false)
+    var plan = planMemory(try lowerToPlan(try pm.run(inference), maxBatch: batch))
+    plan.metadata.inputScale = graph.training?.inputScale ?? 1
+    plan.metadata.modelName = graph.name
+    let ex = try Executor<Float>(plan: plan)
+    ex.dropoutEnabled = false
+    for (i, b) in plan.buffers.enumerated() where b.role == .parameter || b.role == .state {
+        guard let v = checkpoint.tensors[b.name], v.count == b.elementCount(batch: 1) else {
+            throw CLIError("\(path): tensor '\(b.name)' is missing or has the wrong size")
+        }
+        ex.setBuffer(i, v)
+    }
+    return (graph.name, plan, ex)
 }
