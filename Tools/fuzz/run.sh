@@ -21,4 +21,4 @@ swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name FuzzFronten
 cp Models/*.graph "$OUT/corpus/"
 SWIFT_BACKTRACE=enable=no FERGC_FUZZ_MODELS=Models exec "$OUT/fuzz-frontend" "$OUT/corpus" \
     -max_total_time="$DURATION" -timeout=5 -rss_limit_mb=2048 -max_len=16384 \
-    -artifact_prefix="$OUT/artifacts/" -print_final_stats=1
+    -dict=Tools/fuzz/graph.dict -artifact_prefix="$OUT/artifacts/" -print_final_stats=1
