@@ -17,7 +17,7 @@ enum EvalCommand {
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (plain or .gz). Default: the embedded sample."),
             OptionSpec(name: "split", kind: .value("SPLIT"), help: "PublicTest (default), PrivateTest or Training."),
             OptionSpec(name: "json", kind: .flag, help: "Print the results as JSON (accuracy, per_class, confusion)."),
-            OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion.svg (default: beside MODEL)."),
+            OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion-SPLIT.svg and .png (default: beside MODEL)."),
             OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 256)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows instead of stopping."),
         ],
@@ -44,9 +44,10 @@ enum EvalCommand {
         let seconds = Date().timeIntervalSince(start)
 
         let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
-        let svgPath = outDir + "/confusion-\(split.rawValue).svg"
-        try confusionSVG(confusion, names: Emotion.names, title: String(format: "%@ on %@: accuracy %.2f%%", name, split.rawValue, confusion.accuracy * 100))
-            .write(toFile: svgPath, atomically: true, encoding: .utf8)
+        let svgPath = outDir + "/confusion-\(split.rawValue).svg", pngPath = outDir + "/confusion-\(split.rawValue).png"
+        let title = String(format: "%@ on %@: accuracy %.2f%%", name, split.rawValue, confusion.accuracy * 100)
+        try confusionSVG(confusion, names: Emotion.names, title: title).write(toFile: svgPath, atomically: true, encoding: .utf8)
+        try Data(confusionPNG(confusion, names: Emotion.names, title: title)).write(to: URL(fileURLWithPath: pngPath), options: .atomic)
 
         if a.flag("json") {
             let perClass = Emotion.allCases.map { e -> [String: Any] in
@@ -71,7 +72,7 @@ enum EvalCommand {
             for e in Emotion.allCases {
                 s += e.name.padding(toLength: 10, withPad: " ", startingAt: 0) + confusion.counts[e.rawValue].map { String($0).leftPadded(8) }.joined() + "\n"
             }
-            s += "\nwrote \(svgPath)\n"
+            s += "\nwrote \(svgPath) and \(pngPath)\n"
             Console.out(s)
         }
     }
