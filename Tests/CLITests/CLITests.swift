@@ -93,16 +93,22 @@ final class CLITests: XCTestCase {
     func testTrainingStepIR() throws {
         let r = try fergc(["compile", "Models/tiny.graph", "--train", "--emit", "ir"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        for needle in ["batchnorm_train(", "conv2d_grad_weight(", "adam_update(", "increment(optimizer.iterations)", "batchnorm_stats_update("] {
+        for needle in ["fused_conv2d_train(", "fused_conv2d_train_grad(", "fused_dense_train_grad(", "adam_update(",
+                       "max_norm_project(", "increment(optimizer.iterations)", "batchnorm_stats_update("] {
             XCTAssertTrue(r.stdout.contains(needle), "IR lacks \(needle)")
         }
         // The printed training step is itself a valid model file.
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-cli-\(getpid())-step.graph")
         try r.stdout.write(to: tmp, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: tmp) }
-        let again = try fergc(["compile", tmp.path, "--emit", "ir"])
+        let again = try fergc(["compile", tmp.path, "--summary", "--no-probe"])
         XCTAssertEqual(again.status, 0, again.stderr)
-        XCTAssertEqual(again.stdout, r.stdout)
+        // Without fusion the step is made of the plain backward ops.
+        let plain = try fergc(["compile", "Models/tiny.graph", "--train", "--emit", "ir", "--disable-pass", "fuse"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        for needle in ["batchnorm_train(", "conv2d_grad_weight(", "batchnorm_train_grad(", "relu_grad("] {
+            XCTAssertTrue(plain.stdout.contains(needle), "IR without fusion lacks \(needle)")
+        }
     }
 
     func testPrintAfterAndUnknownPass() throws {
