@@ -303,7 +303,7 @@ struct Lowering {
             guard let (_, v) = entry(name) else { return source.error(op.loc, error.message) }
             return invalid(resolved(v), key: name, message)
         case .missing(let name):
-            if let typo = kw.entries.first(where: { closest(to: $0.key.text, among: [name]) != nil }) {
+            if let typo = kw.entries.first(where: { closestMatch($0.key.text, among: [name]) != nil }) {
                 return source.error(typo.key.loc, "unknown attribute '\(typo.key.text)' for \(op.text) (did you mean '\(name)'?)")
             }
             return source.error(op.loc, "missing required attribute '\(name)' for \(op.text)")

@@ -37,7 +37,7 @@ extension Lowering {
         for entry in entries {
             guard let key = entry.key else { continue }
             guard trainKeys.contains(key.text) else {
-                let hint = closest(to: key.text, among: trainKeys).map { " (did you mean '\($0)'?)" }
+                let hint = closestMatch(key.text, among: trainKeys).map { " (did you mean '\($0)'?)" }
                     ?? " (valid: \(trainKeys.joined(separator: ", ")))"
                 throw source.error(key.loc, "unknown train setting '\(key.text)'\(hint)")
             }

@@ -71,7 +71,7 @@ func unknownAttribute(_ key: Name, valid: [String], what: String, source: Source
     if valid.isEmpty {
         return source.error(key.loc, "unknown attribute '\(key.text)': \(what) takes no attributes")
     }
-    if let s = closest(to: key.text, among: valid) {
+    if let s = closestMatch(key.text, among: valid) {
         return source.error(key.loc, "unknown attribute '\(key.text)' for \(what) (did you mean '\(s)'?)")
     }
     return source.error(key.loc, "unknown attribute '\(key.text)' for \(what) (valid: \(valid.joined(separator: ", ")))")
@@ -95,7 +95,7 @@ extension Lowering {
     /// constant or a valid symbol, "unknown name 'wdd' for attribute 'l2' (did you mean 'wd'?)".
     func mismatch(_ e: Expr, key: String, expected: String, symbols: [String] = []) -> Diagnostic {
         if case .ident(let n) = e.kind, e.viaLet == nil {
-            if let s = closest(to: n, among: symbols + lets.keys.sorted()) {
+            if let s = closestMatch(n, among: symbols + lets.keys.sorted()) {
                 if symbols.contains(s) {
                     return source.error(e.loc, "attribute '\(key)' must be \(expected), got \(n) (did you mean '\(s)'?)")
                 }
@@ -193,10 +193,10 @@ extension Lowering {
             if Initializer.names.contains(n) {
                 throw invalid(r, key: key, "\(n) is not allowed here; use one of \(shown)")
             }
-            if let s = closest(to: n, among: allowed) {
+            if let s = closestMatch(n, among: allowed) {
                 throw source.error(r.loc, "unknown initializer '\(n)' for '\(key)' (did you mean '\(s)'?)")
             }
-            if let s = closest(to: n, among: lets.keys.sorted()) {
+            if let s = closestMatch(n, among: lets.keys.sorted()) {
                 throw source.error(r.loc, "unknown name '\(n)' for attribute '\(key)' (did you mean '\(s)'?)")
             }
             throw source.error(r.loc, "unknown initializer '\(n)' for '\(key)' (valid: \(shown))", notes: letNotes(r))

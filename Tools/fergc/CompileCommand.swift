@@ -121,7 +121,7 @@ enum CompileCommand {
                 let n = name.trimmingCharacters(in: .whitespaces)
                 let candidates = registry.filter { $0.name == n }
                 guard let p = candidates.first(where: { c in standard.contains { $0.name == c.name } }) ?? candidates.first else {
-                    let hint = closestMatch(n, among: registry.map(\.name)).map { " (did you mean '\($0)'?)" } ?? ""
+                    let hint = didYouMean(n, registry.map(\.name))
                     throw UsageError(message: "unknown pass '\(n)'\(hint)", command: spec.name)
                 }
                 return p
@@ -129,7 +129,7 @@ enum CompileCommand {
         }
         let names = passes.map(\.name)
         for name in a.all("print-after") + a.all("disable-pass") where !names.contains(name) {
-            let hint = closestMatch(name, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+            let hint = didYouMean(name, names)
             throw UsageError(message: "unknown pass '\(name)'\(hint); this pipeline runs: \(names.joined(separator: ", "))", command: spec.name)
         }
         return passes

@@ -28,7 +28,7 @@ enum EvalCommand {
         guard a.positional.count == 1 else { throw UsageError(message: "expected one model (a .plan or a checkpoint)", command: spec.name) }
         let splitName = a.value("split") ?? "PublicTest"
         guard let split = Split(rawValue: splitName) else {
-            let hint = closestMatch(splitName, among: Split.allCases.map(\.rawValue)).map { " (did you mean '\($0)'?)" } ?? ""
+            let hint = didYouMean(splitName, Split.allCases.map(\.rawValue))
             throw UsageError(message: "unknown split '\(splitName)'\(hint); expected PublicTest, PrivateTest or Training", command: spec.name)
         }
         let modelPath = a.positional[0]

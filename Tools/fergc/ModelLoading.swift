@@ -25,7 +25,7 @@ enum PipelineOptions {
         var pm = PassManager(passes)
         let known = Set(pm.names)
         for name in a.all("print-after") + a.all("disable-pass") where !known.contains(name) {
-            let hint = closestMatch(name, among: pm.names).map { " (did you mean '\($0)'?)" } ?? ""
+            let hint = didYouMean(name, pm.names)
             throw UsageError(message: "unknown pass '\(name)'\(hint); this pipeline runs: \(pm.names.joined(separator: ", "))", command: command)
         }
         pm.printAfter = Set(a.all("print-after"))

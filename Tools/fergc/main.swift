@@ -13,6 +13,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (InspectCommand.spec, InspectCommand.main),
     (ExplainCommand.spec, ExplainCommand.main),
     (PredictCommand.spec, PredictCommand.main),
+    (BenchCommand.spec, BenchCommand.main),
 ]
 
 let topHelp = """
@@ -36,7 +37,7 @@ func fergcMain() -> Int32 {
         return args.isEmpty ? 2 : 0
     }
     guard let command = commands.first(where: { $0.spec.name == first }) else {
-        let hint = closestMatch(first, among: commands.map(\.spec.name)).map { " (did you mean '\($0)'?)" } ?? ""
+        let hint = didYouMean(first, commands.map(\.spec.name))
         Console.err("error: unknown command '\(first)'\(hint)\nRun 'fergc --help' for the list of commands.\n")
         return 2
     }
