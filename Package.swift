@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "CFergc", dependencies: ["Runtime"], exclude: ["include"]),
 
         // MARK: - Support
-        .target(name: "NumPyIO", dependencies: ["CZlib"]),
+        .target(name: "NumPyIO", dependencies: ["CZlib", "Runtime"]),
         // Orchestration over the compiler and the runtime: one-shot runs, (later) training.
         .target(name: "Training", dependencies: ["GraphIR", "Passes", "Runtime", "NumPyIO", "CZlib"]),
 

@@ -1,4 +1,6 @@
 // POSIX file helpers: whole-file read and crash-safe atomic replace.
+
+import Runtime
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -9,57 +11,10 @@ import Darwin
 
 private func errnoText() -> String { String(cString: strerror(errno)) }
 
-/// Atomically replaces `path` with `bytes`: writes a temp file `.<name>.tmp-<pid>` in the same
-/// directory, fsyncs it, renames it over `path`, then fsyncs the directory. On failure the temp
-/// file is removed and any existing file at `path` is left untouched. The file mode of an existing
-/// file is preserved (new files get 0644 minus umask).
+/// Atomically replaces `path` with `bytes` (the runtime's `writeFileAtomically`: temp file,
+/// fsync, rename, fsync of the directory); a failure leaves any existing file untouched.
 public func atomicWrite(_ bytes: [UInt8], to path: String) throws(NumPyError) {
-    let slash = path.lastIndex(of: "/")
-    let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    guard !base.isEmpty, base != ".", base != ".." else { throw NumPyError("\(path): not a file path") }
-    let tmp = (slash.map { String(path[...$0]) } ?? "") + ".\(base).tmp-\(getpid())"
-
-    var mode: mode_t = 0o644
-    var st = stat()
-    if stat(path, &st) == 0 { mode = st.st_mode & 0o7777 }
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw NumPyError("\(path): cannot create temp file \(tmp): \(errnoText())") }
-    func abandon(_ what: String) -> NumPyError {
-        let err = NumPyError("\(path): \(what): \(errnoText())")
-        unlink(tmp)
-        return err
-    }
-    var written = 0
-    let writeError: Int32 = bytes.withUnsafeBytes { buf in
-        while written < buf.count, let base = buf.baseAddress {
-            let n = write(fd, base + written, buf.count - written)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            written += n
-        }
-        return 0
-    }
-    if writeError != 0 {
-        close(fd)
-        errno = writeError
-        throw abandon("write to \(tmp) failed after \(written) of \(bytes.count) bytes")
-    }
-    if fsync(fd) != 0 { let e = errno; close(fd); errno = e; throw abandon("fsync of \(tmp) failed") }
-    if close(fd) != 0 { throw abandon("close of \(tmp) failed") }
-    if rename(tmp, path) != 0 { throw abandon("rename \(tmp) -> \(path) failed") }
-    // Make the rename durable. Some filesystems cannot fsync directories (EINVAL); that is not an error.
-    let dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dfd >= 0 {
-        let rc = fsync(dfd), e = errno
-        close(dfd)
-        if rc != 0 && e != EINVAL && e != ENOTSUP {
-            errno = e
-            throw NumPyError("\(path): fsync of directory \(dir) failed: \(errnoText())")
-        }
-    }
+    do { try writeFileAtomically(bytes, to: path) } catch { throw NumPyError(error.description) }
 }
 
 extension NumPyIO {

@@ -49,9 +49,16 @@ final class AtomicWriteTests: XCTestCase {
     func testTempFileCannotBeCreatedKeepsOldFile() throws {
         let path = dir + "/f.bin"
         try atomicWrite(old, to: path)
-        // Occupy the temp name with a directory so open() fails.
-        try FileManager.default.createDirectory(atPath: dir + "/.f.bin.tmp-\(getpid())", withIntermediateDirectories: false)
-        XCTAssertThrowsError(try atomicWrite([1, 2, 3], to: path))
+        // No file descriptor left, so the temp file cannot be created.
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved), 0)
+        var limited = saved
+        limited.rlim_cur = 3
+        XCTAssertEqual(setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limited), 0)
+        var thrown: Error?
+        do { try atomicWrite([1, 2, 3], to: path) } catch { thrown = error }
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &saved)
+        XCTAssertTrue("\(thrown.map { "\($0)" } ?? "no error")".contains("cannot create temp file"), "\(String(describing: thrown))")
         XCTAssertEqual(contents(path), old)
     }
 
