@@ -15,14 +15,14 @@ public struct ShapeError: Error, Sendable, Equatable {
 /// The spatial output size of a window of `size` moved by `stride` over `n` positions.
 public func windowOutput(_ n: Int, size: Int, stride: Int, padding: Padding) -> Int {
     switch padding {
-    case .same: return (n + stride - 1) / stride
+    case .same: return n / stride + (n % stride == 0 ? 0 : 1)
     case .valid: return n >= size ? (n - size) / stride + 1 : 0
     }
 }
 
 /// Leading zero-padding of a `same` window (TensorFlow's rule: the extra goes at the end).
 public func samePaddingBefore(_ n: Int, size: Int, stride: Int) -> Int {
-    let out = (n + stride - 1) / stride
+    let out = windowOutput(n, size: size, stride: stride, padding: .same)
     let total = max((out - 1) * stride + size - n, 0)
     return total / 2
 }
@@ -97,7 +97,9 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
     case .dense:
         try expectCount(op, t, 2...3)
         try expectF32(op, t)
-        try expectRank(op, t[0], 2, input: 0, what: "an input [N, I] (flatten a 4-d input first)")
+        guard t[0].rank == 2 else {
+            throw ShapeError("dense expects an input [N, I] of rank 2, got \(t[0]); flatten a 4-d input first", inputs: [0])
+        }
         try expectRank(op, t[1], 2, input: 1, what: "a weight [O, I]")
         let i = t[0].perSample[0], w = t[1].perSample
         guard w[1] == i else {
@@ -161,7 +163,9 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
             guard ti.rank == t[0].rank, (0..<ti.rank).allSatisfy({ $0 == axis || ti.dims[$0] == t[0].dims[$0] }) else {
                 throw ShapeError("concat inputs must agree on every axis but \(axis): \(t[0]) and \(ti)", inputs: [0, i])
             }
-            total += ti.dims[axis].resolved(batch: 1)
+            let (sum, overflow) = total.addingReportingOverflow(ti.dims[axis].resolved(batch: 1))
+            guard !overflow else { throw ShapeError("concat along axis \(axis) is too large", inputs: [i]) }
+            total = sum
         }
         var dims = t[0].dims
         dims[axis] = .fixed(total)
@@ -231,7 +235,12 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
         return [t[1]]
     case .reshape(let shape):
         try expectCount(op, t, 1...1)
-        let count = shape.reduce(1, *)
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw ShapeError("reshape to \(Attribute.ints(shape)) has too many elements", inputs: [0]) }
+            count = p
+        }
         guard count == t[0].elementsPerSample else {
             throw ShapeError("reshape to \(Attribute.ints(shape)) needs \(count) elements per sample, input \(t[0]) has \(t[0].elementsPerSample)", inputs: [0])
         }
@@ -248,7 +257,7 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
             throw ShapeError("slice axis \(axis) is out of range for \(t[0])", inputs: [0])
         }
         let n = t[0].dims[axis].resolved(batch: 1)
-        guard start >= 0, length >= 1, start + length <= n else {
+        guard start >= 0, length >= 1, start <= n, length <= n - start else {
             throw ShapeError("slice [\(start), \(start + length)) is out of range for axis \(axis) of \(t[0])", inputs: [0])
         }
         var dims = t[0].dims
@@ -294,7 +303,7 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
     case .batchnormStatsUpdate:
         try expectCount(op, t, 5...5)
         try expectF32(op, t)
-        let c = try channels(op, t[4])
+        let c = try channels(op, t[4], input: 4)
         for i in 0...3 { try expectVector(op, t[i], length: c, input: i, what: "a per-channel statistic") }
         return []
     case .increment:
@@ -369,9 +378,9 @@ private func expectScalar(_ op: Op, _ t: TensorType, input i: Int) throws(ShapeE
 }
 
 /// The channel count of a batched tensor: axis 1 of [N, C, ...].
-private func channels(_ op: Op, _ t: TensorType) throws(ShapeError) -> Int {
+private func channels(_ op: Op, _ t: TensorType, input: Int = 0) throws(ShapeError) -> Int {
     guard t.isBatched, t.rank >= 2 else {
-        throw ShapeError("\(op.name) expects a batched input [N, C, ...], got \(t)", inputs: [0])
+        throw ShapeError("\(op.name) expects a batched input [N, C, ...], got \(t)", inputs: [input])
     }
     return t.perSample[0]
 }
