@@ -320,7 +320,7 @@ final class EventLog {
     private let handle: FileHandle
     init(path: String) throws {
         if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
         }
         guard let h = FileHandle(forWritingAtPath: path) else { throw TrainError("\(path): cannot open the event log for writing") }
         handle = h
