@@ -13,7 +13,6 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (InspectCommand.spec, InspectCommand.main),
     (ExplainCommand.spec, ExplainCommand.main),
     (PredictCommand.spec, PredictCommand.main),
-    (BenchCommand.spec, BenchCommand.main),
 ]
 
 let topHelp = """
