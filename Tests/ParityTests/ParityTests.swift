@@ -28,7 +28,9 @@ func parityError(_ a: [Float], _ b: [Float]) -> Double {
 func perturbedByOneULP(_ f: [String: NDArray]) -> [String: NDArray] {
     var state: UInt64 = 0x2545F4914F6CDD1D
     var out = f
-    for (name, array) in f where array.dtype == .float32 && !name.hasPrefix("grad.") && !["x", "logits", "loss", "eval_logits"].contains(name) {
+    // In name order, so that every run moves the same weights the same way.
+    for (name, array) in f.sorted(by: { $0.key < $1.key })
+    where array.dtype == .float32 && !name.hasPrefix("grad.") && !["x", "logits", "loss", "eval_logits"].contains(name) {
         let moved = array.floats.map { v -> Float in
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             return state & 1 == 0 ? v.nextUp : v.nextDown
