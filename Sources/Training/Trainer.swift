@@ -123,128 +123,162 @@ public final class Trainer {
         return i
     }
 
+    /// Where a run is: what a checkpoint records besides the tensors.
+    struct RunState {
+        /// The next batch to train is `batch` of epoch `epoch` (both 0-based).
+        var epoch = 0, batch = 0, iteration = 0
+        var history: [EpochRecord] = []
+        var best: Double?
+        /// Seconds spent before this process took over the run.
+        var elapsedBefore = 0.0
+        /// Running sums of the current epoch: loss * images, correct, images.
+        var lossSum = 0.0, correct = 0, seen = 0
+    }
+
+    /// The buffers a step reads and writes around each run.
+    struct StepBuffers {
+        var x: Int, labels: Int, learningRate: Int, loss: Int, logits: Int, classes: Int
+        /// The step's f32 outputs (loss, logits, every gradient): valid after a run, whatever
+        /// the memory plan did with the intermediates, so they are what the NaN check reads.
+        var checked: [Int]
+    }
+
     /// Runs the training; returns the per-epoch history.
     @discardableResult
     public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
         try FileManager.default.createDirectory(atPath: options.outDir, withIntermediateDirectories: true)
-        let x = try index(step, "x"), labels = try index(step, "labels"), lr = try index(step, "learning_rate")
-        let lossIndex = try index(step, stepLoss)
-        let logitsIndex = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
-        let classes = step.buffers[logitsIndex].perSample[0]
-
-        var startEpoch = 0, startBatch = 0, iteration = 0
-        var history: [EpochRecord] = []
-        var best: Double? = nil
-        var elapsedBefore = 0.0
-        var resumedSums = (loss: 0.0, correct: 0, seen: 0)
-        if options.resume {
-            let c = try Checkpoint.read(lastCheckpointPath)
-            guard c.meta.modelHash == modelHash else {
-                throw TrainError("\(lastCheckpointPath) was written for another model ('\(c.meta.model)', IR hash \(c.meta.modelHash)); this is '\(model.name)' (\(modelHash))")
-            }
-            guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
-                throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
-            }
-            for p in persistent {
-                guard let v = c.tensors[p.name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
-                    throw TrainError("\(lastCheckpointPath): tensor '\(p.name)' is missing or has the wrong size")
-                }
-                stepExecutor.setBuffer(p.stepIndex, v)
-            }
-            (startEpoch, startBatch, iteration) = (c.meta.epoch, c.meta.batch, c.meta.iteration)
-            history = c.meta.history
-            best = c.meta.bestValAccuracy
-            elapsedBefore = c.meta.elapsedSeconds
-            resumedSums = (c.meta.partialLossSum, c.meta.partialCorrect, c.meta.partialSeen)
-        } else {
-            try? FileManager.default.removeItem(atPath: logPath)
-        }
+        let logits = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
+        let buffers = StepBuffers(
+            x: try index(step, "x"), labels: try index(step, "labels"), learningRate: try index(step, "learning_rate"),
+            loss: try index(step, stepLoss), logits: logits, classes: step.buffers[logits].perSample[0],
+            checked: step.outputs.filter { step.buffers[$0].elementType == .f32 })
+        var state = RunState()
+        if options.resume { state = try resume() } else { try? FileManager.default.removeItem(atPath: logPath) }
         let log = try EventLog(path: logPath)
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
-        let paramCount = model.summary().paramsTotal
         report(.started(trainImages: trainSet.count, valImages: valSet.count, stepsPerEpoch: stepsPerEpoch,
-                        parameters: paramCount, resumedAt: options.resume ? (startEpoch, startBatch) : nil))
-        log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": startEpoch,
-                   "batch": startBatch, "iteration": iteration, "seed": Int(options.seed), "batch_size": options.batchSize,
+                        parameters: model.summary().paramsTotal, resumedAt: options.resume ? (state.epoch, state.batch) : nil))
+        log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
+                   "batch": state.batch, "iteration": state.iteration, "seed": Int(options.seed), "batch_size": options.batchSize,
                    "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count])
 
         let runStart = monotonicSeconds()
-        var xs: [Float] = [], ys: [Int32] = []
-        xs.reserveCapacity(options.batchSize * FaceSet.pixelsPerImage)
+        func elapsed() -> Double { state.elapsedBefore + monotonicSeconds() - runStart }
         var stepsThisRun = 0
-        // The step's outputs (loss, logits, every gradient) stay valid after a run, whatever the
-        // memory plan did with the intermediates.
-        let checkedOutputs = step.outputs.filter { step.buffers[$0].elementType == .f32 }
-        for epoch in startEpoch..<options.epochs {
+        var batch = Batch(capacity: options.batchSize)
+        while state.epoch < options.epochs {
+            let epoch = state.epoch
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
             let epochStart = monotonicSeconds()
-            var (lossSum, correct, seen) = epoch == startEpoch ? resumedSums : (0.0, 0, 0)
             var rate = 0.0
-            for b in (epoch == startEpoch ? startBatch : 0)..<stepsPerEpoch {
+            while state.batch < stepsPerEpoch {
                 if let m = options.maxSteps, stepsThisRun >= m {
-                    try checkpoint(to: lastCheckpointPath, epoch: epoch, batch: b, iteration: iteration, history: history,
-                                   best: best, elapsed: elapsedBefore + monotonicSeconds() - runStart, partial: (lossSum, correct, seen))
-                    log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": b, "iteration": iteration])
-                    return history
+                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
+                    log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
+                    return state.history
                 }
+                let b = state.batch
                 let indices = order[(b * options.batchSize)..<min((b + 1) * options.batchSize, trainSet.count)]
-                fillBatch(x: &xs, labels: &ys, set: trainSet, indices: indices, scale: Float(training.inputScale),
-                          augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), UInt64(b)))
-                rate = training.schedule.rate(base: training.optimizer.learningRate, iteration: iteration,
+                rate = training.schedule.rate(base: training.optimizer.learningRate, iteration: state.iteration,
                                               stepsPerEpoch: stepsPerEpoch, epochs: options.epochs)
-                stepExecutor.setBuffer(x, xs)
-                stepExecutor.setBuffer(labels, ints: ys)
-                stepExecutor.setBuffer(lr, [Float(rate)])
-                stepExecutor.seed = options.seed
-                stepExecutor.runCounter = UInt64(iteration)
-                try stepExecutor.run(batch: indices.count)
-                let loss = Double(stepExecutor.buffer(lossIndex)[0])
-                if !loss.isFinite || !checkedOutputs.allSatisfy(stepExecutor.isFinite) {
-                    log.write(["event": "non_finite", "epoch": epoch + 1, "batch": b + 1, "iteration": iteration])
-                    throw TrainError(nonFiniteReport(loss: loss, iteration: iteration, epoch: epoch, batch: b))
+                let (loss, correct) = try trainStep(&batch, indices: indices, epoch: epoch, iteration: state.iteration, rate: rate, buffers)
+                guard loss.isFinite, buffers.checked.allSatisfy(stepExecutor.isFinite) else {
+                    log.write(["event": "non_finite", "epoch": epoch + 1, "batch": b + 1, "iteration": state.iteration])
+                    throw TrainError(nonFiniteReport(loss: loss, iteration: state.iteration, epoch: epoch, batch: b))
                 }
-                let logits = stepExecutor.buffer(logitsIndex)
-                for k in 0..<indices.count where argmax(logits, offset: k * classes, count: classes) == Int(ys[k]) { correct += 1 }
-                lossSum += loss * Double(indices.count)
-                seen += indices.count
-                iteration += 1
+                state.lossSum += loss * Double(indices.count)
+                state.correct += correct
+                state.seen += indices.count
+                state.iteration += 1
+                state.batch += 1
                 stepsThisRun += 1
-                let elapsed = monotonicSeconds() - epochStart
-                let ips = Double(seen) / max(elapsed, 1e-9)
-                let remainingImages = Double(stepsPerEpoch - b - 1) * Double(options.batchSize)
+                let ips = Double(state.seen) / max(monotonicSeconds() - epochStart, 1e-9)
+                let remainingImages = Double(stepsPerEpoch - state.batch) * Double(options.batchSize)
                     + Double(options.epochs - epoch - 1) * Double(trainSet.count)
-                report(.step(epoch: epoch, batch: b, steps: stepsPerEpoch, loss: lossSum / Double(seen),
-                             accuracy: Double(correct) / Double(seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
-                if options.checkpointEvery > 0, iteration % options.checkpointEvery == 0, b + 1 < stepsPerEpoch {
-                    try checkpoint(to: lastCheckpointPath, epoch: epoch, batch: b + 1, iteration: iteration, history: history,
-                                   best: best, elapsed: elapsedBefore + monotonicSeconds() - runStart, partial: (lossSum, correct, seen))
-                    log.write(["event": "checkpoint", "epoch": epoch, "batch": b + 1, "iteration": iteration])
+                report(.step(epoch: epoch, batch: b, steps: stepsPerEpoch, loss: state.lossSum / Double(state.seen),
+                             accuracy: Double(state.correct) / Double(state.seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
+                if options.checkpointEvery > 0, state.iteration % options.checkpointEvery == 0, state.batch < stepsPerEpoch {
+                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
+                    log.write(["event": "checkpoint", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
                 }
             }
-            let seconds = monotonicSeconds() - epochStart
-            let (valLoss, valAccuracy) = valSet.count > 0 ? try validate() : (nil, nil)
-            let record = EpochRecord(epoch: epoch + 1, loss: lossSum / Double(max(seen, 1)), accuracy: Double(correct) / Double(max(seen, 1)),
-                                     valLoss: valLoss, valAccuracy: valAccuracy, learningRate: rate, seconds: seconds,
-                                     imagesPerSecond: Double(seen) / max(seconds, 1e-9))
-            history.append(record)
-            let isBest = valAccuracy.map { $0 > (best ?? -1) } ?? true
-            if isBest { best = valAccuracy ?? best }
-            let elapsed = elapsedBefore + monotonicSeconds() - runStart
-            try checkpoint(to: lastCheckpointPath, epoch: epoch + 1, batch: 0, iteration: iteration, history: history, best: best, elapsed: elapsed)
-            if isBest {
-                try checkpoint(to: bestCheckpointPath, epoch: epoch + 1, batch: 0, iteration: iteration, history: history, best: best, elapsed: elapsed)
+            let record = try finishEpoch(&state, seconds: monotonicSeconds() - epochStart, rate: rate)
+            let isBest = record.valAccuracy.map { $0 > (state.best ?? -1) } ?? true
+            if isBest { state.best = record.valAccuracy ?? state.best }
+            try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
+            if isBest { try checkpoint(state, to: bestCheckpointPath, elapsed: elapsed()) }
+            var event: [String: Any] = ["event": "epoch", "epoch": record.epoch, "loss": record.loss, "accuracy": record.accuracy,
+                                        "lr": rate, "seconds": record.seconds, "img_per_s": record.imagesPerSecond, "best": isBest,
+                                        "elapsed_seconds": elapsed()]
+            if let valLoss = record.valLoss, let valAccuracy = record.valAccuracy {
+                event["val_loss"] = valLoss
+                event["val_accuracy"] = valAccuracy
             }
-            var event: [String: Any] = ["event": "epoch", "epoch": epoch + 1, "loss": record.loss, "accuracy": record.accuracy,
-                                        "lr": rate, "seconds": seconds, "img_per_s": record.imagesPerSecond, "best": isBest,
-                                        "elapsed_seconds": elapsed]
-            if let valLoss, let valAccuracy { event["val_loss"] = valLoss; event["val_accuracy"] = valAccuracy }
             log.write(event)
             report(.epoch(record, best: isBest))
         }
-        let total = elapsedBefore + monotonicSeconds() - runStart
-        log.write(["event": "end", "epochs": history.count, "best_val_accuracy": best ?? NSNull(), "elapsed_seconds": total])
-        report(.finished(history: history, seconds: total))
-        return history
+        log.write(["event": "end", "epochs": state.history.count, "best_val_accuracy": state.best ?? NSNull(), "elapsed_seconds": elapsed()])
+        report(.finished(history: state.history, seconds: elapsed()))
+        return state.history
+    }
+
+    /// Reusable batch storage.
+    struct Batch {
+        var x: [Float] = [], labels: [Int32] = []
+        init(capacity: Int) { x.reserveCapacity(capacity * FaceSet.pixelsPerImage) }
+    }
+
+    /// One training step on the images `indices`: returns the loss and the number of correct
+    /// predictions. Every random draw is keyed by (seed, epoch, batch) or the iteration.
+    func trainStep(_ batch: inout Batch, indices: ArraySlice<Int>, epoch: Int, iteration: Int, rate: Double,
+                   _ b: StepBuffers) throws -> (loss: Double, correct: Int) {
+        let position = UInt64(indices.startIndex / options.batchSize)
+        fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
+                  augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
+        stepExecutor.setBuffer(b.x, batch.x)
+        stepExecutor.setBuffer(b.labels, ints: batch.labels)
+        stepExecutor.setBuffer(b.learningRate, [Float(rate)])
+        stepExecutor.seed = options.seed
+        stepExecutor.runCounter = UInt64(iteration)
+        try stepExecutor.run(batch: indices.count)
+        let logits = stepExecutor.buffer(b.logits)
+        var correct = 0
+        for k in 0..<indices.count where argmax(logits, offset: k * b.classes, count: b.classes) == Int(batch.labels[k]) { correct += 1 }
+        return (Double(stepExecutor.buffer(b.loss)[0]), correct)
+    }
+
+    /// Validates, records the epoch in the history and moves the state to the next epoch.
+    func finishEpoch(_ state: inout RunState, seconds: Double, rate: Double) throws -> EpochRecord {
+        let (valLoss, valAccuracy) = valSet.count > 0 ? try validate() : (nil, nil)
+        let seen = Double(max(state.seen, 1))
+        let record = EpochRecord(epoch: state.epoch + 1, loss: state.lossSum / seen, accuracy: Double(state.correct) / seen,
+                                 valLoss: valLoss, valAccuracy: valAccuracy, learningRate: rate, seconds: seconds,
+                                 imagesPerSecond: Double(state.seen) / max(seconds, 1e-9))
+        state.history.append(record)
+        state.epoch += 1
+        state.batch = 0
+        (state.lossSum, state.correct, state.seen) = (0, 0, 0)
+        return record
+    }
+
+    /// Restores the weights and the run state from the last checkpoint.
+    func resume() throws -> RunState {
+        let c = try Checkpoint.read(lastCheckpointPath)
+        guard c.meta.modelHash == modelHash else {
+            throw TrainError("\(lastCheckpointPath) was written for another model ('\(c.meta.model)', IR hash \(c.meta.modelHash)); this is '\(model.name)' (\(modelHash))")
+        }
+        guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
+            throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
+        }
+        for p in persistent {
+            guard let v = c.tensors[p.name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
+                throw TrainError("\(lastCheckpointPath): tensor '\(p.name)' is missing or has the wrong size")
+            }
+            stepExecutor.setBuffer(p.stepIndex, v)
+        }
+        let m = c.meta
+        return RunState(epoch: m.epoch, batch: m.batch, iteration: m.iteration, history: m.history, best: m.bestValAccuracy,
+                        elapsedBefore: m.elapsedSeconds, lossSum: m.partialLossSum, correct: m.partialCorrect, seen: m.partialSeen)
     }
 
     /// Copies the weights into the inference plan and evaluates the validation split.
@@ -260,14 +294,13 @@ public final class Trainer {
         return try evaluateInference(evalExecutor, plan: eval, set: set, inputScale: Float(training.inputScale))
     }
 
-    func checkpoint(to path: String, epoch: Int, batch: Int, iteration: Int, history: [EpochRecord], best: Double?, elapsed: Double,
-                    partial: (Double, Int, Int) = (0, 0, 0)) throws {
+    func checkpoint(_ state: RunState, to path: String, elapsed: Double) throws {
         var tensors: [String: [Float]] = [:]
         for p in persistent { tensors[p.name] = stepExecutor.buffer(p.stepIndex) }
-        let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: epoch, batch: batch,
-                                  iteration: iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
-                                  bestValAccuracy: best, partialLossSum: partial.0, partialCorrect: partial.1, partialSeen: partial.2,
-                                  history: history, elapsedSeconds: elapsed)
+        let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: state.epoch, batch: state.batch,
+                                  iteration: state.iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
+                                  bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
+                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 
