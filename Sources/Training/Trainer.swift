@@ -310,17 +310,12 @@ public final class Trainer {
         var culprit = "the loss"
         search: for s in step.steps {
             for o in s.outputs where step.outputs.contains(o) && step.buffers[o].elementType == .f32 && !stepExecutor.isFinite(o) {
-                culprit = "'\(step.buffers[o].name)', computed by step '\(s.name)' (\(kernelName(s.kernel)))"
+                culprit = "'\(step.buffers[o].name)', computed by step '\(s.name)' (\(s.kernel.name))"
                 break search
             }
         }
         return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the first non-finite output is \(culprit). Training stopped; the last good checkpoint is \(lastCheckpointPath)."
     }
-}
-
-/// A kernel's name as the plan prints it: "conv2d", "batchnormTrainGrad", ...
-func kernelName(_ k: Kernel) -> String {
-    String(String(describing: k).prefix { $0 != "(" })
 }
 
 /// Runs an inference plan (outputs: logits, loss) over a set in batches.

@@ -60,7 +60,7 @@ struct PlanFacts {
     /// Steps by kernel name, most frequent first.
     var kernelCounts: [(String, Int)] {
         var counts: [String: Int] = [:]
-        for s in plan.steps { counts[kernelName(s.kernel), default: 0] += 1 }
+        for s in plan.steps { counts[s.kernel.name, default: 0] += 1 }
         return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
     }
     var memory: MemorySummary? { plan.memory }
@@ -140,14 +140,4 @@ struct PlanFacts {
         s += row("weights", "sha256 \(file.weightsSHA256)")
         return s
     }
-}
-
-/// A kernel's case name ("conv2d", "fused", "relu").
-func kernelName(_ k: Kernel) -> String {
-    Mirror(reflecting: k).children.first?.label ?? String(describing: k)
-}
-
-/// A kernel with its attributes, without module prefixes.
-func kernelDescription(_ k: Kernel) -> String {
-    String(describing: k).replacingOccurrences(of: "Runtime.", with: "")
 }
