@@ -25,8 +25,10 @@ let package = Package(
         .target(name: "Frontend", dependencies: ["GraphIR"]),
         .target(name: "Passes", dependencies: ["GraphIR", "Runtime"]),
 
-        // MARK: - Runtime (embeddable alone: depends on OpenBLAS only)
-        .target(name: "Runtime", dependencies: ["COpenBLAS"]),
+        // MARK: - Runtime (embeddable alone: depends on OpenBLAS and its own C kernels only)
+        .target(name: "Runtime", dependencies: ["COpenBLAS", "CKernels"]),
+        // The Float hot loops in C (AVX-512 with a baseline fallback, chosen at load time).
+        .target(name: "CKernels", path: "Sources/CKernels"),
         // The C API over Runtime's embedding API; the header is for C callers, not for Swift.
         .target(name: "CFergc", dependencies: ["Runtime"], exclude: ["include"]),
 

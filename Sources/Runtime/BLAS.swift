@@ -48,3 +48,37 @@ extension Double: BLASReal {
     @inline(__always) public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
     @inline(__always) public static func log(_ x: Double) -> Double { Glibc.log(x) }
 }
+
+// MARK: - Threads and timing
+
+/// The number of threads OpenBLAS uses for one call.
+public func blasThreads() -> Int { Int(openblas_get_num_threads()) }
+
+/// Sets the number of threads OpenBLAS uses for one call.
+public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(n, 1))) }
+
+/// Seconds on the monotonic clock.
+@inline(__always)
+public func monotonicNow() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// The sgemm rate of this machine right now: the best of `runs` timed n^3 products (after one
+/// warm-up), in GFLOP/s, with OpenBLAS's current thread count.
+public func measureSgemmGFLOPs(size n: Int = 1024, runs: Int = 5) -> Double {
+    let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+    let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+    let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.25; b[i] = Float(i % 5) * 0.5; c[i] = 0 }
+    var best = Double.infinity
+    for r in 0...runs {
+        let start = monotonicNow()
+        Float.gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n, beta: 0, c: c, ldc: n)
+        let t = monotonicNow() - start
+        if r > 0 { best = min(best, t) }
+    }
+    return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+}

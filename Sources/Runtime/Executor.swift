@@ -1,3 +1,5 @@
+import CKernels
+
 /// Runs a validated `Plan` on buffers it owns; `T` is Float in production, Double for checks.
 ///
 /// Storage. `init` validates the plan (see PlanValidation.swift) and allocates once, sized for
@@ -47,6 +49,16 @@ public final class Executor<T: BLASReal> {
     /// last use was that step and that is not a plan output, so that reading freed memory
     /// changes the results.
     public var poisonFreedBuffers = false
+    /// Profiling hook (off when nil): `run` adds each step's wall time in seconds to
+    /// `stepTimes[s]`, so it must hold `plan.steps.count` values; the caller owns and zeroes it.
+    /// When nil, the only cost is one branch per step.
+    public var stepTimes: UnsafeMutablePointer<Double>?
+    /// Threads the Float kernels may use (1...). Results are bitwise reproducible for a given
+    /// count: each kernel splits its work the same way every run and reduces in a fixed order.
+    public var threads = onlineProcessors()
+    /// Use the fast Float kernels (FastConv.swift, CKernels) where a step has one; false runs
+    /// the generic reference kernels (the Double executor always does).
+    public var fastKernels = true
 
     /// Storage of f32 buffers (nil for i32 buffers).
     private let floats: [UnsafeMutablePointer<T>?]
@@ -61,6 +73,9 @@ public final class Executor<T: BLASReal> {
     private let ownsStorage: [Bool]
     /// im2col scratch, (C*KH*KW, OH*OW) of the largest convolution.
     private let workspace: UnsafeMutablePointer<T>
+    /// Per-thread scratch of the fast kernels, allocated by the first run with a thread count.
+    private var scratch: FastScratch?
+    private var scratchThreads = 0
     /// For add, mul and concat steps: the input pointers, by step (empty otherwise).
     private let inputTables: [UnsafeMutableBufferPointer<UnsafePointer<T>>]
     /// For each step, the intermediates that die after it and whose memory is not handed over
@@ -158,6 +173,7 @@ public final class Executor<T: BLASReal> {
         }
         arena?.deallocate()
         workspace.deallocate()
+        freeScratch()
         for t in inputTables { t.deallocate() }
     }
 
@@ -224,8 +240,16 @@ public final class Executor<T: BLASReal> {
     public func run(batch n: Int) throws {
         guard n >= 1 && n <= plan.maxBatch else { throw ExecutorError.invalidBatch(n: n, maxBatch: plan.maxBatch) }
         lastBatch = n
+        let fast = T.self == Float.self && fastKernels
+        if fast && scratchThreads != max(threads, 1) { allocateScratch() }
         for s in plan.steps.indices {
-            try runStep(s, n: n)
+            if let stepTimes {
+                let start = monotonicNow()
+                if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
+                stepTimes[s] += monotonicNow() - start
+            } else {
+                if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
+            }
             if poisonFreedBuffers { poison(freedAfter[s]) }
         }
         runCounter &+= 1
@@ -384,5 +408,106 @@ public final class Executor<T: BLASReal> {
                                mean: p.mean.map { c(i[$0]) }, variance: p.variance.map { c(i[$0]) },
                                n: n, a, e, workspace: workspace)
         }
+    }
+
+    // MARK: - Fast Float kernels
+
+    private func freeScratch() {
+        guard let scratch else { return }
+        for p in scratch.floats { p.deallocate() }
+        for p in scratch.doubles { p.deallocate() }
+        self.scratch = nil
+    }
+
+    /// Per-thread scratch sized to the largest fast convolution of the plan.
+    private func allocateScratch() {
+        freeScratch()
+        var floatCount = 1, doubleCount = 1
+        for step in plan.steps {
+            let g: ConvGeometry
+            switch step.kernel {
+            case .conv2d(let c, _), .conv2dGradInput(let c), .conv2dGradWeight(let c): g = c
+            case .fused(.conv2d(let c), _), .fusedTrain(.conv2d(let c), _), .fusedTrainGrad(.conv2d(let c), _, _, _): g = c
+            default: continue
+            }
+            let need = fastConvScratch(g)
+            floatCount = max(floatCount, need.floats)
+            doubleCount = max(doubleCount, need.doubles)
+        }
+        let t = max(threads, 1)
+        scratch = FastScratch(
+            floats: (0..<t).map { _ in
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: floatCount)
+                p.initialize(repeating: 0, count: floatCount)
+                return p
+            },
+            doubles: (0..<t).map { _ in
+                let p = UnsafeMutablePointer<Double>.allocate(capacity: doubleCount)
+                p.initialize(repeating: 0, count: doubleCount)
+                return p
+            })
+        scratchThreads = t
+    }
+
+    @inline(__always) private func ff(_ i: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(floats[i].unsafelyUnwrapped).assumingMemoryBound(to: Float.self)
+    }
+    @inline(__always) private func cf(_ i: Int) -> UnsafePointer<Float> { UnsafePointer(ff(i)) }
+
+    /// Runs step s with a fast Float kernel when it has one (T is Float); false otherwise.
+    private func runFastStep(_ s: Int, n: Int) -> Bool {
+        let step = plan.steps[s]
+        let i = step.inputs, o = step.outputs
+        let sc = scratch.unsafelyUnwrapped, t = max(threads, 1)
+        let plain = FusedEpilogue(bias: false, relu: false, batchnorm: .none, epsilon: 0)
+        switch step.kernel {
+        case .conv2d(let g, let bias):
+            fastConvForward(ff(o[0]), cf(i[0]), cf(i[1]), bias ? cf(i[2]) : nil, preRelu: false, scale: nil, shift: nil,
+                            postRelu: false, stats: nil, n: n, g, threads: t, scratch: sc)
+        case .conv2dGradInput(let g):
+            fastFusedConvTrainBackward(dx: ff(o[0]), dw: nil, db: nil, dgamma: nil, dbeta: nil, dy: cf(i[0]), x: cf(i[0]),
+                                       w: cf(i[1]), y: nil, bnInput: nil, gamma: nil, mean: nil, variance: nil,
+                                       n: n, g, plain, threads: t, scratch: sc)
+        case .conv2dGradWeight(let g):
+            fastFusedConvTrainBackward(dx: nil, dw: ff(o[0]), db: nil, dgamma: nil, dbeta: nil, dy: cf(i[0]), x: cf(i[1]),
+                                       w: cf(i[0]), y: nil, bnInput: nil, gamma: nil, mean: nil, variance: nil,
+                                       n: n, g, plain, threads: t, scratch: sc)
+        case .fused(.conv2d(let g), let e):
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            fastFusedConvForward(ff(o[0]), cf(i[0]), cf(i[1]), e.bias ? cf(i[2]) : nil,
+                                 gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
+                                 runningMean: bn ? cf(i[k + 2]) : nil, runningVar: bn ? cf(i[k + 3]) : nil,
+                                 n: n, g, e, threads: t, scratch: sc)
+        case .fusedTrain(.conv2d(let g), let e):
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            fastFusedConvTrainForward(ff(o[0]), bn ? ff(o[1]) : nil, bn ? ff(o[2]) : nil, bn ? ff(o[3]) : nil,
+                                      cf(i[0]), cf(i[1]), e.bias ? cf(i[2]) : nil,
+                                      gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
+                                      n: n, g, e, threads: t, scratch: sc)
+        case .fusedTrainGrad(.conv2d(let g), let e, let inputGrad, let weightGrad):
+            let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
+            fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
+                                       dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
+                                       dy: cf(i[0]), x: cf(i[1]), w: cf(i[2]), y: p.y.map { cf(i[$0]) },
+                                       bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
+                                       mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
+                                       n: n, g, e, threads: t, scratch: sc)
+        case .dropoutTrain(let rate):
+            guard dropoutEnabled else { return false }
+            fastDropout(ff(o[0]), ff(o[1]), cf(i[0]), count: count(i[0], n), rate: Double(rate),
+                        seed: seed, run: runCounter, step: UInt64(s), threads: t)
+        case .maxpool(let g):
+            guard isPlain2x2(g) else { return false }
+            fastMaxpool2x2(ff(o[0]), cf(i[0]), n: n, g)
+        case .maxpoolGrad(let g):
+            guard isPlain2x2(g) else { return false }
+            fastMaxpool2x2Backward(ff(o[0]), cf(i[0]), cf(i[1]), n: n, g)
+        case .mul:
+            guard i.count == 2 else { return false }
+            fk_mul(ff(o[0]), cf(i[0]), cf(i[1]), count(o[0], n))
+        default:
+            return false
+        }
+        return true
     }
 }

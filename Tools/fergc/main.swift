@@ -13,6 +13,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (InspectCommand.spec, InspectCommand.main),
     (ExplainCommand.spec, ExplainCommand.main),
     (PredictCommand.spec, PredictCommand.main),
+    (BenchCommand.spec, BenchCommand.main),
 ]
 
 let topHelp = """

@@ -1,0 +1,222 @@
+// See include/ckernels.h. Plain C; `CLONES` compiles an AVX-512 and a baseline version.
+#include "ckernels.h"
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#else
+#define CLONES
+#endif
+
+static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+/// The output columns [lo, hi) whose input column ow*stride - padL + kw is in [0, W).
+static inline void validRange(int kw, int stride, int padL, int W, int OW, int *lo, int *hi) {
+    int a = padL - kw;  // ow*stride >= a
+    int l = a <= 0 ? 0 : (a + stride - 1) / stride;
+    int b = W - 1 + padL - kw;  // ow*stride <= b
+    int h = b < 0 ? 0 : b / stride + 1;
+    *lo = imin(l, OW);
+    *hi = imax(imin(h, OW), *lo);
+}
+
+CLONES
+void fk_im2col(float *col, long ld, const float *x, int C, int H, int W, int KH, int KW,
+               int stride, int padT, int padL, int OH, int OW) {
+    long r = 0;
+    for (int c = 0; c < C; c++) {
+        const float *xc = x + (long)c * H * W;
+        for (int kh = 0; kh < KH; kh++) {
+            for (int kw = 0; kw < KW; kw++, r++) {
+                float *row = col + r * ld;
+                int lo, hi;
+                validRange(kw, stride, padL, W, OW, &lo, &hi);
+                for (int oh = 0; oh < OH; oh++) {
+                    float *o = row + (long)oh * OW;
+                    int ih = oh * stride - padT + kh;
+                    if (ih < 0 || ih >= H) { memset(o, 0, sizeof(float) * OW); continue; }
+                    const float *xr = xc + (long)ih * W - padL + kw;
+                    for (int ow = 0; ow < lo; ow++) o[ow] = 0;
+                    if (stride == 1) memcpy(o + lo, xr + lo, sizeof(float) * (hi - lo));
+                    else for (int ow = lo; ow < hi; ow++) o[ow] = xr[ow * stride];
+                    for (int ow = hi; ow < OW; ow++) o[ow] = 0;
+                }
+            }
+        }
+    }
+}
+
+CLONES
+void fk_col2im_add(float *dx, const float *col, long ld, int C, int H, int W, int KH, int KW,
+                   int stride, int padT, int padL, int OH, int OW) {
+    long r = 0;
+    for (int c = 0; c < C; c++) {
+        float *dxc = dx + (long)c * H * W;
+        for (int kh = 0; kh < KH; kh++) {
+            for (int kw = 0; kw < KW; kw++, r++) {
+                const float *row = col + r * ld;
+                int lo, hi;
+                validRange(kw, stride, padL, W, OW, &lo, &hi);
+                for (int oh = 0; oh < OH; oh++) {
+                    int ih = oh * stride - padT + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *in = row + (long)oh * OW;
+                    float *d = dxc + (long)ih * W - padL + kw;
+                    if (stride == 1) { for (int ow = lo; ow < hi; ow++) d[ow] += in[ow]; }
+                    else { for (int ow = lo; ow < hi; ow++) d[ow * stride] += in[ow]; }
+                }
+            }
+        }
+    }
+}
+
+CLONES
+void fk_conv_epilogue(float *out, const float *acc, int O, int S, long P, const float *bias,
+                      int preRelu, const float *scale, const float *shift, int postRelu,
+                      double *sum, double *sumsq) {
+    #pragma clang fp reassociate(on)
+    for (int o = 0; o < O; o++) {
+        const float b = bias ? bias[o] : 0.0f;
+        const float sc = scale ? scale[o] : 1.0f, sh = scale ? shift[o] : 0.0f;
+        double s1 = 0, s2 = 0;
+        for (int s = 0; s < S; s++) {
+            const float *a = acc + (long)o * S * P + (long)s * P;
+            float *y = out + ((long)s * O + o) * P;
+            if (scale) {
+                for (long i = 0; i < P; i++) {
+                    float z = a[i] + b;
+                    if (preRelu) z = z > 0 ? z : 0;
+                    z = z * sc + sh;
+                    if (postRelu) z = z > 0 ? z : 0;
+                    y[i] = z;
+                }
+            } else {
+                for (long i = 0; i < P; i++) {
+                    float z = a[i] + b;
+                    if (preRelu) z = z > 0 ? z : 0;
+                    y[i] = z;
+                }
+            }
+            if (sum) {
+                for (long i = 0; i < P; i++) { double d = y[i]; s1 += d; s2 += d * d; }
+            }
+        }
+        if (sum) { sum[o] += s1; sumsq[o] += s2; }
+    }
+}
+
+CLONES
+void fk_affine(float *y, const float *x, long count, float scale, float shift, int relu) {
+    if (relu) { for (long i = 0; i < count; i++) { float v = x[i] * scale + shift; y[i] = v > 0 ? v : 0; } }
+    else { for (long i = 0; i < count; i++) y[i] = x[i] * scale + shift; }
+}
+
+CLONES
+void fk_bn_grad_sums(const float *dy, const float *y, const float *x, long count,
+                     double *sumG, double *sumGX) {
+    #pragma clang fp reassociate(on)
+    double a = 0, b = 0;
+    if (y) {
+        for (long i = 0; i < count; i++) { float g = y[i] > 0 ? dy[i] : 0; a += g; b += (double)g * x[i]; }
+    } else {
+        for (long i = 0; i < count; i++) { float g = dy[i]; a += g; b += (double)g * x[i]; }
+    }
+    *sumG += a; *sumGX += b;
+}
+
+CLONES
+double fk_preact_grad(float *dz, const float *dy, const float *y, const float *x, long count,
+                      float A, float B, float C, int reluAfter) {
+    #pragma clang fp reassociate(on)
+    double s = 0;
+    if (!x) {
+        if (y) { for (long i = 0; i < count; i++) { float g = y[i] > 0 ? dy[i] : 0; dz[i] = g; s += g; } }
+        else { for (long i = 0; i < count; i++) { dz[i] = dy[i]; s += dy[i]; } }
+        return s;
+    }
+    for (long i = 0; i < count; i++) {
+        float g = dy[i];
+        if (y) g = y[i] > 0 ? g : 0;
+        float v = A * g + B + C * x[i];
+        if (reluAfter) v = x[i] > 0 ? v : 0;
+        dz[i] = v;
+        s += v;
+    }
+    return s;
+}
+
+static inline uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+CLONES
+void fk_dropout(float *y, float *mask, const float *x, long count, uint64_t h, uint64_t base,
+                double rate, float keep) {
+    const uint64_t golden = 0x9E3779B97F4A7C15ull;
+    // u = (k >> 11) * 2^-53 is exact, so u >= rate <=> (k >> 11) >= ceil(rate * 2^53): an
+    // integer compare (which vectorizes) with the same outcome bit for bit.
+    const double scaled = rate * 0x1p53;
+    uint64_t threshold = (uint64_t)scaled;
+    if ((double)threshold < scaled) threshold += 1;
+    for (long i = 0; i < count; i++) {
+        uint64_t k = mix(h ^ (base + (uint64_t)i + 4 * golden));
+        float m = (k >> 11) >= threshold ? keep : 0.0f;
+        mask[i] = m;
+        y[i] = x[i] * m;
+    }
+}
+
+CLONES
+void fk_mul(float *y, const float *a, const float *b, long count) {
+    for (long i = 0; i < count; i++) y[i] = a[i] * b[i];
+}
+
+CLONES
+void fk_maxpool2x2(float *y, const float *x, long planes, int H, int W) {
+    const int OH = H / 2, OW = W / 2;
+    for (long p = 0; p < planes; p++) {
+        const float *xp = x + p * H * W;
+        float *yp = y + p * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = xp + (2 * oh) * W, *r1 = r0 + W;
+            float *o = yp + oh * OW;
+            for (int ow = 0; ow < OW; ow++) {
+                // first maximum in scan order: a strict > keeps the earliest of ties
+                float m = r0[2 * ow];
+                if (r0[2 * ow + 1] > m) m = r0[2 * ow + 1];
+                if (r1[2 * ow] > m) m = r1[2 * ow];
+                if (r1[2 * ow + 1] > m) m = r1[2 * ow + 1];
+                o[ow] = m;
+            }
+        }
+    }
+}
+
+CLONES
+void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes, int H, int W) {
+    const int OH = H / 2, OW = W / 2;
+    for (long p = 0; p < planes; p++) {
+        const float *xp = x + p * H * W;
+        float *dp = dx + p * H * W;
+        const float *gp = dy + p * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = xp + (2 * oh) * W, *r1 = r0 + W;
+            float *d0 = dp + (2 * oh) * W, *d1 = d0 + W;
+            for (int ow = 0; ow < OW; ow++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                float g = gp[oh * OW + ow];
+                int at = 0; float m = a;
+                if (b > m) { m = b; at = 1; }
+                if (c > m) { m = c; at = 2; }
+                if (d > m) { m = d; at = 3; }
+                d0[2 * ow] = at == 0 ? g : 0;
+                d0[2 * ow + 1] = at == 1 ? g : 0;
+                d1[2 * ow] = at == 2 ? g : 0;
+                d1[2 * ow + 1] = at == 3 ? g : 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// CKernels: the Float hot loops of the runtime that Swift does not vectorize (reductions,
+// gathers, hashing), in plain C. Each function is compiled twice (AVX-512 and baseline) and
+// picked at load time by the CPU (`target_clones`), so the same binary runs anywhere.
+// Reductions use a fixed vector shape per build: results are bitwise reproducible on one
+// machine, and every function has a naive Swift counterpart the tests compare it against.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stdint.h>
+
+/// Columns [0, OH*OW) of a col matrix whose rows (c, kh, kw) are `ld` apart <- x (C, H, W),
+/// zeros where the window leaves the input.
+void fk_im2col(float *col, long ld, const float *x, int C, int H, int W, int KH, int KW,
+               int stride, int padT, int padL, int OH, int OW);
+
+/// dx (C, H, W) += the scatter of col (rows `ld` apart); the inverse of `fk_im2col`.
+void fk_col2im_add(float *dx, const float *col, long ld, int C, int H, int W, int KH, int KW,
+                   int stride, int padT, int padL, int OH, int OW);
+
+/// The convolution epilogue over a chunk of S samples. acc is (O, S*P) (the GEMM result),
+/// out is (S, O, P) (NCHW from the chunk's first sample). Per element:
+///   z = acc + bias[o]; if preRelu z = max(z, 0); if scale: z = z*scale[o] + shift[o];
+///   if postRelu z = max(z, 0); out = z;
+/// and when `sum` is not null, sum[o] += z, sumsq[o] += z*z (double).
+void fk_conv_epilogue(float *out, const float *acc, int O, int S, long P, const float *bias,
+                      int preRelu, const float *scale, const float *shift, int postRelu,
+                      double *sum, double *sumsq);
+
+/// y = x*scale + shift, then max(y, 0) if relu; count elements (may be in place).
+void fk_affine(float *y, const float *x, long count, float scale, float shift, int relu);
+
+/// Batchnorm backward sums over one row: g = dy masked by y > 0 when y is not null;
+/// *sumG += sum g, *sumGX += sum g*x.
+void fk_bn_grad_sums(const float *dy, const float *y, const float *x, long count,
+                     double *sumG, double *sumGX);
+
+/// Pre-activation gradient over one row: g = dy masked by y > 0 when y is not null; with
+/// x (the batchnorm input) not null: g = A*g + B + C*x, then masked by x > 0 if reluAfter.
+/// Writes dz and returns sum(dz) (double).
+double fk_preact_grad(float *dz, const float *dy, const float *y, const float *x, long count,
+                      float A, float B, float C, int reluAfter);
+
+/// Dropout with the counter hash: for element i (global index base+i) the key is
+/// splitmix64Mix(h ^ (index + 4*golden)); kept when (key >> 11) * 2^-53 >= rate.
+void fk_dropout(float *y, float *mask, const float *x, long count, uint64_t h, uint64_t base,
+                double rate, float keep);
+
+/// y = a * b, count elements.
+void fk_mul(float *y, const float *a, const float *b, long count);
+
+/// 2x2 stride-2 max pooling, no padding, over planes of (H, W) with H, W even:
+/// y (planes, H/2, W/2).
+void fk_maxpool2x2(float *y, const float *x, long planes, int H, int W);
+
+/// Its backward: dx (planes, H, W) = dy routed to the first maximum of each window, zeros elsewhere.
+void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes, int H, int W);
+
+#endif

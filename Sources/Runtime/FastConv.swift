@@ -1,0 +1,275 @@
+// The fast Float convolution (plain and fused), forward and backward, over several samples per
+// GEMM and both cores. The generic kernels in Conv.swift and FusedKernels.swift stay the
+// reference (and the Double path); the tests compare each function here against them.
+//
+// Chunks. A thread takes a contiguous range of the batch (`splitRange`) and walks it in chunks
+// of S samples (S from the geometry alone: the im2col panel and the GEMM result stay under
+// `fastConvPanelElements`). For a chunk of cs samples, ld = cs*P columns:
+//   forward   col[K, ld] = im2col of the chunk; acc[O, ld] = w[O, K] * col;
+//             then one epilogue pass writes NCHW: bias, relu, (inference) batchnorm scale and
+//             shift, (training) the per-channel sum and sum of squares for the batch statistics.
+//   backward  dz[O, ld] = the pre-activation gradient (relu mask, batchnorm backward) in one pass,
+//             db += row sums of dz; dw_t[O, K] += dz * col^T (one GEMM per chunk);
+//             col = w^T * dz, then col2im into dx.
+// Reductions over the batch (dw, db, batch statistics, batchnorm gradient sums) are per thread
+// and added in thread order afterwards: bitwise reproducible for a given thread count.
+// Training batchnorm normalizes in a second pass (the statistics need the whole batch);
+// variance = E[z^2] - mean^2, accumulated in double.
+import CKernels
+
+/// Upper bound, in floats, of one chunk's im2col panel plus GEMM result per thread.
+public let fastConvPanelElements = 1 << 20
+
+/// Samples per chunk for a geometry.
+public func fastConvChunk(_ g: ConvGeometry) -> Int {
+    let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
+    return max(1, fastConvPanelElements / max((K + g.outChannels) * P, 1))
+}
+
+/// Scratch of one thread for a convolution: floats (col, acc/dz, dw partial, coefficients)
+/// and doubles (per-channel sums).
+/// Layout: col (S*K*P), acc or dz (S*O*P), the dw partial (O*K), then (thread 0's scratch) the
+/// per-channel coefficients (3*O); S = min(fastConvChunk(g), maxChunk).
+public func fastConvScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats: Int, doubles: Int) {
+    (coefficientOffset(g, maxChunk: maxChunk) + 3 * g.outChannels, 4 * g.outChannels)
+}
+
+@inline(__always)
+private func coefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
+    let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
+    return min(fastConvChunk(g), maxChunk) * (K + g.outChannels) * P + g.outChannels * K
+}
+
+/// Per-thread scratch, owned by the executor.
+public struct FastScratch {
+    /// One per thread: at least `fastConvScratch(g)` elements for every geometry run with it.
+    public var floats: [UnsafeMutablePointer<Float>]
+    public var doubles: [UnsafeMutablePointer<Double>]
+    /// Caps the samples per chunk (tests use small chunks to cover chunk boundaries).
+    public var maxChunk = Int.max
+    public init(floats: [UnsafeMutablePointer<Float>], doubles: [UnsafeMutablePointer<Double>], maxChunk: Int = .max) {
+        self.floats = floats
+        self.doubles = doubles
+        self.maxChunk = maxChunk
+    }
+}
+
+@inline(__always) private func i32(_ v: Int) -> Int32 { Int32(truncatingIfNeeded: v) }
+
+/// col (rows ld apart) <- im2col of samples [s0, s1) of x, sample s at column (s - s0)*P.
+@inline(__always)
+private func im2colChunk(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ s0: Int, _ s1: Int, _ g: ConvGeometry) {
+    let P = g.outHeight * g.outWidth, ld = (s1 - s0) * P
+    let xStride = g.inChannels * g.inHeight * g.inWidth
+    for s in s0..<s1 {
+        fk_im2col(col + (s - s0) * P, ld, x + s * xStride, i32(g.inChannels), i32(g.inHeight), i32(g.inWidth),
+                  i32(g.kernelHeight), i32(g.kernelWidth), i32(g.stride), i32(g.padTop), i32(g.padLeft),
+                  i32(g.outHeight), i32(g.outWidth))
+    }
+}
+
+/// out = epilogue(conv(x, w) + b) for the whole batch; `stats` (sum, sumsq per channel, summed
+/// over the batch in thread order) when not nil. See `fk_conv_epilogue` for the epilogue.
+public func fastConvForward(
+    _ out: UnsafeMutablePointer<Float>,     // (N, O, OH, OW)
+    _ x: UnsafePointer<Float>,              // (N, C, H, W)
+    _ w: UnsafePointer<Float>,              // (O, C, KH, KW)
+    _ b: UnsafePointer<Float>?,             // (O) or nil
+    preRelu: Bool, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, postRelu: Bool,
+    stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)?,
+    n: Int, _ g: ConvGeometry, threads: Int, scratch: FastScratch
+) {
+    let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth, O = g.outChannels
+    let S = min(fastConvChunk(g), scratch.maxChunk), T = max(1, min(threads, n))
+    withSingleThreadedBLAS(T) {
+        parallelFor(T) { t in
+            let col = scratch.floats[t], acc = col + S * K * P
+            let sum = scratch.doubles[t], sumsq = sum + O
+            if stats != nil { sum.update(repeating: 0, count: 2 * O) }
+            var s0 = splitRange(n, parts: T, t).lowerBound
+            let end = splitRange(n, parts: T, t).upperBound
+            while s0 < end {
+                let s1 = min(end, s0 + S), ld = (s1 - s0) * P
+                im2colChunk(col, x, s0, s1, g)
+                Float.gemm(transA: false, transB: false, m: O, n: ld, k: K, alpha: 1, a: w, lda: K,
+                           b: UnsafePointer(col), ldb: ld, beta: 0, c: acc, ldc: ld)
+                fk_conv_epilogue(out + s0 * O * P, acc, i32(O), i32(s1 - s0), P, b, preRelu ? 1 : 0, scale, shift,
+                                 postRelu ? 1 : 0, stats == nil ? nil : sum, stats == nil ? nil : sumsq)
+                s0 = s1
+            }
+        }
+    }
+    if let stats {
+        for c in 0..<O {
+            var a = 0.0, q = 0.0
+            for t in 0..<T { a += scratch.doubles[t][c]; q += scratch.doubles[t][O + c] }
+            stats.sum[c] = a; stats.sumsq[c] = q
+        }
+    }
+}
+
+/// The fast path of `fusedForward` (inference) for a conv anchor.
+public func fastFusedConvForward(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    runningMean: UnsafePointer<Float>?, runningVar: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+) {
+    let O = g.outChannels
+    guard e.hasBatchnorm, let gamma, let beta, let runningMean, let runningVar else {
+        fastConvForward(y, x, w, b, preRelu: e.relu, scale: nil, shift: nil, postRelu: false, stats: nil,
+                        n: n, g, threads: threads, scratch: scratch)
+        return
+    }
+    // Scale and shift exactly as fusedForward computes them, in the shared coefficient area.
+    let coef = scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk)
+    for c in 0..<O {
+        let rstd = 1 / (Double(runningVar[c]) + Double(e.epsilon)).squareRoot()
+        coef[c] = Float(rstd * Double(gamma[c]))
+        coef[O + c] = Float(Double(beta[c]) - Double(runningMean[c]) * Double(coef[c]))
+    }
+    fastConvForward(y, x, w, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
+                    postRelu: e.relu && e.batchnorm == .beforeRelu, stats: nil, n: n, g, threads: threads, scratch: scratch)
+}
+
+/// The fast path of `fusedTrainForward` for a conv anchor.
+public func fastFusedConvTrainForward(
+    _ y: UnsafeMutablePointer<Float>, _ bnInput: UnsafeMutablePointer<Float>?,
+    _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
+    _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+) {
+    let O = g.outChannels, P = g.outHeight * g.outWidth
+    let preRelu = e.relu && e.batchnorm != .beforeRelu
+    guard e.hasBatchnorm, let z = bnInput, let mean, let variance, let gamma, let beta else {
+        fastConvForward(y, x, w, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false, stats: nil,
+                        n: n, g, threads: threads, scratch: scratch)
+        return
+    }
+    // Batch sums land in the last thread-independent area: thread 0's doubles [2O, 4O).
+    let sums = scratch.doubles[0] + 2 * O
+    fastConvForward(z, x, w, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false,
+                    stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
+    let m = Double(n * P)
+    let coef = scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk)
+    for c in 0..<O {
+        let mu = sums[c] / m
+        let v = max(sums[O + c] / m - mu * mu, 0)
+        mean[c] = Float(mu)
+        variance[c] = Float(v)
+        let rstd = 1 / (v + Double(e.epsilon)).squareRoot()
+        coef[c] = Float(rstd * Double(gamma[c]))
+        coef[O + c] = beta[c] - Float(mu) * coef[c]
+    }
+    let postRelu: Int32 = e.relu && e.batchnorm == .beforeRelu ? 1 : 0
+    let T = max(1, min(threads, n))
+    parallelFor(T) { t in
+        for s in splitRange(n, parts: T, t) {
+            for c in 0..<O {
+                let at = (s * O + c) * P
+                fk_affine(y + at, z + at, P, coef[c], coef[O + c], postRelu)
+            }
+        }
+    }
+}
+
+/// The fast path of `fusedTrainBackward` for a conv anchor; also the plain conv gradients
+/// (an epilogue with nothing: dz = dy).
+public func fastFusedConvTrainBackward(
+    dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+    dgamma: UnsafeMutablePointer<Float>?, dbeta: UnsafeMutablePointer<Float>?,
+    dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafePointer<Float>?,
+    bnInput: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?,
+    mean: UnsafePointer<Float>?, variance: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+) {
+    let O = g.outChannels, P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
+    let xStride = g.inChannels * g.inHeight * g.inWidth
+    let S = min(fastConvChunk(g), scratch.maxChunk), T = max(1, min(threads, n))
+    let maskY = e.relu && e.batchnorm != .afterRelu ? y : nil
+    let coef = scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk)  // A, B, C per channel
+    let bn = e.hasBatchnorm ? bnInput : nil
+
+    // Pass 1: the batchnorm gradient sums, per thread then in thread order.
+    if e.hasBatchnorm, let bnInput, let mean, let variance, let gamma, let dgamma, let dbeta {
+        parallelFor(T) { t in
+            let sumG = scratch.doubles[t], sumGX = sumG + O
+            sumG.update(repeating: 0, count: 2 * O)
+            for s in splitRange(n, parts: T, t) {
+                for c in 0..<O {
+                    let at = (s * O + c) * P
+                    fk_bn_grad_sums(dy + at, maskY.map { $0 + at }, bnInput + at, P, sumG + c, sumGX + c)
+                }
+            }
+        }
+        let m = Double(n * P)
+        for c in 0..<O {
+            var sg = 0.0, sgx = 0.0
+            for t in 0..<T { sg += scratch.doubles[t][c]; sgx += scratch.doubles[t][O + c] }
+            let mu = Double(mean[c])
+            let rstd = 1 / (Double(variance[c]) + Double(e.epsilon)).squareRoot()
+            let sgxhat = (sgx - mu * sg) * rstd
+            dgamma[c] = Float(sgxhat)
+            dbeta[c] = Float(sg)
+            // dz = k*(m*g - sumG - xhat*sumGXhat), k = gamma*rstd/m, xhat = (x - mu)*rstd
+            let k = Double(gamma[c]) * rstd / m
+            coef[c] = Float(Double(gamma[c]) * rstd)
+            coef[O + c] = Float(-k * sg + k * rstd * sgxhat * mu)
+            coef[2 * O + c] = Float(-k * rstd * sgxhat)
+        }
+    }
+
+    // Pass 2: chunks.
+    withSingleThreadedBLAS(T) {
+        parallelFor(T) { t in
+            let col = scratch.floats[t], dz = col + S * K * P, dwPart = dz + S * O * P
+            let dwT = t == 0 ? dw : (dw == nil ? nil : dwPart)
+            let dbT = scratch.doubles[t] + 2 * O
+            dbT.update(repeating: 0, count: O)
+            let range = splitRange(n, parts: T, t)
+            if range.isEmpty, let dwT { dwT.update(repeating: 0, count: O * K) }
+            var s0 = range.lowerBound
+            while s0 < range.upperBound {
+                let s1 = min(range.upperBound, s0 + S), ld = (s1 - s0) * P
+                for c in 0..<O {
+                    for s in s0..<s1 {
+                        let at = (s * O + c) * P
+                        dbT[c] += fk_preact_grad(dz + c * ld + (s - s0) * P, dy + at, maskY.map { $0 + at },
+                                                 bn.map { $0 + at }, P, coef[c], coef[O + c], coef[2 * O + c],
+                                                 e.batchnorm == .afterRelu ? 1 : 0)
+                    }
+                }
+                if let dwT {
+                    im2colChunk(col, x, s0, s1, g)
+                    Float.gemm(transA: false, transB: true, m: O, n: K, k: ld, alpha: 1, a: dz, lda: ld,
+                               b: col, ldb: ld, beta: s0 == range.lowerBound ? 0 : 1, c: dwT, ldc: K)
+                }
+                if let dx {
+                    Float.gemm(transA: true, transB: false, m: K, n: ld, k: O, alpha: 1, a: w, lda: K,
+                               b: dz, ldb: ld, beta: 0, c: col, ldc: ld)
+                    (dx + s0 * xStride).update(repeating: 0, count: (s1 - s0) * xStride)
+                    for s in s0..<s1 {
+                        fk_col2im_add(dx + s * xStride, col + (s - s0) * P, ld, i32(g.inChannels), i32(g.inHeight),
+                                      i32(g.inWidth), i32(g.kernelHeight), i32(g.kernelWidth), i32(g.stride),
+                                      i32(g.padTop), i32(g.padLeft), i32(g.outHeight), i32(g.outWidth))
+                    }
+                }
+                s0 = s1
+            }
+        }
+    }
+    if let dw {
+        for t in 1..<max(T, 1) {
+            let part = scratch.floats[t] + S * (K + O) * P
+            for i in 0..<(O * K) { dw[i] += part[i] }
+        }
+    }
+    if let db {
+        for c in 0..<O {
+            var sum = 0.0
+            for t in 0..<T { sum += scratch.doubles[t][2 * O + c] }
+            db[c] = Float(sum)
+        }
+    }
+}

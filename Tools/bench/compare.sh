@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# fergc against the peer frameworks on this machine, side by side.
+#
+#   Tools/bench/compare.sh [MODEL]        (default Models/vgg_tuned.graph)
+#
+# Builds fergc in release (scratch .build-speed-rel), runs `fergc bench` for training bs=128,
+# inference bs=128 and inference bs=1, then /work/shared/bench/bench_peers.py with the python
+# of $PEERS_VENV (default /tmp/peers) if it has torch; otherwise it says so and compares
+# against the figures recorded in /work/shared/bench/README.md. Prints fergc / peer ratios.
+# Run nothing else meanwhile: the machine has two cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MODEL=${1:-Models/vgg_tuned.graph}
+NAME=$(basename "$MODEL" .graph)
+PEERS_VENV=${PEERS_VENV:-/tmp/peers}
+PEERS_SCRIPT=${PEERS_SCRIPT:-/work/shared/bench/bench_peers.py}
+
+swift build -c release --scratch-path .build-speed-rel >/dev/null
+FERGC=.build-speed-rel/release/fergc
+
+field() { python3 -c "import json,sys; print(round(json.load(sys.stdin)['$1'], 3))"; }
+echo "== fergc ($NAME) =="
+TRAIN=$($FERGC bench "$MODEL" --train --batch 128 --warmup 2 --runs 5 --json | field img_per_s)
+INFER=$($FERGC bench "$MODEL" --infer --batch 128 --warmup 3 --runs 15 --no-sgemm --json | field img_per_s)
+LAT=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --json | field ms_per_batch)
+SGEMM=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 0 --runs 5 --json | field sgemm_gflops)
+printf "fergc    %-12s train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.2f ms | sgemm %.0f GFLOP/s\n" \
+    "$NAME" "$TRAIN" "$INFER" "$LAT" "$SGEMM"
+
+# Peers: measured now when the venv exists, else the README's figures (measured 2026-11-29).
+declare -A PTRAIN PINFER PLAT
+if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import torch" 2>/dev/null; then
+    echo "== peers (measured now: $PEERS_VENV) =="
+    OUT=$(MODELS=$NAME "$PEERS_VENV/bin/python" "$PEERS_SCRIPT" 2>/dev/null || true)
+    echo "$OUT"
+    while read -r fw model mode bs ips _ ms _; do
+        [ "$model" = "$NAME" ] || continue
+        case "$mode $bs" in
+            "train bs=128") PTRAIN[$fw]=$ips ;;
+            "infer bs=128") PINFER[$fw]=$ips ;;
+            "infer bs=1") PLAT[$fw]=$ms ;;
+        esac
+    done <<< "$OUT"
+else
+    echo "== peers: not installed here ($PEERS_VENV/bin/python with torch not found); using the figures of"
+    echo "   /work/shared/bench/README.md (measured on this kind of machine, 2026-11-29), not measured now =="
+    if [ "$NAME" = vgg_scratch ]; then
+        PTRAIN=([keras]=294 [torch]=147 [jax]=113); PINFER=([keras]=963 [torch]=480 [jax]=428 [onnxrt]=948)
+        PLAT=([keras]=3.13 [torch]=3.61 [jax]=3.59 [onnxrt]=1.22)
+    else
+        PTRAIN=([keras]=191 [torch]=114 [jax]=100); PINFER=([keras]=808 [torch]=564 [jax]=425 [onnxrt]=920)
+        PLAT=([keras]=3.18 [torch]=3.20 [jax]=3.28 [onnxrt]=1.27)
+    fi
+fi
+
+echo "== ratios (fergc / peer; for latency peer / fergc: above 1 means fergc is faster) =="
+for fw in keras torch jax onnxrt; do
+    line="$fw:"
+    [ -n "${PTRAIN[$fw]:-}" ] && line+=$(python3 -c "print(f'  train {$TRAIN/${PTRAIN[$fw]}:.2f}x')")
+    [ -n "${PINFER[$fw]:-}" ] && line+=$(python3 -c "print(f'  infer bs=128 {$INFER/${PINFER[$fw]}:.2f}x')")
+    [ -n "${PLAT[$fw]:-}" ] && line+=$(python3 -c "print(f'  bs=1 latency {${PLAT[$fw]}/$LAT:.2f}x')")
+    echo "$line"
+done

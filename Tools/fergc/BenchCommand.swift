@@ -1,0 +1,207 @@
+// fergc bench: how fast a model trains or infers here, and where the time goes.
+//
+// Compiles the model with the standard optimized pipeline (no probe), seeded random weights and
+// random inputs; runs K warm-up batches, then R timed batches with the executor's per-step
+// timing hook on; prints img/s and ms per batch (median of the timed runs), a per-step table
+// (time, share, GFLOP/s for the steps that do matrix work) and this machine's sgemm rate
+// measured right there, so that every figure can be read against the BLAS ceiling.
+
+import Foundation
+import GraphIR
+import Passes
+import Runtime
+
+enum BenchCommand {
+    static let spec = CommandSpec(
+        name: "bench",
+        usage: "bench MODEL.graph [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--json]",
+        summary: "Time a training step or an inference batch: img/s, ms per batch, a per-step profile, sgemm GFLOP/s.",
+        options: [
+            OptionSpec(name: "train", kind: .flag, help: "Time one training step: forward, backward, update (the default)."),
+            OptionSpec(name: "infer", kind: .flag, help: "Time inference (dropout removed, batchnorm folded, fused)."),
+            OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 128)."),
+            OptionSpec(name: "threads", kind: .value("N"), help: "Threads (OpenBLAS and the executor); default: all cores."),
+            OptionSpec(name: "warmup", kind: .value("K"), help: "Untimed batches first (default 2)."),
+            OptionSpec(name: "runs", kind: .value("R"), help: "Timed batches, at least 5 (default 5)."),
+            OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the weights and inputs (default 1)."),
+            OptionSpec(name: "reference-kernels", kind: .flag, help: "Run the generic reference kernels (the 'before' of docs/performance.md)."),
+            OptionSpec(name: "no-sgemm", kind: .flag, help: "Skip measuring the machine's sgemm rate."),
+            OptionSpec(name: "json", kind: .flag, help: "Print JSON: img_per_s, ms_per_batch, layers, sgemm_gflops, ..."),
+        ],
+        details: """
+        Weights and inputs are random (timing only). GFLOP/s counts 2 flops per multiply-add of the
+        convolutions and dense layers (forward, grad-input and grad-weight); other steps show '-'.
+
+        EXAMPLES:
+          fergc bench Models/vgg_tuned.graph --train --batch 128
+          fergc bench Models/vgg_tuned.graph --infer --batch 1 --runs 200 --json
+        """)
+
+    static func main(_ args: [String]) throws {
+        let a = try parseArguments(args, spec)
+        guard a.positional.count == 1 else { throw UsageError(message: "expected one model file", command: spec.name) }
+        if a.flag("train") && a.flag("infer") { throw UsageError(message: "--train and --infer exclude each other", command: spec.name) }
+        let training = !a.flag("infer")
+        let batch = try a.int("batch", spec.name) ?? 128
+        let threads = try a.int("threads", spec.name, range: 1...256) ?? ProcessInfo.processInfo.activeProcessorCount
+        let warmup = try a.int("warmup", spec.name, range: 0...10_000) ?? 2
+        let runs = try a.int("runs", spec.name, range: 5...100_000) ?? 5
+        let seed = UInt64(try a.int("seed", spec.name, range: 0...Int.max) ?? 1)
+
+        let model = try loadGraph(a.positional[0])
+        var options = CompileOptions()
+        options.mode = training ? .training : .inference
+        options.batch = batch
+        options.probe = false
+        options.seed = seed
+        let plan: Plan
+        do { plan = try compile(model, options).plan } catch { throw CLIError("\(error)") }
+
+        setBLASThreads(threads)
+        let sgemm = a.flag("no-sgemm") ? nil : measureSgemmGFLOPs(size: 1024)
+
+        let ex = try Executor<Float>(plan: plan)
+        ex.seed = seed
+        ex.threads = threads
+        ex.fastKernels = !a.flag("reference-kernels")
+        fillInputs(ex, plan: plan, batch: batch, seed: seed)
+
+        for _ in 0..<warmup { try ex.run(batch: batch) }
+        let stepTimes = UnsafeMutablePointer<Double>.allocate(capacity: max(plan.steps.count, 1))
+        defer { stepTimes.deallocate() }
+        stepTimes.initialize(repeating: 0, count: max(plan.steps.count, 1))
+        ex.stepTimes = stepTimes
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = monotonicNow()
+            try ex.run(batch: batch)
+            times.append(monotonicNow() - start)
+        }
+        ex.stepTimes = nil
+
+        let sorted = times.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let total = (0..<plan.steps.count).reduce(0.0) { $0 + stepTimes[$1] }
+        let totalFLOPs = plan.steps.reduce(0.0) { $0 + (stepFLOPs($1.kernel) ?? 0) } * Double(batch)
+        let layers = plan.steps.enumerated().map { (s, step) -> Layer in
+            let seconds = stepTimes[s] / Double(runs)
+            let flops = stepFLOPs(step.kernel).map { $0 * Double(batch) }
+            return Layer(name: step.name, kernel: kernelLabel(step.kernel), ms: seconds * 1000,
+                         share: total > 0 ? stepTimes[s] / total : 0,
+                         gflops: flops.map { seconds > 0 ? $0 / seconds / 1e9 : 0 })
+        }
+
+        let result = Result(model: model.name, mode: training ? "train" : "infer", batch: batch, threads: threads,
+                            runs: times.map { $0 * 1000 }, msPerBatch: median * 1000, imgPerS: Double(batch) / median,
+                            gflops: totalFLOPs / median / 1e9, sgemm: sgemm, layers: layers)
+        if a.flag("json") { Console.out(try jsonText(result.json)) } else { Console.out(result.text) }
+    }
+
+    /// Random inputs: pixels uniform in 0..255 scaled as the model says, labels uniform over the
+    /// classes, a learning rate of 1e-4; any other f32 input uniform in [-1, 1].
+    static func fillInputs(_ ex: Executor<Float>, plan: Plan, batch: Int, seed: UInt64) {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func next() -> Double {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        for (i, b) in plan.buffers.enumerated() where b.role == .input {
+            let count = b.elementCount(batch: batch)
+            switch b.elementType {
+            case .i32:
+                let classes = plan.steps.lazy.compactMap { step -> Int? in
+                    guard step.inputs.contains(i) else { return nil }
+                    if case .softmaxCrossEntropy(let k) = step.kernel { return k }
+                    return nil
+                }.first ?? 1
+                ex.setBuffer(i, ints: (0..<count).map { _ in Int32(next() * Double(classes)) % Int32(classes) })
+            case .f32:
+                if b.name == "learning_rate" {
+                    ex.setBuffer(i, [1e-4])
+                } else if b.batched {
+                    let scale = plan.metadata.inputScale
+                    ex.setBuffer(i, (0..<count).map { _ in Float((next() * 255).rounded() * scale) })
+                } else {
+                    ex.setBuffer(i, (0..<max(count, 1)).map { _ in Float(next() * 2 - 1) })
+                }
+            }
+        }
+    }
+
+    /// Floating-point operations per sample of a step's matrix work (2 per multiply-add), or nil.
+    static func stepFLOPs(_ k: Kernel) -> Double? {
+        func anchorMACs(_ a: FusedAnchor) -> Double {
+            switch a {
+            case .conv2d(let g): return Double(g.macsPerSample)
+            case .dense(let i, let o): return Double(i * o)
+            }
+        }
+        switch k {
+        case .conv2d(let g, _), .conv2dGradInput(let g), .conv2dGradWeight(let g): return 2 * Double(g.macsPerSample)
+        case .dense(let i, let o, _), .denseGradInput(let i, let o), .denseGradWeight(let i, let o): return 2 * Double(i * o)
+        case .fused(let a, _), .fusedTrain(let a, _): return 2 * anchorMACs(a)
+        case .fusedTrainGrad(let a, _, let inputGrad, let weightGrad):
+            return 2 * anchorMACs(a) * Double((inputGrad ? 1 : 0) + (weightGrad ? 1 : 0))
+        default: return nil
+        }
+    }
+
+    /// A kernel's short name: "conv2d", "fusedTrainGrad(conv 32->32 3x3)", ...
+    static func kernelLabel(_ k: Kernel) -> String {
+        let base = String(String(describing: k).prefix { $0 != "(" })
+        func anchor(_ a: FusedAnchor) -> String {
+            switch a {
+            case .conv2d(let g): return "conv \(g.inChannels)->\(g.outChannels) \(g.kernelHeight)x\(g.kernelWidth) @\(g.outHeight)x\(g.outWidth)"
+            case .dense(let i, let o): return "dense \(i)->\(o)"
+            }
+        }
+        switch k {
+        case .fused(let a, _), .fusedTrain(let a, _), .fusedTrainGrad(let a, _, _, _): return "\(base) \(anchor(a))"
+        case .conv2d(let g, _), .conv2dGradInput(let g), .conv2dGradWeight(let g): return "\(base) \(anchor(.conv2d(g)))"
+        default: return base
+        }
+    }
+
+    struct Layer {
+        var name: String, kernel: String, ms: Double, share: Double, gflops: Double?
+    }
+
+    struct Result {
+        var model: String, mode: String, batch: Int, threads: Int
+        var runs: [Double]
+        var msPerBatch: Double, imgPerS: Double, gflops: Double
+        var sgemm: Double?
+        var layers: [Layer]
+
+        var json: [String: Any] {
+            var j: [String: Any] = [
+                "model": model, "mode": mode, "batch": batch, "threads": threads, "runs_ms": runs,
+                "ms_per_batch": msPerBatch, "img_per_s": imgPerS, "gflops": gflops,
+                "layers": layers.map { l -> [String: Any] in
+                    var d: [String: Any] = ["name": l.name, "kernel": l.kernel, "ms": l.ms, "share": l.share]
+                    if let g = l.gflops { d["gflops"] = g }
+                    return d
+                },
+            ]
+            if let sgemm { j["sgemm_gflops"] = sgemm }
+            return j
+        }
+
+        var text: String {
+            var s = "\(model) \(mode) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), \(runs.count) timed runs\n"
+            s += String(format: "  %.1f img/s   %.2f ms per batch (median; min %.2f, max %.2f)   %.1f GFLOP/s in conv/dense\n",
+                        imgPerS, msPerBatch, runs.min() ?? 0, runs.max() ?? 0, gflops)
+            if let sgemm { s += String(format: "  machine sgemm 1024^3: %.1f GFLOP/s (%d thread%@)\n", sgemm, threads, threads == 1 ? "" : "s") }
+            s += "\n"
+            let nameWidth = min(max(layers.map(\.name.count).max() ?? 4, 4), 40)
+            let kernelWidth = min(max(layers.map(\.kernel.count).max() ?? 6, 6), 48)
+            func pad(_ t: String, _ w: Int) -> String { t.count >= w ? String(t.prefix(w)) : t + String(repeating: " ", count: w - t.count) }
+            s += "  \(pad("step", nameWidth))  \(pad("kernel", kernelWidth))        ms   share   GFLOP/s\n"
+            for l in layers {
+                let g = l.gflops.map { String(format: "%9.1f", $0) } ?? "        -"
+                s += "  \(pad(l.name, nameWidth))  \(pad(l.kernel, kernelWidth))  " + String(format: "%8.3f  %5.1f%%", l.ms, l.share * 100) + " \(g)\n"
+            }
+            return s
+        }
+    }
+}
