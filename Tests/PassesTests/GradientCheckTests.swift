@@ -61,6 +61,50 @@ struct TestRandom {
     mutating func uniform(_ lo: Double, _ hi: Double) -> Double { lo + (hi - lo) * next() }
 }
 
+/// Runs a differentiated graph `g` (outputs: the loss, then the gradient of each of `wrt`, values
+/// of `original`) in double precision with seeded random inputs and weights, and compares each
+/// gradient with central differences of the loss on up to `samples` elements per tensor.
+func finiteDifferenceCheck(_ g: Graph, original graph: Graph, wrt: [ValueID], positive: Set<String>, samples: Int,
+                           batch: Int, file: StaticString, line: UInt) throws {
+    let plan = try lowerToPlan(g, maxBatch: batch)
+    let ex = try Executor<Double>(plan: plan)
+    var rng = TestRandom(state: 0x9E3779B97F4A7C15)
+    var values: [Int: [Double]] = [:]
+    for (i, b) in plan.buffers.enumerated() where b.role != .intermediate {
+        let n = b.elementCount(batch: batch)
+        if b.elementType == .i32 {
+            ex.setBuffer(i, ints: (0..<n).map { Int32($0 % 5) })
+        } else {
+            let v = (0..<n).map { _ in positive.contains(b.name) ? rng.uniform(0.5, 1.5) : rng.uniform(-1, 1) }
+            values[i] = v
+            ex.setBuffer(i, v)
+        }
+    }
+    func loss() throws -> Double {
+        ex.runCounter = 0  // the same dropout masks on every run
+        try ex.run(batch: batch)
+        return ex.buffer(plan.outputs[0])[0]
+    }
+    _ = try loss()
+    let analytic = plan.outputs.dropFirst().map { ex.buffer($0) }
+    for (k, v) in wrt.enumerated() {
+        let index = g.id(named: graph[v].name)!.index
+        var x = values[index]!
+        let h = 1e-6
+        for s in 0..<min(samples, x.count) {
+            let e = (s * 7919) % x.count
+            let saved = x[e]
+            x[e] = saved + h; ex.setBuffer(index, x); let plus = try loss()
+            x[e] = saved - h; ex.setBuffer(index, x); let minus = try loss()
+            x[e] = saved; ex.setBuffer(index, x)
+            let numeric = (plus - minus) / (2 * h)
+            let a = analytic[k][e]
+            let err = abs(a - numeric) / max(1e-4, abs(a) + abs(numeric))
+            XCTAssertLessThan(err, 1e-4, "d loss / d \(graph[v].name)[\(e)]: analytic \(a), numeric \(numeric)", file: file, line: line)
+        }
+    }
+}
+
 final class GradientCheckTests: XCTestCase {
     let batch = 3
 
@@ -73,44 +117,7 @@ final class GradientCheckTests: XCTestCase {
         g = try autodiff(g, wrt: wrt)
         g.outputs = [g.id(named: g.training!.loss)!] + wrt.map { g.id(named: gradientName(of: g[$0].name))! }
         try g.verify()
-        let plan = try lowerToPlan(g, maxBatch: batch)
-        let ex = try Executor<Double>(plan: plan)
-        var rng = TestRandom(state: 0x9E3779B97F4A7C15)
-        var values: [Int: [Double]] = [:]
-        for (i, b) in plan.buffers.enumerated() where b.role != .intermediate {
-            let n = b.elementCount(batch: batch)
-            if b.elementType == .i32 {
-                ex.setBuffer(i, ints: (0..<n).map { Int32($0 % 5) })
-            } else {
-                let v = (0..<n).map { _ in positive.contains(b.name) ? rng.uniform(0.5, 1.5) : rng.uniform(-1, 1) }
-                values[i] = v
-                ex.setBuffer(i, v)
-            }
-        }
-        let lossIndex = plan.outputs[0]
-        func loss() throws -> Double {
-            ex.runCounter = 0
-            try ex.run(batch: batch)
-            return ex.buffer(lossIndex)[0]
-        }
-        _ = try loss()
-        let analytic = plan.outputs.dropFirst().map { ex.buffer($0) }
-        for (k, v) in wrt.enumerated() {
-            let index = g.id(named: graph[v].name)!.index
-            var x = values[index]!
-            let h = 1e-6
-            for s in 0..<min(samples, x.count) {
-                let e = (s * 7919) % x.count
-                let saved = x[e]
-                x[e] = saved + h; ex.setBuffer(index, x); let plus = try loss()
-                x[e] = saved - h; ex.setBuffer(index, x); let minus = try loss()
-                x[e] = saved; ex.setBuffer(index, x)
-                let numeric = (plus - minus) / (2 * h)
-                let a = analytic[k][e]
-                let err = abs(a - numeric) / max(1e-4, abs(a) + abs(numeric))
-                XCTAssertLessThan(err, 1e-4, "d loss / d \(graph[v].name)[\(e)]: analytic \(a), numeric \(numeric)", file: file, line: line)
-            }
-        }
+        try finiteDifferenceCheck(g, original: graph, wrt: wrt, positive: positive, samples: samples, batch: batch, file: file, line: line)
     }
 
     func testConv2DSameStride1WithBias() throws {
