@@ -12,8 +12,9 @@ import CKernels
 /// workspace, sized to the largest convolution, is shared by all conv steps. `run` allocates
 /// nothing: argument tables for variadic kernels (add, mul, concat) are built at init.
 /// (Storage is raw memory owned by the executor, not Swift arrays, so that kernels get stable
-/// pointers; `setBuffer` / `buffer` copy in and out as `[T]` / `[Int32]`.) Elementwise steps may
-/// write their first output over an input (in place).
+/// pointers; `setBuffer` / `buffer` copy in and out as `[T]` / `[Int32]`.) Elementwise steps,
+/// convolutions as large out as in, and unpadded pools may write their first output over their
+/// first input (in place; see `StepRequirements.inPlace`).
 ///
 /// Running. `run(batch: n)` executes the steps in order through one exhaustive `switch` over
 /// `Kernel`; batched buffers use their first n samples. Persistent buffers (parameter, state)
@@ -78,9 +79,10 @@ public final class Executor<T: BLASReal> {
     private var scratchThreads = 0
     /// For add, mul and concat steps: the input pointers, by step (empty otherwise).
     private let inputTables: [UnsafeMutableBufferPointer<UnsafePointer<T>>]
-    /// For each step, the intermediates that die after it and whose memory is not handed over
-    /// to an in-place output (what `poisonFreedBuffers` fills).
-    private let freedAfter: [[Int]]
+    /// For each step, the intermediates that die after it, each with the first element that
+    /// is free: 0, or for a buffer handed over to an in-place output, the output's size (what
+    /// `poisonFreedBuffers` fills).
+    private let freedAfter: [[(buffer: Int, from: Int)]]
 
     public init(plan: Plan) throws {
         try validate(plan)
@@ -146,22 +148,25 @@ public final class Executor<T: BLASReal> {
         freedAfter = Executor.freedAfter(plan, floats: floats, ints: ints)
     }
 
-    /// Intermediates dying at each step, less the in-place source whose memory is the step's
-    /// first output's.
+    /// Intermediates dying at each step; an in-place source whose memory is the step's first
+    /// output's is free only past the output's elements.
     private static func freedAfter(_ plan: Plan, floats: [UnsafeMutablePointer<T>?],
-                                   ints: [UnsafeMutablePointer<Int32>?]) -> [[Int]] {
+                                   ints: [UnsafeMutablePointer<Int32>?]) -> [[(buffer: Int, from: Int)]] {
         func address(_ i: Int) -> UnsafeMutableRawPointer? {
             floats[i].map(UnsafeMutableRawPointer.init) ?? ints[i].map(UnsafeMutableRawPointer.init)
         }
         let lifetimes = intermediateLifetimes(plan)
-        var freed = [[Int]](repeating: [], count: plan.steps.count)
+        var freed = [[(buffer: Int, from: Int)]](repeating: [], count: plan.steps.count)
         let outputs = Set(plan.outputs)
         for (i, life) in lifetimes.enumerated() {
             guard let life, !outputs.contains(i), life.upperBound < plan.steps.count else { continue }
-            let s = life.upperBound
-            if inPlaceSource(plan, step: s, lifetimes: lifetimes) == i,
-               address(i) == address(plan.steps[s].outputs[0]) { continue }
-            freed[s].append(i)
+            let s = life.upperBound, y = plan.steps[s].outputs.first
+            if let y, inPlaceSource(plan, step: s, lifetimes: lifetimes) == i, address(i) == address(y) {
+                let kept = plan.buffers[y].elementCount(batch: plan.maxBatch)
+                if kept < plan.buffers[i].elementCount(batch: plan.maxBatch) { freed[s].append((i, kept)) }
+                continue
+            }
+            freed[s].append((i, 0))
         }
         return freed
     }
@@ -255,12 +260,13 @@ public final class Executor<T: BLASReal> {
         runCounter &+= 1
     }
 
-    /// Fills the given buffers, at full capacity, with NaN (i32: Int32.min).
-    private func poison(_ buffers: [Int]) {
-        for i in buffers {
-            let capacity = plan.buffers[i].elementCount(batch: plan.maxBatch)
-            if let p = floats[i] { p.update(repeating: T.nan, count: capacity) }
-            if let p = ints[i] { p.update(repeating: Int32.min, count: capacity) }
+    /// Fills the given buffers, at full capacity from element `from` on, with NaN (i32:
+    /// Int32.min).
+    private func poison(_ buffers: [(buffer: Int, from: Int)]) {
+        for (i, from) in buffers {
+            let count = plan.buffers[i].elementCount(batch: plan.maxBatch) - from
+            if let p = floats[i] { (p + from).update(repeating: T.nan, count: count) }
+            if let p = ints[i] { (p + from).update(repeating: Int32.min, count: count) }
         }
     }
 

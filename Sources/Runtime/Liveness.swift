@@ -65,10 +65,11 @@ public func mayRunInPlace(_ step: Step, buffers: [BufferDesc]) -> Bool {
 
 /// The intermediate whose memory the first output of step `s` may take over in place, if
 /// any: the step's kernel may run in place, its first input is an intermediate of the same
-/// size and element type as its first output, not a plan output, and dies at this step (read
-/// by no later step), while the first output is an intermediate first written here. Only the
-/// first input is considered: every in-place kernel is safe with it (some, batchnorm for
-/// instance, would not be with another input).
+/// element type and size as its first output (or larger, for a kernel that shrinks in place:
+/// the output then takes the input's first bytes), not a plan output, and dies at this step
+/// (read by no later step), while the first output is an intermediate first written here.
+/// Only the first input is considered: every in-place kernel is safe with it (some, batchnorm
+/// for instance, would not be with another input).
 public func inPlaceSource(_ plan: Plan, step s: Int, lifetimes: [ClosedRange<Int>?]) -> Int? {
     let step = plan.steps[s]
     guard let x = step.inputs.first, let y = step.outputs.first, x != y,
@@ -76,9 +77,10 @@ public func inPlaceSource(_ plan: Plan, step s: Int, lifetimes: [ClosedRange<Int
           let lx = lifetimes[x], let ly = lifetimes[y], lx.upperBound == s, lx.lowerBound < s,
           ly.lowerBound == s,
           plan.buffers[x].elementType == plan.buffers[y].elementType,
-          arenaSize(plan.buffers[x], batch: plan.maxBatch) == arenaSize(plan.buffers[y], batch: plan.maxBatch),
-          plan.buffers[x].elementCount(batch: plan.maxBatch) == plan.buffers[y].elementCount(batch: plan.maxBatch),
-          mayRunInPlace(step, buffers: plan.buffers)
+          let req = try? requirements(of: step, buffers: plan.buffers), req.inPlace
     else { return nil }
-    return x
+    let bx = plan.buffers[x], by = plan.buffers[y], n = plan.maxBatch
+    let same = arenaSize(bx, batch: n) == arenaSize(by, batch: n) && bx.elementCount(batch: n) == by.elementCount(batch: n)
+    let smaller = req.shrinksInPlace && by.elementCount(batch: n) <= bx.elementCount(batch: n) && bx.batched == by.batched
+    return same || smaller ? x : nil
 }

@@ -6,13 +6,17 @@
 //   - geometries are positive, pools have no window entirely in padding, slices and concats
 //     fit, dropout rates are in [0, 1), max-norm shapes match;
 //   - outputs are distinct; an output may alias an input only as a kernel's first output when
-//     the kernel is elementwise (relu, scale, add, ...); update kernels' inputs are distinct;
+//     the kernel may run in place (elementwise kernels: relu, scale, add, ...; convolutions
+//     whose output is as large as their input; pools without padding); update kernels' inputs
+//     are distinct;
 //   - initial values (`plan.parameters`) name parameter or state buffers and have their sizes;
 //   - a planned plan (one with arena offsets) places every intermediate and nothing else, each
 //     inside the arena at an aligned offset, and no two buffers live at the same step share a
 //     byte, except an input and the first output of an in-place step that takes over its memory
-//     exactly (`inPlaceSource`). Plans are read from files: a bad placement must not become a
-//     kernel writing over a value another step still needs.
+//     (`inPlaceSource`): at that step the output sits at the input's offset and, when smaller
+//     (a pool), the input's remaining bytes still belong to the input. Plans are read from
+//     files: a bad placement must not become a kernel writing over a value another step still
+//     needs.
 
 /// What one input or output slot of a kernel requires of its buffer.
 struct SlotRequirement {
@@ -39,7 +43,17 @@ struct SlotRequirement {
 struct StepRequirements {
     var inputs: [SlotRequirement]
     var outputs: [SlotRequirement]
+    /// Whether the first output may be written over the first input. Elementwise kernels read
+    /// element i before writing element i. A convolution copies each sample's input into its
+    /// im2col panel before writing that sample's output (Conv.swift, FastConv.swift), so it
+    /// may when the output of a sample is exactly as large as its input. A pool without
+    /// padding may too, with a smaller output: it writes output k after reading its window,
+    /// and every window of a later output starts at or after input element k (see
+    /// `shrinksInPlace`).
     var inPlace = false
+    /// Whether the in-place output may be smaller than the input: it then takes over the
+    /// input's first bytes (pools).
+    var shrinksInPlace = false
     var isUpdate = false
     /// Elements of im2col scratch the kernel needs.
     var workspace = 0
@@ -88,7 +102,8 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
         let x = SlotRequirement.batch(g.inChannels * g.inHeight * g.inWidth)
         let w = SlotRequirement.fixed(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
         return .init(inputs: [x, w] + (bias ? [.fixed(g.outChannels)] : []),
-                     outputs: [.batch(g.outChannels * g.outHeight * g.outWidth)], workspace: im2colCount(g))
+                     outputs: [.batch(g.outChannels * g.outHeight * g.outWidth)], inPlace: convRunsInPlace(g),
+                     workspace: im2colCount(g))
     case .dense(let i, let o, let bias):
         try positive(i, o)
         return .init(inputs: [.batch(i), .fixed(o * i)] + (bias ? [.fixed(o)] : []), outputs: [.batch(o)])
@@ -109,8 +124,12 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
         return .init(inputs: [x], outputs: [x, x], inPlace: true)
     case .maxpool(let g), .avgpool(let g):
         try check(g)
+        // Output k's window starts at input (c*H + oh*stride)*W + ow*stride >= k when nothing
+        // pads before the input (OH <= H, OW <= W): writing k never clobbers a later read.
+        let unpadded = g.padTop == 0 && g.padLeft == 0
         return .init(inputs: [.batch(g.channels * g.inHeight * g.inWidth)],
-                     outputs: [.batch(g.channels * g.outHeight * g.outWidth)])
+                     outputs: [.batch(g.channels * g.outHeight * g.outWidth)],
+                     inPlace: unpadded, shrinksInPlace: unpadded)
     case .softmax(let k):
         try positive(k)
         return .init(inputs: [.batch(k)], outputs: [.batch(k)], inPlace: true)
@@ -207,8 +226,10 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
 
     case .fused(let a, let e):
         let s = try fusedSlots(a, e)
+        var inPlace = false
+        if case .conv2d(let g) = a { inPlace = convRunsInPlace(g) }
         return .init(inputs: [s.x, s.w] + (e.bias ? [s.vector] : []) + (e.hasBatchnorm ? Array(repeating: s.vector, count: 4) : []),
-                     outputs: [s.y], workspace: fusedForwardWorkspace(a))
+                     outputs: [s.y], inPlace: inPlace, workspace: fusedForwardWorkspace(a))
     case .fusedTrain(let a, let e):
         let s = try fusedSlots(a, e)
         return .init(inputs: [s.x, s.w] + (e.bias ? [s.vector] : []) + (e.hasBatchnorm ? [s.vector, s.vector] : []),
@@ -226,6 +247,13 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
         if e.hasBatchnorm { outputs += [s.vector, s.vector] }
         return .init(inputs: inputs, outputs: outputs, workspace: fusedTrainBackwardWorkspace(a))
     }
+}
+
+/// Whether a convolution's output may overwrite its input: only when a sample's output is
+/// exactly as large as its input (each sample's input is copied to the im2col panel before
+/// the sample's output is written, and samples do not overlap).
+func convRunsInPlace(_ g: ConvGeometry) -> Bool {
+    g.outChannels * g.outHeight * g.outWidth == g.inChannels * g.inHeight * g.inWidth
 }
 
 /// The slots a fused kernel's anchor implies: x, w, y and per-channel vectors.
@@ -353,6 +381,7 @@ private func validatePlacement(_ plan: Plan) throws {
     }
     // Buffers live at the same step must not share a byte: sweep each step's live buffers in
     // offset order. An in-place step's source is dropped when its output sits exactly on it.
+    // A shrinking hand-over keeps the source's bytes past the output's.
     let lifetimes = intermediateLifetimes(plan)
     let placed = plan.buffers.indices.filter { lifetimes[$0] != nil && bytes($0) > 0 }
     for s in 0..<max(plan.steps.count, 1) {
@@ -361,16 +390,24 @@ private func validatePlacement(_ plan: Plan) throws {
            plan.buffers[x].offset == plan.buffers[plan.steps[s].outputs[0]].offset {
             handedOver = x
         }
-        let live = placed.filter { lifetimes[$0]!.contains(s) && $0 != handedOver }
-            .sorted { plan.buffers[$0].offset! < plan.buffers[$1].offset! }
-        var end = 0, owner = -1
-        for i in live {
+        var live: [(buffer: Int, start: Int, end: Int)] = []
+        for i in placed where lifetimes[i]!.contains(s) {
             let offset = plan.buffers[i].offset!
-            if owner >= 0 && offset < end {
-                let a = plan.buffers[owner], b = plan.buffers[i]
-                throw ExecutorError.invalidPlan(reason: "buffers \(owner) '\(a.name)' and \(i) '\(b.name)' are both live at step \(s) and overlap in the arena ([\(a.offset!), \(a.offset! + bytes(owner))) and [\(offset), \(offset + bytes(i))))")
+            if i == handedOver {
+                let kept = bytes(plan.steps[s].outputs[0])
+                if kept < bytes(i) { live.append((i, offset + kept, offset + bytes(i))) }
+            } else {
+                live.append((i, offset, offset + bytes(i)))
             }
-            if offset + bytes(i) > end { end = offset + bytes(i); owner = i }
+        }
+        live.sort { ($0.start, $0.buffer) < ($1.start, $1.buffer) }
+        var end = 0, owner = -1
+        for range in live {
+            if owner >= 0 && range.start < end {
+                let a = plan.buffers[owner], b = plan.buffers[range.buffer]
+                throw ExecutorError.invalidPlan(reason: "buffers \(owner) '\(a.name)' and \(range.buffer) '\(b.name)' are both live at step \(s) and overlap in the arena ([\(a.offset!), \(a.offset! + bytes(owner))) and [\(b.offset!), \(b.offset! + bytes(range.buffer))))")
+            }
+            if range.end > end { end = range.end; owner = range.buffer }
         }
     }
 }
