@@ -183,16 +183,25 @@ final class FastKernelTests: RuntimeTestCase {
         }
     }
 
+    /// The C kernel (16 lanes of AVX-512 hashing where the CPU has AVX-512DQ, a scalar tail)
+    /// gives the reference's bits for every count (tails of 0...15), rate, and thread split
+    /// (a split starts the hash at another element).
     func testDropoutIsBitwiseTheReference() {
         var rng = TestRNG(seed: 6)
-        let count = 1000
-        let x = floats(&rng, count)
-        let y0 = Buf<Float>(zeros: count), m0 = Buf<Float>(zeros: count)
-        let y = Buf<Float>(zeros: count), m = Buf<Float>(zeros: count)
-        dropoutForward(y0.p, m0.p, x.c, count: count, rate: 0.4, seed: 9, run: 3, step: 5)
-        fastDropout(y.p, m.p, x.c, count: count, rate: 0.4, seed: 9, run: 3, step: 5)
-        XCTAssertEqual(y.array, y0.array)
-        XCTAssertEqual(m.array, m0.array)
+        for (count, rate, threads) in [(1000, 0.4, 1), (17, 0.5, 1), (15, 0.1, 1), (1, 0.3, 1), (0, 0.3, 1),
+                                       (70_001, 0.25, 2), (70_003, 0.0, 2), (40_000, 0.9, 1)] {
+            let x = floats(&rng, max(count, 1))
+            let y0 = Buf<Float>(zeros: max(count, 1)), m0 = Buf<Float>(zeros: max(count, 1))
+            let y = Buf<Float>(zeros: max(count, 1)), m = Buf<Float>(zeros: max(count, 1))
+            dropoutForward(y0.p, m0.p, x.c, count: count, rate: rate, seed: 9, run: 3, step: 5)
+            fastDropout(y.p, m.p, x.c, count: count, rate: rate, seed: 9, run: 3, step: 5, threads: threads)
+            XCTAssertEqual(y.array.map(\.bitPattern), y0.array.map(\.bitPattern), "count \(count) rate \(rate)")
+            XCTAssertEqual(m.array.map(\.bitPattern), m0.array.map(\.bitPattern), "count \(count) rate \(rate)")
+            if count >= 1000 {
+                let kept = Double(m.array.filter { $0 != 0 }.count) / Double(count)
+                XCTAssertEqual(kept, 1 - rate, accuracy: 0.02, "count \(count) rate \(rate)")
+            }
+        }
     }
 
     func testMaxpool2x2IsBitwiseTheReference() {
