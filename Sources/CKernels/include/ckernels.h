@@ -55,4 +55,26 @@ void fk_maxpool2x2(float *y, const float *x, long planes, int H, int W);
 /// Its backward: dx (planes, H, W) = dy routed to the first maximum of each window, zeros elsewhere.
 void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes, int H, int W);
 
+// Winograd F(4x4,3x3) (winograd.c; the algorithm and layouts are in Runtime/Winograd.swift).
+// Tiles: tH = ceil(H/4) by tW = ceil(W/4) per sample, tile t = (s*tH + th)*tW + tw over a
+// chunk of S samples, nt = S*tH*tW tiles; plane xi = 6*i + j of the 6x6 transform domain.
+
+/// U = G g G^T for output channels [o0, o1) of OIHW 3x3 weights w (O, C, 3, 3), computed in
+/// double and rounded once: u is (36, O, C), element (xi, o, c) at (xi*O + o)*C + c.
+void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1);
+
+/// V = B^T d B for channels [c0, c1) of a chunk of S samples x (S, C, H, W), d the 6x6 input
+/// patch of each tile (rows 4*th-1.., columns 4*tw-1.., zeros outside): v element (xi, c, t)
+/// at xi*ldv + c*nt + t. work: 36*nt + 4*tW + 2 floats.
+void fk_winograd_input(float *v, long ldv, const float *x, int S, int C, int c0, int c1, int H, int W,
+                       float *work);
+
+/// Y = A^T m A for output channels [o0, o1), m element (xi, o - o0, t) at xi*ldm + (o - o0)*nt + t,
+/// then the epilogue of `fk_conv_epilogue` (bias, preRelu, scale and shift, postRelu), written
+/// to out (S, O, H, W) clipped to H x W; when `sum` is not null, sum[o] += z and
+/// sumsq[o] += z*z over the written elements (double). work: 16*nt floats.
+void fk_winograd_output(float *out, const float *m, long ldm, int S, int O, int o0, int o1, int H, int W,
+                        const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
+                        double *sum, double *sumsq, float *work);
+
 #endif

@@ -1,0 +1,270 @@
+// Winograd F(4x4,3x3) forward convolution for the fast Float path: 3x3, stride 1, "same"
+// (padding 1) geometries, NCHW input, OIHW weights, any H, W >= 1, any C, O. An opt-in
+// replacement for `fastConvForward` (FastConv.swift) with the same epilogue semantics;
+// `Executor.winograd` turns it on. The generic `conv2dForward` stays the reference.
+//
+// Algorithm (Lavin & Gray 2016). The output is cut into 4x4 tiles, tH = ceil(H/4) by
+// tW = ceil(W/4) per sample (the last row and column of tiles may be partial: they are computed
+// whole and clipped). Tile (th, tw) reads the 6x6 input patch d at rows 4*th-1..4*th+4 and
+// columns 4*tw-1..4*tw+4 (zeros outside the input), and for each 3x3 filter g
+//   y = A^T [ (G g G^T) (.) (B^T d B) ] A        (4x4 out, (.) elementwise over 6x6)
+// with the matrices `winogradBT`, `winogradG`, `winogradAT` below. Summed over input channels,
+// the elementwise products become, for each of the 36 positions xi of the 6x6 domain, a matrix
+// product over channels:
+//   M[xi] (O x nt) = U[xi] (O x C) * V[xi] (C x nt)       (nt tiles)
+// i.e. 36 sgemm calls of 36*O*C*nt multiply-adds in all, against 9*16*O*C*nt for the direct
+// convolution (4x fewer), plus the transforms (O(C + O) per tile), which are linear-time.
+//
+// Layouts. U = G g G^T (`winogradFilterTransform`, computed in double and rounded to float
+// once; separate so that callers can cache it) is (36, O, C); V is (36, C, nt) and M is
+// (36, O, nt), tile t = (s*tH + th)*tW + tw over the chunk's samples, tiles contiguous.
+// The transforms (CKernels/winograd.c) gather each channel's patches into (36, nt) and run one
+// loop over the tiles (a tile per vector lane: AVX-512 with a baseline clone); the output
+// transform applies the epilogue of `fk_conv_epilogue` (bias, preRelu, scale/shift, postRelu)
+// before scattering the 4x4 tiles into NCHW, then sums the written plane for the statistics.
+//
+// Chunks and threads. A chunk is S whole samples, S from the geometry alone so that V and M
+// (36*(C + O)*S*tH*tW floats) stay within `winogradChunkBytes` (about one Zen 4 L2): the
+// input transform of a chunk, its 36 GEMMs, then its output transform. Whole samples make it
+// safe to run in place (the executor lets a conv with O*H*W == C*H*W write over its input):
+// a chunk's input is read entirely before any of its output is written.
+//   n >= threads: the batch is split into contiguous ranges (`splitRange`), one per thread;
+//   n <  threads (batch 1): sample by sample, the threads split the input channels for the
+//     input transform into one shared V (first parallel region), then the output channels for
+//     the GEMMs (rows of U) and the output transform (second region).
+// OpenBLAS runs single-threaded inside the parallel regions (`withSingleThreadedBLAS`).
+// Statistics are per-thread double sums added in thread order: bitwise reproducible for a
+// given thread count.
+import CKernels
+
+/// The F(4x4,3x3) input transform B^T (6x6), row-major.
+public let winogradBT: [[Double]] = [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+]
+/// The filter transform G (6x3).
+public let winogradG: [[Double]] = [
+    [1.0 / 4, 0, 0],
+    [-1.0 / 6, -1.0 / 6, -1.0 / 6],
+    [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+    [1.0 / 24, 1.0 / 12, 1.0 / 6],
+    [1.0 / 24, -1.0 / 12, 1.0 / 6],
+    [0, 0, 1],
+]
+/// The output transform A^T (4x6).
+public let winogradAT: [[Double]] = [
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0],
+    [0, 1, -1, 8, -8, 1],
+]
+
+/// Whether the Winograd path computes this convolution: 3x3, stride 1, padding 1, same size.
+public func isWinogradGeometry(_ g: ConvGeometry) -> Bool {
+    g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padTop == 1 && g.padLeft == 1
+        && g.outHeight == g.inHeight && g.outWidth == g.inWidth && g.inHeight >= 1 && g.inWidth >= 1
+        && g.inChannels >= 1 && g.outChannels >= 1
+}
+
+/// Floats of the transformed filters U (36, O, C).
+public func winogradFilterCount(_ g: ConvGeometry) -> Int { 36 * g.outChannels * g.inChannels }
+
+/// u (36, O, C) <- G w G^T for every (o, c) of the OIHW weights w, in double, rounded once.
+/// Splits the output channels over `threads`.
+public func winogradFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
+                                    threads: Int = 1) {
+    precondition(isWinogradGeometry(g), "not a Winograd geometry: \(g)")
+    let O = g.outChannels, C = g.inChannels
+    let T = max(1, min(threads, O))
+    parallelFor(T) { t in
+        let r = splitRange(O, parts: T, t)
+        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound))
+    }
+}
+
+/// Bytes of one chunk's V and M that the chunking aims to keep under (about one L2 per core).
+public let winogradChunkBytes = 1 << 20
+
+@inline(__always) private func i32(_ v: Int) -> Int32 { Int32(truncatingIfNeeded: v) }
+
+@inline(__always) private func tilesPerSample(_ g: ConvGeometry) -> Int {
+    ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+}
+
+/// Samples per chunk for a geometry (V and M within `winogradChunkBytes`, at least one sample).
+public func winogradChunk(_ g: ConvGeometry) -> Int {
+    let perSample = 36 * (g.inChannels + g.outChannels) * tilesPerSample(g) * MemoryLayout<Float>.size
+    return max(1, winogradChunkBytes / max(perSample, 1))
+}
+
+/// Scratch of one thread for a Winograd convolution: floats (V, M, transform work, then the
+/// per-channel coefficients) and doubles (per-channel sums), with chunks of at most `maxChunk`
+/// samples. Layout: V (36*C*nt), M (36*O*nt), work (max(36*nt + 4*tW + 2, 16*nt)), coefficients
+/// (3*O, used in thread 0's scratch); nt = S*tH*tW, S = min(winogradChunk(g), maxChunk).
+public func winogradScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats: Int, doubles: Int) {
+    (winogradCoefficientOffset(g, maxChunk: maxChunk) + 3 * g.outChannels, 4 * g.outChannels)
+}
+
+@inline(__always)
+private func winogradWorkCount(_ g: ConvGeometry, nt: Int) -> Int {
+    max(36 * nt + 4 * ((g.outWidth + 3) / 4) + 2, 16 * nt)
+}
+
+@inline(__always)
+private func winogradCoefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
+    let nt = min(winogradChunk(g), maxChunk) * tilesPerSample(g)
+    return 36 * (g.inChannels + g.outChannels) * nt + winogradWorkCount(g, nt: nt)
+}
+
+/// out = epilogue(conv(x, w) + b) for the whole batch, from the transformed filters
+/// u = `winogradFilterTransform(w)`; `stats` (sum, sumsq per channel, summed over the batch in
+/// thread order) when not nil. The epilogue is `fk_conv_epilogue`'s; `scratch` holds at least
+/// `winogradScratch(g, maxChunk: scratch.maxChunk)` per thread (`scratch.maxChunk` caps the
+/// samples per chunk). `out` may be `x` (in place) when O == C.
+public func winogradConvForward(
+    _ out: UnsafeMutablePointer<Float>,     // (N, O, H, W)
+    _ x: UnsafePointer<Float>,              // (N, C, H, W)
+    _ u: UnsafePointer<Float>,              // (36, O, C)
+    _ b: UnsafePointer<Float>?,             // (O) or nil
+    preRelu: Bool, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, postRelu: Bool,
+    stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)?,
+    n: Int, _ g: ConvGeometry, threads: Int, scratch: FastScratch
+) {
+    precondition(isWinogradGeometry(g), "not a Winograd geometry: \(g)")
+    let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth, P = H * W
+    let tiles = tilesPerSample(g)
+    let S = min(winogradChunk(g), scratch.maxChunk)
+    let pre: Int32 = preRelu ? 1 : 0, post: Int32 = postRelu ? 1 : 0
+    let threads = max(threads, 1)
+    // Batch split when every thread gets a sample, else channel split sample by sample.
+    let T = n >= threads ? threads : min(threads, max(O, 1))
+    let split = n >= threads
+    for t in 0..<T where stats != nil { scratch.doubles[t].update(repeating: 0, count: 2 * O) }
+    withSingleThreadedBLAS(T) {
+        if split {
+            parallelFor(T) { t in
+                let v = scratch.floats[t]
+                let sum = scratch.doubles[t], sumsq = sum + O
+                let range = splitRange(n, parts: T, t)
+                var s0 = range.lowerBound
+                while s0 < range.upperBound {
+                    let s1 = min(range.upperBound, s0 + S), nt = (s1 - s0) * tiles
+                    let m = v + 36 * C * nt, work = m + 36 * O * nt
+                    fk_winograd_input(v, C * nt, x + s0 * C * P, i32(s1 - s0), i32(C), 0, i32(C), i32(H), i32(W), work)
+                    for xi in 0..<36 {
+                        Float.gemm(transA: false, transB: false, m: O, n: nt, k: C, alpha: 1, a: u + xi * O * C, lda: C,
+                                   b: UnsafePointer(v + xi * C * nt), ldb: nt, beta: 0, c: m + xi * O * nt, ldc: nt)
+                    }
+                    fk_winograd_output(out + s0 * O * P, m, O * nt, i32(s1 - s0), i32(O), 0, i32(O), i32(H), i32(W),
+                                       b, pre, scale, shift, post, stats == nil ? nil : sum, stats == nil ? nil : sumsq, work)
+                    s0 = s1
+                }
+            }
+        } else {
+            // One sample at a time: V is shared (thread 0's), M and the work areas per thread.
+            let nt = tiles, v = scratch.floats[0]
+            for s in 0..<n {
+                parallelFor(T) { t in
+                    let c = splitRange(C, parts: T, t)
+                    guard !c.isEmpty else { return }
+                    let work = scratch.floats[t] + 36 * (C + O) * nt
+                    fk_winograd_input(v, C * nt, x + s * C * P, 1, i32(C), i32(c.lowerBound), i32(c.upperBound),
+                                      i32(H), i32(W), work)
+                }
+                parallelFor(T) { t in
+                    let o = splitRange(O, parts: T, t), rows = o.count
+                    guard rows > 0 else { return }
+                    let m = scratch.floats[t] + 36 * C * nt, work = m + 36 * O * nt
+                    let sum = scratch.doubles[t], sumsq = sum + O
+                    for xi in 0..<36 {
+                        Float.gemm(transA: false, transB: false, m: rows, n: nt, k: C, alpha: 1,
+                                   a: u + xi * O * C + o.lowerBound * C, lda: C,
+                                   b: UnsafePointer(v + xi * C * nt), ldb: nt, beta: 0, c: m + xi * rows * nt, ldc: nt)
+                    }
+                    fk_winograd_output(out + s * O * P, m, rows * nt, 1, i32(O), i32(o.lowerBound), i32(o.upperBound),
+                                       i32(H), i32(W), b, pre, scale, shift, post,
+                                       stats == nil ? nil : sum, stats == nil ? nil : sumsq, work)
+                }
+            }
+        }
+    }
+    if let stats {
+        for c in 0..<O {
+            var a = 0.0, q = 0.0
+            for t in 0..<T { a += scratch.doubles[t][c]; q += scratch.doubles[t][O + c] }
+            stats.sum[c] = a; stats.sumsq[c] = q
+        }
+    }
+}
+
+/// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running
+/// statistics folded into a per-channel scale and shift, computed exactly as `fusedForward`).
+public func winogradFusedConvForward(
+    _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    runningMean: UnsafePointer<Float>?, runningVar: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+) {
+    let O = g.outChannels
+    guard e.hasBatchnorm, let gamma, let beta, let runningMean, let runningVar else {
+        winogradConvForward(y, x, u, b, preRelu: e.relu, scale: nil, shift: nil, postRelu: false, stats: nil,
+                            n: n, g, threads: threads, scratch: scratch)
+        return
+    }
+    let coef = scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk)
+    for c in 0..<O {
+        let rstd = 1 / (Double(runningVar[c]) + Double(e.epsilon)).squareRoot()
+        coef[c] = Float(rstd * Double(gamma[c]))
+        coef[O + c] = Float(Double(beta[c]) - Double(runningMean[c]) * Double(coef[c]))
+    }
+    winogradConvForward(y, x, u, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
+                        postRelu: e.relu && e.batchnorm == .beforeRelu, stats: nil, n: n, g, threads: threads,
+                        scratch: scratch)
+}
+
+/// The Winograd counterpart of `fastFusedConvTrainForward` (training: batchnorm with the
+/// batch's statistics, from per-channel double sums of the pre-normalization values).
+public func winogradFusedConvTrainForward(
+    _ y: UnsafeMutablePointer<Float>, _ bnInput: UnsafeMutablePointer<Float>?,
+    _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
+    _ x: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+) {
+    let O = g.outChannels, P = g.outHeight * g.outWidth
+    let preRelu = e.relu && e.batchnorm != .beforeRelu
+    guard e.hasBatchnorm, let z = bnInput, let mean, let variance, let gamma, let beta else {
+        winogradConvForward(y, x, u, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false, stats: nil,
+                            n: n, g, threads: threads, scratch: scratch)
+        return
+    }
+    // Batch sums land in thread 0's doubles [2O, 4O) (the per-thread partials use [0, 2O)).
+    let sums = scratch.doubles[0] + 2 * O
+    winogradConvForward(z, x, u, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false,
+                        stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
+    let m = Double(n * P)
+    let coef = scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk)
+    for c in 0..<O {
+        let mu = sums[c] / m
+        let v = max(sums[O + c] / m - mu * mu, 0)
+        mean[c] = Float(mu)
+        variance[c] = Float(v)
+        let rstd = 1 / (v + Double(e.epsilon)).squareRoot()
+        coef[c] = Float(rstd * Double(gamma[c]))
+        coef[O + c] = beta[c] - Float(mu) * coef[c]
+    }
+    let postRelu: Int32 = e.relu && e.batchnorm == .beforeRelu ? 1 : 0
+    let T = max(1, min(threads, n))
+    parallelFor(T) { t in
+        for s in splitRange(n, parts: T, t) {
+            for c in 0..<O {
+                let at = (s * O + c) * P
+                fk_affine(y + at, z + at, P, coef[c], coef[O + c], postRelu)
+            }
+        }
+    }
+}
