@@ -8,7 +8,10 @@
 //   2. lower to a plan for the batch size, plan memory over the whole step (one arena);
 //   3. attach parameter values — the given weights with batchnorm folds applied, or seeded
 //      initial values — and the metadata (model, source hash, input shape, classes, passes,
-//      probe errors).
+//      probe errors);
+//   4. choose each forward 3x3 convolution's algorithm, Winograd or direct, by its measured
+//      error against the direct kernel (ConvAlgorithms.swift: one run of the plan on a probe
+//      batch of at most 4, then each candidate layer alone).
 
 import GraphIR
 import Runtime
@@ -33,6 +36,10 @@ public struct CompileOptions {
     public var seed: UInt64 = 1
     /// Hash of the model source, for the metadata.
     public var sourceHash = ""
+    /// Winograd or direct forward convolutions (`chooseConvAlgorithms`).
+    public var convAlgorithms: ConvAlgorithmPolicy = .auto
+    /// The largest per-layer Winograd error `auto` accepts (relative to the layer's output).
+    public var winogradTolerance = 1e-4
     public init() {}
 }
 
@@ -128,5 +135,14 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
     }
     meta.producer = "fergc \(runtimeVersion)"
     plan.metadata = meta
+
+    let policy = options.convAlgorithms
+    if policy != .direct {
+        let scale = model.training?.inputScale ?? 1
+        let chosen = try chooseConvAlgorithms(plan, policy: policy, tolerance: options.winogradTolerance,
+                                              inputRange: 0...(255 * scale))
+        plan = chosen.plan
+        if !chosen.errors.isEmpty { plan.metadata.winogradErrors = chosen.errors }
+    }
     return Compiled(plan: plan, graph: graph, timings: timings, probeErrors: probeErrors)
 }

@@ -60,14 +60,16 @@ public final class Executor<T: BLASReal> {
     /// Use the fast Float kernels (FastConv.swift, CKernels) where a step has one; false runs
     /// the generic reference kernels (the Double executor always does).
     public var fastKernels = true
-    /// Compute the forward of 3x3, stride-1, "same" convolutions (`conv2d`, fused inference and
-    /// fused training steps) with the Winograd F(4x4,3x3) kernels of Winograd.swift on the fast
-    /// Float path, instead of im2col + GEMM: 4x fewer multiplies, outputs within about 1e-5 of
-    /// the direct path (relative to their magnitude), not bitwise equal to it. Off by default.
-    /// The transformed filters of a step whose weights no step of the plan writes are cached
-    /// and recomputed only after `setBuffer` writes the weights; those of training steps are
-    /// recomputed every run. Caches and scratch are allocated by the first run with it on.
-    public var winograd = false
+    /// Which forward convolutions (`conv2d`, fused inference and fused training steps with a
+    /// 3x3, stride-1, "same" geometry) the fast Float path computes with the Winograd
+    /// F(4x4,3x3) kernels of Winograd.swift instead of im2col + GEMM: nil (the default) those
+    /// the plan marks `.winograd` (the compiler's per-layer choice), true all that can, false
+    /// none. Winograd does 4x fewer multiplies; its outputs are within about 1e-5 of the direct
+    /// path's (relative to their magnitude), not bitwise equal. The transformed filters of a
+    /// step whose weights no step of the plan writes are cached and recomputed only after
+    /// `setBuffer` writes the weights; those of training steps are recomputed every run. Caches
+    /// and scratch are allocated by the first run that needs them.
+    public var winograd: Bool? = nil
 
     /// Storage of f32 buffers (nil for i32 buffers).
     private let floats: [UnsafeMutablePointer<T>?]
@@ -85,8 +87,8 @@ public final class Executor<T: BLASReal> {
     /// Per-thread scratch of the fast kernels, allocated by the first run with a thread count.
     private var scratch: FastScratch?
     private var scratchThreads = 0
-    /// Whether `scratch` is also sized for the Winograd kernels.
-    private var scratchHasWinograd = false
+    /// The `winograd` setting `scratch` and the Winograd caches were sized for.
+    private var scratchWinograd: Bool?? = .none
     /// Winograd filters, allocated by the first run with `winograd` on: per step, the cached
     /// transform (nil: none, or transformed every run into `winogradShared`) and whether it is
     /// stale; the shared transform area; and per step the weight buffer of a cached step (-1).
@@ -196,8 +198,7 @@ public final class Executor<T: BLASReal> {
         arena?.deallocate()
         workspace.deallocate()
         freeScratch()
-        for p in winogradCache { p?.deallocate() }
-        winogradShared?.deallocate()
+        freeWinograd()
         for t in inputTables { t.deallocate() }
     }
 
@@ -266,7 +267,7 @@ public final class Executor<T: BLASReal> {
         guard n >= 1 && n <= plan.maxBatch else { throw ExecutorError.invalidBatch(n: n, maxBatch: plan.maxBatch) }
         lastBatch = n
         let fast = T.self == Float.self && fastKernels
-        if fast && (scratchThreads != max(threads, 1) || (winograd && !scratchHasWinograd)) { allocateScratch() }
+        if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
         for s in plan.steps.indices {
             if let stepTimes {
                 let start = monotonicNow()
@@ -459,14 +460,15 @@ public final class Executor<T: BLASReal> {
             let need = fastConvScratch(g)
             floatCount = max(floatCount, need.floats)
             doubleCount = max(doubleCount, need.doubles)
-            if winograd, let w = winogradGeometry(step.kernel) {
+            if let w = winogradGeometry(step) {
                 let more = winogradScratch(w)
                 floatCount = max(floatCount, more.floats)
                 doubleCount = max(doubleCount, more.doubles)
             }
         }
-        if winograd && winogradCache.isEmpty { allocateWinograd() }
-        scratchHasWinograd = winograd
+        freeWinograd()
+        if plan.steps.contains(where: { winogradGeometry($0) != nil }) { allocateWinograd() }
+        scratchWinograd = .some(winograd)
         let t = max(threads, 1)
         scratch = FastScratch(
             floats: (0..<t).map { _ in
@@ -482,13 +484,19 @@ public final class Executor<T: BLASReal> {
         scratchThreads = t
     }
 
-    /// The geometry of a step the Winograd path computes (forward convolutions only), or nil.
-    private func winogradGeometry(_ k: Kernel) -> ConvGeometry? {
-        switch k {
-        case .conv2d(let g, _), .fused(.conv2d(let g), _), .fusedTrain(.conv2d(let g), _):
-            return isWinogradGeometry(g) ? g : nil
-        default: return nil
-        }
+    /// The geometry of a step the Winograd path computes under the `winograd` setting, or nil.
+    private func winogradGeometry(_ step: Step) -> ConvGeometry? {
+        guard winograd ?? (step.algorithm == .winograd) else { return nil }
+        return Runtime.winogradGeometry(of: step.kernel)
+    }
+
+    private func freeWinograd() {
+        for p in winogradCache { p?.deallocate() }
+        winogradShared?.deallocate()
+        winogradCache = []
+        winogradShared = nil
+        winogradWeight = []
+        winogradStale = []
     }
 
     /// The Winograd filter areas, once. A step's transform is cached when its weights are not an
@@ -505,7 +513,7 @@ public final class Executor<T: BLASReal> {
         }
         var cache: [UnsafeMutablePointer<Float>?] = [], weight: [Int] = [], shared = 0
         for step in plan.steps {
-            guard let g = winogradGeometry(step.kernel) else { cache.append(nil); weight.append(-1); continue }
+            guard let g = winogradGeometry(step) else { cache.append(nil); weight.append(-1); continue }
             let w = step.inputs[1]
             var cacheable = plan.buffers[w].role != .intermediate && !written.contains(w)
             if case .fusedTrain = step.kernel { cacheable = false }
@@ -554,7 +562,7 @@ public final class Executor<T: BLASReal> {
         let i = step.inputs, o = step.outputs
         let sc = scratch.unsafelyUnwrapped, t = max(threads, 1)
         let plain = FusedEpilogue(bias: false, relu: false, batchnorm: .none, epsilon: 0)
-        if winograd, let g = winogradGeometry(step.kernel) {
+        if let g = winogradGeometry(step) {
             let u = winogradFilters(s, i[1], g, threads: t)
             switch step.kernel {
             case .conv2d(_, let bias):

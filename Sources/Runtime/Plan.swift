@@ -225,16 +225,28 @@ public enum Kernel: Sendable, Hashable, Codable {
     case fusedTrainGrad(FusedAnchor, FusedEpilogue, inputGrad: Bool, weightGrad: Bool)
 }
 
+/// How a forward convolution step is computed on the fast Float path.
+public enum ConvAlgorithm: String, Sendable, Hashable, Codable {
+    /// im2col panels and a GEMM (FastConv.swift).
+    case direct
+    /// Winograd F(4x4,3x3) (Winograd.swift): 3x3, stride 1, padding 1 only.
+    case winograd
+}
+
 public struct Step: Sendable, Hashable, Codable {
     public var name: String
     public var kernel: Kernel
     public var inputs: [Int]
     public var outputs: [Int]
-    public init(name: String, kernel: Kernel, inputs: [Int], outputs: [Int]) {
+    /// For a forward convolution (conv2d, fused, fusedTrain with a conv anchor), the algorithm
+    /// the compiler chose; nil means direct. Absent from plans written before it existed.
+    public var algorithm: ConvAlgorithm?
+    public init(name: String, kernel: Kernel, inputs: [Int], outputs: [Int], algorithm: ConvAlgorithm? = nil) {
         self.name = name
         self.kernel = kernel
         self.inputs = inputs
         self.outputs = outputs
+        self.algorithm = algorithm
     }
 }
 
@@ -252,6 +264,11 @@ public struct PlanMetadata: Sendable, Codable, Equatable {
     public var passes: [String] = []
     /// Max error of the optimized plan against the unoptimized graph on the probe batch, by output.
     public var probeErrors: [String: Double] = [:]
+    /// For each forward convolution that could run as Winograd F(4x4,3x3), by step name: the
+    /// largest difference between its Winograd and direct outputs on the probe batch, relative
+    /// to the largest direct output (`chooseConvAlgorithms`). Nil in plans compiled without the
+    /// check (and in those written before it existed).
+    public var winogradErrors: [String: Double]?
     /// "inference" or "training".
     public var mode: String = "inference"
     /// Free-form training provenance (run, epochs, validation accuracy, data), when known.

@@ -249,6 +249,16 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
     }
 }
 
+/// The geometry of a step the Winograd path can compute (forward convolutions whose geometry
+/// `isWinogradGeometry` accepts), or nil.
+public func winogradGeometry(of k: Kernel) -> ConvGeometry? {
+    switch k {
+    case .conv2d(let g, _), .fused(.conv2d(let g), _), .fusedTrain(.conv2d(let g), _):
+        return isWinogradGeometry(g) ? g : nil
+    default: return nil
+    }
+}
+
 /// Whether a convolution's output may overwrite its input: only when a sample's output is
 /// exactly as large as its input (each sample's input is copied to the im2col panel before
 /// the sample's output is written, and samples do not overlap).
@@ -329,6 +339,10 @@ func validate(_ plan: Plan) throws {
             }
             if req.isUpdate {
                 try ensure(Set(step.inputs).count == step.inputs.count, "an update kernel's inputs must be distinct buffers")
+            }
+            if step.algorithm == .winograd {
+                try ensure(winogradGeometry(of: step.kernel) != nil,
+                           "is marked winograd, which needs a forward 3x3 convolution with stride 1 and padding 1")
             }
         } catch let e as StepError {
             throw ExecutorError.invalidStep(step: s, name: step.name, kernel: "\(step.kernel)", reason: e.reason)

@@ -23,6 +23,7 @@ enum CompileCommand {
             OptionSpec(name: "passes", kind: .value("A,B,..."), help: "Run these passes instead of the standard pipeline (names as in --print-after)."),
             OptionSpec(name: "max-memory", kind: .value("BYTES"), help: "Fail if the plan needs more than BYTES in total (suffixes K, M, G allowed)."),
             OptionSpec(name: "no-probe", kind: .flag, help: "Skip checking each pass against the unoptimized graph on a probe batch."),
+            OptionSpec(name: "winograd", kind: .value("auto|on|off"), help: "Forward 3x3 convolutions as Winograd F(4x4,3x3): 'auto' (default) where its measured error is within 1e-4 and the layer has 8+ input channels, 'on' wherever possible, 'off' never."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights when no --weights are given (default: the model's)."),
         ] + PipelineOptions.specs,
         details: """
@@ -57,6 +58,12 @@ enum CompileCommand {
         options.mode = train ? .training : .inference
         options.batch = try a.int("batch", spec.name) ?? (train ? model.training?.batchSize ?? 128 : 1)
         options.probe = !a.flag("no-probe")
+        switch a.value("winograd") ?? "auto" {
+        case "auto": options.convAlgorithms = .auto
+        case "on": options.convAlgorithms = .winograd
+        case "off": options.convAlgorithms = .direct
+        case let other: throw UsageError(message: "--winograd expects auto, on or off, got '\(other)'", command: spec.name)
+        }
         options.seed = try a.value("seed").map { s -> UInt64 in
             guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
             return v
@@ -104,6 +111,7 @@ enum CompileCommand {
                 "total_bytes": memory.totalBytes, "batch": options.batch, "mode": options.mode.rawValue,
             ]
             json["probe_errors"] = compiled.plan.metadata.probeErrors
+            json["winograd"] = winogradJSON(compiled.plan)
             json["passes"] = compiled.plan.metadata.passes
             Console.out(try jsonText(json))
         } else {

@@ -55,12 +55,13 @@ enum ExplainCommand {
         s += plan.memory.map { ", arena \($0.arenaBytes) bytes\n" } ?? " (no arena offsets: every buffer has its own storage)\n\n"
         if plan.memory != nil { s += "\n" }
         let width = max(plan.steps.map(\.name.count).max() ?? 4, 4)
-        let kernelWidth = max(plan.steps.map { $0.kernel.name.count }.max() ?? 6, 6)
+        func kernelName(_ step: Step) -> String { step.kernel.name + (step.algorithm == .winograd ? "+winograd" : "") }
+        let kernelWidth = max(plan.steps.map { kernelName($0).count }.max() ?? 6, 6)
         s += "step  " + "name".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
             + "kernel".padding(toLength: kernelWidth, withPad: " ", startingAt: 0) + "  live bytes  reads -> writes\n"
         for (k, step) in plan.steps.enumerated() {
             s += String(k).leftPadded(4) + "  " + step.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
-            s += step.kernel.name.padding(toLength: kernelWidth, withPad: " ", startingAt: 0) + "  "
+            s += kernelName(step).padding(toLength: kernelWidth, withPad: " ", startingAt: 0) + "  "
             s += String(k < timeline.count ? timeline[k].liveBytes : 0).leftPadded(10) + "  "
             s += step.inputs.map { bufferText(plan, $0) }.joined(separator: ", ") + " -> "
             s += step.outputs.isEmpty ? "(updates in place)" : step.outputs.map { bufferText(plan, $0) }.joined(separator: ", ")
@@ -76,6 +77,7 @@ enum ExplainCommand {
             s += "\(fused.count) of \(plan.steps.count) steps run fused kernels\n"
             for (k, step) in fused { s += "  step \(k) '\(step.name)': \(step.kernel.summary)\n" }
         }
+        if let w = winogradText(plan) { s += "\nwinograd: " + w + "\n" }
         s += "\n" + memoryReport(plan) + "\n"
         if let peak = timeline.max(by: { $0.liveBytes < $1.liveBytes }) {
             s += "peak live arena bytes: \(peak.liveBytes) at step \(peak.step) '\(peak.name)'\n"

@@ -82,6 +82,7 @@ struct PlanFacts {
             "classes": classNames,
             "passes": plan.metadata.passes,
             "probe_errors": plan.metadata.probeErrors,
+            "winograd": winogradJSON(plan),
             "training": plan.metadata.training,
             "buffers": plan.buffers.count,
             "buffer_roles": ["input": count(.input), "parameter": count(.parameter), "state": count(.state), "intermediate": count(.intermediate)],
@@ -127,6 +128,7 @@ struct PlanFacts {
         if !plan.metadata.probeErrors.isEmpty {
             s += row("probe errors", plan.metadata.probeErrors.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3g", $0.value))" }.joined(separator: ", "))
         }
+        if let w = winogradText(plan) { s += row("winograd", w) }
         for (k, v) in plan.metadata.training.sorted(by: { $0.key < $1.key }) {
             s += row("training", "\(k) = " + v.replacingOccurrences(of: "\n", with: "\\n"))
         }
@@ -140,4 +142,30 @@ struct PlanFacts {
         s += row("weights", "sha256 \(file.weightsSHA256)")
         return s
     }
+}
+
+/// The forward convolutions that could run as Winograd F(4x4,3x3), in step order: the
+/// algorithm the plan chose and the measured error (`PlanMetadata.winogradErrors`).
+func winogradJSON(_ plan: Plan) -> [[String: Any]] {
+    plan.steps.filter { winogradGeometry(of: $0.kernel) != nil }.map { step in
+        var row: [String: Any] = ["step": step.name, "algorithm": (step.algorithm ?? .direct).rawValue]
+        if let e = plan.metadata.winogradErrors?[step.name] { row["error"] = e }
+        return row
+    }
+}
+
+/// "5 of 7 convolutions (block1_conv2 9.1e-06, ...), direct: block1_conv1 (1 input channel)", or
+/// nil when the plan has no candidate.
+func winogradText(_ plan: Plan) -> String? {
+    let rows = plan.steps.filter { winogradGeometry(of: $0.kernel) != nil }
+    guard !rows.isEmpty else { return nil }
+    func error(_ name: String) -> String {
+        plan.metadata.winogradErrors?[name].map { " " + String(format: "%.2g", $0) } ?? ""
+    }
+    let on = rows.filter { $0.algorithm == .winograd }, off = rows.filter { $0.algorithm != .winograd }
+    var s = "\(on.count) of \(rows.count) convolutions"
+    if !on.isEmpty { s += " (" + on.map { $0.name + error($0.name) }.joined(separator: ", ") + ")" }
+    if !off.isEmpty { s += "; direct: " + off.map { $0.name + error($0.name) }.joined(separator: ", ") }
+    if plan.metadata.winogradErrors == nil { s += " (not checked)" }
+    return s
 }

@@ -1,0 +1,150 @@
+// choose-conv-algorithms: for each forward convolution of a lowered plan that Winograd
+// F(4x4,3x3) can compute (3x3, stride 1, padding 1: `winogradGeometry(of:)`), decide between
+// Winograd and the direct im2col + GEMM kernel, and record why.
+//
+// The check is per layer and against the direct kernel, on the layer's own weights: the plan
+// runs once on a seeded probe batch (images in the input's range, every label 0, dropout
+// off) with the direct kernels, unplanned so that every intermediate survives the run; then,
+// for each candidate step, the Winograd kernel recomputes that step alone from the same input
+// activations and parameter values (the plan's, taken before the run: a training plan updates
+// its weights in the run), and
+//
+//   error = max |winograd - direct| / max |direct|        (over the step's first output)
+//
+// is recorded in `PlanMetadata.winogradErrors` under the step's name. Policy `auto` marks a
+// step `.winograd` when its error is at most the tolerance and it has at least
+// `winogradMinChannels` input channels (a convolution over one or two channels is a thin GEMM
+// either way and Winograd's transforms cost more than they save); `winograd` marks every
+// candidate whatever its error; `direct` marks none and skips the check. The filter
+// transform is in double (Winograd.swift), so the error is that of the Float transforms and
+// products, about 1e-5 for these layers.
+
+import Runtime
+
+public enum ConvAlgorithmPolicy: String, Sendable, CaseIterable {
+    case auto, direct, winograd
+}
+
+/// Input channels below which `auto` keeps a convolution direct.
+public let winogradMinChannels = 8
+
+/// The plan with each candidate step's `algorithm` set, and the error of every candidate by
+/// step name (empty for `direct`). `plan` must carry its parameter values.
+public func chooseConvAlgorithms(_ plan: Plan, policy: ConvAlgorithmPolicy, tolerance: Double,
+                                 inputRange: ClosedRange<Double>, seed: UInt64 = 0x5EED_F00D) throws -> (plan: Plan, errors: [String: Double]) {
+    let candidates = plan.steps.indices.filter { winogradGeometry(of: plan.steps[$0].kernel) != nil }
+    var out = plan
+    for s in out.steps.indices { out.steps[s].algorithm = nil }
+    guard policy != .direct, !candidates.isEmpty else { return (out, [:]) }
+
+    // The direct run, unplanned: every intermediate keeps its value.
+    var probe = plan
+    for i in probe.buffers.indices { probe.buffers[i].offset = nil }
+    probe.memory = nil
+    let batch = min(plan.maxBatch, 4)
+    let ex = try Executor<Float>(plan: probe)
+    ex.winograd = false
+    ex.dropoutEnabled = false
+    var state = seed
+    func uniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+    }
+    for (i, b) in probe.buffers.enumerated() where b.role == .input {
+        let count = b.elementCount(batch: batch)
+        switch (b.elementType, b.batched) {
+        case (.i32, _): ex.setBuffer(i, ints: [Int32](repeating: 0, count: count))
+        case (.f32, true): ex.setBuffer(i, (0..<count).map { _ in Float(inputRange.lowerBound + (inputRange.upperBound - inputRange.lowerBound) * uniform()) })
+        case (.f32, false): ex.setBuffer(i, [Float](repeating: 1e-3, count: count))
+        }
+    }
+    try ex.run(batch: batch)
+
+    var errors: [String: Double] = [:]
+    for s in candidates {
+        let step = plan.steps[s]
+        let g = winogradGeometry(of: step.kernel)!
+        func parameter(_ k: Int) -> [Float] {
+            let b = plan.buffers[step.inputs[k]]
+            return plan.parameters[b.name] ?? ex.buffer(step.inputs[k])
+        }
+        let x = ex.buffer(step.inputs[0])
+        let direct = ex.buffer(step.outputs[0])
+        let winograd = winogradForward(step, g, x: x, parameter: parameter, batch: batch)
+        var diff = 0.0, scale = 0.0
+        for (a, b) in zip(winograd, direct) {
+            diff = max(diff, abs(Double(a) - Double(b)))
+            scale = max(scale, abs(Double(b)))
+        }
+        let error = scale > 0 ? diff / scale : diff
+        errors[step.name] = error
+        let chosen: Bool
+        switch policy {
+        case .winograd: chosen = true
+        case .auto: chosen = error <= tolerance && g.inChannels >= winogradMinChannels
+        case .direct: chosen = false
+        }
+        out.steps[s].algorithm = chosen ? .winograd : .direct
+    }
+    return (out, errors)
+}
+
+/// Step `step`'s first output computed by the Winograd kernels from input x and the step's
+/// parameters (by input slot), for a batch of `batch`.
+private func winogradForward(_ step: Step, _ g: ConvGeometry, x: [Float], parameter: (Int) -> [Float], batch n: Int) -> [Float] {
+    let need = winogradScratch(g)
+    let floats = UnsafeMutablePointer<Float>.allocate(capacity: need.floats)
+    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: need.doubles)
+    floats.initialize(repeating: 0, count: need.floats)
+    doubles.initialize(repeating: 0, count: need.doubles)
+    defer { floats.deallocate(); doubles.deallocate() }
+    let scratch = FastScratch(floats: [floats], doubles: [doubles])
+    let w = parameter(1)
+    var u = [Float](repeating: 0, count: winogradFilterCount(g))
+    var y = [Float](repeating: 0, count: n * g.outChannels * g.outHeight * g.outWidth)
+    var z = y
+    var mean = [Float](repeating: 0, count: g.outChannels), variance = mean
+    u.withUnsafeMutableBufferPointer { u in w.withUnsafeBufferPointer { winogradFilterTransform(u.baseAddress!, $0.baseAddress!, g) } }
+    func with(_ k: Int?, _ body: (UnsafePointer<Float>?) -> Void) {
+        guard let k else { return body(nil) }
+        parameter(k).withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+    x.withUnsafeBufferPointer { xp in
+        u.withUnsafeBufferPointer { up in
+            y.withUnsafeMutableBufferPointer { yp in
+                switch step.kernel {
+                case .conv2d(_, let bias):
+                    with(bias ? 2 : nil) { b in
+                        winogradConvForward(yp.baseAddress!, xp.baseAddress!, up.baseAddress!, b, preRelu: false, scale: nil, shift: nil,
+                                            postRelu: false, stats: nil, n: n, g, threads: 1, scratch: scratch)
+                    }
+                case .fused(_, let e):
+                    let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+                    with(e.bias ? 2 : nil) { b in with(bn ? k : nil) { gamma in with(bn ? k + 1 : nil) { beta in
+                        with(bn ? k + 2 : nil) { mu in with(bn ? k + 3 : nil) { v in
+                            winogradFusedConvForward(yp.baseAddress!, xp.baseAddress!, up.baseAddress!, b, gamma: gamma, beta: beta,
+                                                     runningMean: mu, runningVar: v, n: n, g, e, threads: 1, scratch: scratch)
+                        } }
+                    } } }
+                case .fusedTrain(_, let e):
+                    let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+                    z.withUnsafeMutableBufferPointer { zp in mean.withUnsafeMutableBufferPointer { mp in
+                        variance.withUnsafeMutableBufferPointer { vp in
+                            with(e.bias ? 2 : nil) { b in with(bn ? k : nil) { gamma in with(bn ? k + 1 : nil) { beta in
+                                winogradFusedConvTrainForward(yp.baseAddress!, bn ? zp.baseAddress! : nil, bn ? mp.baseAddress! : nil,
+                                                              bn ? vp.baseAddress! : nil, xp.baseAddress!, up.baseAddress!, b,
+                                                              gamma: gamma, beta: beta, n: n, g, e, threads: 1, scratch: scratch)
+                            } } }
+                        }
+                    } }
+                default:
+                    break
+                }
+            }
+        }
+    }
+    return y
+}
