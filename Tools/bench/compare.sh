@@ -7,6 +7,9 @@
 # inference bs=128 and inference bs=1, then /work/shared/bench/bench_peers.py with the python
 # of $PEERS_VENV (default /tmp/peers) if it has torch; otherwise it says so and compares
 # against the figures recorded in /work/shared/bench/README.md. Prints fergc / peer ratios.
+# Then the peak resident memory (/usr/bin/time's maximum RSS, whole process) of a training run
+# at batch 128: `fergc bench --train` against a PyTorch loop over the same model (the
+# peers' models.py), 2 warm-up and 5 timed steps each, synthetic FER-shaped batches.
 # Run nothing else meanwhile: the machine has two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -61,3 +64,25 @@ for fw in keras torch jax onnxrt; do
     [ -n "${PLAT[$fw]:-}" ] && line+=$(python3 -c "print(f'  bs=1 latency {${PLAT[$fw]}/$LAT:.2f}x')")
     echo "$line"
 done
+
+# Peak resident memory while training at batch 128 (KB from GNU time's %M).
+echo "== peak resident memory, training bs=128 (whole process) =="
+RSS_FERGC=$(/usr/bin/time -f "%M" "$FERGC" bench "$MODEL" --train --batch 128 --warmup 2 --runs 5 --no-sgemm --json 2>&1 >/dev/null | tail -1)
+printf "fergc    %8.1f MB\n" "$(python3 -c "print($RSS_FERGC / 1024)")"
+if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import torch" 2>/dev/null; then
+    TUNED=$([ "$NAME" = vgg_scratch ] && echo False || echo True)
+    RSS_TORCH=$(/usr/bin/time -f "%M" "$PEERS_VENV/bin/python" -c "
+import sys; sys.path.insert(0, '$(dirname "$PEERS_SCRIPT")')
+import torch, torch.nn as nn
+from models import torch_model
+torch.set_num_threads(2); torch.manual_seed(0)
+m = torch_model($TUNED); opt = torch.optim.Adam(m.parameters(), 1e-4); lf = nn.CrossEntropyLoss()
+x = torch.randn(128, 1, 48, 48); y = torch.randint(0, 7, (128,))
+for _ in range(7):
+    opt.zero_grad(); lf(m(x), y).backward(); opt.step()
+" 2>&1 >/dev/null | tail -1)
+    printf "torch    %8.1f MB\n" "$(python3 -c "print($RSS_TORCH / 1024)")"
+    python3 -c "print(f'ratio fergc / torch: {$RSS_FERGC / $RSS_TORCH:.2f}')"
+else
+    echo "torch: not installed here ($PEERS_VENV), not measured"
+fi
