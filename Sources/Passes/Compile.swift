@@ -143,6 +143,9 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
                                               inputRange: 0...(255 * scale))
         plan = chosen.plan
         if !chosen.errors.isEmpty { plan.metadata.winogradErrors = chosen.errors }
+        // The Winograd steps' scratch and filter transforms.
+        let workspace = executorWorkspaceBytes(plan, threads: plan.memory?.workspaceThreads ?? onlineProcessors())
+        plan.memory?.workspaceBytes = workspace
     }
     return Compiled(plan: plan, graph: graph, timings: timings, probeErrors: probeErrors)
 }

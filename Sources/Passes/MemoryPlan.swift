@@ -93,7 +93,8 @@ func memorySummary(_ plan: Plan, arenaBytes: Int) -> MemorySummary {
     m.naiveBytes = bytes(.intermediate, aligned: true)
     m.parameterBytes = bytes(.parameter)
     m.optimizerBytes = bytes(.state)
-    m.workspaceBytes = workspaceElements(plan) * 4
+    m.workspaceThreads = onlineProcessors()
+    m.workspaceBytes = executorWorkspaceBytes(plan, threads: onlineProcessors())
     m.inputBytes = bytes(.input)
     return m
 }
@@ -186,7 +187,7 @@ public func memoryReport(_ plan: Plan) -> String {
     let saved = m.naiveBytes > 0 ? Int((100 * (1 - Double(m.arenaBytes) / Double(m.naiveBytes))).rounded()) : 0
     return "memory: arena \(megabytes(m.arenaBytes)) (naive \(megabytes(m.naiveBytes)), -\(saved)%), "
         + "parameters \(megabytes(m.parameterBytes)), optimizer \(megabytes(m.optimizerBytes)), "
-        + "workspace \(megabytes(m.workspaceBytes)), inputs \(megabytes(m.inputBytes)), "
+        + "workspace \(megabytes(m.workspaceBytes))\(m.workspaceThreads.map { " (\($0) thread\($0 == 1 ? "" : "s"))" } ?? ""), inputs \(megabytes(m.inputBytes)), "
         + "total \(megabytes(m.totalBytes)) (at batch \(plan.maxBatch))"
 }
 

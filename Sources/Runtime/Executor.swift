@@ -89,6 +89,9 @@ public final class Executor<T: BLASReal> {
     private var scratchThreads = 0
     /// The `winograd` setting `scratch` and the Winograd caches were sized for.
     private var scratchWinograd: Bool?? = .none
+    /// Bytes of `scratch` and the Winograd filter areas (`executorWorkspaceBytes` less the
+    /// shared im2col workspace).
+    private var scratchBytes = 0
     /// Winograd filters, allocated by the first run with `winograd` on: per step, the cached
     /// transform (nil: none, or transformed every run into `winogradShared`) and whether it is
     /// stale; the shared transform area; and per step the weight buffer of a cached step (-1).
@@ -449,45 +452,39 @@ public final class Executor<T: BLASReal> {
     /// Per-thread scratch sized to the largest fast convolution of the plan.
     private func allocateScratch() {
         freeScratch()
-        var floatCount = 1, doubleCount = 1
-        for step in plan.steps {
-            let g: ConvGeometry
-            switch step.kernel {
-            case .conv2d(let c, _), .conv2dGradInput(let c), .conv2dGradWeight(let c): g = c
-            case .fused(.conv2d(let c), _), .fusedTrain(.conv2d(let c), _), .fusedTrainGrad(.conv2d(let c), _, _, _): g = c
-            default: continue
-            }
-            let need = fastConvScratch(g)
-            floatCount = max(floatCount, need.floats)
-            doubleCount = max(doubleCount, need.doubles)
-            if let w = winogradGeometry(step) {
-                let more = winogradScratch(w)
-                floatCount = max(floatCount, more.floats)
-                doubleCount = max(doubleCount, more.doubles)
-            }
-        }
         freeWinograd()
-        if plan.steps.contains(where: { winogradGeometry($0) != nil }) { allocateWinograd() }
+        let need = fastScratchElements(plan, winograd: winograd)
+        if need.filters > 0 { allocateWinograd() }
         scratchWinograd = .some(winograd)
         let t = max(threads, 1)
         scratch = FastScratch(
             floats: (0..<t).map { _ in
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: floatCount)
-                p.initialize(repeating: 0, count: floatCount)
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: need.floats)
+                p.initialize(repeating: 0, count: need.floats)
                 return p
             },
             doubles: (0..<t).map { _ in
-                let p = UnsafeMutablePointer<Double>.allocate(capacity: doubleCount)
-                p.initialize(repeating: 0, count: doubleCount)
+                let p = UnsafeMutablePointer<Double>.allocate(capacity: need.doubles)
+                p.initialize(repeating: 0, count: need.doubles)
                 return p
-            })
+            },
+            maxChunk: plan.maxBatch)
         scratchThreads = t
+        scratchBytes = t * (need.floats * MemoryLayout<Float>.stride + need.doubles * MemoryLayout<Double>.stride)
+            + need.filters * MemoryLayout<Float>.stride
     }
 
     /// The geometry of a step the Winograd path computes under the `winograd` setting, or nil.
     private func winogradGeometry(_ step: Step) -> ConvGeometry? {
-        guard winograd ?? (step.algorithm == .winograd) else { return nil }
-        return Runtime.winogradGeometry(of: step.kernel)
+        Runtime.winogradGeometry(step, winograd: winograd)
+    }
+
+    /// Bytes this executor has allocated for kernel scratch: the im2col workspace and, once a
+    /// Float run has sized them, the fast kernels' per-thread scratch and the Winograd filter
+    /// areas. Equals `executorWorkspaceBytes(plan, threads:, winograd:, elementBytes:)` for the
+    /// thread count and setting of the last run (the tests check it).
+    public var workspaceBytesAllocated: Int {
+        max(workspaceElements(plan), 1) * MemoryLayout<T>.stride + scratchBytes
     }
 
     private func freeWinograd() {
@@ -499,33 +496,18 @@ public final class Executor<T: BLASReal> {
         winogradStale = []
     }
 
-    /// The Winograd filter areas, once. A step's transform is cached when its weights are not an
-    /// intermediate and no step writes them (an output, or an update's in-place input); training
-    /// steps, whose weights the update changes every run, always transform into the shared area.
+    /// The Winograd filter areas, once (`winogradFilterLayout`): a cache per step whose weights
+    /// nothing in the plan writes, one shared area for the others (transformed every run).
     private func allocateWinograd() {
-        var written = Set<Int>()
-        for step in plan.steps {
-            written.formUnion(step.outputs)
-            switch step.kernel {
-            case .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment: written.formUnion(step.inputs)
-            default: break
-            }
+        let layout = winogradFilterLayout(plan, winograd: winograd)
+        var cache: [UnsafeMutablePointer<Float>?] = [], weight: [Int] = []
+        for (s, step) in plan.steps.enumerated() {
+            guard let count = layout.cached[s] else { cache.append(nil); weight.append(-1); continue }
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            p.initialize(repeating: 0, count: count)
+            cache.append(p); weight.append(step.inputs[1])
         }
-        var cache: [UnsafeMutablePointer<Float>?] = [], weight: [Int] = [], shared = 0
-        for step in plan.steps {
-            guard let g = winogradGeometry(step) else { cache.append(nil); weight.append(-1); continue }
-            let w = step.inputs[1]
-            var cacheable = plan.buffers[w].role != .intermediate && !written.contains(w)
-            if case .fusedTrain = step.kernel { cacheable = false }
-            if cacheable {
-                let p = UnsafeMutablePointer<Float>.allocate(capacity: winogradFilterCount(g))
-                p.initialize(repeating: 0, count: winogradFilterCount(g))
-                cache.append(p); weight.append(w)
-            } else {
-                cache.append(nil); weight.append(-1)
-                shared = max(shared, winogradFilterCount(g))
-            }
-        }
+        let shared = layout.shared
         winogradCache = cache
         winogradWeight = weight
         winogradStale = [Bool](repeating: true, count: plan.steps.count)

@@ -286,8 +286,13 @@ public struct MemorySummary: Sendable, Codable, Equatable {
     public var parameterBytes: Int = 0
     /// Optimizer state (moments, velocities, counters) and batchnorm running statistics.
     public var optimizerBytes: Int = 0
-    /// Kernel scratch (im2col and the like).
+    /// Kernel scratch: the im2col workspace, the fast kernels' per-thread panels for
+    /// `workspaceThreads` threads and the Winograd filter transforms
+    /// (`executorWorkspaceBytes`).
     public var workspaceBytes: Int = 0
+    /// The thread count `workspaceBytes` is for (the compiling machine's cores); nil in plans
+    /// written before it was recorded, whose workspace counted the im2col workspace only.
+    public var workspaceThreads: Int?
     /// Caller-fed inputs.
     public var inputBytes: Int = 0
     public var totalBytes: Int { arenaBytes + parameterBytes + optimizerBytes + workspaceBytes + inputBytes }

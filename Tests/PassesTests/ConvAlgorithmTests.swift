@@ -96,6 +96,37 @@ final class ConvAlgorithmTests: XCTestCase {
         for (a, b) in zip(marked, direct) { XCTAssertEqual(a, b, accuracy: 1e-3 * scale) }
     }
 
+    /// The workspace a compiled plan's memory summary states is what an executor with that
+    /// many threads allocates: im2col workspace, per-thread panels (direct and Winograd) and
+    /// the Winograd filter transforms; likewise for other settings and for Double.
+    func testWorkspaceIsWhatTheExecutorAllocates() throws {
+        for mode in [CompileMode.inference, .training] {
+            let plan = try compiled(.auto, mode: mode, batch: 4)
+            let memory = try XCTUnwrap(plan.memory)
+            let threads = try XCTUnwrap(memory.workspaceThreads)
+            let x = (0..<(4 * 144)).map { Float($0 % 255) }
+            for winograd in [nil, false, true] as [Bool?] {
+                for t in [threads, 1, 3] {
+                    let ex = try Executor<Float>(plan: plan)
+                    ex.threads = t
+                    ex.winograd = winograd
+                    ex.setBuffer(plan.buffer(named: "x")!, x)
+                    try ex.run(batch: 4)
+                    XCTAssertEqual(ex.workspaceBytesAllocated, executorWorkspaceBytes(plan, threads: t, winograd: winograd),
+                                   "\(mode) winograd \(String(describing: winograd)) threads \(t)")
+                    if winograd == nil && t == threads {
+                        XCTAssertEqual(ex.workspaceBytesAllocated, memory.workspaceBytes, "\(mode): the summary")
+                    }
+                }
+            }
+            let d = try Executor<Double>(plan: plan)
+            XCTAssertEqual(d.workspaceBytesAllocated, executorWorkspaceBytes(plan, threads: threads, elementBytes: 8))
+        }
+        let plan = try compiled(.auto)
+        XCTAssertGreaterThan(executorWorkspaceBytes(plan, threads: 2, winograd: nil),
+                             executorWorkspaceBytes(plan, threads: 2, winograd: false), "Winograd filters and panels count")
+    }
+
     /// The marks and errors survive the .plan file; a plan marking a convolution Winograd
     /// cannot compute is refused.
     func testPlanFileAndValidation() throws {

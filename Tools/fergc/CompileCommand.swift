@@ -107,7 +107,7 @@ enum CompileCommand {
             json["memory"] = [
                 "arena_bytes": memory.arenaBytes, "naive_bytes": memory.naiveBytes,
                 "parameter_bytes": memory.parameterBytes, "optimizer_bytes": memory.optimizerBytes,
-                "workspace_bytes": memory.workspaceBytes, "input_bytes": memory.inputBytes,
+                "workspace_bytes": memory.workspaceBytes, "workspace_threads": memory.workspaceThreads ?? 0, "input_bytes": memory.inputBytes,
                 "total_bytes": memory.totalBytes, "batch": options.batch, "mode": options.mode.rawValue,
             ]
             json["probe_errors"] = compiled.plan.metadata.probeErrors

@@ -102,7 +102,7 @@ struct PlanFacts {
         }
         if let m = memory {
             j["memory"] = ["arena_bytes": m.arenaBytes, "naive_bytes": m.naiveBytes, "parameter_bytes": m.parameterBytes,
-                           "optimizer_bytes": m.optimizerBytes, "workspace_bytes": m.workspaceBytes,
+                           "optimizer_bytes": m.optimizerBytes, "workspace_bytes": m.workspaceBytes, "workspace_threads": m.workspaceThreads ?? 0,
                            "input_bytes": m.inputBytes, "total_bytes": m.totalBytes]
         } else {
             j["memory"] = NSNull()
