@@ -38,16 +38,20 @@ enum EvalCommand {
         let set = data[split]
         guard set.count > 0 else { throw CLIError("\(dataPath) has no \(split.rawValue) rows") }
         let (name, plan, ex) = try loadEvaluable(modelPath, batch: try a.int("batch", spec.name) ?? 256)
+        // The output directory before the evaluation, so that a bad --out fails in a second.
+        let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
+        try makeDirectories(outDir)
         let start = Date()
         let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale))
         let hasLoss = plan.outputs.count > 1
         let seconds = Date().timeIntervalSince(start)
 
-        let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
         let svgPath = outDir + "/confusion-\(split.rawValue).svg", pngPath = outDir + "/confusion-\(split.rawValue).png"
         let title = String(format: "%@ on %@: accuracy %.2f%%", name, split.rawValue, confusion.accuracy * 100)
-        try confusionSVG(confusion, names: Emotion.names, title: title).write(toFile: svgPath, atomically: true, encoding: .utf8)
-        try Data(confusionPNG(confusion, names: Emotion.names, title: title)).write(to: URL(fileURLWithPath: pngPath), options: .atomic)
+        do {
+            try writeFileAtomically(Array(confusionSVG(confusion, names: Emotion.names, title: title).utf8), to: svgPath)
+            try writeFileAtomically(confusionPNG(confusion, names: Emotion.names, title: title), to: pngPath)
+        } catch { throw CLIError("\(error)") }
 
         if a.flag("json") {
             let perClass = Emotion.allCases.map { e -> [String: Any] in
@@ -117,4 +121,21 @@ func loadEvaluable(_ path: String, batch: Int) throws -> (name: String, plan: Pl
         ex.setBuffer(i, v)
     }
     return (graph.name, plan, ex)
+}
+
+/// mkdir -p: creates `path` and its missing parents, or throws naming the component that failed
+/// and why (strerror).
+func makeDirectories(_ path: String) throws {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + part
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw CLIError("cannot create the directory \(path): \(prefix) is not a directory") }
+            continue
+        }
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw CLIError("cannot create the directory \(path): \(prefix): \(String(cString: strerror(errno)))")
+        }
+    }
 }
