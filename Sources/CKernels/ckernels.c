@@ -1,9 +1,11 @@
-// See include/ckernels.h. Plain C; `CLONES` compiles an AVX-512 and a baseline version.
+// See include/ckernels.h. Plain C; `CLONES` compiles an AVX-512, an AVX2+FMA and a baseline
+// (SSE2) version of a function, and the loader picks the best the CPU has (some VMs on AVX-512
+// hosts report AVX2 and FMA only).
 #include "ckernels.h"
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__clang__)
-#define CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES
 #endif

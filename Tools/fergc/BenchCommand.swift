@@ -14,7 +14,7 @@ import Runtime
 enum BenchCommand {
     static let spec = CommandSpec(
         name: "bench",
-        usage: "bench MODEL.graph [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--json]",
+        usage: "bench MODEL.graph [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--json]",
         summary: "Time a training step or an inference batch: img/s, ms per batch, a per-step profile, sgemm GFLOP/s.",
         options: [
             OptionSpec(name: "train", kind: .flag, help: "Time one training step: forward, backward, update (the default)."),
@@ -25,16 +25,23 @@ enum BenchCommand {
             OptionSpec(name: "runs", kind: .value("R"), help: "Timed batches, at least 5 (default 5)."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the weights and inputs (default 1)."),
             OptionSpec(name: "reference-kernels", kind: .flag, help: "Run the generic reference kernels (the 'before' of docs/performance.md)."),
+            OptionSpec(name: "winograd", kind: .flag, help: "Every 3x3 stride-1 convolution forward with Winograd F(4x4,3x3) (Executor.winograd = true)."),
+            OptionSpec(name: "no-winograd", kind: .flag, help: "Every convolution direct (im2col + GEMM), whatever the plan chose (Executor.winograd = false)."),
             OptionSpec(name: "no-sgemm", kind: .flag, help: "Skip measuring the machine's sgemm rate."),
             OptionSpec(name: "json", kind: .flag, help: "Print JSON: img_per_s, ms_per_batch, layers, sgemm_gflops, ..."),
         ],
         details: """
         Weights and inputs are random (timing only). GFLOP/s counts 2 flops per multiply-add of the
         convolutions and dense layers (forward, grad-input and grad-weight); other steps show '-'.
+        Without --winograd or --no-winograd each convolution runs as the compiled plan chose. The
+        Winograd convolutions count the direct convolution's flops (an effective rate: they do 4x
+        fewer multiplies).
 
         EXAMPLES:
           fergc bench Models/vgg_tuned.graph --train --batch 128
           fergc bench Models/vgg_tuned.graph --infer --batch 1 --runs 200 --json
+          fergc bench Models/vgg_tuned.graph --infer --no-winograd    # direct vs
+          fergc bench Models/vgg_tuned.graph --infer --winograd       # Winograd, same binary
         """)
 
     static func main(_ args: [String]) throws {
@@ -64,6 +71,11 @@ enum BenchCommand {
         ex.seed = seed
         ex.threads = threads
         ex.fastKernels = !a.flag("reference-kernels")
+        if a.flag("winograd") && a.flag("no-winograd") {
+            throw UsageError(message: "--winograd and --no-winograd exclude each other", command: spec.name)
+        }
+        if a.flag("winograd") { ex.winograd = true }
+        if a.flag("no-winograd") { ex.winograd = false }
         fillInputs(ex, plan: plan, batch: batch, seed: seed)
 
         for _ in 0..<warmup { try ex.run(batch: batch) }
@@ -92,6 +104,7 @@ enum BenchCommand {
         }
 
         let result = Result(model: model.name, mode: training ? "train" : "infer", batch: batch, threads: threads,
+                            winograd: ex.winograd.map { $0 ? "all" : "none" } ?? "plan",
                             runs: times.map { $0 * 1000 }, msPerBatch: median * 1000, imgPerS: Double(batch) / median,
                             gflops: totalFLOPs / median / 1e9, sgemm: sgemm, layers: layers)
         if a.flag("json") { Console.out(try jsonText(result.json)) } else { Console.out(result.text) }
@@ -168,6 +181,8 @@ enum BenchCommand {
 
     struct Result {
         var model: String, mode: String, batch: Int, threads: Int
+        /// Which convolutions ran Winograd: "all", "none" or "plan" (the compiled choice).
+        var winograd: String
         var runs: [Double]
         var msPerBatch: Double, imgPerS: Double, gflops: Double
         var sgemm: Double?
@@ -175,7 +190,7 @@ enum BenchCommand {
 
         var json: [String: Any] {
             var j: [String: Any] = [
-                "model": model, "mode": mode, "batch": batch, "threads": threads, "runs_ms": runs,
+                "model": model, "mode": mode, "batch": batch, "threads": threads, "winograd": winograd, "runs_ms": runs,
                 "ms_per_batch": msPerBatch, "img_per_s": imgPerS, "gflops": gflops,
                 "layers": layers.map { l -> [String: Any] in
                     var d: [String: Any] = ["name": l.name, "kernel": l.kernel, "ms": l.ms, "share": l.share]
@@ -188,7 +203,7 @@ enum BenchCommand {
         }
 
         var text: String {
-            var s = "\(model) \(mode) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), \(runs.count) timed runs\n"
+            var s = "\(model) \(mode) batch \(batch), \(threads) thread\(threads == 1 ? "" : "s"), winograd: \(winograd), \(runs.count) timed runs\n"
             s += String(format: "  %.1f img/s   %.2f ms per batch (median; min %.2f, max %.2f)   %.1f GFLOP/s in conv/dense\n",
                         imgPerS, msPerBatch, runs.min() ?? 0, runs.max() ?? 0, gflops)
             if let sgemm { s += String(format: "  machine sgemm 1024^3: %.1f GFLOP/s (%d thread%@)\n", sgemm, threads, threads == 1 ? "" : "s") }
