@@ -12,6 +12,9 @@ public protocol BLASReal: BinaryFloatingPoint, Sendable {
                      alpha: Self, a: UnsafePointer<Self>, lda: Int,
                      b: UnsafePointer<Self>, ldb: Int,
                      beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    /// Row-major y = alpha * op(A) * x + beta * y; A is [m, n] as stored, lda its row stride.
+    static func gemv(trans: Bool, m: Int, n: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
+                     x: UnsafePointer<Self>, beta: Self, y: UnsafeMutablePointer<Self>)
     /// e^x
     static func exp(_ x: Self) -> Self
     /// Natural logarithm.
@@ -31,6 +34,11 @@ extension Float: BLASReal {
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda),
                     b, blasint(ldb), beta, c, blasint(ldc))
     }
+    @inline(__always)
+    public static func gemv(trans: Bool, m: Int, n: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                            x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+        cblas_sgemv(CblasRowMajor, cblasTrans(trans), blasint(m), blasint(n), alpha, a, blasint(lda), x, 1, beta, y, 1)
+    }
     @inline(__always) public static func exp(_ x: Float) -> Float { Glibc.expf(x) }
     @inline(__always) public static func log(_ x: Float) -> Float { Glibc.logf(x) }
 }
@@ -44,6 +52,11 @@ extension Double: BLASReal {
         cblas_dgemm(CblasRowMajor, cblasTrans(transA), cblasTrans(transB),
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda),
                     b, blasint(ldb), beta, c, blasint(ldc))
+    }
+    @inline(__always)
+    public static func gemv(trans: Bool, m: Int, n: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+                            x: UnsafePointer<Double>, beta: Double, y: UnsafeMutablePointer<Double>) {
+        cblas_dgemv(CblasRowMajor, cblasTrans(trans), blasint(m), blasint(n), alpha, a, blasint(lda), x, 1, beta, y, 1)
     }
     @inline(__always) public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
     @inline(__always) public static func log(_ x: Double) -> Double { Glibc.log(x) }

@@ -11,8 +11,14 @@ public func denseForward<T: BLASReal>(
     _ b: UnsafePointer<T>?,         // (O) or nil
     n: Int, inFeatures: Int, outFeatures: Int
 ) {
-    T.gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures,
-           alpha: 1, a: x, lda: inFeatures, b: w, ldb: inFeatures, beta: 0, c: y, ldc: outFeatures)
+    if n == 1 {
+        // One sample: a matrix-vector product, which OpenBLAS's gemm runs at a fraction of the
+        // memory bandwidth (vgg_tuned's fc6 at batch 1: 0.97 ms as gemm, the weights are 9.4 MB).
+        T.gemv(trans: false, m: outFeatures, n: inFeatures, alpha: 1, a: w, lda: inFeatures, x: x, beta: 0, y: y)
+    } else {
+        T.gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures,
+               alpha: 1, a: x, lda: inFeatures, b: w, ldb: inFeatures, beta: 0, c: y, ldc: outFeatures)
+    }
     if let b {
         for s in 0..<n {
             let ys = y + s * outFeatures

@@ -18,8 +18,11 @@ NAME=$(basename "$MODEL" .graph)
 PEERS_VENV=${PEERS_VENV:-/tmp/peers}
 PEERS_SCRIPT=${PEERS_SCRIPT:-/work/shared/bench/bench_peers.py}
 
-swift build -c release --scratch-path .build-speed-rel >/dev/null
-FERGC=.build-speed-rel/release/fergc
+# FERGC=path/to/fergc skips the build (use a release build).
+if [ -z "${FERGC:-}" ]; then
+    swift build -c release --scratch-path .build-speed-rel >/dev/null
+    FERGC=.build-speed-rel/release/fergc
+fi
 
 field() { python3 -c "import json,sys; print(round(json.load(sys.stdin)['$1'], 3))"; }
 echo "== fergc ($NAME) =="
@@ -34,10 +37,15 @@ printf "fergc    %-12s train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | inf
 declare -A PTRAIN PINFER PLAT
 if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import torch" 2>/dev/null; then
     echo "== peers (measured now: $PEERS_VENV) =="
-    OUT=$(MODELS=$NAME "$PEERS_VENV/bin/python" "$PEERS_SCRIPT" 2>/dev/null || true)
+    # One framework at a time: one that is not installed (jax, say) must not stop the others.
+    OUT=""
+    for fw in torch ort keras jax; do
+        OUT+=$(MODELS=$NAME "$PEERS_VENV/bin/python" "$PEERS_SCRIPT" $fw 2>/dev/null || echo "$fw: not measured (not installed or failed)")$'\n'
+    done
     echo "$OUT"
     while read -r fw model mode bs ips _ ms _; do
         [ "$model" = "$NAME" ] || continue
+        [ "$fw" = keras-tf ] && fw=keras
         case "$mode $bs" in
             "train bs=128") PTRAIN[$fw]=$ips ;;
             "infer bs=128") PINFER[$fw]=$ips ;;
