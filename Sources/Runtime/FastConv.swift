@@ -151,8 +151,22 @@ public func fastFusedConvTrainForward(
     let sums = scratch.doubles[0] + 2 * O
     fastConvForward(z, x, w, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false,
                     stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
+    normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
+                                 coef: scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk),
+                                 n: n, channels: O, spatial: P, e, threads: threads)
+}
+
+/// The second half of a training forward with batchnorm, shared by the direct and Winograd
+/// paths: from the per-channel sums and sums of squares of z (`sums`: O then O doubles), the
+/// batch mean and biased variance, then y = gamma * (z - mean) / sqrt(variance + eps) + beta
+/// (then relu when the batchnorm comes first), with the per-channel scale and shift in `coef`.
+func normalizeWithBatchStatistics(
+    _ y: UnsafeMutablePointer<Float>, _ z: UnsafeMutablePointer<Float>,
+    _ mean: UnsafeMutablePointer<Float>, _ variance: UnsafeMutablePointer<Float>,
+    gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, sums: UnsafePointer<Double>,
+    coef: UnsafeMutablePointer<Float>, n: Int, channels O: Int, spatial P: Int, _ e: FusedEpilogue, threads: Int
+) {
     let m = Double(n * P)
-    let coef = scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk)
     for c in 0..<O {
         let mu = sums[c] / m
         let v = max(sums[O + c] / m - mu * mu, 0)

@@ -246,25 +246,7 @@ public func winogradFusedConvTrainForward(
     let sums = scratch.doubles[0] + 2 * O
     winogradConvForward(z, x, u, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false,
                         stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
-    let m = Double(n * P)
-    let coef = scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk)
-    for c in 0..<O {
-        let mu = sums[c] / m
-        let v = max(sums[O + c] / m - mu * mu, 0)
-        mean[c] = Float(mu)
-        variance[c] = Float(v)
-        let rstd = 1 / (v + Double(e.epsilon)).squareRoot()
-        coef[c] = Float(rstd * Double(gamma[c]))
-        coef[O + c] = beta[c] - Float(mu) * coef[c]
-    }
-    let postRelu: Int32 = e.relu && e.batchnorm == .beforeRelu ? 1 : 0
-    let T = max(1, min(threads, n))
-    parallelFor(T) { t in
-        for s in splitRange(n, parts: T, t) {
-            for c in 0..<O {
-                let at = (s * O + c) * P
-                fk_affine(y + at, z + at, P, coef[c], coef[O + c], postRelu)
-            }
-        }
-    }
+    normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
+                                 coef: scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk),
+                                 n: n, channels: O, spatial: P, e, threads: threads)
 }
