@@ -99,12 +99,17 @@ public func fastConvForward(
             }
         }
     }
-    if let stats {
-        for c in 0..<O {
-            var a = 0.0, q = 0.0
-            for t in 0..<T { a += scratch.doubles[t][c]; q += scratch.doubles[t][O + c] }
-            stats.sum[c] = a; stats.sumsq[c] = q
-        }
+    if let stats { addThreadStatistics(scratch, threads: T, channels: O, into: stats) }
+}
+
+/// stats = the per-thread partial sums and sums of squares (thread t's doubles [0, O) and
+/// [O, 2O)) added in thread order: bitwise reproducible for a given thread count.
+func addThreadStatistics(_ scratch: FastScratch, threads T: Int, channels O: Int,
+                         into stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)) {
+    for c in 0..<O {
+        var a = 0.0, q = 0.0
+        for t in 0..<T { a += scratch.doubles[t][c]; q += scratch.doubles[t][O + c] }
+        stats.sum[c] = a; stats.sumsq[c] = q
     }
 }
 
@@ -121,13 +126,9 @@ public func fastFusedConvForward(
                         n: n, g, threads: threads, scratch: scratch)
         return
     }
-    // Scale and shift exactly as fusedForward computes them, in the shared coefficient area.
     let coef = scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk)
-    for c in 0..<O {
-        let rstd = 1 / (Double(runningVar[c]) + Double(e.epsilon)).squareRoot()
-        coef[c] = Float(rstd * Double(gamma[c]))
-        coef[O + c] = Float(Double(beta[c]) - Double(runningMean[c]) * Double(coef[c]))
-    }
+    inferenceBatchnormCoefficients(coef, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                                   channels: O, epsilon: e.epsilon)
     fastConvForward(y, x, w, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
                     postRelu: e.relu && e.batchnorm == .beforeRelu, stats: nil, n: n, g, threads: threads, scratch: scratch)
 }
@@ -154,6 +155,18 @@ public func fastFusedConvTrainForward(
     normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
                                  coef: scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk),
                                  n: n, channels: O, spatial: P, e, threads: threads)
+}
+
+/// coef[c] and coef[O + c]: the per-channel scale and shift of an inference batchnorm, exactly
+/// as `fusedForward` computes them (in double, rounded once).
+func inferenceBatchnormCoefficients(_ coef: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+                                    runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>,
+                                    channels O: Int, epsilon: Float) {
+    for c in 0..<O {
+        let rstd = 1 / (Double(runningVar[c]) + Double(epsilon)).squareRoot()
+        coef[c] = Float(rstd * Double(gamma[c]))
+        coef[O + c] = Float(Double(beta[c]) - Double(runningMean[c]) * Double(coef[c]))
+    }
 }
 
 /// The second half of a training forward with batchnorm, shared by the direct and Winograd

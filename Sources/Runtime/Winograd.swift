@@ -192,13 +192,7 @@ public func winogradConvForward(
             }
         }
     }
-    if let stats {
-        for c in 0..<O {
-            var a = 0.0, q = 0.0
-            for t in 0..<T { a += scratch.doubles[t][c]; q += scratch.doubles[t][O + c] }
-            stats.sum[c] = a; stats.sumsq[c] = q
-        }
-    }
+    if let stats { addThreadStatistics(scratch, threads: T, channels: O, into: stats) }
 }
 
 /// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running
@@ -216,11 +210,8 @@ public func winogradFusedConvForward(
         return
     }
     let coef = scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk)
-    for c in 0..<O {
-        let rstd = 1 / (Double(runningVar[c]) + Double(e.epsilon)).squareRoot()
-        coef[c] = Float(rstd * Double(gamma[c]))
-        coef[O + c] = Float(Double(beta[c]) - Double(runningMean[c]) * Double(coef[c]))
-    }
+    inferenceBatchnormCoefficients(coef, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                                   channels: O, epsilon: e.epsilon)
     winogradConvForward(y, x, u, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
                         postRelu: e.relu && e.batchnorm == .beforeRelu, stats: nil, n: n, g, threads: threads,
                         scratch: scratch)
