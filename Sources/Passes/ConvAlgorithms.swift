@@ -98,56 +98,43 @@ public func chooseConvAlgorithms(_ plan: Plan, policy: ConvAlgorithmPolicy, tole
 /// Step `step`'s first output computed by the Winograd kernels from input x and the step's
 /// parameters (by input slot), for a batch of `batch`.
 private func winogradForward(_ step: Step, _ g: ConvGeometry, x: [Float], parameter: (Int) -> [Float], batch n: Int) -> [Float] {
+    // Every array the kernels read or write, copied into memory owned here for the call.
+    var owned: [UnsafeMutableBufferPointer<Float>] = []
+    defer { for b in owned { b.deallocate() } }
+    func buffer(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(values.count, 1))
+        _ = b.initialize(from: values)
+        owned.append(b)
+        return b.baseAddress!
+    }
+    func zeros(_ count: Int) -> UnsafeMutablePointer<Float> { buffer([Float](repeating: 0, count: count)) }
+    func slot(_ k: Int?) -> UnsafePointer<Float>? { k.map { UnsafePointer(buffer(parameter($0))) } }
+
     let need = winogradScratch(g)
-    let floats = UnsafeMutablePointer<Float>.allocate(capacity: need.floats)
     let doubles = UnsafeMutablePointer<Double>.allocate(capacity: need.doubles)
-    floats.initialize(repeating: 0, count: need.floats)
     doubles.initialize(repeating: 0, count: need.doubles)
-    defer { floats.deallocate(); doubles.deallocate() }
-    let scratch = FastScratch(floats: [floats], doubles: [doubles])
-    let w = parameter(1)
-    var u = [Float](repeating: 0, count: winogradFilterCount(g))
-    var y = [Float](repeating: 0, count: n * g.outChannels * g.outHeight * g.outWidth)
-    var z = y
-    var mean = [Float](repeating: 0, count: g.outChannels), variance = mean
-    u.withUnsafeMutableBufferPointer { u in w.withUnsafeBufferPointer { winogradFilterTransform(u.baseAddress!, $0.baseAddress!, g) } }
-    func with(_ k: Int?, _ body: (UnsafePointer<Float>?) -> Void) {
-        guard let k else { return body(nil) }
-        parameter(k).withUnsafeBufferPointer { body($0.baseAddress!) }
+    defer { doubles.deallocate() }
+    let scratch = FastScratch(floats: [zeros(need.floats)], doubles: [doubles])
+    let u = zeros(winogradFilterCount(g))
+    winogradFilterTransform(u, buffer(parameter(1)), g)
+    let O = g.outChannels, count = n * O * g.outHeight * g.outWidth
+    let y = zeros(count), xp = UnsafePointer(buffer(x))
+    switch step.kernel {
+    case .conv2d(_, let bias):
+        winogradConvForward(y, xp, u, slot(bias ? 2 : nil), preRelu: false, scale: nil, shift: nil,
+                            postRelu: false, stats: nil, n: n, g, threads: 1, scratch: scratch)
+    case .fused(_, let e):
+        let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+        winogradFusedConvForward(y, xp, u, slot(e.bias ? 2 : nil), gamma: slot(bn ? k : nil), beta: slot(bn ? k + 1 : nil),
+                                 runningMean: slot(bn ? k + 2 : nil), runningVar: slot(bn ? k + 3 : nil),
+                                 n: n, g, e, threads: 1, scratch: scratch)
+    case .fusedTrain(_, let e):
+        let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+        winogradFusedConvTrainForward(y, bn ? zeros(count) : nil, bn ? zeros(O) : nil, bn ? zeros(O) : nil,
+                                      xp, u, slot(e.bias ? 2 : nil), gamma: slot(bn ? k : nil), beta: slot(bn ? k + 1 : nil),
+                                      n: n, g, e, threads: 1, scratch: scratch)
+    default:
+        break
     }
-    x.withUnsafeBufferPointer { xp in
-        u.withUnsafeBufferPointer { up in
-            y.withUnsafeMutableBufferPointer { yp in
-                switch step.kernel {
-                case .conv2d(_, let bias):
-                    with(bias ? 2 : nil) { b in
-                        winogradConvForward(yp.baseAddress!, xp.baseAddress!, up.baseAddress!, b, preRelu: false, scale: nil, shift: nil,
-                                            postRelu: false, stats: nil, n: n, g, threads: 1, scratch: scratch)
-                    }
-                case .fused(_, let e):
-                    let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
-                    with(e.bias ? 2 : nil) { b in with(bn ? k : nil) { gamma in with(bn ? k + 1 : nil) { beta in
-                        with(bn ? k + 2 : nil) { mu in with(bn ? k + 3 : nil) { v in
-                            winogradFusedConvForward(yp.baseAddress!, xp.baseAddress!, up.baseAddress!, b, gamma: gamma, beta: beta,
-                                                     runningMean: mu, runningVar: v, n: n, g, e, threads: 1, scratch: scratch)
-                        } }
-                    } } }
-                case .fusedTrain(_, let e):
-                    let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
-                    z.withUnsafeMutableBufferPointer { zp in mean.withUnsafeMutableBufferPointer { mp in
-                        variance.withUnsafeMutableBufferPointer { vp in
-                            with(e.bias ? 2 : nil) { b in with(bn ? k : nil) { gamma in with(bn ? k + 1 : nil) { beta in
-                                winogradFusedConvTrainForward(yp.baseAddress!, bn ? zp.baseAddress! : nil, bn ? mp.baseAddress! : nil,
-                                                              bn ? vp.baseAddress! : nil, xp.baseAddress!, up.baseAddress!, b,
-                                                              gamma: gamma, beta: beta, n: n, g, e, threads: 1, scratch: scratch)
-                            } } }
-                        }
-                    } }
-                default:
-                    break
-                }
-            }
-        }
-    }
-    return y
+    return Array(UnsafeBufferPointer(start: y, count: count))
 }
