@@ -27,7 +27,8 @@ let package = Package(
 
         // MARK: - Runtime (embeddable alone: depends on OpenBLAS and its own C kernels only)
         .target(name: "Runtime", dependencies: ["COpenBLAS", "CKernels"]),
-        // The Float hot loops in C (AVX-512 with a baseline fallback, chosen at load time).
+        // The Float hot loops in C (SIMD versions chosen at load time, with plain C fallbacks),
+        // the small-matrix sgemm and the worker threads of the parallel regions.
         .target(name: "CKernels", path: "Sources/CKernels"),
         // The C API over Runtime's embedding API; the header is for C callers, not for Swift.
         .target(name: "CFergc", dependencies: ["Runtime"], exclude: ["include"]),

@@ -59,7 +59,7 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1) 
             for (int i = 0; i < 6; i++)
                 for (int k = 0; k < 3; k++)
                     t[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-            float *uo = u + (long)o * C + c;
+            float *uo = u + (long)c * O + o;
             for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 6; j++)  // (G g) G^T
                     uo[(i * 6 + j) * plane] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
@@ -121,77 +121,161 @@ void fk_winograd_input(float *v, long ldv, const float *x, int S, int C, int c0,
     }
 }
 
-CLONES
-void fk_winograd_output(float *out, const float *m, long ldm, int S, int O, int o0, int o1, int H, int W,
-                        const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
-                        double *sum, double *sumsq, float *work) {
-    #pragma clang fp reassociate(on)
-    const int tH = (H + 3) / 4, tW = (W + 3) / 4;
-    const long nt = (long)S * tH * tW, P = (long)H * W;
-    float *y = work;  // (16, nt): each tile's 4x4 output after the epilogue, one tile per column
-    const int fullW = W / 4, lastW = W % 4;
-    for (int o = o0; o < o1; o++) {
-        const float *mo = m + (long)(o - o0) * nt;
-        const float b = bias ? bias[o] : 0.0f;
-        const float sc = scale ? scale[o] : 1.0f, sh = scale ? shift[o] : 0.0f;
-        // Y = A^T m A, every tile in one loop (straight-line body, as above).
-        #pragma clang loop vectorize(assume_safety)
-        for (long t = 0; t < nt; t++) {
-#define LM(r, k) mo[((r) * 6 + (k)) * ldm + t]
+/// Channels per block of the output transform: one AVX2 vector.
+#define OUT_BLOCK 8
+
+/// The output transform of one tile for `nb` channels (lanes): y[p][l] for the 16 pixels p of
+/// the 4x4 tile, from m element (xi, l) at xi*ldm + l, then the epilogue with per-lane bias,
+/// scale and shift. The portable path, and the one for partial tiles and channel tails.
+static void wino_out_tile(float y[16][OUT_BLOCK], const float *m, long ldm, int nb, const float *bv, const float *sc,
+                          const float *sh, int preRelu, int hasScale, int postRelu) {
+    for (int l = 0; l < nb; l++) {
+#define LM(r, k) m[((r) * 6 + (k)) * ldm + l]
 #define OUT_COL(k) float a0##k, a1##k, a2##k, a3##k;                                   \
-            WINO_AT(LM(0, k), LM(1, k), LM(2, k), LM(3, k), LM(4, k), LM(5, k), a0##k, a1##k, a2##k, a3##k)
+        WINO_AT(LM(0, k), LM(1, k), LM(2, k), LM(3, k), LM(4, k), LM(5, k), a0##k, a1##k, a2##k, a3##k)
 #define OUT_ROW(i) WINO_AT(a##i##0, a##i##1, a##i##2, a##i##3, a##i##4, a##i##5,         \
-                           y[(i * 4 + 0) * nt + t], y[(i * 4 + 1) * nt + t], y[(i * 4 + 2) * nt + t], y[(i * 4 + 3) * nt + t])
-            OUT_COL(0); OUT_COL(1); OUT_COL(2); OUT_COL(3); OUT_COL(4); OUT_COL(5);
-            OUT_ROW(0); OUT_ROW(1); OUT_ROW(2); OUT_ROW(3);
+                           y[i * 4 + 0][l], y[i * 4 + 1][l], y[i * 4 + 2][l], y[i * 4 + 3][l])
+        OUT_COL(0); OUT_COL(1); OUT_COL(2); OUT_COL(3); OUT_COL(4); OUT_COL(5);
+        OUT_ROW(0); OUT_ROW(1); OUT_ROW(2); OUT_ROW(3);
 #undef OUT_ROW
 #undef OUT_COL
 #undef LM
+        // The epilogue, as fk_conv_epilogue.
+        for (int p = 0; p < 16; p++) {
+            float z = y[p][l] + bv[l];
+            if (preRelu) z = z > 0 ? z : 0;
+            if (hasScale) z = z * sc[l] + sh[l];
+            if (postRelu) z = z > 0 ? z : 0;
+            y[p][l] = z;
         }
-        // The epilogue, as fk_conv_epilogue, over the 16*nt values.
-        const long count = 16 * nt;
-        if (scale) {
-            if (preRelu && postRelu) {
-                for (long q = 0; q < count; q++) { float z = y[q] + b; z = z > 0 ? z : 0; z = z * sc + sh; y[q] = z > 0 ? z : 0; }
-            } else if (preRelu) {
-                for (long q = 0; q < count; q++) { float z = y[q] + b; z = z > 0 ? z : 0; y[q] = z * sc + sh; }
-            } else if (postRelu) {
-                for (long q = 0; q < count; q++) { float z = (y[q] + b) * sc + sh; y[q] = z > 0 ? z : 0; }
-            } else {
-                for (long q = 0; q < count; q++) y[q] = (y[q] + b) * sc + sh;
+    }
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define WINO_AVX2 1
+
+/// One whole 4x4 tile for 8 channels with AVX2 (8 channels per vector): the transform, the
+/// epilogue, and the scatter as four 4x8 -> 8x4 transposes, so each channel's tile row is one
+/// 16-byte store (instead of 128 scalar stores per tile). Adds the tile's per-channel sums to
+/// s1, s2 (double, 8 lanes each) when they are not null.
+__attribute__((target("avx2,fma"), noinline))
+static void wino_out_tile_avx2(float *dst, long P, int W, const float *m, long ldm, const float *bv, const float *sc,
+                               const float *sh, int preRelu, int hasScale, int postRelu, double *s1, double *s2) {
+    __m256 a[4][6];
+    for (int k = 0; k < 6; k++) {
+        const __m256 z0 = _mm256_loadu_ps(m + (0 * 6 + k) * ldm), z1 = _mm256_loadu_ps(m + (1 * 6 + k) * ldm);
+        const __m256 z2 = _mm256_loadu_ps(m + (2 * 6 + k) * ldm), z3 = _mm256_loadu_ps(m + (3 * 6 + k) * ldm);
+        const __m256 z4 = _mm256_loadu_ps(m + (4 * 6 + k) * ldm), z5 = _mm256_loadu_ps(m + (5 * 6 + k) * ldm);
+        const __m256 p12 = _mm256_add_ps(z1, z2), m12 = _mm256_sub_ps(z1, z2);
+        const __m256 p34 = _mm256_add_ps(z3, z4), m34 = _mm256_sub_ps(z3, z4);
+        a[0][k] = _mm256_add_ps(_mm256_add_ps(z0, p12), p34);
+        a[1][k] = _mm256_fmadd_ps(_mm256_set1_ps(2), m34, m12);
+        a[2][k] = _mm256_fmadd_ps(_mm256_set1_ps(4), p34, p12);
+        a[3][k] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), m34, m12), z5);
+    }
+    const __m256 b = _mm256_loadu_ps(bv), scale = _mm256_loadu_ps(sc), shift = _mm256_loadu_ps(sh);
+    const __m256 zero = _mm256_setzero_ps();
+    __m256d q1a = _mm256_setzero_pd(), q1b = _mm256_setzero_pd(), q2a = _mm256_setzero_pd(), q2b = _mm256_setzero_pd();
+    for (int i = 0; i < 4; i++) {
+        const __m256 *z = a[i];
+        const __m256 p12 = _mm256_add_ps(z[1], z[2]), m12 = _mm256_sub_ps(z[1], z[2]);
+        const __m256 p34 = _mm256_add_ps(z[3], z[4]), m34 = _mm256_sub_ps(z[3], z[4]);
+        __m256 y[4];
+        y[0] = _mm256_add_ps(_mm256_add_ps(z[0], p12), p34);
+        y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2), m34, m12);
+        y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4), p34, p12);
+        y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8), m34, m12), z[5]);
+        for (int j = 0; j < 4; j++) {
+            __m256 v = _mm256_add_ps(y[j], b);
+            if (preRelu) v = _mm256_max_ps(v, zero);
+            if (hasScale) v = _mm256_fmadd_ps(v, scale, shift);
+            if (postRelu) v = _mm256_max_ps(v, zero);
+            y[j] = v;
+            if (s1) {
+                const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+                const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+                q1a = _mm256_add_pd(q1a, lo); q1b = _mm256_add_pd(q1b, hi);
+                q2a = _mm256_fmadd_pd(lo, lo, q2a); q2b = _mm256_fmadd_pd(hi, hi, q2b);
             }
-        } else if (preRelu) {
-            for (long q = 0; q < count; q++) { float z = y[q] + b; y[q] = z > 0 ? z : 0; }
-        } else {
-            for (long q = 0; q < count; q++) y[q] = y[q] + b;
         }
-        // Scatter the tiles into NCHW, clipping the partial tiles at the right and bottom.
-        double s1 = 0, s2 = 0;
+        // 4 pixels x 8 channels -> each channel's 4 pixels.
+        const __m256 t0 = _mm256_unpacklo_ps(y[0], y[1]), t1 = _mm256_unpackhi_ps(y[0], y[1]);
+        const __m256 t2 = _mm256_unpacklo_ps(y[2], y[3]), t3 = _mm256_unpackhi_ps(y[2], y[3]);
+        const __m256 r0 = _mm256_shuffle_ps(t0, t2, 0x44), r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        const __m256 r2 = _mm256_shuffle_ps(t1, t3, 0x44), r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        float *row = dst + (long)i * W;
+        _mm_storeu_ps(row + 0 * P, _mm256_castps256_ps128(r0));
+        _mm_storeu_ps(row + 1 * P, _mm256_castps256_ps128(r1));
+        _mm_storeu_ps(row + 2 * P, _mm256_castps256_ps128(r2));
+        _mm_storeu_ps(row + 3 * P, _mm256_castps256_ps128(r3));
+        _mm_storeu_ps(row + 4 * P, _mm256_extractf128_ps(r0, 1));
+        _mm_storeu_ps(row + 5 * P, _mm256_extractf128_ps(r1, 1));
+        _mm_storeu_ps(row + 6 * P, _mm256_extractf128_ps(r2, 1));
+        _mm_storeu_ps(row + 7 * P, _mm256_extractf128_ps(r3, 1));
+    }
+    if (s1) {
+        _mm256_storeu_pd(s1, _mm256_add_pd(_mm256_loadu_pd(s1), q1a));
+        _mm256_storeu_pd(s1 + 4, _mm256_add_pd(_mm256_loadu_pd(s1 + 4), q1b));
+        _mm256_storeu_pd(s2, _mm256_add_pd(_mm256_loadu_pd(s2), q2a));
+        _mm256_storeu_pd(s2 + 4, _mm256_add_pd(_mm256_loadu_pd(s2 + 4), q2b));
+    }
+}
+
+#endif
+
+CLONES
+void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, int O, int o0, int o1, int H, int W,
+                        const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
+                        double *sum, double *sumsq) {
+    #pragma clang fp reassociate(on)
+    const int tH = (H + 3) / 4, tW = (W + 3) / 4;
+    const long P = (long)H * W;
+#ifdef WINO_AVX2
+    const int fast = fk_sgemm_has_simd();
+#endif
+    for (int ob = o0; ob < o1; ob += OUT_BLOCK) {
+        const int nb = o1 - ob < OUT_BLOCK ? o1 - ob : OUT_BLOCK;
+        float bv[OUT_BLOCK], sc[OUT_BLOCK], sh[OUT_BLOCK];
+        double s1[OUT_BLOCK], s2[OUT_BLOCK];
+        for (int l = 0; l < OUT_BLOCK; l++) {
+            const int o = l < nb ? ob + l : ob;
+            bv[l] = bias ? bias[o] : 0.0f;
+            sc[l] = scale ? scale[o] : 1.0f;
+            sh[l] = scale ? shift[o] : 0.0f;
+            s1[l] = 0; s2[l] = 0;
+        }
         for (int s = 0; s < S; s++) {
-            float *plane = out + ((long)s * O + o) * P;
+            float *planes = out + ((long)s * O + ob) * P;
             for (int th = 0; th < tH; th++) {
-                const long t0 = ((long)s * tH + th) * tW;
                 const int rows = H - 4 * th < 4 ? H - 4 * th : 4;
-                for (int i = 0; i < rows; i++) {
-                    float *dst = plane + (long)(4 * th + i) * W;
-                    const float *y0 = y + (i * 4 + 0) * nt + t0, *y1 = y + (i * 4 + 1) * nt + t0;
-                    const float *y2 = y + (i * 4 + 2) * nt + t0, *y3 = y + (i * 4 + 3) * nt + t0;
-                    #pragma clang loop vectorize(assume_safety)
-                    for (int tw = 0; tw < fullW; tw++) {
-                        dst[4 * tw + 0] = y0[tw];
-                        dst[4 * tw + 1] = y1[tw];
-                        dst[4 * tw + 2] = y2[tw];
-                        dst[4 * tw + 3] = y3[tw];
+                for (int tw = 0; tw < tW; tw++) {
+                    const long t = ((long)s * tH + th) * tW + tw;
+                    const float *mt = m + t * ldt + (ob - o0);
+                    const int cols = W - 4 * tw < 4 ? W - 4 * tw : 4;
+#ifdef WINO_AVX2
+                    if (fast && nb == OUT_BLOCK && rows == 4 && cols == 4) {
+                        wino_out_tile_avx2(planes + (long)(4 * th) * W + 4 * tw, P, W, mt, ldm, bv, sc, sh, preRelu,
+                                           scale != 0, postRelu, sum ? s1 : 0, sum ? s2 : 0);
+                        continue;
                     }
-                    if (lastW > 0) dst[4 * fullW] = y0[fullW];
-                    if (lastW > 1) dst[4 * fullW + 1] = y1[fullW];
-                    if (lastW > 2) dst[4 * fullW + 2] = y2[fullW];
+#endif
+                    float y[16][OUT_BLOCK];
+                    wino_out_tile(y, mt, ldm, nb, bv, sc, sh, preRelu, scale != 0, postRelu);
+                    // Scatter the tile into each channel's plane, clipped at the right and bottom.
+                    for (int l = 0; l < nb; l++) {
+                        float *dst = planes + l * P + (long)(4 * th) * W + 4 * tw;
+                        for (int i = 0; i < rows; i++)
+                            for (int j = 0; j < cols; j++) dst[(long)i * W + j] = y[i * 4 + j][l];
+                    }
+                    if (sum) {
+                        for (int l = 0; l < nb; l++)
+                            for (int i = 0; i < rows; i++)
+                                for (int j = 0; j < cols; j++) { double z = y[i * 4 + j][l]; s1[l] += z; s2[l] += z * z; }
+                    }
                 }
             }
-            if (sum) {
-                for (long q = 0; q < P; q++) { double dq = plane[q]; s1 += dq; s2 += dq * dq; }
-            }
         }
-        if (sum) { sum[o] += s1; sumsq[o] += s2; }
+        if (sum) for (int l = 0; l < nb; l++) { sum[ob + l] += s1[l]; sumsq[ob + l] += s2[l]; }
     }
 }

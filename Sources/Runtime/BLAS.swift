@@ -1,6 +1,7 @@
 // The element types the runtime computes in: Float in production, Double for gradient checks.
 // Every kernel is generic over `BLASReal`; the protocol adds what BinaryFloatingPoint lacks
 // (gemm, exp, log) by forwarding to OpenBLAS and libm.
+import CKernels
 import COpenBLAS
 import Glibc
 
@@ -94,4 +95,28 @@ public func measureSgemmGFLOPs(size n: Int = 1024, runs: Int = 5) -> Double {
         if r > 0 { best = min(best, t) }
     }
     return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+}
+
+// MARK: - The small-matrix sgemm (CKernels/gemm.c)
+
+/// Row-major c (m x n) = op(a) (m x k) * b (k x n), plus the old c when `accumulate`; op(a) = a
+/// (rows lda apart) or, with `transA`, a^T (a is k x m, rows lda apart). The runtime's kernel for
+/// the small products OpenBLAS packs at a loss (the Winograd tile products, batch 1).
+public func smallSgemm(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                       b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                       accumulate: Bool = false) {
+    fk_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, c, ldc, accumulate ? 1 : 0)
+}
+
+/// Whether `smallSgemm` and the Winograd output transform run their AVX2 + FMA code on this CPU
+/// (else plain C loops).
+public var smallSgemmUsesSIMD: Bool { fk_sgemm_has_simd() != 0 }
+
+/// Runs `body` with the AVX2 code of `smallSgemm` and the Winograd output transform turned off
+/// (the plain C paths that CPUs without AVX2 take). For tests; not thread-safe against other
+/// kernels running meanwhile.
+public func withPortableKernels<R>(_ body: () throws -> R) rethrows -> R {
+    fk_allow_simd(0)
+    defer { fk_allow_simd(1) }
+    return try body()
 }

@@ -319,7 +319,8 @@ public final class Executor<T: BLASReal> {
         case .conv2d(let g, let bias):
             conv2dForward(f(o[0]), c(i[0]), c(i[1]), bias ? c(i[2]) : nil, n: n, g, workspace: workspace)
         case .dense(let inF, let outF, let bias):
-            denseForward(f(o[0]), c(i[0]), c(i[1]), bias ? c(i[2]) : nil, n: n, inFeatures: inF, outFeatures: outF)
+            denseForward(f(o[0]), c(i[0]), c(i[1]), bias ? c(i[2]) : nil, n: n, inFeatures: inF, outFeatures: outF,
+                         threads: threads)
         case .relu:
             reluForward(f(o[0]), c(i[0]), count: count(i[0], n))
         case .leakyRelu(let alpha):
@@ -422,7 +423,7 @@ public final class Executor<T: BLASReal> {
             fusedForward(f(o[0]), c(i[0]), c(i[1]), e.bias ? c(i[2]) : nil,
                          gamma: bn ? c(i[k]) : nil, beta: bn ? c(i[k + 1]) : nil,
                          runningMean: bn ? c(i[k + 2]) : nil, runningVar: bn ? c(i[k + 3]) : nil,
-                         n: n, a, e, workspace: workspace)
+                         n: n, a, e, workspace: workspace, threads: threads)
         case .fusedTrain(let a, let e):
             let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
             fusedTrainForward(f(o[0]), bn ? f(o[1]) : nil, bn ? f(o[2]) : nil, bn ? f(o[3]) : nil,

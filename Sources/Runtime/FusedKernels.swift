@@ -98,11 +98,11 @@ public struct FusedGradSlots: Sendable, Equatable {
 @inline(__always)
 private func anchorForward<T: BLASReal>(
     _ y: UnsafeMutablePointer<T>, _ x: UnsafePointer<T>, _ w: UnsafePointer<T>, _ b: UnsafePointer<T>?,
-    n: Int, _ a: FusedAnchor, workspace: UnsafeMutablePointer<T>?
+    n: Int, _ a: FusedAnchor, workspace: UnsafeMutablePointer<T>?, threads: Int = 1
 ) {
     switch a {
     case .conv2d(let g): conv2dForward(y, x, w, b, n: n, g, workspace: workspace)
-    case .dense(let i, let o): denseForward(y, x, w, b, n: n, inFeatures: i, outFeatures: o)
+    case .dense(let i, let o): denseForward(y, x, w, b, n: n, inFeatures: i, outFeatures: o, threads: threads)
     }
 }
 
@@ -119,9 +119,10 @@ public func fusedForward<T: BLASReal>(
     runningMean: UnsafePointer<T>?,     // (O)
     runningVar: UnsafePointer<T>?,      // (O)
     n: Int, _ a: FusedAnchor, _ e: FusedEpilogue,
-    workspace: UnsafeMutablePointer<T>? = nil  // fusedForwardWorkspace(a)
+    workspace: UnsafeMutablePointer<T>? = nil,  // fusedForwardWorkspace(a)
+    threads: Int = 1                            // for a batch-1 dense anchor (denseForward)
 ) {
-    anchorForward(y, x, w, b, n: n, a, workspace: workspace)
+    anchorForward(y, x, w, b, n: n, a, workspace: workspace, threads: threads)
     let channels = a.outputChannels, spatial = a.outputSpatial
     for c in 0..<channels {
         // The scale and shift exactly as batchnormInferenceForward computes them.

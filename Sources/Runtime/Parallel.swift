@@ -1,21 +1,22 @@
 // Threading for the Float kernels: a fixed split of the batch over a fixed number of threads,
 // so that each thread's work and the order partial results are combined in never depend on
 // timing — results are bitwise reproducible for a given thread count.
-import Dispatch
+import CKernels
 import Glibc
 
-/// A value handed to worker threads without a Sendable check: the callers pass raw pointers
-/// into disjoint regions (or read-only data) and join before using the results.
-struct UncheckedSendable<V>: @unchecked Sendable {
-    let value: V
-}
-
-/// Runs body(0..<count) on `count` threads (the calling thread included) and waits for all.
+/// Runs body(0..<count) on `count` threads (the calling thread included) and waits for all:
+/// the spinning workers of CKernels/pool.c (libdispatch's concurrentPerform took about 30 us to
+/// wake a worker on the 2-core VM, longer than many batch-1 regions). A nested call runs its
+/// parts serially on the calling thread.
 func parallelFor(_ count: Int, _ body: (Int) -> Void) {
     if count <= 1 { body(0); return }
     withoutActuallyEscaping(body) { b in
-        let box = UncheckedSendable(value: b)
-        DispatchQueue.concurrentPerform(iterations: count) { box.value($0) }
+        var region = b
+        withUnsafeMutablePointer(to: &region) { context in
+            fk_parallel(Int32(count), { context, part in
+                context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(part))
+            }, context)
+        }
     }
 }
 

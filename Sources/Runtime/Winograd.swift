@@ -11,17 +11,21 @@
 // with the matrices `winogradBT`, `winogradG`, `winogradAT` below. Summed over input channels,
 // the elementwise products become, for each of the 36 positions xi of the 6x6 domain, a matrix
 // product over channels:
-//   M[xi] (O x nt) = U[xi] (O x C) * V[xi] (C x nt)       (nt tiles)
+//   M[xi] (nt x O) = V[xi]^T (nt x C) * U[xi] (C x O)     (nt tiles)
 // i.e. 36 sgemm calls of 36*O*C*nt multiply-adds in all, against 9*16*O*C*nt for the direct
 // convolution (4x fewer), plus the transforms (O(C + O) per tile), which are linear-time.
 //
 // Layouts. U = G g G^T (`winogradFilterTransform`, computed in double and rounded to float
-// once; separate so that callers can cache it) is (36, O, C); V is (36, C, nt) and M is
-// (36, O, nt), tile t = (s*tH + th)*tW + tw over the chunk's samples, tiles contiguous.
-// The transforms (CKernels/winograd.c) gather each channel's patches into (36, nt) and run one
-// loop over the tiles (a tile per vector lane: AVX-512 with a baseline clone); the output
-// transform applies the epilogue of `fk_conv_epilogue` (bias, preRelu, scale/shift, postRelu)
-// before scattering the 4x4 tiles into NCHW, then sums the written plane for the statistics.
+// once; separate so that callers can cache it) is (36, C, O); V is (36, C, nt), tile
+// t = (s*tH + th)*tW + tw over the chunk's samples, tiles contiguous; M is (36, nt, O),
+// channels contiguous. The products run on `fk_sgemm` (CKernels/gemm.c) with the output
+// channels as the vector dimension: there are as few as 9 tiles at batch 1 (12x12 planes),
+// never fewer than 8 channels where the compiler picks Winograd.
+// The input transform (CKernels/winograd.c) gathers each channel's patches into (36, nt) and
+// runs one loop over the tiles (a tile per vector lane); the output transform runs over the
+// tiles with 8 channels per vector, applies the epilogue of `fk_conv_epilogue` (bias, preRelu,
+// scale/shift, postRelu), scatters each 4x4 tile into NCHW and sums what it wrote for the
+// statistics.
 //
 // Chunks and threads. A chunk is S whole samples, S from the geometry alone so that V and M
 // (36*(C + O)*S*tH*tW floats) stay within `winogradChunkBytes` (about one Zen 4 L2): the
@@ -70,10 +74,10 @@ public func isWinogradGeometry(_ g: ConvGeometry) -> Bool {
         && g.inChannels >= 1 && g.outChannels >= 1
 }
 
-/// Floats of the transformed filters U (36, O, C).
+/// Floats of the transformed filters U (36, C, O).
 public func winogradFilterCount(_ g: ConvGeometry) -> Int { 36 * g.outChannels * g.inChannels }
 
-/// u (36, O, C) <- G w G^T for every (o, c) of the OIHW weights w, in double, rounded once.
+/// u (36, C, O) <- G w G^T for every (o, c) of the OIHW weights w, in double, rounded once.
 /// Splits the output channels over `threads`.
 public func winogradFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
                                     threads: Int = 1) {
@@ -101,9 +105,9 @@ public func winogradChunk(_ g: ConvGeometry) -> Int {
     return max(1, winogradChunkBytes / max(perSample, 1))
 }
 
-/// Scratch of one thread for a Winograd convolution: floats (V, M, transform work, then the
-/// per-channel coefficients) and doubles (per-channel sums), with chunks of at most `maxChunk`
-/// samples. Layout: V (36*C*nt), M (36*O*nt), work (max(36*nt + 4*tW + 2, 16*nt)), coefficients
+/// Scratch of one thread for a Winograd convolution: floats (V, M, input transform work, then
+/// the per-channel coefficients) and doubles (per-channel sums), with chunks of at most
+/// `maxChunk` samples. Layout: V (36*C*nt), M (36*O*nt), work (36*nt + 4*tW + 2), coefficients
 /// (3*O, used in thread 0's scratch); nt = S*tH*tW, S = min(winogradChunk(g), maxChunk).
 public func winogradScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats: Int, doubles: Int) {
     (winogradCoefficientOffset(g, maxChunk: maxChunk) + 3 * g.outChannels, 4 * g.outChannels)
@@ -111,7 +115,7 @@ public func winogradScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats:
 
 @inline(__always)
 private func winogradWorkCount(_ g: ConvGeometry, nt: Int) -> Int {
-    max(36 * nt + 4 * ((g.outWidth + 3) / 4) + 2, 16 * nt)
+    36 * nt + 4 * ((g.outWidth + 3) / 4) + 2
 }
 
 @inline(__always)
@@ -128,7 +132,7 @@ private func winogradCoefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int 
 public func winogradConvForward(
     _ out: UnsafeMutablePointer<Float>,     // (N, O, H, W)
     _ x: UnsafePointer<Float>,              // (N, C, H, W)
-    _ u: UnsafePointer<Float>,              // (36, O, C)
+    _ u: UnsafePointer<Float>,              // (36, C, O)
     _ b: UnsafePointer<Float>?,             // (O) or nil
     preRelu: Bool, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, postRelu: Bool,
     stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)?,
@@ -155,12 +159,9 @@ public func winogradConvForward(
                     let s1 = min(range.upperBound, s0 + S), nt = (s1 - s0) * tiles
                     let m = v + 36 * C * nt, work = m + 36 * O * nt
                     fk_winograd_input(v, C * nt, x + s0 * C * P, i32(s1 - s0), i32(C), 0, i32(C), i32(H), i32(W), work)
-                    for xi in 0..<36 {
-                        Float.gemm(transA: false, transB: false, m: O, n: nt, k: C, alpha: 1, a: u + xi * O * C, lda: C,
-                                   b: UnsafePointer(v + xi * C * nt), ldb: nt, beta: 0, c: m + xi * O * nt, ldc: nt)
-                    }
-                    fk_winograd_output(out + s0 * O * P, m, O * nt, i32(s1 - s0), i32(O), 0, i32(O), i32(H), i32(W),
-                                       b, pre, scale, shift, post, stats == nil ? nil : sum, stats == nil ? nil : sumsq, work)
+                    tileProducts(m, v, u, nt: nt, C: C, O: O, columns: 0..<O)
+                    fk_winograd_output(out + s0 * O * P, m, nt * O, O, i32(s1 - s0), i32(O), 0, i32(O), i32(H), i32(W),
+                                       b, pre, scale, shift, post, stats == nil ? nil : sum, stats == nil ? nil : sumsq)
                     s0 = s1
                 }
             }
@@ -178,21 +179,31 @@ public func winogradConvForward(
                 parallelFor(T) { t in
                     let o = splitRange(O, parts: T, t), rows = o.count
                     guard rows > 0 else { return }
-                    let m = scratch.floats[t] + 36 * C * nt, work = m + 36 * O * nt
+                    let m = scratch.floats[t] + 36 * C * nt
                     let sum = scratch.doubles[t], sumsq = sum + O
-                    for xi in 0..<36 {
-                        Float.gemm(transA: false, transB: false, m: rows, n: nt, k: C, alpha: 1,
-                                   a: u + xi * O * C + o.lowerBound * C, lda: C,
-                                   b: UnsafePointer(v + xi * C * nt), ldb: nt, beta: 0, c: m + xi * rows * nt, ldc: nt)
-                    }
-                    fk_winograd_output(out + s * O * P, m, rows * nt, 1, i32(O), i32(o.lowerBound), i32(o.upperBound),
+                    tileProducts(m, v, u, nt: nt, C: C, O: O, columns: o)
+                    fk_winograd_output(out + s * O * P, m, nt * rows, rows, 1, i32(O), i32(o.lowerBound), i32(o.upperBound),
                                        i32(H), i32(W), b, pre, scale, shift, post,
-                                       stats == nil ? nil : sum, stats == nil ? nil : sumsq, work)
+                                       stats == nil ? nil : sum, stats == nil ? nil : sumsq)
                 }
             }
         }
     }
     if let stats { addThreadStatistics(scratch, threads: T, channels: O, into: stats) }
+}
+
+/// The 36 tile products for output channels `columns`: m[xi] (nt, columns.count) = V[xi]^T U[xi],
+/// V (36, C, nt) read transposed and U (36, C, O) in column range `columns` — the channels are
+/// the vector dimension (tiles can be as few as 9 at batch 1), and `fk_sgemm` reads both in
+/// place: OpenBLAS's packing would cost as much as these small products.
+@inline(__always)
+private func tileProducts(_ m: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
+                          nt: Int, C: Int, O: Int, columns: Range<Int>) {
+    let width = columns.count
+    for xi in 0..<36 {
+        fk_sgemm(1, i32(nt), i32(width), i32(C), v + xi * C * nt, nt, u + xi * C * O + columns.lowerBound, O,
+                 m + xi * nt * width, width, 0)
+    }
 }
 
 /// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running

@@ -86,7 +86,7 @@ final class WinogradTests: RuntimeTestCase {
                     for j in 0..<6 {
                         var want = 0.0
                         for r in 0..<3 { for q in 0..<3 { want += winogradG[i][r] * k[r][q] * winogradG[j][q] } }
-                        let got = Double(u.p[((i * 6 + j) * O + o) * C + c])
+                        let got = Double(u.p[((i * 6 + j) * C + c) * O + o])
                         XCTAssertLessThanOrEqual(abs(got - want), Double(Float(want).ulp) + 1e-15 * abs(want),
                                                  "U[\(i),\(j)] of (\(o), \(c))")
                     }
@@ -105,6 +105,7 @@ final class WinogradTests: RuntimeTestCase {
             Case(g: same(1, 4, 5, 7), n: 3, threads: [1, 2, 3], maxChunk: 1),
             Case(g: same(3, 5, 8, 8), n: 1, threads: [1, 2], maxChunk: .max),
             Case(g: same(16, 8, 13, 10), n: 3, threads: [2], maxChunk: 2),
+            Case(g: same(5, 16, 8, 8), n: 2, threads: [1, 2], maxChunk: .max),
             Case(g: same(2, 3, 1, 1), n: 2, threads: [1, 3], maxChunk: .max),
             Case(g: same(2, 3, 2, 3), n: 1, threads: [2], maxChunk: .max),
             Case(g: same(32, 32, 48, 48), n: 2, threads: [2], maxChunk: .max, all: false),
@@ -133,6 +134,16 @@ final class WinogradTests: RuntimeTestCase {
     }
 
     func testForwardMatchesDoubleReferenceWithEveryEpilogue() {
+        forwardAgainstReference(cases)
+    }
+
+    /// The same with the plain C tile products and output transform (CPUs without AVX2 and FMA),
+    /// on the cases up to 16 channels (full and partial 8-channel blocks, partial tiles).
+    func testPortableForwardMatchesDoubleReference() {
+        withPortableKernels { forwardAgainstReference(cases.filter { $0.g.outChannels <= 16 }) }
+    }
+
+    func forwardAgainstReference(_ cases: [Case]) {
         var rng = TestRNG(seed: 13)
         var report: [String] = []
         for k in cases {

@@ -60,7 +60,8 @@ void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes,
 // chunk of S samples, nt = S*tH*tW tiles; plane xi = 6*i + j of the 6x6 transform domain.
 
 /// U = G g G^T for output channels [o0, o1) of OIHW 3x3 weights w (O, C, 3, 3), computed in
-/// double and rounded once: u is (36, O, C), element (xi, o, c) at (xi*O + o)*C + c.
+/// double and rounded once: u is (36, C, O), element (xi, c, o) at (xi*C + c)*O + o (each
+/// plane the B operand of the tile product M^T = V^T U).
 void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1);
 
 /// V = B^T d B for channels [c0, c1) of a chunk of S samples x (S, C, H, W), d the 6x6 input
@@ -69,12 +70,35 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1);
 void fk_winograd_input(float *v, long ldv, const float *x, int S, int C, int c0, int c1, int H, int W,
                        float *work);
 
-/// Y = A^T m A for output channels [o0, o1), m element (xi, o - o0, t) at xi*ldm + (o - o0)*nt + t,
-/// then the epilogue of `fk_conv_epilogue` (bias, preRelu, scale and shift, postRelu), written
-/// to out (S, O, H, W) clipped to H x W; when `sum` is not null, sum[o] += z and
-/// sumsq[o] += z*z over the written elements (double). work: 16*nt floats.
-void fk_winograd_output(float *out, const float *m, long ldm, int S, int O, int o0, int o1, int H, int W,
+/// Y = A^T m A for output channels [o0, o1), m element (xi, t, o - o0) at xi*ldm + t*ldt + (o - o0)
+/// (the tile product M^T, channels contiguous), then the epilogue of `fk_conv_epilogue` (bias,
+/// preRelu, scale and shift, postRelu), written to out (S, O, H, W) clipped to H x W; when `sum`
+/// is not null, sum[o] += z and sumsq[o] += z*z over the written elements (double).
+void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, int O, int o0, int o1, int H, int W,
                         const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
-                        double *sum, double *sumsq, float *work);
+                        double *sum, double *sumsq);
+
+// Small-matrix sgemm (gemm.c): row-major C (M x N, rows ldc apart) = op(A) (M x K) * B (K x N),
+// plus the old C when `accumulate` is not 0; op(A) = A (M x K, rows lda apart), or A^T when
+// `transA` (A is K x M, rows lda apart). For the Winograd tile products and batch-1
+// convolutions, where OpenBLAS's packing costs as much as the product. AVX2 + FMA when the CPU
+// has them (see fk_sgemm_has_simd), plain C otherwise.
+void fk_sgemm(int transA, int M, int N, int K, const float *A, long lda, const float *B, long ldb, float *C,
+              long ldc, int accumulate);
+
+/// 1 when fk_sgemm (and the Winograd output transform) run their AVX2 + FMA code on this CPU,
+/// 0 when they run the plain C loops.
+int fk_sgemm_has_simd(void);
+
+/// With 0, fk_sgemm and the Winograd output transform run their plain C loops even where the
+/// CPU has AVX2 and FMA (tests use it to check the paths other CPUs take); 1 restores.
+void fk_allow_simd(int allowed);
+
+// Worker threads (pool.c).
+
+/// Runs fn(ctx, 0..<count) in parallel: part 0 on the calling thread, the others on the pool's
+/// spinning workers; returns when all are done. Nested calls, and calls while another thread
+/// runs a region, run every part on the calling thread.
+void fk_parallel(int count, void (*fn)(void *ctx, int part), void *ctx);
 
 #endif

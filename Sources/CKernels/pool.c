@@ -1,0 +1,123 @@
+// The worker threads of the runtime's parallel regions (Runtime/Parallel.swift's parallelFor).
+//
+// Why not libdispatch: on this project's 2-core VM, DispatchQueue.concurrentPerform wakes its
+// worker in about 30 us, so a region of two 19 us halves took 52 us against 38 us serially,
+// and a batch-1 inference has some twenty such regions. Here the workers spin on a generation
+// counter for a while after each region (a pause loop, then sched_yield so that other runnable
+// threads such as OpenBLAS's get the core), then sleep on a condition variable.
+//
+// One region at a time: the caller that holds the pool runs part 0 and the workers parts
+// 1..count-1 (participant p runs parts p, p + P, ... for P participants); a call from a worker
+// (nested) or while another thread holds the pool runs all its parts serially on the calling
+// thread. The parts are the same either way, so results do not depend on which path ran.
+#include "ckernels.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#define FK_MAX_WORKERS 63
+/// Pause iterations before a waiting thread starts yielding, and yields before a worker sleeps.
+#define FK_SPIN_PAUSES 4000
+#define FK_SPIN_YIELDS 2000
+
+static pthread_mutex_t fk_pool_owner = PTHREAD_MUTEX_INITIALIZER;  // held by the running caller
+static pthread_mutex_t fk_pool_lock = PTHREAD_MUTEX_INITIALIZER;   // guards sleeping / wake-ups
+static pthread_cond_t fk_pool_wake = PTHREAD_COND_INITIALIZER;
+
+static _Atomic unsigned long fk_generation;
+static _Atomic int fk_sleeping;
+static _Atomic int fk_remaining;
+static int fk_workers;  // started so far (only the owner changes it)
+static unsigned long fk_created_generation;  // the generation before the region a worker was started for
+
+// The current region (written by the owner before the generation is bumped).
+static void (*fk_fn)(void *, int);
+static void *fk_ctx;
+static int fk_count, fk_participants;
+
+static _Thread_local int fk_is_worker;
+
+static inline void fk_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void fk_run_parts(int participant) {
+    for (int i = participant; i < fk_count; i += fk_participants) fk_fn(fk_ctx, i);
+}
+
+static void *fk_worker_main(void *arg) {
+    const int self = (int)(long)arg;
+    fk_is_worker = 1;
+    // Not the current generation: the region this worker was started for may be published before
+    // the thread first runs. (The owner waits for every worker's acknowledgement, so no later
+    // worker creation overwrites this before it is read.)
+    unsigned long seen = fk_created_generation;
+    for (;;) {
+        // Wait for the next region: spin, then yield, then sleep.
+        unsigned long now;
+        int spins = 0;
+        while ((now = atomic_load_explicit(&fk_generation, memory_order_acquire)) == seen) {
+            if (spins < FK_SPIN_PAUSES) { fk_cpu_relax(); spins++; continue; }
+            if (spins < FK_SPIN_PAUSES + FK_SPIN_YIELDS) { sched_yield(); spins++; continue; }
+            pthread_mutex_lock(&fk_pool_lock);
+            atomic_fetch_add(&fk_sleeping, 1);
+            while (atomic_load(&fk_generation) == seen) pthread_cond_wait(&fk_pool_wake, &fk_pool_lock);
+            atomic_fetch_sub(&fk_sleeping, 1);
+            pthread_mutex_unlock(&fk_pool_lock);
+        }
+        seen = now;
+        if (self < fk_participants) fk_run_parts(self);
+        atomic_fetch_sub_explicit(&fk_remaining, 1, memory_order_acq_rel);
+    }
+    return 0;
+}
+
+/// Starts workers until there are `want` (or as many as could be started).
+static void fk_start_workers(int want) {
+    fk_created_generation = atomic_load(&fk_generation);
+    while (fk_workers < want) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int failed = pthread_create(&thread, &attr, fk_worker_main, (void *)(long)(fk_workers + 1));
+        pthread_attr_destroy(&attr);
+        if (failed) break;
+        fk_workers++;
+    }
+}
+
+void fk_parallel(int count, void (*fn)(void *ctx, int part), void *ctx) {
+    if (count <= 0) return;
+    if (count == 1 || fk_is_worker || pthread_mutex_trylock(&fk_pool_owner) != 0) {
+        for (int i = 0; i < count; i++) fn(ctx, i);
+        return;
+    }
+    fk_start_workers(count - 1 < FK_MAX_WORKERS ? count - 1 : FK_MAX_WORKERS);
+    const int workers = fk_workers;
+    if (workers == 0) {
+        pthread_mutex_unlock(&fk_pool_owner);
+        for (int i = 0; i < count; i++) fn(ctx, i);
+        return;
+    }
+    fk_fn = fn;
+    fk_ctx = ctx;
+    fk_count = count;
+    fk_participants = count < workers + 1 ? count : workers + 1;
+    // Every started worker acknowledges the region (idle ones run no part) before it returns.
+    atomic_store(&fk_remaining, workers);
+    atomic_fetch_add(&fk_generation, 1);  // sequentially consistent: pairs with fk_sleeping
+    if (atomic_load(&fk_sleeping) > 0) {
+        pthread_mutex_lock(&fk_pool_lock);
+        pthread_cond_broadcast(&fk_pool_wake);
+        pthread_mutex_unlock(&fk_pool_lock);
+    }
+    fk_run_parts(0);
+    int spins = 0;
+    while (atomic_load_explicit(&fk_remaining, memory_order_acquire) > 0) {
+        if (spins < FK_SPIN_PAUSES) { fk_cpu_relax(); spins++; } else sched_yield();
+    }
+    pthread_mutex_unlock(&fk_pool_owner);
+}
