@@ -25,8 +25,17 @@ public func denseForward<T: BLASReal>(
             }
         }
     } else {
-        T.gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures,
-               alpha: 1, a: x, lda: inFeatures, b: w, ldb: inFeatures, beta: 0, c: y, ldc: outFeatures)
+        // With threads, each takes a range of samples (OpenBLAS single-threaded inside): no
+        // OpenBLAS threads left spinning against the runtime's workers after the call.
+        let parts = max(1, min(threads, n))
+        withSingleThreadedBLAS(parts) {
+            parallelFor(parts) { t in
+                let r = splitRange(n, parts: parts, t)
+                T.gemm(transA: false, transB: true, m: r.count, n: outFeatures, k: inFeatures,
+                       alpha: 1, a: x + r.lowerBound * inFeatures, lda: inFeatures, b: w, ldb: inFeatures, beta: 0,
+                       c: y + r.lowerBound * outFeatures, ldc: outFeatures)
+            }
+        }
     }
     if let b {
         for s in 0..<n {

@@ -11,6 +11,8 @@
 //   backward  dz[O, ld] = the pre-activation gradient (relu mask, batchnorm backward) in one pass,
 //             db += row sums of dz; dw_t[O, K] += dz * col^T (one GEMM per chunk);
 //             col = w^T * dz, then col2im into dx.
+// With fewer samples than threads (batch 1), the forward instead splits the output channels:
+// one im2col per sample, then each thread's GEMM rows (fk_sgemm) and their epilogue.
 // Reductions over the batch (dw, db, batch statistics, batchnorm gradient sums) are per thread
 // and added in thread order afterwards: bitwise reproducible for a given thread count.
 // Training batchnorm normalizes in a second pass (the statistics need the whole batch);
@@ -81,6 +83,11 @@ public func fastConvForward(
 ) {
     let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth, O = g.outChannels
     let S = min(fastConvChunk(g), scratch.maxChunk), T = max(1, min(threads, n))
+    if T < threads, O >= 2 * threads {
+        fastConvForwardSplitChannels(out, x, w, b, preRelu: preRelu, scale: scale, shift: shift, postRelu: postRelu,
+                                     stats: stats, n: n, g, threads: threads, scratch: scratch)
+        return
+    }
     withSingleThreadedBLAS(T) {
         parallelFor(T) { t in
             let col = scratch.floats[t], acc = col + S * K * P
@@ -97,6 +104,34 @@ public func fastConvForward(
                                  postRelu ? 1 : 0, stats == nil ? nil : sum, stats == nil ? nil : sumsq)
                 s0 = s1
             }
+        }
+    }
+    if let stats { addThreadStatistics(scratch, threads: T, channels: O, into: stats) }
+}
+
+/// `fastConvForward` when there are fewer samples than threads (batch 1): sample by sample, one
+/// im2col, then the threads split the output channels — the GEMM rows (on `fk_sgemm`, which
+/// does not pack: at batch 1 the first conv's product is 32 x 2304 x 9) and their epilogue.
+/// Thread t's statistics are its own channels' sums (zeros elsewhere), added in thread order.
+private func fastConvForwardSplitChannels(
+    _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
+    preRelu: Bool, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, postRelu: Bool,
+    stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)?,
+    n: Int, _ g: ConvGeometry, threads T: Int, scratch: FastScratch
+) {
+    let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth, O = g.outChannels
+    let col = scratch.floats[0], acc = col + K * P
+    for t in 0..<T where stats != nil { scratch.doubles[t].update(repeating: 0, count: 2 * O) }
+    for s in 0..<n {
+        im2colChunk(col, x, s, s + 1, g)
+        parallelFor(T) { t in
+            let r = splitRange(O, parts: T, t), o0 = r.lowerBound
+            guard !r.isEmpty else { return }
+            fk_sgemm(0, i32(r.count), i32(P), i32(K), w + o0 * K, K, col, P, acc + o0 * P, P, 0)
+            let sum = scratch.doubles[t] + o0, sumsq = scratch.doubles[t] + O + o0
+            fk_conv_epilogue(out + (s * O + o0) * P, acc + o0 * P, i32(r.count), 1, P, b.map { $0 + o0 },
+                             preRelu ? 1 : 0, scale.map { $0 + o0 }, shift.map { $0 + o0 }, postRelu ? 1 : 0,
+                             stats == nil ? nil : sum, stats == nil ? nil : sumsq)
         }
     }
     if let stats { addThreadStatistics(scratch, threads: T, channels: O, into: stats) }

@@ -31,28 +31,28 @@ final class FastKernelTests: RuntimeTestCase {
 
     func testConvForwardMatchesNaive() {
         var rng = TestRNG(seed: 1)
-        for g in geometries {
-            let n = 5
+        for (g, n) in geometries.map({ ($0, 5) }) + [(geometries[0], 1), (geometries[1], 1)] {
             let x = floats(&rng, n * g.inChannels * g.inHeight * g.inWidth)
             let w = floats(&rng, g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
             let b = floats(&rng, g.outChannels)
             let count = n * g.outChannels * g.outHeight * g.outWidth
             let want = Buf<Float>(zeros: count)
             conv2dForwardNaive(want.p, x.c, w.c, b.c, n: n, g)
-            for threads in [1, 2] {
+            for threads in [1, 2, 3] {
                 let y = Buf<Float>(zeros: count)
                 fastConvForward(y.p, x.c, w.c, b.c, preRelu: false, scale: nil, shift: nil, postRelu: false, stats: nil,
                                 n: n, g, threads: threads, scratch: scratch(g, threads: threads, maxChunk: 2))
-                assertClose(y.array, want.array, tol: 1e-5, "conv forward, \(threads) threads")
+                assertClose(y.array, want.array, tol: 1e-5, "conv forward, n \(n), \(threads) threads")
             }
         }
     }
 
     func testFusedTrainForwardAndBackwardMatchReference() {
         var rng = TestRNG(seed: 2)
-        for g in geometries {
+        // n = 1 with 2 and 3 threads: the forward splits the output channels (batch 1).
+        for (g, n) in geometries.map({ ($0, 5) }) + [(geometries[0], 1)] {
             for e in epilogues {
-                let n = 5, O = g.outChannels
+                let O = g.outChannels
                 let P: Int = g.outHeight * g.outWidth
                 let xCount: Int = n * g.inChannels * g.inHeight * g.inWidth
                 let yCount: Int = n * O * P
@@ -84,7 +84,7 @@ final class FastKernelTests: RuntimeTestCase {
                 fusedTrainBackward(dx: dx0.p, dw: dw0.p, db: dbOut0, dgamma: dgOut0, dbeta: dbeOut0,
                                    dy: dy.c, x: x.c, w: w.c, y: yIn, bnInput: zIn,
                                    gamma: gammaIn, mean: meanIn, variance: varIn, n: n, .conv2d(g), e)
-                for threads in [1, 2] {
+                for threads in n == 1 ? [2, 3] : [1, 2] {
                     let sc = scratch(g, threads: threads, maxChunk: 2)
                     let what = "\(e), stride \(g.stride), \(threads) threads"
                     let y = Buf<Float>(zeros: yCount), z = Buf<Float>(zeros: yCount)

@@ -121,3 +121,29 @@ final class SmallGemmTests: RuntimeTestCase {
 
 /// A pointer handed to the threads of a test; each writes its own element.
 private struct SendablePointer: @unchecked Sendable { let value: UnsafeMutablePointer<Int> }
+
+/// The threaded dense forward (rows of the weights split for one sample, samples split for a
+/// batch) against a double triple loop.
+final class ThreadedDenseTests: RuntimeTestCase {
+    func testDenseForwardWithThreadsMatchesDouble() {
+        var rng = TestRNG(seed: 31)
+        let inF = 37, outF = 70
+        let w = rng.array(outF * inF).map(Float.init), b = rng.array(outF).map(Float.init)
+        for n in [1, 2, 5] {
+            let x = rng.array(n * inF).map(Float.init)
+            for threads in [1, 2, 3] {
+                let y = Buf<Float>(zeros: n * outF)
+                denseForward(y.p, Buf(x).c, Buf(w).c, Buf(b).c, n: n, inFeatures: inF, outFeatures: outF, threads: threads)
+                var worst = 0.0
+                for s in 0..<n {
+                    for o in 0..<outF {
+                        var want = Double(b[o])
+                        for i in 0..<inF { want += Double(x[s * inF + i]) * Double(w[o * inF + i]) }
+                        worst = max(worst, abs(Double(y.p[s * outF + o]) - want))
+                    }
+                }
+                XCTAssertLessThan(worst, 1e-5, "n \(n), \(threads) threads")
+            }
+        }
+    }
+}
