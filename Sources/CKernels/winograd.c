@@ -42,7 +42,7 @@
 } while (0)
 
 CLONES
-void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1) {
+void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, int gradInput) {
     static const double G[6][3] = {
         {1.0 / 4, 0, 0},
         {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -54,12 +54,15 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1) 
     const long plane = (long)O * C;
     for (int o = o0; o < o1; o++) {
         for (int c = 0; c < C; c++) {
-            const float *g = w + ((long)o * C + c) * 9;
+            const float *w9 = w + ((long)o * C + c) * 9;
+            float g[9];  // the filter, rotated by 180 degrees for the gradient
+            for (int k = 0; k < 9; k++) g[k] = gradInput ? w9[8 - k] : w9[k];
             double t[6][3];  // G g
             for (int i = 0; i < 6; i++)
                 for (int k = 0; k < 3; k++)
                     t[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
-            float *uo = u + (long)c * O + o;
+            // Forward: input channel c, output o. Gradient: input channel o, output c.
+            float *uo = gradInput ? u + (long)o * C + c : u + (long)c * O + o;
             for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 6; j++)  // (G g) G^T
                     uo[(i * 6 + j) * plane] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
@@ -68,8 +71,8 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1) 
 }
 
 CLONES
-void fk_winograd_input(float *v, long ldv, const float *x, int S, int C, int c0, int c1, int H, int W,
-                       float *work) {
+void fk_winograd_input(float *v, long ldv, const float *x, long sampleStride, long channelStride, int S, int C,
+                       int c0, int c1, int H, int W, float *work) {
     const int tH = (H + 3) / 4, tW = (W + 3) / 4;
     const long nt = (long)S * tH * tW;
     float *d = work;               // (36, nt): the gathered 6x6 patches, one tile per column
@@ -77,7 +80,7 @@ void fk_winograd_input(float *v, long ldv, const float *x, int S, int C, int c0,
     const int padLen = 4 * tW + 2;
     for (int c = c0; c < c1; c++) {
         for (int s = 0; s < S; s++) {
-            const float *xc = x + ((long)s * C + c) * H * W;
+            const float *xc = x + (long)s * sampleStride + (long)c * channelStride;
             for (int th = 0; th < tH; th++) {
                 const long t0 = ((long)s * tH + th) * tW;
                 for (int r = 0; r < 6; r++) {

@@ -1,6 +1,8 @@
 // choose-conv-algorithms: for each forward convolution of a lowered plan that Winograd
-// F(4x4,3x3) can compute (3x3, stride 1, padding 1: `winogradGeometry(of:)`), decide between
-// Winograd and the direct im2col + GEMM kernel, and record why.
+// F(4x4,3x3) can compute (3x3, stride 1, padding 1: `winogradGeometry(of:)`), and for each
+// fused training backward of one that computes the input gradient (itself such a
+// convolution, of dz with the rotated filters), decide between Winograd and the direct
+// im2col + GEMM kernel, and record why.
 //
 // The check is per layer and against the direct kernel, on the layer's own weights: the plan
 // runs once on a seeded probe batch (images in the input's range, every label 0, dropout
@@ -9,7 +11,8 @@
 // activations and parameter values (the plan's, taken before the run: a training plan updates
 // its weights in the run), and
 //
-//   error = max |winograd - direct| / max |direct|        (over the step's first output)
+//   error = max |winograd - direct| / max |direct|        (over the step's first output:
+//                                                          y forward, dx backward)
 //
 // is recorded in `PlanMetadata.winogradErrors` under the step's name. Policy `auto` marks a
 // step `.winograd` when its error is at most the tolerance and it has at least
@@ -74,9 +77,16 @@ public func chooseConvAlgorithms(_ plan: Plan, policy: ConvAlgorithmPolicy, tole
             let b = plan.buffers[step.inputs[k]]
             return plan.parameters[b.name] ?? ex.buffer(step.inputs[k])
         }
-        let x = ex.buffer(step.inputs[0])
         let direct = ex.buffer(step.outputs[0])
-        let winograd = winogradForward(step, g, x: x, parameter: parameter, batch: batch)
+        let winograd: [Float]
+        if winogradIsGradInput(step.kernel) {
+            // A parameter by name when the plan has it, else the run's value (batch statistics,
+            // activations, the output gradient).
+            func value(_ k: Int) -> [Float] { plan.parameters[plan.buffers[step.inputs[k]].name] ?? ex.buffer(step.inputs[k]) }
+            winograd = winogradGradInput(step, g, value: value, batch: batch)
+        } else {
+            winograd = winogradForward(step, g, x: ex.buffer(step.inputs[0]), parameter: parameter, batch: batch)
+        }
         var diff = 0.0, scale = 0.0
         for (a, b) in zip(winograd, direct) {
             diff = max(diff, abs(Double(a) - Double(b)))
@@ -93,6 +103,38 @@ public func chooseConvAlgorithms(_ plan: Plan, policy: ConvAlgorithmPolicy, tole
         out.steps[s].algorithm = chosen ? .winograd : .direct
     }
     return (out, errors)
+}
+
+/// A fused training backward step's input gradient (its first output) with dx by Winograd,
+/// from the step's inputs (by slot), for a batch of `batch`.
+private func winogradGradInput(_ step: Step, _ g: ConvGeometry, value: (Int) -> [Float], batch n: Int) -> [Float] {
+    guard case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad) = step.kernel else { return [] }
+    var owned: [UnsafeMutableBufferPointer<Float>] = []
+    defer { for b in owned { b.deallocate() } }
+    func buffer(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(values.count, 1))
+        _ = b.initialize(from: values)
+        owned.append(b)
+        return b.baseAddress!
+    }
+    func zeros(_ count: Int) -> UnsafeMutablePointer<Float> { buffer([Float](repeating: 0, count: count)) }
+    func slot(_ k: Int?) -> UnsafePointer<Float>? { k.map { UnsafePointer(buffer(value($0))) } }
+    let need = fastConvScratch(g, maxChunk: n)
+    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: need.doubles)
+    doubles.initialize(repeating: 0, count: need.doubles)
+    defer { doubles.deallocate() }
+    let scratch = FastScratch(floats: [zeros(need.floats)], doubles: [doubles], maxChunk: n)
+    let u = zeros(winogradFilterCount(g))
+    winogradGradInputFilterTransform(u, buffer(value(2)), g)
+    let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
+    let O = g.outChannels, count = n * g.inChannels * g.inHeight * g.inWidth
+    let dx = zeros(count)
+    // dgamma and dbeta always: the batchnorm backward needs its sums to form dz.
+    fastFusedConvTrainBackward(dx: dx, dw: nil, db: nil, dgamma: e.hasBatchnorm ? zeros(O) : nil,
+                               dbeta: e.hasBatchnorm ? zeros(O) : nil, dy: slot(0)!, x: slot(1)!, w: slot(2)!,
+                               y: slot(p.y), bnInput: slot(p.bnInput), gamma: slot(p.gamma), mean: slot(p.mean),
+                               variance: slot(p.variance), n: n, g, e, threads: 1, scratch: scratch, gradInputFilters: u)
+    return Array(UnsafeBufferPointer(start: dx, count: count))
 }
 
 /// Step `step`'s first output computed by the Winograd kernels from input x and the step's

@@ -506,7 +506,7 @@ public final class Executor<T: BLASReal> {
             guard let count = layout.cached[s] else { cache.append(nil); weight.append(-1); continue }
             let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
             p.initialize(repeating: 0, count: count)
-            cache.append(p); weight.append(step.inputs[1])
+            cache.append(p); weight.append(step.inputs[winogradWeightSlot(of: step.kernel)])
         }
         let shared = layout.shared
         winogradCache = cache
@@ -522,15 +522,23 @@ public final class Executor<T: BLASReal> {
     /// Step s's transformed filters (weights in buffer w): the cache, recomputed when stale, or
     /// the shared area, recomputed now.
     private func winogradFilters(_ s: Int, _ w: Int, _ g: ConvGeometry, threads: Int) -> UnsafePointer<Float> {
+        let gradInput = winogradIsGradInput(plan.steps[s].kernel)
+        func transform(_ u: UnsafeMutablePointer<Float>) {
+            if gradInput {
+                winogradGradInputFilterTransform(u, cf(w), g, threads: threads)
+            } else {
+                winogradFilterTransform(u, cf(w), g, threads: threads)
+            }
+        }
         if let u = winogradCache[s] {
             if winogradStale[s] {
-                winogradFilterTransform(u, cf(w), g, threads: threads)
+                transform(u)
                 winogradStale[s] = false
             }
             return UnsafePointer(u)
         }
         let u = winogradShared.unsafelyUnwrapped
-        winogradFilterTransform(u, cf(w), g, threads: threads)
+        transform(u)
         return UnsafePointer(u)
     }
 
@@ -546,7 +554,7 @@ public final class Executor<T: BLASReal> {
         let sc = scratch.unsafelyUnwrapped, t = max(threads, 1)
         let plain = FusedEpilogue(bias: false, relu: false, batchnorm: .none, epsilon: 0)
         if let g = winogradGeometry(step) {
-            let u = winogradFilters(s, i[1], g, threads: t)
+            let u = winogradFilters(s, i[winogradWeightSlot(of: step.kernel)], g, threads: t)
             switch step.kernel {
             case .conv2d(_, let bias):
                 winogradConvForward(ff(o[0]), cf(i[0]), u, bias ? cf(i[2]) : nil, preRelu: false, scale: nil, shift: nil,
@@ -563,6 +571,15 @@ public final class Executor<T: BLASReal> {
                                               cf(i[0]), u, e.bias ? cf(i[2]) : nil,
                                               gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
                                               n: n, g, e, threads: t, scratch: sc)
+            case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad):
+                // dx by Winograd, the rest as the direct backward.
+                let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
+                fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
+                                           dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
+                                           dy: cf(i[0]), x: cf(i[1]), w: cf(i[2]), y: p.y.map { cf(i[$0]) },
+                                           bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
+                                           mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
+                                           n: n, g, e, threads: t, scratch: sc, gradInputFilters: u)
             default:
                 return false
             }

@@ -10,7 +10,8 @@
 //             shift, (training) the per-channel sum and sum of squares for the batch statistics.
 //   backward  dz[O, ld] = the pre-activation gradient (relu mask, batchnorm backward) in one pass,
 //             db += row sums of dz; dw_t[O, K] += dz * col^T (one GEMM per chunk);
-//             col = w^T * dz, then col2im into dx.
+//             col = w^T * dz, then col2im into dx — or, for a 3x3 "same" convolution the
+//             plan marks Winograd, dx by F(4x4,3x3) from dz in the freed col panel.
 // With fewer samples than threads (batch 1), the forward instead splits the output channels:
 // one im2col per sample, then each thread's GEMM rows (fk_sgemm) and their epilogue.
 // Reductions over the batch (dw, db, batch statistics, batchnorm gradient sums) are per thread
@@ -244,7 +245,8 @@ public func fastFusedConvTrainBackward(
     dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafePointer<Float>?,
     bnInput: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?,
     mean: UnsafePointer<Float>?, variance: UnsafePointer<Float>?,
-    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
+    gradInputFilters: UnsafePointer<Float>? = nil   // winogradGradInputFilterTransform(w): dx by Winograd
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     let xStride = g.inChannels * g.inHeight * g.inWidth
@@ -307,7 +309,11 @@ public func fastFusedConvTrainBackward(
                     Float.gemm(transA: false, transB: true, m: O, n: K, k: ld, alpha: 1, a: dz, lda: ld,
                                b: col, ldb: ld, beta: s0 == range.lowerBound ? 0 : 1, c: dwT, ldc: K)
                 }
-                if let dx {
+                if let dx, let u = gradInputFilters, isWinogradGeometry(g),
+                   winogradGradInputScratch(g, samples: s1 - s0) <= S * K * P {
+                    // The im2col panel is free once dw has its product: Winograd's V and M go there.
+                    winogradGradInputChunk(dx + s0 * xStride, dz, u, samples: s1 - s0, g, work: col)
+                } else if let dx {
                     Float.gemm(transA: true, transB: false, m: K, n: ld, k: O, alpha: 1, a: w, lda: K,
                                b: dz, ldb: ld, beta: 0, c: col, ldc: ld)
                     (dx + s0 * xStride).update(repeating: 0, count: (s1 - s0) * xStride)

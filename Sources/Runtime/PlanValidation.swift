@@ -250,13 +250,28 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
 }
 
 /// The geometry of a step the Winograd path can compute (forward convolutions whose geometry
-/// `isWinogradGeometry` accepts), or nil.
+/// `isWinogradGeometry` accepts, and the fused training backward of one when it computes the
+/// input gradient: that is a 3x3 "same" convolution too), or nil.
 public func winogradGeometry(of k: Kernel) -> ConvGeometry? {
     switch k {
     case .conv2d(let g, _), .fused(.conv2d(let g), _), .fusedTrain(.conv2d(let g), _):
         return isWinogradGeometry(g) ? g : nil
+    case .fusedTrainGrad(.conv2d(let g), _, true, _):
+        return isWinogradGeometry(g) ? g : nil
     default: return nil
     }
+}
+
+/// The input slot of a Winograd step's weights (after dy in the backward).
+public func winogradWeightSlot(of k: Kernel) -> Int {
+    if case .fusedTrainGrad = k { return 2 }
+    return 1
+}
+
+/// Whether a Winograd step transforms its filters for the input gradient (a backward step).
+public func winogradIsGradInput(_ k: Kernel) -> Bool {
+    if case .fusedTrainGrad = k { return true }
+    return false
 }
 
 /// Whether a convolution's output may overwrite its input: only when a sample's output is

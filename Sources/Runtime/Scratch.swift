@@ -8,7 +8,8 @@
 //     largest batch (`fastScratchElements`);
 //   - the Winograd filter transforms: one per step whose weights nothing in the plan writes
 //     (cached across runs), plus one shared area for the steps transformed every run
-//     (training) (`winogradFilterLayout`).
+//     (training: the forward's and the input gradient's) (`winogradFilterLayout`). The
+//     Winograd input gradient needs no panels of its own: it uses the backward's im2col panel.
 // The executor allocates with these same functions.
 
 /// The geometry of a step the Winograd path computes under an executor's `winograd` setting
@@ -35,9 +36,10 @@ func winogradFilterLayout(_ plan: Plan, winograd: Bool?) -> (cached: [Int?], sha
     var cached: [Int?] = [], shared = 0
     for step in plan.steps {
         guard let g = winogradGeometry(step, winograd: winograd) else { cached.append(nil); continue }
-        let w = step.inputs[1]
+        let w = step.inputs[winogradWeightSlot(of: step.kernel)]
         var cacheable = plan.buffers[w].role != .intermediate && !written.contains(w)
         if case .fusedTrain = step.kernel { cacheable = false }
+        if winogradIsGradInput(step.kernel) { cacheable = false }
         if cacheable {
             cached.append(winogradFilterCount(g))
         } else {

@@ -86,7 +86,21 @@ public func winogradFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: Unsaf
     let T = max(1, min(threads, O))
     parallelFor(T) { t in
         let r = splitRange(O, parts: T, t)
-        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound))
+        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound), 0)
+    }
+}
+
+/// u (36, O, C) <- the transform of the convolution that computes the input gradient of g
+/// (dx = conv(dz, w rotated by 180 degrees, channels swapped): O input channels, C output
+/// channels), in double, rounded once. The U of `winogradGradInput`.
+public func winogradGradInputFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+                                             _ g: ConvGeometry, threads: Int = 1) {
+    precondition(isWinogradGeometry(g), "not a Winograd geometry: \(g)")
+    let O = g.outChannels, C = g.inChannels
+    let T = max(1, min(threads, O))
+    parallelFor(T) { t in
+        let r = splitRange(O, parts: T, t)
+        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound), 1)
     }
 }
 
@@ -158,7 +172,8 @@ public func winogradConvForward(
                 while s0 < range.upperBound {
                     let s1 = min(range.upperBound, s0 + S), nt = (s1 - s0) * tiles
                     let m = v + 36 * C * nt, work = m + 36 * O * nt
-                    fk_winograd_input(v, C * nt, x + s0 * C * P, i32(s1 - s0), i32(C), 0, i32(C), i32(H), i32(W), work)
+                    fk_winograd_input(v, C * nt, x + s0 * C * P, C * P, P, i32(s1 - s0), i32(C), 0, i32(C), i32(H), i32(W),
+                                      work)
                     tileProducts(m, v, u, nt: nt, C: C, O: O, columns: 0..<O)
                     fk_winograd_output(out + s0 * O * P, m, nt * O, O, i32(s1 - s0), i32(O), 0, i32(O), i32(H), i32(W),
                                        b, pre, scale, shift, post, stats == nil ? nil : sum, stats == nil ? nil : sumsq)
@@ -173,7 +188,7 @@ public func winogradConvForward(
                     let c = splitRange(C, parts: T, t)
                     guard !c.isEmpty else { return }
                     let work = scratch.floats[t] + 36 * (C + O) * nt
-                    fk_winograd_input(v, C * nt, x + s * C * P, 1, i32(C), i32(c.lowerBound), i32(c.upperBound),
+                    fk_winograd_input(v, C * nt, x + s * C * P, C * P, P, 1, i32(C), i32(c.lowerBound), i32(c.upperBound),
                                       i32(H), i32(W), work)
                 }
                 parallelFor(T) { t in
@@ -197,13 +212,37 @@ public func winogradConvForward(
 /// the vector dimension (tiles can be as few as 9 at batch 1), and `fk_sgemm` reads both in
 /// place: OpenBLAS's packing would cost as much as these small products.
 @inline(__always)
-private func tileProducts(_ m: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
+func tileProducts(_ m: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
                           nt: Int, C: Int, O: Int, columns: Range<Int>) {
     let width = columns.count
     for xi in 0..<36 {
         fk_sgemm(1, i32(nt), i32(width), i32(C), v + xi * C * nt, nt, u + xi * C * O + columns.lowerBound, O,
                  m + xi * nt * width, width, 0)
     }
+}
+
+// MARK: - The input gradient
+
+/// Floats `winogradGradInputChunk` uses for a chunk of `samples` samples: V (36*O*nt), M
+/// (36*C*nt) and the input transform's work.
+public func winogradGradInputScratch(_ g: ConvGeometry, samples: Int) -> Int {
+    let nt = samples * tilesPerSample(g)
+    return 36 * (g.inChannels + g.outChannels) * nt + winogradWorkCount(g, nt: nt)
+}
+
+/// dx (samples, C, H, W) = the input gradient of convolution g for a chunk, from its
+/// pre-activation gradient dz laid out as the backward's GEMM panels (O, samples, H*W): the
+/// convolution of dz with the filters rotated by 180 degrees and their channels swapped, a 3x3
+/// "same" convolution itself, by F(4x4,3x3) with u = `winogradGradInputFilterTransform(w)`.
+/// Writes dx (no accumulation); `work` holds `winogradGradInputScratch(g, samples:)` floats.
+func winogradGradInputChunk(_ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
+                            samples S: Int, _ g: ConvGeometry, work: UnsafeMutablePointer<Float>) {
+    let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth, P = H * W
+    let nt = S * tilesPerSample(g)
+    let v = work, m = v + 36 * O * nt, rest = m + 36 * C * nt
+    fk_winograd_input(v, O * nt, dz, P, S * P, i32(S), i32(O), 0, i32(O), i32(H), i32(W), rest)
+    tileProducts(m, v, u, nt: nt, C: O, O: C, columns: 0..<C)
+    fk_winograd_output(dx, m, nt * C, C, i32(S), i32(C), 0, i32(C), i32(H), i32(W), nil, 0, nil, nil, 0, nil, nil)
 }
 
 /// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running

@@ -71,10 +71,22 @@ final class ConvAlgorithmTests: XCTestCase {
         XCTAssertNil(direct.metadata.winogradErrors)
         let unprobed = try compiled(.auto, probe: false)
         XCTAssertEqual(algorithms(unprobed), candidates, "the Winograd check does not depend on the pass probe")
-        // Training plans choose for the training forward (fused with batch statistics).
+        // Training plans choose for the training forward (fused with batch statistics) and for
+        // the fused backward steps that compute a candidate's input gradient: b's only (a's input
+        // is the data, so its backward computes no dx; c, with no epilogue, is not fused and
+        // its gradient steps stay direct).
         let training = try compiled(.auto, mode: .training, batch: 4)
-        XCTAssertEqual(algorithms(training)["b_bn"], .winograd)
+        let trained = algorithms(training)
+        XCTAssertEqual(trained["b_bn"], .winograd)
         XCTAssertLessThan(training.metadata.winogradErrors?["b_bn"] ?? 1, 1e-4)
+        let backward = training.steps.filter { winogradIsGradInput($0.kernel) && winogradGeometry(of: $0.kernel) != nil }
+        XCTAssertEqual(backward.map(\.name), ["grad.a_bn"], "\(trained)")
+        for step in backward {
+            XCTAssertEqual(step.algorithm, .winograd, step.name)
+            let e = try XCTUnwrap(training.metadata.winogradErrors?[step.name], step.name)
+            XCTAssertGreaterThan(e, 0, "\(step.name): Winograd dx is not bitwise the direct one")
+            XCTAssertLessThan(e, 1e-4, step.name)
+        }
     }
 
     /// An executor follows the plan's marks by default (results within the recorded error of

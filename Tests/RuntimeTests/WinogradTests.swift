@@ -198,6 +198,54 @@ final class WinogradTests: RuntimeTestCase {
         print("Winograd max error relative to the output magnitude:\n  " + report.joined(separator: "\n  "))
     }
 
+    /// The fused backward with dx by Winograd (`gradInputFilters`) against the same backward
+    /// with dx by GEMM + col2im: dx within the Winograd tolerance, every other gradient bitwise
+    /// (they do not depend on how dx is computed). Several chunks per thread, 1 and 2 threads,
+    /// partial tiles, a chunk the col panel cannot hold V and M for (the GEMM path then).
+    func testGradInputMatchesDirectBackward() {
+        var rng = TestRNG(seed: 29)
+        let epilogues = [
+            FusedEpilogue(bias: true, relu: true, batchnorm: .beforeRelu, epsilon: 1e-3),
+            FusedEpilogue(bias: false, relu: true, batchnorm: .afterRelu, epsilon: 1e-3),
+            FusedEpilogue(bias: true, relu: false, batchnorm: .none, epsilon: 1e-3),
+        ]
+        for (g, n) in [(same(8, 16, 12, 12), 5), (same(6, 5, 9, 7), 3), (same(1, 32, 8, 8), 2)] {
+            let C = g.inChannels, O = g.outChannels, P = g.outHeight * g.outWidth
+            let x = Buf(floats(&rng, n * C * P)), w = Buf(floats(&rng, O * C * 9, -0.5, 0.5))
+            let dy = Buf(floats(&rng, n * O * P)), y = Buf(floats(&rng, n * O * P, 0, 1))
+            let z = Buf(floats(&rng, n * O * P)), gamma = Buf(floats(&rng, O, 0.5, 1.5))
+            let mean = Buf(floats(&rng, O, -0.1, 0.1)), variance = Buf(floats(&rng, O, 0.5, 1.5))
+            let u = Buf<Float>(zeros: winogradFilterCount(g))
+            winogradGradInputFilterTransform(u.p, w.c, g, threads: 2)
+            for e in epilogues {
+                for threads in [1, 2] {
+                    let need = fastConvScratch(g, maxChunk: 2)
+                    let sc = FastScratch(floats: (0..<threads).map { _ in Buf<Float>(zeros: need.floats).p },
+                                         doubles: (0..<threads).map { _ in Buf<Double>(zeros: need.doubles).p }, maxChunk: 2)
+                    func run(_ filters: UnsafePointer<Float>?) -> [[Float]] {
+                        let dx = Buf<Float>(zeros: n * C * P), dw = Buf<Float>(zeros: O * C * 9)
+                        let db = Buf<Float>(zeros: O), dg = Buf<Float>(zeros: O), dbe = Buf<Float>(zeros: O)
+                        let bn = e.hasBatchnorm
+                        fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: e.bias ? db.p : nil, dgamma: bn ? dg.p : nil,
+                                                   dbeta: bn ? dbe.p : nil, dy: dy.c, x: x.c, w: w.c,
+                                                   y: e.backwardReadsOutput ? y.c : nil, bnInput: bn ? z.c : nil,
+                                                   gamma: bn ? gamma.c : nil, mean: bn ? mean.c : nil,
+                                                   variance: bn ? variance.c : nil, n: n, g, e, threads: threads,
+                                                   scratch: sc, gradInputFilters: filters)
+                        return [dx.array, dw.array, db.array, dg.array, dbe.array]
+                    }
+                    let direct = run(nil), winograd = run(u.c)
+                    let what = "\(C)->\(O) \(g.inHeight)x\(g.inWidth) \(e) \(threads) threads"
+                    XCTAssertLessThan(relativeError(winograd[0], direct[0].map(Double.init)), winogradTolerance, "dx " + what)
+                    XCTAssertEqual(Array(winograd[1...]), Array(direct[1...]), "dw, db, dgamma, dbeta " + what)
+                    // Where V and M fit the col panel, dx really came from Winograd (other roundings).
+                    let fits = winogradGradInputScratch(g, samples: 2) <= 2 * C * 9 * P
+                    XCTAssertEqual(winograd[0] == direct[0], !fits, "which path computed dx, " + what)
+                }
+            }
+        }
+    }
+
     /// The fused wrappers against the generic fused kernels run in Double.
     func testFusedInferenceAndTrainingForwardMatchDoubleReference() {
         var rng = TestRNG(seed: 14)

@@ -144,18 +144,21 @@ struct PlanFacts {
     }
 }
 
-/// The forward convolutions that could run as Winograd F(4x4,3x3), in step order: the
-/// algorithm the plan chose and the measured error (`PlanMetadata.winogradErrors`).
+/// The steps that could run as Winograd F(4x4,3x3) (forward convolutions, and in training
+/// plans the fused backward steps' input gradients), in step order: the algorithm the plan
+/// chose and the measured error (`PlanMetadata.winogradErrors`).
 func winogradJSON(_ plan: Plan) -> [[String: Any]] {
     plan.steps.filter { winogradGeometry(of: $0.kernel) != nil }.map { step in
-        var row: [String: Any] = ["step": step.name, "algorithm": (step.algorithm ?? .direct).rawValue]
+        var row: [String: Any] = ["step": step.name, "algorithm": (step.algorithm ?? .direct).rawValue,
+                                  "computes": winogradIsGradInput(step.kernel) ? "input gradient" : "forward"]
         if let e = plan.metadata.winogradErrors?[step.name] { row["error"] = e }
         return row
     }
 }
 
 /// "5 of 7 convolutions (block1_conv2 9.1e-06, ...), direct: block1_conv1 (1 input channel)", or
-/// nil when the plan has no candidate.
+/// nil when the plan has no candidate. In a training plan the backward steps that compute an
+/// input gradient count as convolutions too (named after the gradient they produce).
 func winogradText(_ plan: Plan) -> String? {
     let rows = plan.steps.filter { winogradGeometry(of: $0.kernel) != nil }
     guard !rows.isEmpty else { return nil }

@@ -61,14 +61,18 @@ void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes,
 
 /// U = G g G^T for output channels [o0, o1) of OIHW 3x3 weights w (O, C, 3, 3), computed in
 /// double and rounded once: u is (36, C, O), element (xi, c, o) at (xi*C + c)*O + o (each
-/// plane the B operand of the tile product M^T = V^T U).
-void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1);
+/// plane the B operand of the tile product M^T = V^T U). With `gradInput`, the transform of
+/// the convolution that computes the input gradient from the output gradient (input channels
+/// O, output channels C, each filter rotated by 180 degrees): u is (36, O, C), element
+/// (xi, o, c) at (xi*O + o)*C + c.
+void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, int gradInput);
 
-/// V = B^T d B for channels [c0, c1) of a chunk of S samples x (S, C, H, W), d the 6x6 input
-/// patch of each tile (rows 4*th-1.., columns 4*tw-1.., zeros outside): v element (xi, c, t)
-/// at xi*ldv + c*nt + t. work: 36*nt + 4*tW + 2 floats.
-void fk_winograd_input(float *v, long ldv, const float *x, int S, int C, int c0, int c1, int H, int W,
-                       float *work);
+/// V = B^T d B for channels [c0, c1) of a chunk of S samples x, channel c of sample s at
+/// x + s*sampleStride + c*channelStride (H x W, rows contiguous), d the 6x6 input patch of each
+/// tile (rows 4*th-1.., columns 4*tw-1.., zeros outside): v element (xi, c, t) at
+/// xi*ldv + c*nt + t. work: 36*nt + 4*tW + 2 floats.
+void fk_winograd_input(float *v, long ldv, const float *x, long sampleStride, long channelStride, int S, int C,
+                       int c0, int c1, int H, int W, float *work);
 
 /// Y = A^T m A for output channels [o0, o1), m element (xi, t, o - o0) at xi*ldm + t*ldt + (o - o0)
 /// (the tile product M^T, channels contiguous), then the epilogue of `fk_conv_epilogue` (bias,
