@@ -1,7 +1,9 @@
 // Winograd F(4x4,3x3) transforms for 3x3 stride-1 "same" convolutions (see
 // Sources/Runtime/Winograd.swift for the algorithm, the layouts and the chunking). Plain C;
-// `CLONES` compiles an AVX-512 and a baseline version. The tile loops run over contiguous
-// tiles (one tile per vector lane), so clang vectorizes them; the matrices are Lavin & Gray's:
+// `CLONES` compiles AVX-512, AVX2 and baseline versions. The input transform runs over
+// contiguous tiles (one tile per vector lane), so clang vectorizes it; the output transform
+// runs over 8 channels per vector (AVX2 intrinsics, a plain C path elsewhere). The matrices
+// are Lavin & Gray's:
 //
 //   B^T = [4  0 -5  0  1  0]   G = [ 1/4     0     0 ]   A^T = [1  1  1  1  1  0]
 //         [0 -4 -4  1  1  0]       [-1/6  -1/6  -1/6 ]         [0  1 -1  2 -2  0]
@@ -12,9 +14,8 @@
 #include "ckernels.h"
 #include <string.h>
 
-// CLONES as in ckernels.c (AVX-512 and baseline) plus an AVX2 + FMA version: the 2-core Zen 4
-// VM this project is measured on reports avx2 and fma but no avx512 flags, so without it the
-// baseline (SSE2) clone runs there.
+// CLONES as in ckernels.c: AVX-512, AVX2 + FMA (the 2-core Zen 4 VM this project is measured
+// on reports avx2 and fma but no avx512 flags) and baseline.
 #if defined(__x86_64__) && defined(__clang__)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
