@@ -73,17 +73,17 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, 
 
 CLONES
 void fk_winograd_input(float *v, long ldv, const float *x, long sampleStride, long channelStride, int S, int C,
-                       int c0, int c1, int H, int W, float *work) {
-    const int tH = (H + 3) / 4, tW = (W + 3) / 4;
-    const long nt = (long)S * tH * tW;
+                       int c0, int c1, int H, int W, int th0, int th1, float *work) {
+    const int tW = (W + 3) / 4, tRows = th1 - th0;
+    const long nt = (long)S * tRows * tW;
     float *d = work;               // (36, nt): the gathered 6x6 patches, one tile per column
     float *pad = work + 36 * nt;   // one input row with a zero before and zeros after: 4*tW + 2
     const int padLen = 4 * tW + 2;
     for (int c = c0; c < c1; c++) {
         for (int s = 0; s < S; s++) {
             const float *xc = x + (long)s * sampleStride + (long)c * channelStride;
-            for (int th = 0; th < tH; th++) {
-                const long t0 = ((long)s * tH + th) * tW;
+            for (int th = th0; th < th1; th++) {
+                const long t0 = ((long)s * tRows + (th - th0)) * tW;
                 for (int r = 0; r < 6; r++) {
                     const int ih = 4 * th - 1 + r;
                     if (ih < 0 || ih >= H) {
@@ -230,10 +230,10 @@ static void wino_out_tile_avx2(float *dst, long P, int W, const float *m, long l
 
 CLONES
 void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, int O, int o0, int o1, int H, int W,
-                        const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
-                        double *sum, double *sumsq) {
+                        int th0, int th1, const float *bias, int preRelu, const float *scale, const float *shift,
+                        int postRelu, double *sum, double *sumsq) {
     #pragma clang fp reassociate(on)
-    const int tH = (H + 3) / 4, tW = (W + 3) / 4;
+    const int tW = (W + 3) / 4, tRows = th1 - th0;
     const long P = (long)H * W;
 #ifdef WINO_AVX2
     const int fast = fk_sgemm_has_simd();
@@ -251,10 +251,10 @@ void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, i
         }
         for (int s = 0; s < S; s++) {
             float *planes = out + ((long)s * O + ob) * P;
-            for (int th = 0; th < tH; th++) {
+            for (int th = th0; th < th1; th++) {
                 const int rows = H - 4 * th < 4 ? H - 4 * th : 4;
                 for (int tw = 0; tw < tW; tw++) {
-                    const long t = ((long)s * tH + th) * tW + tw;
+                    const long t = ((long)s * tRows + (th - th0)) * tW + tw;
                     const float *mt = m + t * ldt + (ob - o0);
                     const int cols = W - 4 * tw < 4 ? W - 4 * tw : 4;
 #ifdef WINO_AVX2

@@ -33,9 +33,11 @@
 // safe to run in place (the executor lets a conv with O*H*W == C*H*W write over its input):
 // a chunk's input is read entirely before any of its output is written.
 //   n >= threads: the batch is split into contiguous ranges (`splitRange`), one per thread;
-//   n <  threads (batch 1): sample by sample, the threads split the input channels for the
-//     input transform into one shared V (first parallel region), then the output channels for
-//     the GEMMs (rows of U) and the output transform (second region).
+//   n <  threads (batch 1), sample by sample: with at least two rows of tiles per thread, the
+//     threads split the rows of tiles (each its own V and M, all channels: one parallel region,
+//     two when the conv runs in place); otherwise they split the input channels for the input
+//     transform into one shared V (first region), then the output channels for the products
+//     (columns of U) and the output transform (second region).
 // OpenBLAS runs single-threaded inside the parallel regions (`withSingleThreadedBLAS`).
 // Statistics are per-thread double sums added in thread order: bitwise reproducible for a
 // given thread count.
@@ -154,12 +156,13 @@ public func winogradConvForward(
 ) {
     precondition(isWinogradGeometry(g), "not a Winograd geometry: \(g)")
     let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth, P = H * W
-    let tiles = tilesPerSample(g)
+    let tiles = tilesPerSample(g), tH = (H + 3) / 4, tW = (W + 3) / 4
     let S = min(winogradChunk(g), scratch.maxChunk)
     let pre: Int32 = preRelu ? 1 : 0, post: Int32 = postRelu ? 1 : 0
     let threads = max(threads, 1)
-    // Batch split when every thread gets a sample, else channel split sample by sample.
-    let T = n >= threads ? threads : min(threads, max(O, 1))
+    // Batch split when every thread gets a sample, else (batch 1) a split of the tile rows
+    // (large planes) or of the channels (small ones: 12x12 has 3 rows of tiles).
+    let T = n >= threads ? threads : (tH >= 2 * threads ? threads : min(threads, max(O, 1)))
     let split = n >= threads
     for t in 0..<T where stats != nil { scratch.doubles[t].update(repeating: 0, count: 2 * O) }
     withSingleThreadedBLAS(T) {
@@ -173,11 +176,41 @@ public func winogradConvForward(
                     let s1 = min(range.upperBound, s0 + S), nt = (s1 - s0) * tiles
                     let m = v + 36 * C * nt, work = m + 36 * O * nt
                     fk_winograd_input(v, C * nt, x + s0 * C * P, C * P, P, i32(s1 - s0), i32(C), 0, i32(C), i32(H), i32(W),
-                                      work)
+                                      0, i32(tH), work)
                     tileProducts(m, v, u, nt: nt, C: C, O: O, columns: 0..<O)
                     fk_winograd_output(out + s0 * O * P, m, nt * O, O, i32(s1 - s0), i32(O), 0, i32(O), i32(H), i32(W),
-                                       b, pre, scale, shift, post, stats == nil ? nil : sum, stats == nil ? nil : sumsq)
+                                       0, i32(tH), b, pre, scale, shift, post,
+                                       stats == nil ? nil : sum, stats == nil ? nil : sumsq)
                     s0 = s1
+                }
+            }
+        } else if tH >= 2 * T {
+            // Large planes, one sample at a time: each thread its own rows of tiles, every
+            // channel, in its own V and M (no V shared across cores). In place, every thread's
+            // input transform ends before any output is written (a tile's patch reaches one
+            // row into its neighbours'); otherwise one region does it all.
+            let inPlace = UnsafeRawPointer(out) == UnsafeRawPointer(x)
+            for s in 0..<n {
+                func transform(_ t: Int) {
+                    let rows = splitRange(tH, parts: T, t), nt = rows.count * tW
+                    let v = scratch.floats[t], work = v + 36 * (C + O) * nt
+                    fk_winograd_input(v, C * nt, x + s * C * P, C * P, P, 1, i32(C), 0, i32(C), i32(H), i32(W),
+                                      i32(rows.lowerBound), i32(rows.upperBound), work)
+                }
+                func finish(_ t: Int) {
+                    let rows = splitRange(tH, parts: T, t), nt = rows.count * tW
+                    let v = scratch.floats[t], m = v + 36 * C * nt
+                    let sum = scratch.doubles[t], sumsq = sum + O
+                    tileProducts(m, v, u, nt: nt, C: C, O: O, columns: 0..<O)
+                    fk_winograd_output(out + s * O * P, m, nt * O, O, 1, i32(O), 0, i32(O), i32(H), i32(W),
+                                       i32(rows.lowerBound), i32(rows.upperBound), b, pre, scale, shift, post,
+                                       stats == nil ? nil : sum, stats == nil ? nil : sumsq)
+                }
+                if inPlace {
+                    parallelFor(T) { transform($0) }
+                    parallelFor(T) { finish($0) }
+                } else {
+                    parallelFor(T) { transform($0); finish($0) }
                 }
             }
         } else {
@@ -189,7 +222,7 @@ public func winogradConvForward(
                     guard !c.isEmpty else { return }
                     let work = scratch.floats[t] + 36 * (C + O) * nt
                     fk_winograd_input(v, C * nt, x + s * C * P, C * P, P, 1, i32(C), i32(c.lowerBound), i32(c.upperBound),
-                                      i32(H), i32(W), work)
+                                      i32(H), i32(W), 0, i32(tH), work)
                 }
                 parallelFor(T) { t in
                     let o = splitRange(O, parts: T, t), rows = o.count
@@ -198,7 +231,7 @@ public func winogradConvForward(
                     let sum = scratch.doubles[t], sumsq = sum + O
                     tileProducts(m, v, u, nt: nt, C: C, O: O, columns: o)
                     fk_winograd_output(out + s * O * P, m, nt * rows, rows, 1, i32(O), i32(o.lowerBound), i32(o.upperBound),
-                                       i32(H), i32(W), b, pre, scale, shift, post,
+                                       i32(H), i32(W), 0, i32(tH), b, pre, scale, shift, post,
                                        stats == nil ? nil : sum, stats == nil ? nil : sumsq)
                 }
             }
@@ -240,9 +273,10 @@ func winogradGradInputChunk(_ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePoint
     let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth, P = H * W
     let nt = S * tilesPerSample(g)
     let v = work, m = v + 36 * O * nt, rest = m + 36 * C * nt
-    fk_winograd_input(v, O * nt, dz, P, S * P, i32(S), i32(O), 0, i32(O), i32(H), i32(W), rest)
+    let tH = i32((H + 3) / 4)
+    fk_winograd_input(v, O * nt, dz, P, S * P, i32(S), i32(O), 0, i32(O), i32(H), i32(W), 0, tH, rest)
     tileProducts(m, v, u, nt: nt, C: O, O: C, columns: 0..<C)
-    fk_winograd_output(dx, m, nt * C, C, i32(S), i32(C), 0, i32(C), i32(H), i32(W), nil, 0, nil, nil, 0, nil, nil)
+    fk_winograd_output(dx, m, nt * C, C, i32(S), i32(C), 0, i32(C), i32(H), i32(W), 0, tH, nil, 0, nil, nil, 0, nil, nil)
 }
 
 /// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running

@@ -106,6 +106,7 @@ final class WinogradTests: RuntimeTestCase {
             Case(g: same(3, 5, 8, 8), n: 1, threads: [1, 2], maxChunk: .max),
             Case(g: same(16, 8, 13, 10), n: 3, threads: [2], maxChunk: 2),
             Case(g: same(5, 16, 8, 8), n: 2, threads: [1, 2], maxChunk: .max),
+            Case(g: same(6, 9, 17, 10), n: 1, threads: [2, 3], maxChunk: .max),
             Case(g: same(2, 3, 1, 1), n: 2, threads: [1, 3], maxChunk: .max),
             Case(g: same(2, 3, 2, 3), n: 1, threads: [2], maxChunk: .max),
             Case(g: same(32, 32, 48, 48), n: 2, threads: [2], maxChunk: .max, all: false),
@@ -322,9 +323,11 @@ final class WinogradTests: RuntimeTestCase {
     /// With O == C the executor may hand the same buffer as input and output.
     func testInPlaceMatchesOutOfPlace() {
         var rng = TestRNG(seed: 16)
-        let g = same(8, 8, 10, 7)
-        for (n, threads) in [(3, 2), (1, 2), (2, 1)] {
-            let count = n * 8 * 70
+        // 10x7: batch 1 splits the channels; 17x7 (5 rows of tiles): batch 1 splits the rows
+        // of tiles with 2 threads, whose halos overlap the other thread's output rows.
+        for (g, n, threads) in [(same(8, 8, 10, 7), 3, 2), (same(8, 8, 10, 7), 1, 2), (same(8, 8, 10, 7), 2, 1),
+                                (same(8, 8, 17, 7), 1, 2), (same(8, 8, 17, 7), 1, 3)] {
+            let count = n * 8 * g.inHeight * g.inWidth
             let x = floats(&rng, count), w = floats(&rng, 8 * 8 * 9), b = floats(&rng, 8)
             let u = Buf<Float>(zeros: winogradFilterCount(g))
             winogradFilterTransform(u.p, w, g)
@@ -335,7 +338,7 @@ final class WinogradTests: RuntimeTestCase {
             let inPlace = Buf(x)
             winogradConvForward(inPlace.p, inPlace.c, u.c, b, preRelu: true, scale: nil, shift: nil, postRelu: false,
                                 stats: nil, n: n, g, threads: threads, scratch: sc)
-            XCTAssertEqual(inPlace.array, apart.array, "n=\(n), \(threads) threads")
+            XCTAssertEqual(inPlace.array, apart.array, "\(g.inHeight)x\(g.inWidth) n=\(n), \(threads) threads")
         }
     }
 

@@ -67,20 +67,22 @@ void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes,
 /// (xi, o, c) at (xi*O + o)*C + c.
 void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, int gradInput);
 
-/// V = B^T d B for channels [c0, c1) of a chunk of S samples x, channel c of sample s at
-/// x + s*sampleStride + c*channelStride (H x W, rows contiguous), d the 6x6 input patch of each
-/// tile (rows 4*th-1.., columns 4*tw-1.., zeros outside): v element (xi, c, t) at
-/// xi*ldv + c*nt + t. work: 36*nt + 4*tW + 2 floats.
+/// V = B^T d B for channels [c0, c1) and tile rows [th0, th1) of a chunk of S samples x,
+/// channel c of sample s at x + s*sampleStride + c*channelStride (H x W, rows contiguous), d
+/// the 6x6 input patch of each tile (rows 4*th-1.., columns 4*tw-1.., zeros outside): v element
+/// (xi, c, t) at xi*ldv + c*nt + t, t = (s*(th1 - th0) + th - th0)*tW + tw,
+/// nt = S*(th1 - th0)*tW. work: 36*nt + 4*tW + 2 floats.
 void fk_winograd_input(float *v, long ldv, const float *x, long sampleStride, long channelStride, int S, int C,
-                       int c0, int c1, int H, int W, float *work);
+                       int c0, int c1, int H, int W, int th0, int th1, float *work);
 
-/// Y = A^T m A for output channels [o0, o1), m element (xi, t, o - o0) at xi*ldm + t*ldt + (o - o0)
-/// (the tile product M^T, channels contiguous), then the epilogue of `fk_conv_epilogue` (bias,
-/// preRelu, scale and shift, postRelu), written to out (S, O, H, W) clipped to H x W; when `sum`
-/// is not null, sum[o] += z and sumsq[o] += z*z over the written elements (double).
+/// Y = A^T m A for output channels [o0, o1) and tile rows [th0, th1), m element (xi, t, o - o0)
+/// at xi*ldm + t*ldt + (o - o0) (the tile product M^T, channels contiguous; t numbered as in
+/// fk_winograd_input), then the epilogue of `fk_conv_epilogue` (bias, preRelu, scale and shift,
+/// postRelu), written to out (S, O, H, W) clipped to H x W; when `sum` is not null,
+/// sum[o] += z and sumsq[o] += z*z over the written elements (double).
 void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, int O, int o0, int o1, int H, int W,
-                        const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
-                        double *sum, double *sumsq);
+                        int th0, int th1, const float *bias, int preRelu, const float *scale, const float *shift,
+                        int postRelu, double *sum, double *sumsq);
 
 // Small-matrix sgemm (gemm.c): row-major C (M x N, rows ldc apart) = op(A) (M x K) * B (K x N),
 // plus the old C when `accumulate` is not 0; op(A) = A (M x K, rows lda apart), or A^T when
