@@ -4,11 +4,13 @@
 #   Tools/bench/compare.sh [MODEL]        (default Models/vgg_tuned.graph)
 #
 # Builds fergc in release (scratch .build-speed-rel), runs `fergc bench` for training bs=128,
-# inference bs=128 and inference bs=1, then /work/shared/bench/bench_peers.py with the python
+# inference bs=128 and inference bs=1 (the mean of 200 runs, as the peers' script reports;
+# the median beside it), then /work/shared/bench/bench_peers.py with the python
 # of $PEERS_VENV (default /tmp/peers) if it has torch; otherwise it says so and compares
 # against the figures recorded in /work/shared/bench/README.md. Prints fergc / peer ratios.
-# Then the peak resident memory (/usr/bin/time's maximum RSS, whole process) of a training run
-# at batch 128: `fergc bench --train` against a PyTorch loop over the same model (the
+# Then batch 1 once more, fergc and ONNX Runtime alternating in three rounds
+# (Tools/bench/latency_pairs.py). Then the peak resident memory (/usr/bin/time's maximum
+# RSS, whole process) of a training run at batch 128: `fergc bench --train` against a PyTorch loop over the same model (the
 # peers' models.py), 2 warm-up and 5 timed steps each, synthetic FER-shaped batches.
 # Run nothing else meanwhile: the machine has two cores.
 set -euo pipefail
@@ -28,10 +30,13 @@ field() { python3 -c "import json,sys; print(round(json.load(sys.stdin)['$1'], 3
 echo "== fergc ($NAME) =="
 TRAIN=$($FERGC bench "$MODEL" --train --batch 128 --warmup 2 --runs 5 --json | field img_per_s)
 INFER=$($FERGC bench "$MODEL" --infer --batch 128 --warmup 3 --runs 15 --no-sgemm --json | field img_per_s)
-LAT=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --json | field ms_per_batch)
+# Batch 1: the mean of the timed runs, as bench_peers.py's timeit reports (the median too).
+LATJSON=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --json)
+LAT=$(echo "$LATJSON" | python3 -c "import json,sys,statistics as s; print(round(s.mean(json.load(sys.stdin)['runs_ms']), 3))")
+LATMED=$(echo "$LATJSON" | field ms_per_batch)
 SGEMM=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 0 --runs 5 --json | field sgemm_gflops)
-printf "fergc    %-12s train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.2f ms | sgemm %.0f GFLOP/s\n" \
-    "$NAME" "$TRAIN" "$INFER" "$LAT" "$SGEMM"
+printf "fergc    %-12s train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.2f ms (median %.2f) | sgemm %.0f GFLOP/s\n" \
+    "$NAME" "$TRAIN" "$INFER" "$LAT" "$LATMED" "$SGEMM"
 
 # Peers: measured now when the venv exists, else the README's figures (measured 2026-11-29).
 declare -A PTRAIN PINFER PLAT
@@ -72,6 +77,14 @@ for fw in keras torch jax onnxrt; do
     [ -n "${PLAT[$fw]:-}" ] && line+=$(python3 -c "print(f'  bs=1 latency {${PLAT[$fw]}/$LAT:.2f}x')")
     echo "$line"
 done
+
+# Batch 1 again, interleaved with ONNX Runtime round by round (the machine's speed drifts
+# within minutes, and the single figures above were taken minutes apart).
+if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import onnxruntime, torch" 2>/dev/null; then
+    echo "== batch-1 latency, fergc and ONNX Runtime interleaved (Tools/bench/latency_pairs.py) =="
+    PEERS_DIR=$(dirname "$PEERS_SCRIPT") "$PEERS_VENV/bin/python" Tools/bench/latency_pairs.py "$FERGC" "$MODEL" 3 2>/dev/null \
+        || echo "latency pairs: failed"
+fi
 
 # Peak resident memory while training at batch 128 (KB from GNU time's %M).
 echo "== peak resident memory, training bs=128 (whole process) =="
