@@ -105,25 +105,40 @@ public func chooseConvAlgorithms(_ plan: Plan, policy: ConvAlgorithmPolicy, tole
     return (out, errors)
 }
 
+/// Every array a kernel call of the check reads or writes, copied into memory owned here and
+/// freed with this object.
+private final class OwnedArrays {
+    private var floats: [UnsafeMutableBufferPointer<Float>] = []
+    private var doubles: [UnsafeMutableBufferPointer<Double>] = []
+    deinit {
+        for b in floats { b.deallocate() }
+        for b in doubles { b.deallocate() }
+    }
+    func copy(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(values.count, 1))
+        b.initialize(repeating: 0)
+        _ = b.initialize(from: values)
+        floats.append(b)
+        return b.baseAddress!
+    }
+    func zeros(_ count: Int) -> UnsafeMutablePointer<Float> { copy([Float](repeating: 0, count: count)) }
+    /// One thread's scratch of `need` elements, zeroed.
+    func scratch(_ need: (floats: Int, doubles: Int), maxChunk: Int = .max) -> FastScratch {
+        let d = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(need.doubles, 1))
+        d.initialize(repeating: 0)
+        doubles.append(d)
+        return FastScratch(floats: [zeros(need.floats)], doubles: [d.baseAddress!], maxChunk: maxChunk)
+    }
+}
+
 /// A fused training backward step's input gradient (its first output) with dx by Winograd,
 /// from the step's inputs (by slot), for a batch of `batch`.
 private func winogradGradInput(_ step: Step, _ g: ConvGeometry, value: (Int) -> [Float], batch n: Int) -> [Float] {
     guard case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad) = step.kernel else { return [] }
-    var owned: [UnsafeMutableBufferPointer<Float>] = []
-    defer { for b in owned { b.deallocate() } }
-    func buffer(_ values: [Float]) -> UnsafeMutablePointer<Float> {
-        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(values.count, 1))
-        _ = b.initialize(from: values)
-        owned.append(b)
-        return b.baseAddress!
-    }
-    func zeros(_ count: Int) -> UnsafeMutablePointer<Float> { buffer([Float](repeating: 0, count: count)) }
+    let owned = OwnedArrays()
+    let buffer = owned.copy, zeros = owned.zeros
     func slot(_ k: Int?) -> UnsafePointer<Float>? { k.map { UnsafePointer(buffer(value($0))) } }
-    let need = fastConvScratch(g, maxChunk: n)
-    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: need.doubles)
-    doubles.initialize(repeating: 0, count: need.doubles)
-    defer { doubles.deallocate() }
-    let scratch = FastScratch(floats: [zeros(need.floats)], doubles: [doubles], maxChunk: n)
+    let scratch = owned.scratch(fastConvScratch(g, maxChunk: n), maxChunk: n)
     let u = zeros(winogradFilterCount(g))
     winogradGradInputFilterTransform(u, buffer(value(2)), g)
     let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
@@ -140,23 +155,10 @@ private func winogradGradInput(_ step: Step, _ g: ConvGeometry, value: (Int) -> 
 /// Step `step`'s first output computed by the Winograd kernels from input x and the step's
 /// parameters (by input slot), for a batch of `batch`.
 private func winogradForward(_ step: Step, _ g: ConvGeometry, x: [Float], parameter: (Int) -> [Float], batch n: Int) -> [Float] {
-    // Every array the kernels read or write, copied into memory owned here for the call.
-    var owned: [UnsafeMutableBufferPointer<Float>] = []
-    defer { for b in owned { b.deallocate() } }
-    func buffer(_ values: [Float]) -> UnsafeMutablePointer<Float> {
-        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(values.count, 1))
-        _ = b.initialize(from: values)
-        owned.append(b)
-        return b.baseAddress!
-    }
-    func zeros(_ count: Int) -> UnsafeMutablePointer<Float> { buffer([Float](repeating: 0, count: count)) }
+    let owned = OwnedArrays()
+    let buffer = owned.copy, zeros = owned.zeros
     func slot(_ k: Int?) -> UnsafePointer<Float>? { k.map { UnsafePointer(buffer(parameter($0))) } }
-
-    let need = winogradScratch(g)
-    let doubles = UnsafeMutablePointer<Double>.allocate(capacity: need.doubles)
-    doubles.initialize(repeating: 0, count: need.doubles)
-    defer { doubles.deallocate() }
-    let scratch = FastScratch(floats: [zeros(need.floats)], doubles: [doubles])
+    let scratch = owned.scratch(winogradScratch(g))
     let u = zeros(winogradFilterCount(g))
     winogradFilterTransform(u, buffer(parameter(1)), g)
     let O = g.outChannels, count = n * O * g.outHeight * g.outWidth

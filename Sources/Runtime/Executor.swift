@@ -548,6 +548,20 @@ public final class Executor<T: BLASReal> {
     @inline(__always) private func cf(_ i: Int) -> UnsafePointer<Float> { UnsafePointer(ff(i)) }
 
     /// Runs step s with a fast Float kernel when it has one (T is Float); false otherwise.
+    /// The fast fused conv backward of `step` (slots `p`), dx by Winograd when
+    /// `gradInputFilters` (`winogradGradInputFilterTransform` of the weights) is given.
+    private func fastConvBackward(_ step: Step, n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, _ p: FusedGradSlots,
+                                  gradInputFilters: UnsafePointer<Float>?) {
+        let i = step.inputs, o = step.outputs
+        fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
+                                   dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
+                                   dy: cf(i[0]), x: cf(i[1]), w: cf(i[2]), y: p.y.map { cf(i[$0]) },
+                                   bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
+                                   mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
+                                   n: n, g, e, threads: max(threads, 1), scratch: scratch.unsafelyUnwrapped,
+                                   gradInputFilters: gradInputFilters)
+    }
+
     private func runFastStep(_ s: Int, n: Int) -> Bool {
         let step = plan.steps[s]
         let i = step.inputs, o = step.outputs
@@ -573,13 +587,8 @@ public final class Executor<T: BLASReal> {
                                               n: n, g, e, threads: t, scratch: sc)
             case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad):
                 // dx by Winograd, the rest as the direct backward.
-                let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
-                fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
-                                           dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
-                                           dy: cf(i[0]), x: cf(i[1]), w: cf(i[2]), y: p.y.map { cf(i[$0]) },
-                                           bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
-                                           mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
-                                           n: n, g, e, threads: t, scratch: sc, gradInputFilters: u)
+                fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
+                                 gradInputFilters: u)
             default:
                 return false
             }
@@ -610,13 +619,8 @@ public final class Executor<T: BLASReal> {
                                       gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
                                       n: n, g, e, threads: t, scratch: sc)
         case .fusedTrainGrad(.conv2d(let g), let e, let inputGrad, let weightGrad):
-            let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
-            fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
-                                       dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
-                                       dy: cf(i[0]), x: cf(i[1]), w: cf(i[2]), y: p.y.map { cf(i[$0]) },
-                                       bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
-                                       mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
-                                       n: n, g, e, threads: t, scratch: sc)
+            fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
+                             gradInputFilters: nil)
         case .dropoutTrain(let rate):
             guard dropoutEnabled else { return false }
             fastDropout(ff(o[0]), ff(o[1]), cf(i[0]), count: count(i[0], n), rate: Double(rate),

@@ -238,8 +238,10 @@ public struct Step: Sendable, Hashable, Codable {
     public var kernel: Kernel
     public var inputs: [Int]
     public var outputs: [Int]
-    /// For a forward convolution (conv2d, fused, fusedTrain with a conv anchor), the algorithm
-    /// the compiler chose; nil means direct. Absent from plans written before it existed.
+    /// For a forward convolution (conv2d, fused, fusedTrain with a conv anchor) or a fused
+    /// training backward that computes a conv's input gradient, the algorithm the compiler
+    /// chose (`winogradGeometry(of:)` names the steps it may be set on); nil means direct.
+    /// Absent from plans written before it existed.
     public var algorithm: ConvAlgorithm?
     public init(name: String, kernel: Kernel, inputs: [Int], outputs: [Int], algorithm: ConvAlgorithm? = nil) {
         self.name = name

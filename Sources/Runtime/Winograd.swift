@@ -83,13 +83,7 @@ public func winogradFilterCount(_ g: ConvGeometry) -> Int { 36 * g.outChannels *
 /// Splits the output channels over `threads`.
 public func winogradFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
                                     threads: Int = 1) {
-    precondition(isWinogradGeometry(g), "not a Winograd geometry: \(g)")
-    let O = g.outChannels, C = g.inChannels
-    let T = max(1, min(threads, O))
-    parallelFor(T) { t in
-        let r = splitRange(O, parts: T, t)
-        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound), 0)
-    }
+    filterTransform(u, w, g, threads: threads, gradInput: false)
 }
 
 /// u (36, O, C) <- the transform of the convolution that computes the input gradient of g
@@ -97,12 +91,17 @@ public func winogradFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: Unsaf
 /// channels), in double, rounded once. The U of `winogradGradInput`.
 public func winogradGradInputFilterTransform(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
                                              _ g: ConvGeometry, threads: Int = 1) {
+    filterTransform(u, w, g, threads: threads, gradInput: true)
+}
+
+private func filterTransform(_ u: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
+                             threads: Int, gradInput: Bool) {
     precondition(isWinogradGeometry(g), "not a Winograd geometry: \(g)")
     let O = g.outChannels, C = g.inChannels
     let T = max(1, min(threads, O))
     parallelFor(T) { t in
         let r = splitRange(O, parts: T, t)
-        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound), 1)
+        fk_winograd_filter(u, w, i32(O), i32(C), i32(r.lowerBound), i32(r.upperBound), gradInput ? 1 : 0)
     }
 }
 
