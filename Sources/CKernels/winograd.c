@@ -52,7 +52,10 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, 
         {1.0 / 24, -1.0 / 12, 1.0 / 6},
         {0, 0, 1},
     };
-    const long plane = (long)O * C;
+    // Panels of 16 output channels of this convolution (N: O forward, C for the gradient),
+    // each (36, K, 16) contiguous, K its input channels: element (xi, k, n) at
+    // ((n/16)*36 + xi)*K*16 + k*16 + n%16.
+    const long K = gradInput ? O : C;
     for (int o = o0; o < o1; o++) {
         for (int c = 0; c < C; c++) {
             const float *w9 = w + ((long)o * C + c) * 9;
@@ -63,10 +66,11 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, 
                 for (int k = 0; k < 3; k++)
                     t[i][k] = G[i][0] * g[k] + G[i][1] * g[3 + k] + G[i][2] * g[6 + k];
             // Forward: input channel c, output o. Gradient: input channel o, output c.
-            float *uo = gradInput ? u + (long)o * C + c : u + (long)c * O + o;
+            const long row = gradInput ? o : c, col = gradInput ? c : o;
+            float *uo = u + (col / 16) * 36 * K * 16 + row * 16 + col % 16;
             for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 6; j++)  // (G g) G^T
-                    uo[(i * 6 + j) * plane] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+                    uo[(i * 6 + j) * K * 16] = (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
         }
     }
 }

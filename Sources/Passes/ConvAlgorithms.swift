@@ -139,7 +139,7 @@ private func winogradGradInput(_ step: Step, _ g: ConvGeometry, value: (Int) -> 
     let buffer = owned.copy, zeros = owned.zeros
     func slot(_ k: Int?) -> UnsafePointer<Float>? { k.map { UnsafePointer(buffer(value($0))) } }
     let scratch = owned.scratch(fastConvScratch(g, maxChunk: n), maxChunk: n)
-    let u = zeros(winogradFilterCount(g))
+    let u = zeros(winogradFilterCount(g, gradInput: true))
     winogradGradInputFilterTransform(u, buffer(value(2)), g)
     let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
     let O = g.outChannels, count = n * g.inChannels * g.inHeight * g.inWidth

@@ -41,10 +41,10 @@ func winogradFilterLayout(_ plan: Plan, winograd: Bool?) -> (cached: [Int?], sha
         if case .fusedTrain = step.kernel { cacheable = false }
         if winogradIsGradInput(step.kernel) { cacheable = false }
         if cacheable {
-            cached.append(winogradFilterCount(g))
+            cached.append(winogradFilterCount(g, gradInput: winogradIsGradInput(step.kernel)))
         } else {
             cached.append(nil)
-            shared = max(shared, winogradFilterCount(g))
+            shared = max(shared, winogradFilterCount(g, gradInput: winogradIsGradInput(step.kernel)))
         }
     }
     return (cached, shared)

@@ -72,23 +72,37 @@ final class WinogradTests: RuntimeTestCase {
         XCTAssertLessThan(worst, 1e-13, "the F(4x4,3x3) matrices do not compute the convolution")
     }
 
-    /// U = G g G^T in double, rounded once: at most one float rounding from the double product.
+    /// U = G g G^T in double, rounded once: at most one float rounding from the double product,
+    /// at the panel layout's index (two panels of output channels, the second partial). The
+    /// input gradient's U: the rotated filter, channels swapped, panels of input channels.
     func testFilterTransformIsGgGtInDouble() {
         var rng = TestRNG(seed: 12)
-        let g = same(3, 5, 4, 4), O = 5, C = 3
+        let g = same(18, 20, 4, 4), O = 20, C = 18
         let w = floats(&rng, O * C * 9)
         let u = Buf<Float>(zeros: winogradFilterCount(g))
+        let ug = Buf<Float>(zeros: winogradFilterCount(g, gradInput: true))
+        XCTAssertEqual(u.count, 36 * C * 32)
+        XCTAssertEqual(ug.count, 36 * O * 32)
         winogradFilterTransform(u.p, w, g, threads: 2)
+        winogradGradInputFilterTransform(ug.p, w, g, threads: 2)
         for o in 0..<O {
             for c in 0..<C {
                 let k = (0..<3).map { r in (0..<3).map { q in Double(w[((o * C + c) * 3 + r) * 3 + q]) } }
                 for i in 0..<6 {
                     for j in 0..<6 {
-                        var want = 0.0
-                        for r in 0..<3 { for q in 0..<3 { want += winogradG[i][r] * k[r][q] * winogradG[j][q] } }
-                        let got = Double(u.p[((i * 6 + j) * C + c) * O + o])
+                        var want = 0.0, wantGrad = 0.0
+                        for r in 0..<3 {
+                            for q in 0..<3 {
+                                want += winogradG[i][r] * k[r][q] * winogradG[j][q]
+                                wantGrad += winogradG[i][r] * k[2 - r][2 - q] * winogradG[j][q]
+                            }
+                        }
+                        let got = Double(u.p[((o / 16) * 36 + i * 6 + j) * C * 16 + c * 16 + o % 16])
                         XCTAssertLessThanOrEqual(abs(got - want), Double(Float(want).ulp) + 1e-15 * abs(want),
                                                  "U[\(i),\(j)] of (\(o), \(c))")
+                        let gotGrad = Double(ug.p[((c / 16) * 36 + i * 6 + j) * O * 16 + o * 16 + c % 16])
+                        XCTAssertLessThanOrEqual(abs(gotGrad - wantGrad), Double(Float(wantGrad).ulp) + 1e-15 * abs(wantGrad),
+                                                 "gradient U[\(i),\(j)] of (\(o), \(c))")
                     }
                 }
             }
@@ -107,6 +121,7 @@ final class WinogradTests: RuntimeTestCase {
             Case(g: same(16, 8, 13, 10), n: 3, threads: [2], maxChunk: 2),
             Case(g: same(5, 16, 8, 8), n: 2, threads: [1, 2], maxChunk: .max),
             Case(g: same(6, 9, 17, 10), n: 1, threads: [2, 3], maxChunk: .max),
+            Case(g: same(5, 40, 6, 6), n: 1, threads: [2, 3], maxChunk: .max),
             Case(g: same(2, 3, 1, 1), n: 2, threads: [1, 3], maxChunk: .max),
             Case(g: same(2, 3, 2, 3), n: 1, threads: [2], maxChunk: .max),
             Case(g: same(32, 32, 48, 48), n: 2, threads: [2], maxChunk: .max, all: false),
@@ -210,13 +225,13 @@ final class WinogradTests: RuntimeTestCase {
             FusedEpilogue(bias: false, relu: true, batchnorm: .afterRelu, epsilon: 1e-3),
             FusedEpilogue(bias: true, relu: false, batchnorm: .none, epsilon: 1e-3),
         ]
-        for (g, n) in [(same(8, 16, 12, 12), 5), (same(6, 5, 9, 7), 3), (same(1, 32, 8, 8), 2)] {
+        for (g, n) in [(same(8, 16, 12, 12), 5), (same(6, 5, 9, 7), 3), (same(20, 8, 6, 7), 3), (same(1, 32, 8, 8), 2)] {
             let C = g.inChannels, O = g.outChannels, P = g.outHeight * g.outWidth
             let x = Buf(floats(&rng, n * C * P)), w = Buf(floats(&rng, O * C * 9, -0.5, 0.5))
             let dy = Buf(floats(&rng, n * O * P)), y = Buf(floats(&rng, n * O * P, 0, 1))
             let z = Buf(floats(&rng, n * O * P)), gamma = Buf(floats(&rng, O, 0.5, 1.5))
             let mean = Buf(floats(&rng, O, -0.1, 0.1)), variance = Buf(floats(&rng, O, 0.5, 1.5))
-            let u = Buf<Float>(zeros: winogradFilterCount(g))
+            let u = Buf<Float>(zeros: winogradFilterCount(g, gradInput: true))
             winogradGradInputFilterTransform(u.p, w.c, g, threads: 2)
             for e in epilogues {
                 for threads in [1, 2] {

@@ -60,11 +60,13 @@ void fk_maxpool2x2_grad(float *dx, const float *dy, const float *x, long planes,
 // chunk of S samples, nt = S*tH*tW tiles; plane xi = 6*i + j of the 6x6 transform domain.
 
 /// U = G g G^T for output channels [o0, o1) of OIHW 3x3 weights w (O, C, 3, 3), computed in
-/// double and rounded once: u is (36, C, O), element (xi, c, o) at (xi*C + c)*O + o (each
-/// plane the B operand of the tile product M^T = V^T U). With `gradInput`, the transform of
-/// the convolution that computes the input gradient from the output gradient (input channels
-/// O, output channels C, each filter rotated by 180 degrees): u is (36, O, C), element
-/// (xi, o, c) at (xi*O + o)*C + c.
+/// double and rounded once, in panels of 16 output channels: element (xi, c, o) at
+/// ((o/16)*36 + xi)*C*16 + c*16 + o%16 — each panel's 36 B operands of the tile products
+/// M^T = V^T U (C x 16, rows 16 apart) contiguous, so that a thread streams its panels. With
+/// `gradInput`, the transform of the convolution that computes the input gradient from the
+/// output gradient (input channels O, output channels C, each filter rotated by 180 degrees):
+/// element (xi, o, c) at ((c/16)*36 + xi)*O*16 + o*16 + c%16. Floats: 36 * (input channels) *
+/// (output channels rounded up to 16).
 void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, int gradInput);
 
 /// V = B^T d B for channels [c0, c1) and tile rows [th0, th1) of a chunk of S samples x,
