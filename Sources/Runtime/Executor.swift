@@ -627,10 +627,10 @@ public final class Executor<T: BLASReal> {
                         seed: seed, run: runCounter, step: UInt64(s), threads: t)
         case .maxpool(let g):
             guard isPlain2x2(g) else { return false }
-            fastMaxpool2x2(ff(o[0]), cf(i[0]), n: n, g)
+            fastMaxpool2x2(ff(o[0]), cf(i[0]), n: n, g, threads: t)
         case .maxpoolGrad(let g):
             guard isPlain2x2(g) else { return false }
-            fastMaxpool2x2Backward(ff(o[0]), cf(i[0]), cf(i[1]), n: n, g)
+            fastMaxpool2x2Backward(ff(o[0]), cf(i[0]), cf(i[1]), n: n, g, threads: t)
         case .mul:
             guard i.count == 2 else { return false }
             fk_mul(ff(o[0]), cf(i[0]), cf(i[1]), count(o[0], n))

@@ -29,13 +29,31 @@ public func isPlain2x2(_ g: PoolGeometry) -> Bool {
         && g.outHeight == g.inHeight / 2 && g.outWidth == g.inWidth / 2
 }
 
-/// `maxpoolForward` for a plain 2x2 geometry (`isPlain2x2`), in C.
-public func fastMaxpool2x2(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, n: Int, _ g: PoolGeometry) {
-    fk_maxpool2x2(y, x, n * g.channels, Int32(g.inHeight), Int32(g.inWidth))
+/// `maxpoolForward` for a plain 2x2 geometry (`isPlain2x2`), in C. The planes are split over
+/// `threads` unless y overlaps x (a pool the plan runs in place shrinks its input front to back:
+/// a later plane's output lands on an earlier plane's input, so only one thread, in order).
+public func fastMaxpool2x2(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, n: Int, _ g: PoolGeometry,
+                           threads: Int = 1) {
+    let planes = n * g.channels, inPlane = g.inHeight * g.inWidth, outPlane = inPlane / 4
+    let disjoint = UnsafeRawPointer(y + planes * outPlane) <= UnsafeRawPointer(x)
+        || UnsafeRawPointer(y) >= UnsafeRawPointer(x + planes * inPlane)
+    let T = disjoint && planes * inPlane >= 1 << 15 ? max(1, min(threads, planes)) : 1
+    parallelFor(T) { t in
+        let r = splitRange(planes, parts: T, t)
+        fk_maxpool2x2(y + r.lowerBound * outPlane, x + r.lowerBound * inPlane, r.count,
+                      Int32(g.inHeight), Int32(g.inWidth))
+    }
 }
 
-/// `maxpoolBackward` for a plain 2x2 geometry: writes every element of dx.
+/// `maxpoolBackward` for a plain 2x2 geometry: writes every element of dx (never in place), the
+/// planes split over `threads`.
 public func fastMaxpool2x2Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                                   n: Int, _ g: PoolGeometry) {
-    fk_maxpool2x2_grad(dx, dy, x, n * g.channels, Int32(g.inHeight), Int32(g.inWidth))
+                                   n: Int, _ g: PoolGeometry, threads: Int = 1) {
+    let planes = n * g.channels, inPlane = g.inHeight * g.inWidth, outPlane = inPlane / 4
+    let T = planes * inPlane >= 1 << 15 ? max(1, min(threads, planes)) : 1
+    parallelFor(T) { t in
+        let r = splitRange(planes, parts: T, t)
+        fk_maxpool2x2_grad(dx + r.lowerBound * inPlane, dy + r.lowerBound * outPlane, x + r.lowerBound * inPlane,
+                           r.count, Int32(g.inHeight), Int32(g.inWidth))
+    }
 }

@@ -204,23 +204,29 @@ final class FastKernelTests: RuntimeTestCase {
         }
     }
 
+    /// Bitwise the reference, with ties; split over threads when large, and in place (which
+    /// must stay one thread: a later plane's output lands on an earlier plane's input).
     func testMaxpool2x2IsBitwiseTheReference() {
         var rng = TestRNG(seed: 7)
         let g = PoolGeometry(channels: 3, inHeight: 6, inWidth: 8, size: 2, stride: 2, padTop: 0, padLeft: 0,
                              outHeight: 3, outWidth: 4)
         XCTAssertTrue(isPlain2x2(g))
-        let n = 2
-        // Rounded values make ties, which must go to the first maximum.
-        let x = Buf(rng.array(n * 3 * 6 * 8, -2, 2).map { Float(($0 * 2).rounded()) })
-        let dy = floats(&rng, n * 3 * 3 * 4)
-        let y0 = Buf<Float>(zeros: dy.count), y = Buf<Float>(zeros: dy.count)
-        maxpoolForward(y0.p, x.c, n: n, g)
-        fastMaxpool2x2(y.p, x.c, n: n, g)
-        XCTAssertEqual(y.array, y0.array)
-        let dx0 = Buf<Float>(zeros: x.count), dx = Buf([Float](repeating: 7, count: x.count))
-        maxpoolBackward(dx0.p, dy.c, x.c, n: n, g)
-        fastMaxpool2x2Backward(dx.p, dy.c, x.c, n: n, g)
-        XCTAssertEqual(dx.array, dx0.array)
+        for (n, threads) in [(2, 1), (700, 2), (701, 3)] {
+            // Rounded values make ties, which must go to the first maximum.
+            let x = Buf(rng.array(n * 3 * 6 * 8, -2, 2).map { Float(($0 * 2).rounded()) })
+            let dy = floats(&rng, n * 3 * 3 * 4)
+            let y0 = Buf<Float>(zeros: dy.count), y = Buf<Float>(zeros: dy.count)
+            maxpoolForward(y0.p, x.c, n: n, g)
+            fastMaxpool2x2(y.p, x.c, n: n, g, threads: threads)
+            XCTAssertEqual(y.array, y0.array, "n \(n), \(threads) threads")
+            let inPlace = Buf(x.array)
+            fastMaxpool2x2(inPlace.p, inPlace.c, n: n, g, threads: threads)
+            XCTAssertEqual(Array(inPlace.array[0..<y0.count]), y0.array, "in place, n \(n), \(threads) threads")
+            let dx0 = Buf<Float>(zeros: x.count), dx = Buf([Float](repeating: 7, count: x.count))
+            maxpoolBackward(dx0.p, dy.c, x.c, n: n, g)
+            fastMaxpool2x2Backward(dx.p, dy.c, x.c, n: n, g, threads: threads)
+            XCTAssertEqual(dx.array, dx0.array, "n \(n), \(threads) threads")
+        }
     }
 
     /// The executor's fast path against its reference path on a small conv training step.
