@@ -408,7 +408,7 @@ public final class Executor<T: BLASReal> {
         case .adamUpdate(let beta1, let beta2, let eps):
             adamUpdate(f(i[0]), f(i[2]), f(i[3]), c(i[1]), count: count(i[0], n),
                        lr: Double(c(i[4])[0]), t: counterValue(i[5]) + 1,
-                       beta1: T(beta1), beta2: T(beta2), epsilon: T(eps))
+                       beta1: T(beta1), beta2: T(beta2), epsilon: T(eps), threads: threads)
         case .maxNormProject(let maxValue, let mode, let shape):
             maxNormProject(f(i[0]), shape: shape, maxValue: Double(maxValue), mode: mode)
         case .batchnormStatsUpdate(let momentum, let ch, let sp):
@@ -633,7 +633,12 @@ public final class Executor<T: BLASReal> {
             fastMaxpool2x2Backward(ff(o[0]), cf(i[0]), cf(i[1]), n: n, g, threads: t)
         case .mul:
             guard i.count == 2 else { return false }
-            fk_mul(ff(o[0]), cf(i[0]), cf(i[1]), count(o[0], n))
+            let total = count(o[0], n), y = ff(o[0]), a = cf(i[0]), b = cf(i[1])
+            let parts = total >= 1 << 16 ? t : 1
+            parallelFor(parts) { part in
+                let r = splitRange(total, parts: parts, part)
+                fk_mul(y + r.lowerBound, a + r.lowerBound, b + r.lowerBound, r.count)
+            }
         default:
             return false
         }

@@ -37,17 +37,21 @@ public func adamUpdate<T: BLASReal>(
     _ m: UnsafeMutablePointer<T>,   // (count) first moment
     _ v: UnsafeMutablePointer<T>,   // (count) second moment
     _ g: UnsafePointer<T>,          // (count) gradient
-    count: Int, lr: Double, t: Double, beta1: T, beta2: T, epsilon: T
+    count: Int, lr: Double, t: Double, beta1: T, beta2: T, epsilon: T,
+    threads: Int = 1   // elementwise: any split of the range gives the same bits
 ) {
     let lrT = T(adamLearningRate(lr: lr, t: t, beta1: Double(beta1), beta2: Double(beta2)))
     let oneMinusB1 = 1 - beta1, oneMinusB2 = 1 - beta2
-    for i in 0..<count {
-        let gi = g[i]
-        let mi = beta1 * m[i] + oneMinusB1 * gi
-        let vi = beta2 * v[i] + oneMinusB2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] -= lrT * mi / (vi.squareRoot() + epsilon)
+    let parts = count >= 1 << 16 ? max(1, threads) : 1
+    parallelFor(parts) { part in
+        for i in splitRange(count, parts: parts, part) {
+            let gi = g[i]
+            let mi = beta1 * m[i] + oneMinusB1 * gi
+            let vi = beta2 * v[i] + oneMinusB2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            p[i] -= lrT * mi / (vi.squareRoot() + epsilon)
+        }
     }
 }
 

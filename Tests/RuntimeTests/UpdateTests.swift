@@ -25,6 +25,25 @@ final class UpdateTests: RuntimeTestCase {
         XCTAssertEqual(p.array[0], p0 - lr2 * 0.019 / ((0.001999 * 0.01).squareRoot() + eps), accuracy: 1e-14)
     }
 
+    /// Split over threads (a range each), Adam gives the bits of one thread.
+    func testAdamWithThreadsIsBitwiseOneThread() {
+        var rng = TestRNG(seed: 41)
+        let count = 70_001
+        let g = Buf(rng.array(count).map(Float.init)), p0 = rng.array(count).map(Float.init)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let p = Buf(p0), m = Buf<Float>(zeros: count), v = Buf<Float>(zeros: count)
+            for t in 1...2 {
+                adamUpdate(p.p, m.p, v.p, g.c, count: count, lr: 1e-3, t: Double(t), beta1: 0.9, beta2: 0.999,
+                           epsilon: 1e-7, threads: threads)
+            }
+            results.append(p.array + m.array + v.array)
+        }
+        XCTAssertEqual(results[1], results[0], "2 threads")
+        XCTAssertEqual(results[2], results[0], "3 threads")
+        XCTAssertNotEqual(results[0][0], p0[0], "the update moved the parameters")
+    }
+
     func testSGD() {
         // p = 1, g = 0.5, v = 0.1, lr = 0.1, momentum 0.9: v = 0.09 - 0.05 = 0.04.
         var p = DBuf([1]), v = DBuf([0.1])
