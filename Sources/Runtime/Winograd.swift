@@ -155,7 +155,7 @@ private func winogradCoefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int 
 public func winogradConvForward(
     _ out: UnsafeMutablePointer<Float>,     // (N, O, H, W)
     _ x: UnsafePointer<Float>,              // (N, C, H, W)
-    _ u: UnsafePointer<Float>,              // (36, C, O)
+    _ u: UnsafePointer<Float>,              // (36, C, O) in panels of 16 output channels
     _ b: UnsafePointer<Float>?,             // (O) or nil
     preRelu: Bool, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, postRelu: Bool,
     stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)?,
