@@ -20,21 +20,7 @@ public func atomicWrite(_ bytes: [UInt8], to path: String) throws(NumPyError) {
 extension NumPyIO {
     /// Reads a whole file.
     static func readFile(_ path: String) throws(NumPyError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw NumPyError("\(path): cannot open: \(errnoText())") }
-        defer { close(fd) }
-        var out = [UInt8]()
-        var st = stat()
-        if fstat(fd, &st) == 0, st.st_size > 0 { out.reserveCapacity(Int(st.st_size)) }
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NumPyError("\(path): read failed: \(errnoText())")
-            }
-            if n == 0 { return out }
-            out += chunk[0..<n]
-        }
+        // Opened without blocking and refused unless it is a regular file (a FIFO would hang).
+        do { return try readRegularFile(path) } catch { throw NumPyError(error.description) }
     }
 }
