@@ -57,6 +57,14 @@ public func standardPipeline(_ mode: CompileMode) -> [Pass] {
 }
 
 public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compiled {
+    // Every size is computed from the batch: bound it before anything is sized by it.
+    guard (1...maxPlanBatch).contains(options.batch) else {
+        throw PassError(pass: "compile", message: "batch \(options.batch) is outside 1...\(maxPlanBatch)")
+    }
+    // Values entering a plan must be finite (a NaN weight is silently zeroed by ReLU).
+    for (name, values) in (options.weights ?? [:]).sorted(by: { $0.key < $1.key }) {
+        if let problem = nonFiniteProblem(name: name, values) { throw PassError(pass: "compile", message: "weights: \(problem)") }
+    }
     var input = model
     if options.mode == .inference {
         // Inference computes the model's first output (the logits), not the loss.
