@@ -30,7 +30,11 @@ struct LineChartLayout {
         yMax = y1 + pad
     }
 
-    static func finite(_ points: [(Double, Double)]) -> [(Double, Double)] { points.filter { $0.0.isFinite && $0.1.isFinite } }
+    /// The points a chart can place: finite, and small enough that ranges and paddings computed
+    /// from them stay finite (a history value of 1e308 is skipped, not turned into inf).
+    static func finite(_ points: [(Double, Double)]) -> [(Double, Double)] {
+        points.filter { $0.0.isFinite && $0.1.isFinite && $0.0.magnitude <= 1e12 && $0.1.magnitude <= 1e100 }
+    }
 
     func px(_ x: Double) -> Double { Self.left + (x - xMin) / (xMax - xMin) * plotWidth }
     func py(_ y: Double) -> Double { Self.top + (1 - (y - yMin) / (yMax - yMin)) * plotHeight }
@@ -115,7 +119,7 @@ func lineChartCanvas(title: String, yLabel: String, series: [ChartSeries], width
     c.strokeRect(x: left, y: top, width: w + 1, height: h + 1, color: RGB(0x33, 0x33, 0x33))
     let colors = series.map { RGB(css: $0.color) ?? .black }
     for (i, sr) in series.enumerated() {
-        c.polyline(sr.points.map { (l.px($0.0), l.py($0.1)) }, color: colors[i], width: 2)
+        c.polyline(LineChartLayout.finite(sr.points).map { (l.px($0.0), l.py($0.1)) }, color: colors[i], width: 2)
     }
     for (i, sr) in series.enumerated() where !sr.points.isEmpty {
         let y = l.legendTop(i)
