@@ -75,7 +75,8 @@ public struct Checkpoint: Sendable {
     public static func read(_ path: String, maxBytes: Int = Int.max) throws -> Checkpoint {
         let members: [(name: String, array: NDArray)]
         do { members = try NumPyIO.readNPZ(path: path, maxBytes: maxBytes) } catch {
-            throw DataError("\(path): not a readable checkpoint: \(error)")
+            let d = "\(error)"  // starts with the path: not printed twice
+            throw DataError("\(path): not a readable checkpoint: \(d.hasPrefix(path + ": ") ? String(d.dropFirst(path.count + 2)) : d)")
         }
         guard let metaArray = members.first(where: { $0.name == "__meta__" })?.array, metaArray.dtype == .uint8 else {
             throw DataError("\(path): not a fergc checkpoint (no __meta__ record)")

@@ -3,6 +3,7 @@
 // a markdown summary. The two renderers share the geometry in LineChartLayout and ConfusionLayout.
 
 import Foundation
+import Runtime
 
 /// A named series of (x, y) points drawn in a CSS colour ("#rrggbb").
 public typealias ChartSeries = (name: String, color: String, points: [(Double, Double)])
@@ -221,8 +222,9 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     var written: [String] = []
     for chart in charts {
         let svg = dir + "/" + chart.name + ".svg", png = dir + "/" + chart.name + ".png"
-        try lineChartSVG(title: chart.title, yLabel: chart.name, series: chart.series).write(toFile: svg, atomically: true, encoding: .utf8)
-        try Data(lineChartPNG(title: chart.title, yLabel: chart.name, series: chart.series)).write(to: URL(fileURLWithPath: png), options: .atomic)
+        // fergc's atomic writer: errors name the file and the reason (not an NSError dump).
+        try writeFileAtomically(Array(lineChartSVG(title: chart.title, yLabel: chart.name, series: chart.series).utf8), to: svg)
+        try writeFileAtomically(lineChartPNG(title: chart.title, yLabel: chart.name, series: chart.series), to: png)
         written += [svg, png]
     }
     var md = "# Training report: \(c.meta.model)\n\n"
@@ -238,7 +240,7 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
                      r.learningRate, r.seconds, r.imagesPerSecond)
     }
     let path = dir + "/report.md"
-    try md.write(toFile: path, atomically: true, encoding: .utf8)
+    try writeFileAtomically(Array(md.utf8), to: path)
     written.append(path)
     return written
 }

@@ -8,6 +8,20 @@ import Runtime
 import Glibc
 #endif
 
+/// Creates `path` and its parents (like mkdir -p); errors name the directory and the reason
+/// ("Read-only file system"), not an NSError dump.
+func makeRunDirectory(_ path: String) throws {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") where !part.isEmpty {
+        prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + part
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw TrainError("\(path): cannot create the run directory: \(String(cString: strerror(errno)))")
+        }
+    }
+    var st = stat()
+    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw TrainError("\(path): not a directory") }
+}
+
 /// An exclusive lock on a run directory, held until `release()` (or the process ends).
 final class RunLock {
     private var fd: Int32

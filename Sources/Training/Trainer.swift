@@ -151,7 +151,7 @@ public final class Trainer {
     /// Runs the training; returns the per-epoch history.
     @discardableResult
     public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
-        try FileManager.default.createDirectory(atPath: options.outDir, withIntermediateDirectories: true)
+        try makeRunDirectory(options.outDir)
         // One trainer per run directory; temp files of killed checkpoint writers are removed.
         let lock = try RunLock(directory: options.outDir)
         defer { lock.release() }
@@ -346,6 +346,11 @@ public final class Trainer {
     /// outputs: the loss and every gradient.
     func nonFiniteReport(loss: Double, iteration: Int, epoch: Int, batch: Int) -> String {
         var culprit = "the loss"
+        // A parameter or state tensor gone non-finite is the cause: name it first (its NaN would
+        // otherwise be reported at whichever later step it reaches, e.g. 'loss.total').
+        for p in persistent where !stepExecutor.isFinite(p.stepIndex) {
+            return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the tensor '\(p.name)' holds a NaN or an infinity. Training stopped. \(lastGoodCheckpointNote())"
+        }
         search: for s in step.steps {
             for o in s.outputs where step.outputs.contains(o) && step.buffers[o].elementType == .f32 && !stepExecutor.isFinite(o) {
                 culprit = "'\(step.buffers[o].name)', computed by step '\(s.name)' (\(s.kernel.name))"

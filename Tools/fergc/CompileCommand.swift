@@ -92,7 +92,7 @@ enum CompileCommand {
             throw CLIError("\(path): the plan needs \(memory.totalBytes) bytes (\(megabytes(memory.totalBytes))), more than --max-memory \(limit) (\(megabytes(limit))): \(memoryReport(compiled.plan))")
         }
         if let out = a.value("output") {
-            do { try writePlan(compiled.plan, to: out) } catch { throw CLIError("\(out): \(error)") }
+            do { try writePlan(compiled.plan, to: out) } catch { throw CLIError("\(error)") }  // the error names the file
             Console.err("wrote \(out): \(compiled.plan.steps.count) steps, \(memoryReport(compiled.plan))\n")
             if !a.flag("summary"), !a.flag("json"), a.value("emit") == nil { return }
         }
