@@ -460,16 +460,6 @@ private func validatePlacement(_ plan: Plan) throws {
             throw ExecutorError.invalidPlan(reason: "buffer \(i) '\(b.name)' at offset \(offset) (\(bytes(i)) bytes) is not an aligned place inside the \(arena)-byte arena")
         }
     }
-    // The arena may not be larger than what its buffers reach (rounded to the alignment): a
-    // hostile plan cannot make a session allocate gigabytes nothing uses.
-    var reach = 0
-    for i in plan.buffers.indices where plan.buffers[i].role == .intermediate {
-        reach = max(reach, plan.buffers[i].offset! + max(bytes(i), 4))
-    }
-    let needed = (reach + arenaAlignment - 1) / arenaAlignment * arenaAlignment
-    guard arena <= max(needed, arenaAlignment) else {
-        throw ExecutorError.invalidPlan(reason: "arena size \(arena) bytes is larger than the \(needed) bytes its buffers reach")
-    }
     // Buffers live at the same step must not share a byte. Each buffer is a rectangle (steps it
     // is live) x (its bytes); an in-place step's source is dropped at that step when its output
     // sits exactly on it (a shrinking hand-over keeps the source's bytes past the output's).
@@ -521,6 +511,16 @@ private func validatePlacement(_ plan: Plan) throws {
             if lo > 0, live[lo - 1].end > p.start { throw overlap(p, live[lo - 1], at: s) }
             live.insert(p, at: lo)
         }
+    }
+    // (After the overlap sweep, whose errors say more.) The arena may not be larger than what its buffers reach (rounded to the alignment): a
+    // hostile plan cannot make a session allocate gigabytes nothing uses.
+    var reach = 0
+    for i in plan.buffers.indices where plan.buffers[i].role == .intermediate {
+        reach = max(reach, plan.buffers[i].offset! + max(bytes(i), 4))
+    }
+    let needed = (reach + arenaAlignment - 1) / arenaAlignment * arenaAlignment
+    guard arena <= max(needed, arenaAlignment) else {
+        throw ExecutorError.invalidPlan(reason: "arena size \(arena) bytes is larger than the \(needed) bytes its buffers reach")
     }
 }
 
