@@ -1,6 +1,8 @@
 // POSIX file helpers: whole-file read and crash-safe atomic replace.
 
+#if canImport(Runtime)  // one module with Runtime in the fuzz builds (Tools/fuzz)
 import Runtime
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -9,7 +11,6 @@ import Musl
 import Darwin
 #endif
 
-private func errnoText() -> String { String(cString: strerror(errno)) }
 
 /// Atomically replaces `path` with `bytes` (the runtime's `writeFileAtomically`: temp file,
 /// fsync, rename, fsync of the directory); a failure leaves any existing file untouched.

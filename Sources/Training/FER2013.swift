@@ -4,7 +4,9 @@
 // asks to skip bad rows, in which case they are counted and the first few reported.
 
 import CZlib
+#if canImport(Runtime)  // one module with Runtime in the fuzz builds (Tools/fuzz)
 import Runtime
+#endif
 
 #if canImport(Glibc)
 import Glibc
