@@ -309,6 +309,37 @@ final class ReliabilityCLITests: XCTestCase {
         XCTAssertEqual(t.status, 0, t.stderr)
     }
 
+    // #23 / R7: a graph whose parameters cannot fit the machine is refused before allocating
+    // (50 parameters of 46340 x 46340: 430 G values).
+    func testHugeGraphIsRefusedBeforeAllocating() throws {
+        var text = "model g\ninput x: f32[N, 1, 48, 48]\ninput labels: i32[N]\nf = flatten(x)\nd0 = dense(f, units=46340)\n"
+        for i in 1..<50 { text += "d\(i) = dense(d\(i - 1), units=46340)\n" }
+        text += "logits = dense(d49, units=7)\nloss = softmax_cross_entropy(logits, labels)\noutput logits, loss\n"
+        try text.write(toFile: path("big.graph"), atomically: true, encoding: .utf8)
+        assertClearError(try fergc(["compile", path("big.graph"), "--summary"]), "more than this machine's")
+    }
+
+    // #14 / R8: a 10,000-layer graph compiles with the probe (its activations share an arena).
+    func testDeepGraphCompilesWithTheProbe() throws {
+        var text = "model g\ninput x: f32[N, 1, 8, 8]\ninput labels: i32[N]\na0 = relu(x)\n"
+        for i in 1..<10_000 { text += "a\(i) = relu(a\(i - 1))\n" }
+        text += "f = flatten(a9999)\nlogits = dense(f, units=7)\nloss = softmax_cross_entropy(logits, labels)\noutput logits, loss\n"
+        try text.write(toFile: path("deep.graph"), atomically: true, encoding: .utf8)
+        let r = try fergc(["compile", path("deep.graph"), "--summary"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    // #26 / U2, U3: errors without NSError dumps or doubled paths.
+    func testErrorMessagesAreClean() throws {
+        try Data("x".utf8).write(to: URL(fileURLWithPath: path("file")))
+        let t = try fergc(["train", "Models/tiny.graph", "--out", path("file") + "/run", "--max-steps", "1"])
+        assertClearError(t, "cannot create the run directory: Not a directory")
+        XCTAssertFalse(t.stderr.contains("NSCocoaErrorDomain"), t.stderr)
+        let c = try fergc(["compile", "Models/tiny.graph", "-o", path("missing") + "/x.plan"])
+        assertClearError(c, "cannot create temp file")
+        XCTAssertEqual(c.stderr.components(separatedBy: path("missing") + "/x.plan:").count, 2, c.stderr)
+    }
+
     // #26 / W8, U5: PGM pixels above maxval and over-long header numbers are clear errors.
     func testPGMEdgeCases() throws {
         XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "-o", path("t.plan")]).status, 0)

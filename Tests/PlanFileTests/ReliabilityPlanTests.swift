@@ -186,6 +186,17 @@ final class ReliabilityPlanTests: XCTestCase {
         XCTAssertEqual(blasThreads(), before)
     }
 
+    // #26 / U8: control characters and bidi overrides from a plan are escaped by inspect.
+    func testInspectEscapesControlCharacters() throws {
+        var plan = try facePlan()
+        plan.name = "evil\u{1B}[31m\u{202E}"
+        plan.metadata.classNames[0] = "An\u{07}gry"
+        let r = try fergc(["inspect", try write(plan, "evil.plan")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(r.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x202E }, r.stdout)
+        XCTAssertTrue(r.stdout.contains("evil\\u{1b}[31m\\u{202e}"), r.stdout)
+    }
+
     // #26 / U7: fergc_session_new_err says why; fergc_plan_load_memory with SIZE_MAX does not
     // claim the bytes are NULL.
     func testSessionNewErrorHasAReason() throws {
