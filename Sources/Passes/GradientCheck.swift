@@ -27,6 +27,9 @@ public struct GradientCheckOptions: Sendable {
     public var weights: [String: [Float]]?
     /// A relative error is |analytic - numeric| / max(|analytic|, |numeric|, floor).
     public var floor = 1e-7
+    /// Run the fusion pass, as training does (false: the unfused step, to tell a fused
+    /// kernel's error from the rest).
+    public var fuse = true
     public init() {}
 }
 
@@ -59,7 +62,7 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
     }
     var g = try trainingForm(model)
     g = try regularize(g)
-    g = try fuse(g, mode: .training)
+    if options.fuse { g = try fuse(g, mode: .training) }
     g = try autodiff(g)
     let trainable = g.parameters.filter {
         guard case .parameter(let info) = g[$0].kind, info.trainable else { return false }
@@ -124,10 +127,13 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
     let base = try lossValue()
     guard base.isFinite else { throw GradientCheckError(message: "the loss is \(base) at the starting point") }
     var rows: [GradientCheckRow] = []
-    for (k, name) in names.enumerated() {
+    for name in names {
         guard let index = plan.buffer(named: name), var x = current[name] else { continue }
+        guard let gradIndex = plan.buffer(named: gradientName(of: name)) else {
+            throw GradientCheckError(message: "the step has no buffer '\(gradientName(of: name))'")
+        }
         _ = try lossValue()
-        let analytic = ex.buffer(plan.outputs[k + 1])
+        let analytic = ex.buffer(gradIndex)
         let count = x.count
         var row = GradientCheckRow(name: name, elements: count, checked: 0, maxRelativeError: 0, maxAbsoluteError: 0,
                                    worstIndex: 0, analytic: 0, numeric: 0)

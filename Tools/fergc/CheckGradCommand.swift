@@ -17,6 +17,8 @@ enum CheckGradCommand {
             OptionSpec(name: "batch", kind: .value("B"), help: "Faces in the random batch (default 2; batchnorm needs at least 2)."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights, the random faces and the dropout masks (default 1)."),
             OptionSpec(name: "tolerance", kind: .value("T"), help: "Fail when a relative error exceeds T (default 1e-4)."),
+            OptionSpec(name: "step", kind: .value("H"), help: "The central-difference step (default 1e-6)."),
+            OptionSpec(name: "unfused", kind: .flag, help: "Check the step without the fusion pass (tells a fused kernel's error from the rest)."),
             OptionSpec(name: "json", kind: .flag, help: "Print the table as JSON."),
         ],
         details: """
@@ -44,6 +46,11 @@ enum CheckGradCommand {
         if let s = a.value("seed") {
             guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
             options.seed = v
+        }
+        options.fuse = !a.flag("unfused")
+        if let h = a.value("step") {
+            guard let v = Double(h), v > 0, v.isFinite else { throw UsageError(message: "--step expects a positive number, got '\(h)'", command: spec.name) }
+            options.step = v
         }
         options.layers = a.value("layers").map { $0.split(separator: ",").map(String.init) } ?? []
         if let w = a.value("weights") { options.weights = try loadWeights(w, for: model) }
