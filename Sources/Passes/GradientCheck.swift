@@ -30,6 +30,11 @@ public struct GradientCheckOptions: Sendable {
     /// Run the fusion pass, as training does (false: the unfused step, to tell a fused
     /// kernel's error from the rest).
     public var fuse = true
+    /// Parameters (not state) move by a uniform ±jitter before the check, off the kinks where a
+    /// starting point can sit exactly: batchnorm's beta starts at 0, and for a channel the ReLU
+    /// before it silenced on the batch the output is then exactly 0, ReLU's kink (and max-pool's
+    /// ties with dropped zeros); a central difference there measures half a one-sided slope.
+    public var jitter = 0.05
     public init() {}
 }
 
@@ -113,6 +118,9 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
             v = given.map(Double.init)
         } else {
             v = [Double](repeating: b.name.hasSuffix("running_var") ? 1 : 0, count: n)
+        }
+        if b.role == .parameter, options.jitter > 0 {
+            for k in v.indices { v[k] += options.jitter * (2 * rng.next() - 1) }
         }
         if let problem = nonFiniteProblem(name: b.name, v.map(Float.init)) { throw GradientCheckError(message: "weights: \(problem)") }
         current[b.name] = v

@@ -18,13 +18,16 @@ enum CheckGradCommand {
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights, the random faces and the dropout masks (default 1)."),
             OptionSpec(name: "tolerance", kind: .value("T"), help: "Fail when a relative error exceeds T (default 1e-4)."),
             OptionSpec(name: "step", kind: .value("H"), help: "The central-difference step (default 1e-6)."),
+            OptionSpec(name: "jitter", kind: .value("J"), help: "Move every parameter by a uniform ±J first, off ReLU/max-pool kinks (default 0.05; 0: check at the weights as they are)."),
             OptionSpec(name: "unfused", kind: .flag, help: "Check the step without the fusion pass (tells a fused kernel's error from the rest)."),
             OptionSpec(name: "json", kind: .flag, help: "Print the table as JSON."),
         ],
         details: """
         The model is compiled as for training (training-form, regularize, fuse, autodiff, lowering)
         without the optimizer update, and run in double precision on a seeded random batch with
-        the dropout masks held fixed. For N elements of each trainable parameter, the central
+        the dropout masks held fixed, at the weights (given, or the seeded initial ones) moved by
+        a small jitter: batchnorm's beta starts at exactly 0, a ReLU kink for a channel silenced
+        by the ReLU before it, where a central difference measures half a one-sided slope. For N elements of each trainable parameter, the central
         difference (L(w+h) - L(w-h)) / 2h (h = 1e-6) of the loss (L2 terms included) is compared
         with the analytic gradient. Relative error: |analytic - numeric| / max(|analytic|,
         |numeric|, 1e-7). Exit status 1 when any exceeds the tolerance (a ReLU or max-pool kink
@@ -48,6 +51,10 @@ enum CheckGradCommand {
             options.seed = v
         }
         options.fuse = !a.flag("unfused")
+        if let j = a.value("jitter") {
+            guard let v = Double(j), v >= 0, v.isFinite else { throw UsageError(message: "--jitter expects a non-negative number, got '\(j)'", command: spec.name) }
+            options.jitter = v
+        }
         if let h = a.value("step") {
             guard let v = Double(h), v > 0, v.isFinite else { throw UsageError(message: "--step expects a positive number, got '\(h)'", command: spec.name) }
             options.step = v
