@@ -296,7 +296,9 @@ public final class Trainer {
             guard m.epochs == options.epochs else {
                 throw TrainError("\(lastCheckpointPath): the run was started for \(m.epochs) epochs, not \(options.epochs); the learning-rate schedule depends on it (resume without --epochs, or pass --force-resume to change the run)")
             }
-            if let recorded = m.data, recorded != dataFingerprint {
+            // The same faces (counts and hash), whatever path they are read from.
+            if let recorded = m.data, recorded.hash != dataFingerprint.hash || recorded.trainImages != dataFingerprint.trainImages
+                || recorded.valImages != dataFingerprint.valImages {
                 throw TrainError("\(lastCheckpointPath): the run trained on \(recorded.source) (\(recorded.trainImages) training and \(recorded.valImages) validation faces, hash \(recorded.hash)); this data is \(dataFingerprint.source) (\(dataFingerprint.trainImages) and \(dataFingerprint.valImages), hash \(dataFingerprint.hash)). Resume with the same --data, or pass --force-resume to change the run")
             }
         }
