@@ -78,7 +78,8 @@ public func fergc_plan_load(_ path: UnsafePointer<CChar>?, _ err: UnsafeMutableP
 
 @_cdecl("fergc_plan_load_memory")
 public func fergc_plan_load_memory(_ bytes: UnsafeRawPointer?, _ length: Int, _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int) -> OpaquePointer? {
-    guard let bytes, length >= 0 else { report("fergc_plan_load_memory: bytes is NULL", err, errlen); return nil }
+    guard let bytes else { report("fergc_plan_load_memory: bytes is NULL", err, errlen); return nil }
+    guard length >= 0 else { report("fergc_plan_load_memory: length \(UInt(bitPattern: length)) is too large", err, errlen); return nil }
     do {
         return retained(PlanHandle(try LoadedPlan(bytes: Array(UnsafeRawBufferPointer(start: bytes, count: length)))))
     } catch {
@@ -136,8 +137,18 @@ public func fergc_plan_max_batch(_ p: OpaquePointer?) -> Int32 {
 
 @_cdecl("fergc_session_new")
 public func fergc_session_new(_ p: OpaquePointer?) -> OpaquePointer? {
-    guard let h = plan(p), let s = try? Session(h.model) else { return nil }
-    return retained(SessionHandle(s))
+    fergc_session_new_err(p, nil, 0)
+}
+
+@_cdecl("fergc_session_new_err")
+public func fergc_session_new_err(_ p: OpaquePointer?, _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int) -> OpaquePointer? {
+    guard let h = plan(p) else { report("fergc_session_new: plan is NULL", err, errlen); return nil }
+    do {
+        return retained(SessionHandle(try Session(h.model)))
+    } catch {
+        report("fergc_session_new: \(error)", err, errlen)
+        return nil
+    }
 }
 
 @_cdecl("fergc_session_free")

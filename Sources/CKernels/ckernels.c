@@ -8,7 +8,12 @@
 #include "ckernels.h"
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
+/* target_clones makes ifunc resolvers, which run during relocation, before ThreadSanitizer's
+ * runtime is up: under TSan (swift build --sanitize=thread) the plain versions are used. */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__x86_64__) && defined(__clang__) && !__has_feature(thread_sanitizer)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES

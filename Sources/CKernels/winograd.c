@@ -16,7 +16,12 @@
 
 // CLONES as in ckernels.c: AVX-512, AVX2 + FMA (the 2-core Zen 4 VM this project is measured
 // on reports avx2 and fma but no avx512 flags) and baseline.
-#if defined(__x86_64__) && defined(__clang__)
+/* target_clones makes ifunc resolvers, which run during relocation, before ThreadSanitizer's
+ * runtime is up: under TSan (swift build --sanitize=thread) the plain versions are used. */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__x86_64__) && defined(__clang__) && !__has_feature(thread_sanitizer)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES

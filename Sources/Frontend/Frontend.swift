@@ -52,10 +52,20 @@ public enum Frontend {
 
     /// The file's bytes, or why they could not be read.
     static func readFile(_ path: String) -> Result<[UInt8], ReadError> {
+        // Opened without blocking (a FIFO is refused, not waited on), then checked to be a
+        // regular file before a byte is read.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { return .failure(ReadError(message: errnoMessage())) }
         var st = stat()
-        guard stat(path, &st) == 0 else { return .failure(ReadError(message: errnoMessage())) }
-        if (st.st_mode & S_IFMT) == S_IFDIR { return .failure(ReadError(message: "it is a directory")) }
-        guard let f = fopen(path, "rb") else { return .failure(ReadError(message: errnoMessage())) }
+        guard fstat(fd, &st) == 0 else { let m = errnoMessage(); close(fd); return .failure(ReadError(message: m)) }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: close(fd); return .failure(ReadError(message: "it is a directory"))
+        case S_IFIFO: close(fd); return .failure(ReadError(message: "it is a FIFO (named pipe), not a regular file"))
+        default: close(fd); return .failure(ReadError(message: "it is not a regular file"))
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        guard let f = fdopen(fd, "rb") else { let m = errnoMessage(); close(fd); return .failure(ReadError(message: m)) }
         defer { fclose(f) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

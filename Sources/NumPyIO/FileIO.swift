@@ -1,6 +1,8 @@
 // POSIX file helpers: whole-file read and crash-safe atomic replace.
 
+#if canImport(Runtime)  // one module with Runtime in the fuzz builds (Tools/fuzz)
 import Runtime
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -9,7 +11,6 @@ import Musl
 import Darwin
 #endif
 
-private func errnoText() -> String { String(cString: strerror(errno)) }
 
 /// Atomically replaces `path` with `bytes` (the runtime's `writeFileAtomically`: temp file,
 /// fsync, rename, fsync of the directory); a failure leaves any existing file untouched.
@@ -20,21 +21,7 @@ public func atomicWrite(_ bytes: [UInt8], to path: String) throws(NumPyError) {
 extension NumPyIO {
     /// Reads a whole file.
     static func readFile(_ path: String) throws(NumPyError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw NumPyError("\(path): cannot open: \(errnoText())") }
-        defer { close(fd) }
-        var out = [UInt8]()
-        var st = stat()
-        if fstat(fd, &st) == 0, st.st_size > 0 { out.reserveCapacity(Int(st.st_size)) }
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw NumPyError("\(path): read failed: \(errnoText())")
-            }
-            if n == 0 { return out }
-            out += chunk[0..<n]
-        }
+        // Opened without blocking and refused unless it is a regular file (a FIFO would hang).
+        do { return try readRegularFile(path) } catch { throw NumPyError(error.description) }
     }
 }

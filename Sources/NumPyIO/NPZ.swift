@@ -5,10 +5,24 @@ import CZlib
 extension NumPyIO {
     /// Reads every array in an .npz (zip) archive: stored (np.savez) and deflated (np.savez_compressed)
     /// members, ZIP64 sizes/offsets included; member names without the ".npy" suffix; order as in the archive.
-    public static func readNPZ(_ bytes: [UInt8], file: String = "archive.npz") throws(NumPyError) -> [(name: String, array: NDArray)] {
+    ///
+    /// `maxBytes` bounds the members' total declared uncompressed size, checked from the central
+    /// directory before anything is inflated (a 1 MB zip bomb cannot make us allocate 1 GB).
+    /// Two members with the same name are an error (the last would silently win).
+    public static func readNPZ(_ bytes: [UInt8], file: String = "archive.npz", maxBytes: Int = Int.max) throws(NumPyError) -> [(name: String, array: NDArray)] {
         let zip = ZipReader(bytes: bytes, file: file)
         var result: [(name: String, array: NDArray)] = []
-        for entry in try zip.centralDirectory() where !entry.name.hasSuffix("/") {
+        let entries = try zip.centralDirectory().filter { !$0.name.hasSuffix("/") }
+        var total = 0, seen = Set<String>()
+        for entry in entries {
+            guard seen.insert(entry.name).inserted else { throw NumPyError("\(file): two members are named '\(entry.name)'") }
+            let (sum, overflow) = total.addingReportingOverflow(entry.size)
+            guard !overflow, sum <= maxBytes else {
+                throw NumPyError("\(file): the members declare more than \(maxBytes) bytes uncompressed (at member '\(entry.name)'); refused before inflating")
+            }
+            total = sum
+        }
+        for entry in entries {
             let data = try zip.contents(of: entry)
             let name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
             result.append((name, try readNPY(data, name: "\(file): member '\(entry.name)'")))
@@ -16,8 +30,8 @@ extension NumPyIO {
         return result
     }
 
-    public static func readNPZ(path: String) throws(NumPyError) -> [(name: String, array: NDArray)] {
-        try readNPZ(try readFile(path), file: path)
+    public static func readNPZ(path: String, maxBytes: Int = Int.max) throws(NumPyError) -> [(name: String, array: NDArray)] {
+        try readNPZ(try readFile(path), file: path, maxBytes: maxBytes)
     }
 
     /// Writes an archive np.load can read; compressed = deflate via zlib (like np.savez_compressed),

@@ -57,6 +57,29 @@ public func standardPipeline(_ mode: CompileMode) -> [Pass] {
 }
 
 public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compiled {
+    // Every size is computed from the batch: bound it before anything is sized by it.
+    guard (1...maxPlanBatch).contains(options.batch) else {
+        throw PassError(pass: "compile", message: "batch \(options.batch) is outside 1...\(maxPlanBatch)")
+    }
+    // Weights are materialised (Float, and Double for the probe) before any plan exists: their
+    // total must fit the machine, checked before the first allocation.
+    var parameterElements = 0
+    for id in model.parameters + model.states {
+        var n = 1
+        for d in model[id].type.perSample {
+            let (p, o) = n.multipliedReportingOverflow(by: max(d, 0))
+            n = o ? Int.max / 16 : min(p, Int.max / 16)
+        }
+        parameterElements = min(parameterElements + n, Int.max / 16)
+    }
+    let weightBytes = parameterElements * (options.probe ? 12 : 4)
+    guard weightBytes <= physicalMemoryBytes() else {
+        throw PassError(pass: "compile", message: "the model's \(parameterElements) parameter values need \(weightBytes) bytes to compile\(options.probe ? " (with the probe's float64 copy)" : ""), more than this machine's \(physicalMemoryBytes()) bytes of memory")
+    }
+    // Values entering a plan must be finite (a NaN weight is silently zeroed by ReLU).
+    for (name, values) in (options.weights ?? [:]).sorted(by: { $0.key < $1.key }) {
+        if let problem = nonFiniteProblem(name: name, values) { throw PassError(pass: "compile", message: "weights: \(problem)") }
+    }
     var input = model
     if options.mode == .inference {
         // Inference computes the model's first output (the logits), not the loss.

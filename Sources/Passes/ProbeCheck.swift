@@ -104,7 +104,11 @@ public func probeCheck(original: Graph, optimized: Graph, folds: [FoldRecipe] = 
 
 /// Runs `graph` on the probe batch; returns its f32 outputs' values, by output position.
 private func probeRun(_ graph: Graph, weights: [String: [Double]], options: ProbeOptions) throws -> [Int: [Double]] {
-    let plan = try lowerToPlan(graph, maxBatch: options.batch)
+    // Only the outputs are compared: a graph whose activations would take more than 256 MB
+    // (10^5 layers took 7.3 GB) is memory-planned so that intermediates share an arena. Smaller
+    // graphs keep separate buffers (the reference every pass is measured against).
+    var plan = try lowerToPlan(graph, maxBatch: options.batch)
+    if executorBytes(plan, elementSize: 8) > 256 << 20 { plan = planMemory(plan) }
     let range = options.inputRange ?? 0...(255 * (graph.training?.inputScale ?? 1))
     var inputs: [Int: [Double]] = [:]
     for id in graph.inputs {

@@ -21,9 +21,39 @@ func errnoText() -> String { String(cString: strerror(errno)) }
 /// Atomically replaces `path` with `bytes`: writes a new temp file (`.<name>.tmp-<pid>-<random>`,
 /// created exclusively) in the same directory, fsyncs it, renames it over `path`, then fsyncs
 /// the directory. On failure the temp file is removed and any existing file at `path` is left
-/// untouched. An existing file's mode is kept (new files get 0644 minus umask).
-public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws(FileWriteError) {
-    func fail(_ what: String) -> FileWriteError { FileWriteError(path: path, what: what) }
+/// untouched. An existing file's mode is kept (new files get 0644 minus umask). A symlink at
+/// `path` is followed (its target is replaced); anything else that is not a regular file is refused.
+public func writeFileAtomically(_ bytes: [UInt8], to requestedPath: String) throws(FileWriteError) {
+    func fail(_ what: String) -> FileWriteError { FileWriteError(path: requestedPath, what: what) }
+    // A symlink is written through (its target is replaced, the link stays); an existing
+    // device node, FIFO, socket or directory is refused rather than replaced by a regular file.
+    var path = requestedPath
+    for _ in 0..<40 {
+        var lst = stat()
+        guard lstat(path, &lst) == 0, (lst.st_mode & S_IFMT) == S_IFLNK else { break }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(path, &buffer, buffer.count - 1)
+        guard n > 0 else { throw fail("cannot read the symbolic link: \(errnoText())") }
+        let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if target.hasPrefix("/") {
+            path = target
+        } else if let slash = path.lastIndex(of: "/") {
+            path = String(path[...slash]) + target
+        } else {
+            path = target
+        }
+    }
+    var existing = stat()
+    if lstat(path, &existing) == 0 {
+        switch existing.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFLNK: throw fail("too many levels of symbolic links")
+        case S_IFDIR: throw fail("is a directory; give a file path")
+        case S_IFCHR, S_IFBLK: throw fail("is a device node; fergc only replaces regular files")
+        case S_IFIFO: throw fail("is a FIFO (named pipe); fergc only replaces regular files")
+        default: throw fail("is not a regular file; fergc only replaces regular files")
+        }
+    }
     let slash = path.lastIndex(of: "/")
     let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
     let base = slash.map { String(path[path.index(after: $0)...]) } ?? path

@@ -69,6 +69,11 @@ public final class LoadedPlan: Sendable {
     /// Validates an in-memory plan and finds its image input and class output.
     public init(plan: Plan, file: PlanFile? = nil) throws(ModelError) {
         do { try checkPlan(plan) } catch { throw ModelError(error.description) }
+        // A training step normalises with the batch's own statistics: classifying with it gives
+        // 1/K for every class of a single image. Refused, as `fergc eval` does.
+        guard plan.metadata.mode != "training" else {
+            throw ModelError("plan '\(plan.name)' is a training plan (batchnorm uses each batch's statistics); compile an inference plan (without --train) to classify")
+        }
         self.plan = plan
         self.file = file
         let images = plan.buffers.indices.filter {
@@ -114,15 +119,28 @@ public final class LoadedPlan: Sendable {
 /// One thread's inference context on a `LoadedPlan`: its own executor, not thread-safe.
 public final class Session {
     public let model: LoadedPlan
-    private let executor: Executor<Float>
+    private var executor: Executor<Float>
+    /// The batch the executor is sized for. A plan without arena offsets is sized for the
+    /// batches actually run (starting at 16, growing by doubling up to maxBatch), not for
+    /// maxBatch up front; a planned plan's arena is laid out for maxBatch and used as is.
+    private var capacity: Int
 
     public init(_ model: LoadedPlan) throws {
         self.model = model
-        executor = try Executor<Float>(plan: model.plan)
+        let planned = model.plan.buffers.contains { $0.offset != nil }
+        capacity = planned ? model.plan.maxBatch : min(model.plan.maxBatch, 16)
+        executor = try Session.makeExecutor(model.plan, batch: capacity)
+    }
+
+    private static func makeExecutor(_ plan: Plan, batch: Int) throws -> Executor<Float> {
+        var p = plan
+        p.maxBatch = batch
+        let executor = try Executor<Float>(plan: p)
         executor.dropoutEnabled = false
-        for (i, b) in model.plan.buffers.enumerated() {
-            if let values = model.plan.parameters[b.name] { executor.setBuffer(i, values) }
+        for (i, b) in p.buffers.enumerated() {
+            if let values = p.parameters[b.name] { executor.setBuffer(i, values) }
         }
+        return executor
     }
 
     /// Class probabilities of `n` images at `images` (n * inputElements floats, already scaled),
@@ -131,9 +149,19 @@ public final class Session {
     public func predict(images: UnsafePointer<Float>, count n: Int, into probabilities: UnsafeMutablePointer<Float>) throws {
         guard n >= 1 else { throw ModelError("predict needs at least one image, got \(n)") }
         let per = model.inputElements, k = model.classes
+        // Non-finite pixels would come out as plausible probabilities (1/K each): refused.
+        let (total, overflow) = n.multipliedReportingOverflow(by: per)
+        guard !overflow else { throw ModelError("\(n) images of \(per) values is too many") }
+        if let bad = firstNonFinite(UnsafeBufferPointer(start: images, count: total)) {
+            throw ModelError("image \(bad.index / per) holds a non-finite value (\(bad.value) at element \(bad.index % per))")
+        }
         var done = 0
         while done < n {
             let m = min(model.maxBatch, n - done)
+            if m > capacity {
+                capacity = min(model.plan.maxBatch, max(m, capacity * 2))
+                executor = try Session.makeExecutor(model.plan, batch: capacity)
+            }
             executor.setBuffer(model.inputBuffer, Array(UnsafeBufferPointer(start: images + done * per, count: m * per)))
             try executor.run(batch: m)
             let scores = executor.buffer(model.outputBuffer)

@@ -30,13 +30,32 @@ func splitRange(_ n: Int, parts: Int, _ t: Int) -> Range<Int> {
 
 /// Runs `body` with OpenBLAS limited to one thread when `threads` > 1 (each of our threads
 /// then calls sgemm single-threaded: no oversubscription), restoring the count afterwards.
+/// Concurrent regions (sessions on several threads) share one count: the first to enter saves
+/// the embedder's thread count, the last to leave restores it (saving and restoring per region
+/// let overlapping regions restore each other's 1, leaving OpenBLAS at one thread for good).
 func withSingleThreadedBLAS(_ threads: Int, _ body: () -> Void) {
     guard threads > 1 else { body(); return }
-    let previous = blasThreads()
-    setBLASThreads(1)
+    pthread_mutex_lock(blasRegionLock)
+    if blasRegions == 0 {
+        blasSavedThreads = blasThreads()
+        setBLASThreads(1)
+    }
+    blasRegions += 1
+    pthread_mutex_unlock(blasRegionLock)
     body()
-    setBLASThreads(previous)
+    pthread_mutex_lock(blasRegionLock)
+    blasRegions -= 1
+    if blasRegions == 0 { setBLASThreads(blasSavedThreads) }
+    pthread_mutex_unlock(blasRegionLock)
 }
+
+nonisolated(unsafe) private var blasRegions = 0
+nonisolated(unsafe) private var blasSavedThreads = 1
+nonisolated(unsafe) private let blasRegionLock: UnsafeMutablePointer<pthread_mutex_t> = {
+    let p = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    pthread_mutex_init(p, nil)
+    return p
+}()
 
 /// Online processors, the default thread count of an executor.
 public func onlineProcessors() -> Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) }

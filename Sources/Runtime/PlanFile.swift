@@ -263,24 +263,8 @@ public func readPlanFile(path: String) throws(PlanFileError) -> PlanFile {
 }
 
 func readWholeFile(_ path: String) throws(PlanFileError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw PlanFileError(.io, "cannot open: \(errnoText())", path: path) }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw PlanFileError(.io, "cannot stat: \(errnoText())", path: path) }
-    guard (st.st_mode & S_IFMT) == S_IFREG else { throw PlanFileError(.io, "not a regular file", path: path) }
-    var out = [UInt8]()
-    out.reserveCapacity(Int(st.st_size))
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw PlanFileError(.io, "read failed: \(errnoText())", path: path)
-        }
-        if n == 0 { return out }
-        out += chunk[0..<n]
-    }
+    // Opened without blocking (a FIFO is refused, not waited on) and checked to be a regular file.
+    do { return try readRegularFile(path) } catch { throw PlanFileError(.io, error.what, path: path) }
 }
 
 /// Decodes the bytes of a .plan file (see `decodePlanFile`).

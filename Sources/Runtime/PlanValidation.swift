@@ -69,24 +69,73 @@ private func ensure(_ condition: Bool, _ reason: @autoclosure () -> String) thro
     if !condition { throw StepError(reason: reason()) }
 }
 
+/// The largest value a geometry field may hold: the C kernels take Int32, and sums and
+/// products of two fields must stay far from overflow.
+let maxGeometryField = 1 << 20
+
+/// Every field in 0...maxGeometryField and the per-sample element counts (channels x height x
+/// width) within Int32, so that nothing computed from them overflows here or in C.
+private func checkRanges(_ what: String, _ fields: [(String, Int)], planes: [(Int, Int, Int)]) throws {
+    for (name, v) in fields where !(0...maxGeometryField).contains(v) {
+        throw StepError(reason: "\(what) geometry: \(name) \(v) is outside 0...\(maxGeometryField)")
+    }
+    for (c, h, w) in planes {
+        let (ch, o1) = c.multipliedReportingOverflow(by: h)
+        let (chw, o2) = ch.multipliedReportingOverflow(by: w)
+        try ensure(!o1 && !o2 && chw <= Int(Int32.max), "\(what) geometry: \(c)x\(h)x\(w) elements per sample exceed \(Int32.max)")
+    }
+}
+
+/// A window of `k` at `stride` with `padTop` zeros before the input must produce exactly `out`
+/// positions over `input`: the padding after the input it implies, `(out-1)*stride + k - input
+/// - padTop`, lies in (-stride, padTop + 1] ("valid" drops at most stride-1 trailing rows,
+/// "same" and explicit padding add at most one more row after than before), and padTop < k.
+private func checkWindow(_ what: String, _ axis: String, input: Int, out: Int, k: Int, stride: Int, pad: Int) throws {
+    let after = (out - 1) * stride + k - input - pad
+    try ensure(pad < k && after > -stride && after <= pad + 1,
+               "\(what) geometry: \(out) output \(axis)s do not follow from input \(input), window \(k), stride \(stride), padding \(pad) (padding after would be \(after))")
+}
+
 private func check(_ g: ConvGeometry) throws {
+    try checkRanges("conv", [("inChannels", g.inChannels), ("inHeight", g.inHeight), ("inWidth", g.inWidth),
+                             ("outChannels", g.outChannels), ("kernelHeight", g.kernelHeight), ("kernelWidth", g.kernelWidth),
+                             ("stride", g.stride), ("padTop", g.padTop), ("padLeft", g.padLeft),
+                             ("outHeight", g.outHeight), ("outWidth", g.outWidth)],
+                    planes: [(g.inChannels, g.inHeight, g.inWidth), (g.outChannels, g.outHeight, g.outWidth),
+                             (g.outChannels, g.inChannels, g.kernelHeight * g.kernelWidth)])
     try ensure(g.inChannels > 0 && g.inHeight > 0 && g.inWidth > 0 && g.outChannels > 0
                && g.kernelHeight > 0 && g.kernelWidth > 0 && g.stride > 0
                && g.outHeight > 0 && g.outWidth > 0, "conv geometry has a non-positive size: \(g)")
     try ensure(g.padTop >= 0 && g.padLeft >= 0, "conv geometry has negative padding: \(g)")
+    try checkWindow("conv", "row", input: g.inHeight, out: g.outHeight, k: g.kernelHeight, stride: g.stride, pad: g.padTop)
+    try checkWindow("conv", "column", input: g.inWidth, out: g.outWidth, k: g.kernelWidth, stride: g.stride, pad: g.padLeft)
 }
 
 private func check(_ g: PoolGeometry) throws {
+    try checkRanges("pool", [("channels", g.channels), ("inHeight", g.inHeight), ("inWidth", g.inWidth), ("size", g.size),
+                             ("stride", g.stride), ("padTop", g.padTop), ("padLeft", g.padLeft),
+                             ("outHeight", g.outHeight), ("outWidth", g.outWidth)],
+                    planes: [(g.channels, g.inHeight, g.inWidth), (g.channels, g.outHeight, g.outWidth)])
     try ensure(g.channels > 0 && g.inHeight > 0 && g.inWidth > 0 && g.size > 0 && g.stride > 0
                && g.outHeight > 0 && g.outWidth > 0, "pool geometry has a non-positive size: \(g)")
     try ensure(g.padTop >= 0 && g.padLeft >= 0 && g.padTop < g.size && g.padLeft < g.size
                && (g.outHeight - 1) * g.stride - g.padTop < g.inHeight
                && (g.outWidth - 1) * g.stride - g.padLeft < g.inWidth,
                "pool geometry has a window entirely in padding: \(g)")
+    try checkWindow("pool", "row", input: g.inHeight, out: g.outHeight, k: g.size, stride: g.stride, pad: g.padTop)
+    try checkWindow("pool", "column", input: g.inWidth, out: g.outWidth, k: g.size, stride: g.stride, pad: g.padLeft)
 }
 
 private func positive(_ values: Int...) throws {
     try ensure(values.allSatisfy { $0 > 0 }, "sizes must be positive: \(values)")
+    // Within Int32 each (BLAS and the C kernels take Int32), and a product that cannot overflow.
+    try ensure(values.allSatisfy { $0 <= Int(Int32.max) }, "sizes must be at most \(Int32.max): \(values)")
+    var product = 1
+    for v in values {
+        let (p, overflow) = product.multipliedReportingOverflow(by: v)
+        try ensure(!overflow && p <= 1 << 40, "sizes \(values) multiply to more than 2^40")
+        product = p
+    }
 }
 
 /// The slot requirements of `step`, given the plan's buffers (indices already range-checked).
@@ -142,13 +191,13 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
                      variadic: true)
     case .concat(let outer, let inner, let sizes):
         try positive(outer, inner)
-        try ensure(!sizes.isEmpty && sizes.allSatisfy { $0 > 0 }, "concat sizes must be positive: \(sizes)")
+        try ensure(!sizes.isEmpty && sizes.allSatisfy { $0 > 0 && $0 <= Int(Int32.max) }, "concat sizes must be in 1...\(Int32.max): \(sizes)")
         let batched = first?.batched ?? true
         func slot(_ size: Int) -> SlotRequirement { .init(count: outer * size * inner, batched: batched, type: .f32) }
         return .init(inputs: sizes.map(slot), outputs: [slot(sizes.reduce(0, +))], variadic: true)
     case .slice(let outer, let inner, let total, let start, let length):
         try positive(outer, inner, total, length)
-        try ensure(start >= 0 && start + length <= total, "slice [\(start), \(start + length)) exceeds \(total)")
+        try ensure(start >= 0 && start <= total && length <= total - start, "slice of \(length) at \(start) exceeds \(total)")
         let batched = first?.batched ?? true
         return .init(inputs: [.init(count: outer * total * inner, batched: batched, type: .f32)],
                      outputs: [.init(count: outer * length * inner, batched: batched, type: .f32)])
@@ -380,6 +429,9 @@ private func validateParameters(_ plan: Plan) throws {
         guard values.count == b.elementCount(batch: plan.maxBatch) else {
             throw ExecutorError.invalidPlan(reason: "initial values for '\(name)': \(values.count) values, the buffer holds \(b.elementCount(batch: plan.maxBatch))")
         }
+        if let problem = nonFiniteProblem(name: name, values) {
+            throw ExecutorError.invalidPlan(reason: "initial values: \(problem)")
+        }
     }
 }
 
@@ -408,36 +460,67 @@ private func validatePlacement(_ plan: Plan) throws {
             throw ExecutorError.invalidPlan(reason: "buffer \(i) '\(b.name)' at offset \(offset) (\(bytes(i)) bytes) is not an aligned place inside the \(arena)-byte arena")
         }
     }
-    // Buffers live at the same step must not share a byte: sweep each step's live buffers in
-    // offset order. An in-place step's source is dropped when its output sits exactly on it.
-    // A shrinking hand-over keeps the source's bytes past the output's.
+    // Buffers live at the same step must not share a byte. Each buffer is a rectangle (steps it
+    // is live) x (its bytes); an in-place step's source is dropped at that step when its output
+    // sits exactly on it (a shrinking hand-over keeps the source's bytes past the output's).
+    // One sweep over the steps keeps the live ranges sorted by offset (they never overlap, or
+    // the sweep has already failed) and checks each range as it starts against its neighbours:
+    // O(n log n + n x live) instead of steps x buffers.
     let lifetimes = intermediateLifetimes(plan)
-    let placed = plan.buffers.indices.filter { lifetimes[$0] != nil && bytes($0) > 0 }
-    for s in 0..<max(plan.steps.count, 1) {
-        var handedOver: Int? = nil
-        if s < plan.steps.count, let x = inPlaceSource(plan, step: s, lifetimes: lifetimes),
+    let lastStep = max(plan.steps.count, 1) - 1
+    var handOvers: [Int: [(step: Int, kept: Int)]] = [:]
+    for s in 0..<plan.steps.count {
+        if let x = inPlaceSource(plan, step: s, lifetimes: lifetimes),
            plan.buffers[x].offset == plan.buffers[plan.steps[s].outputs[0]].offset {
-            handedOver = x
+            handOvers[x, default: []].append((s, bytes(plan.steps[s].outputs[0])))
         }
-        var live: [(buffer: Int, start: Int, end: Int)] = []
-        for i in placed where lifetimes[i]!.contains(s) {
-            let offset = plan.buffers[i].offset!
-            if i == handedOver {
-                let kept = bytes(plan.steps[s].outputs[0])
-                if kept < bytes(i) { live.append((i, offset + kept, offset + bytes(i))) }
-            } else {
-                live.append((i, offset, offset + bytes(i)))
-            }
+    }
+    struct Piece { var buffer: Int, first: Int, last: Int, start: Int, end: Int }
+    var pieces: [Piece] = []
+    for i in plan.buffers.indices {
+        guard let life = lifetimes[i], bytes(i) > 0 else { continue }
+        let first = max(life.lowerBound, 0), last = min(life.upperBound, lastStep)
+        guard first <= last else { continue }
+        let offset = plan.buffers[i].offset!, full = offset + bytes(i)
+        var from = first
+        for h in (handOvers[i] ?? []).sorted(by: { $0.step < $1.step }) where (first...last).contains(h.step) {
+            if from < h.step { pieces.append(Piece(buffer: i, first: from, last: h.step - 1, start: offset, end: full)) }
+            if h.kept < bytes(i) { pieces.append(Piece(buffer: i, first: h.step, last: h.step, start: offset + h.kept, end: full)) }
+            from = h.step + 1
         }
-        live.sort { ($0.start, $0.buffer) < ($1.start, $1.buffer) }
-        var end = 0, owner = -1
-        for range in live {
-            if owner >= 0 && range.start < end {
-                let a = plan.buffers[owner], b = plan.buffers[range.buffer]
-                throw ExecutorError.invalidPlan(reason: "buffers \(owner) '\(a.name)' and \(range.buffer) '\(b.name)' are both live at step \(s) and overlap in the arena ([\(a.offset!), \(a.offset! + bytes(owner))) and [\(b.offset!), \(b.offset! + bytes(range.buffer))))")
-            }
-            if range.end > end { end = range.end; owner = range.buffer }
+        if from <= last { pieces.append(Piece(buffer: i, first: from, last: last, start: offset, end: full)) }
+    }
+    pieces.sort { ($0.first, $0.start, $0.buffer) < ($1.first, $1.start, $1.buffer) }
+    func overlap(_ p: Piece, _ q: Piece, at s: Int) -> ExecutorError {
+        let (a, b) = p.start <= q.start ? (p, q) : (q, p)
+        let an = plan.buffers[a.buffer], bn = plan.buffers[b.buffer]
+        return ExecutorError.invalidPlan(reason: "buffers \(a.buffer) '\(an.name)' and \(b.buffer) '\(bn.name)' are both live at step \(s) and overlap in the arena ([\(an.offset!), \(an.offset! + bytes(a.buffer))) and [\(bn.offset!), \(bn.offset! + bytes(b.buffer))))")
+    }
+    var live: [Piece] = []   // sorted by start, pairwise disjoint
+    var next = 0
+    while next < pieces.count {
+        let s = pieces[next].first
+        live.removeAll { $0.last < s }
+        while next < pieces.count, pieces[next].first == s {
+            let p = pieces[next]
+            next += 1
+            // First live range starting at or after p (binary search), and the one before it.
+            var lo = 0, hi = live.count
+            while lo < hi { let mid = (lo + hi) / 2; if live[mid].start < p.start { lo = mid + 1 } else { hi = mid } }
+            if lo < live.count, live[lo].start < p.end { throw overlap(p, live[lo], at: s) }
+            if lo > 0, live[lo - 1].end > p.start { throw overlap(p, live[lo - 1], at: s) }
+            live.insert(p, at: lo)
         }
+    }
+    // (After the overlap sweep, whose errors say more.) The arena may not be larger than what its buffers reach (rounded to the alignment): a
+    // hostile plan cannot make a session allocate gigabytes nothing uses.
+    var reach = 0
+    for i in plan.buffers.indices where plan.buffers[i].role == .intermediate {
+        reach = max(reach, plan.buffers[i].offset! + max(bytes(i), 4))
+    }
+    let needed = (reach + arenaAlignment - 1) / arenaAlignment * arenaAlignment
+    guard arena <= max(needed, arenaAlignment) else {
+        throw ExecutorError.invalidPlan(reason: "arena size \(arena) bytes is larger than the \(needed) bytes its buffers reach")
     }
 }
 

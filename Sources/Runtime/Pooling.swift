@@ -1,7 +1,7 @@
 // 2-d max and average pooling over [N, C, H, W]. Window (oh, ow) covers input rows
 // oh*stride - padTop ..< +size and columns likewise; positions outside the input are padding
 // and are skipped: they never win a max and are not counted by the average. Windows may
-// overlap (stride < size) or hang over the edge. The executor rejects geometries with a
+// overlap (stride < size) or hang over the edge; loops run over each window clipped to the input. The executor rejects geometries with a
 // window entirely in padding; the kernels then write 0 for such a window.
 
 /// y = the maximum of each window's in-bounds elements.
@@ -30,12 +30,10 @@ public func maxpoolForward<T: BLASReal>(
 func maxpoolArgmax<T: BLASReal>(_ xp: UnsafePointer<T>, oh: Int, ow: Int, _ g: PoolGeometry) -> Int {
     var best = -1
     var bestValue: T = 0
-    for kh in 0..<g.size {
-        let ih = oh * g.stride - g.padTop + kh
-        if ih < 0 || ih >= g.inHeight { continue }
-        for kw in 0..<g.size {
-            let iw = ow * g.stride - g.padLeft + kw
-            if iw < 0 || iw >= g.inWidth { continue }
+    // The window clipped to the input: O(in-bounds elements) whatever the size.
+    let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
+    for ih in max(h0, 0)..<max(min(h0 + g.size, g.inHeight), max(h0, 0)) {
+        for iw in max(w0, 0)..<max(min(w0 + g.size, g.inWidth), max(w0, 0)) {
             let at = ih * g.inWidth + iw
             if best < 0 || xp[at] > bestValue { best = at; bestValue = xp[at] }
         }
@@ -90,12 +88,10 @@ public func avgpoolForward<T: BLASReal>(
             for ow in 0..<g.outWidth {
                 let count = poolWindowCount(oh: oh, ow: ow, g)
                 var sum: T = 0
-                for kh in 0..<g.size {
-                    let ih = oh * g.stride - g.padTop + kh
-                    if ih < 0 || ih >= g.inHeight { continue }
-                    for kw in 0..<g.size {
-                        let iw = ow * g.stride - g.padLeft + kw
-                        if iw < 0 || iw >= g.inWidth { continue }
+                // The window clipped to the input: O(in-bounds elements) whatever the size.
+                let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
+                for ih in max(h0, 0)..<max(min(h0 + g.size, g.inHeight), max(h0, 0)) {
+                    for iw in max(w0, 0)..<max(min(w0 + g.size, g.inWidth), max(w0, 0)) {
                         sum += xp[ih * g.inWidth + iw]
                     }
                 }
@@ -122,12 +118,10 @@ public func avgpoolBackward<T: BLASReal>(
                 let count = poolWindowCount(oh: oh, ow: ow, g)
                 if count == 0 { continue }
                 let share = dyp[oh * g.outWidth + ow] / T(count)
-                for kh in 0..<g.size {
-                    let ih = oh * g.stride - g.padTop + kh
-                    if ih < 0 || ih >= g.inHeight { continue }
-                    for kw in 0..<g.size {
-                        let iw = ow * g.stride - g.padLeft + kw
-                        if iw < 0 || iw >= g.inWidth { continue }
+                // The window clipped to the input: O(in-bounds elements) whatever the size.
+                let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
+                for ih in max(h0, 0)..<max(min(h0 + g.size, g.inHeight), max(h0, 0)) {
+                    for iw in max(w0, 0)..<max(min(w0 + g.size, g.inWidth), max(w0, 0)) {
                         dxp[ih * g.inWidth + iw] += share
                     }
                 }

@@ -46,7 +46,10 @@ public struct CheckpointMeta: Codable, Sendable {
     public var partialSeen: Int = 0
     public var history: [EpochRecord]
     public var elapsedSeconds: Double
+    /// The data the run trains on (absent in checkpoints written before it was recorded).
+    public var data: DataFingerprint? = nil
 }
+
 
 public struct Checkpoint: Sendable {
     public var meta: CheckpointMeta
@@ -69,10 +72,11 @@ public struct Checkpoint: Sendable {
         try NumPyIO.writeNPZ(arrays, compressed: false, to: path)
     }
 
-    public static func read(_ path: String) throws -> Checkpoint {
+    public static func read(_ path: String, maxBytes: Int = Int.max) throws -> Checkpoint {
         let members: [(name: String, array: NDArray)]
-        do { members = try NumPyIO.readNPZ(path: path) } catch {
-            throw DataError("\(path): not a readable checkpoint: \(error)")
+        do { members = try NumPyIO.readNPZ(path: path, maxBytes: maxBytes) } catch {
+            let d = "\(error)"  // starts with the path: not printed twice
+            throw DataError("\(path): not a readable checkpoint: \(d.hasPrefix(path + ": ") ? String(d.dropFirst(path.count + 2)) : d)")
         }
         guard let metaArray = members.first(where: { $0.name == "__meta__" })?.array, metaArray.dtype == .uint8 else {
             throw DataError("\(path): not a fergc checkpoint (no __meta__ record)")

@@ -4,6 +4,9 @@
 // asks to skip bad rows, in which case they are counted and the first few reported.
 
 import CZlib
+#if canImport(Runtime)  // one module with Runtime in the fuzz builds (Tools/fuzz)
+import Runtime
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -71,7 +74,11 @@ final class LineReader {
 
     init(path: String) throws {
         self.path = path
-        guard let f = fopen(path, "rb") else {
+        // Opened without blocking (a FIFO is refused, not waited on); regular files only.
+        let opened: (fd: Int32, size: Int)
+        do { opened = try openRegularFile(path) } catch { throw DataError(error.description) }
+        guard let f = fdopen(opened.fd, "rb") else {
+            close(opened.fd)
             throw DataError("\(path): cannot open (\(String(cString: strerror(errno))))")
         }
         file = f
@@ -154,28 +161,53 @@ final class LineReader {
     /// The next line without its terminator (`\n` or `\r\n`), or nil at the end.
     func next() throws -> ArraySlice<UInt8>? {
         while true {
-            if let nl = pending[pendingStart...].firstIndex(of: 10) {
-                var end = nl
-                if end > pendingStart, pending[end - 1] == 13 { end -= 1 }
+            // Resume the search where the last one stopped: linear in the file, however long
+            // the lines. Terminators: \n, \r\n and a lone \r (old Mac / Excel exports).
+            let from = max(scanned, pendingStart)
+            let hit: Int? = pending.withUnsafeBufferPointer { p in
+                var i = from
+                while i < p.count {
+                    let b = p[i]
+                    if b == 10 { return i }
+                    if b == 13 { return i + 1 < p.count || atEnd ? i : nil }  // \r last: need the next byte
+                    i += 1
+                }
+                return nil
+            }
+            if let end = hit {
                 let line = pending[pendingStart..<end]
-                pendingStart = nl + 1
+                var next = end + 1
+                if pending[end] == 13, next < pending.count, pending[next] == 10 { next += 1 }
+                pendingStart = next
+                scanned = next
                 lineNumber += 1
                 return line
             }
+            scanned = pending.count
+            if pending.last == 13 { scanned -= 1 }
+            guard scanned - pendingStart <= LineReader.maxLineBytes else {
+                throw DataError("\(path):\(lineNumber + 1): a line longer than \(LineReader.maxLineBytes) bytes (a FER2013 row is about 8 KB); is this a FER2013 CSV?")
+            }
             if pendingStart > 0 {
                 pending.removeFirst(pendingStart)
+                scanned -= pendingStart
                 pendingStart = 0
             }
             if try !fill() {
+                if scanned < pending.count { continue }  // a \r at the very end: decidable now
                 guard pendingStart < pending.count else { return nil }
-                var line = pending[pendingStart...]
-                if line.last == 13 { line = line.dropLast() }
+                let line = pending[pendingStart...]
                 pendingStart = pending.count
+                scanned = pending.count
                 lineNumber += 1
                 return line
             }
         }
     }
+    /// pending[pendingStart..<scanned] holds no line terminator.
+    private var scanned = 0
+    /// The longest line accepted (a FER2013 row is about 8 KB).
+    static let maxLineBytes = 1 << 20
 }
 
 public struct LoadOptions: Sendable {

@@ -3,6 +3,7 @@
 // a markdown summary. The two renderers share the geometry in LineChartLayout and ConfusionLayout.
 
 import Foundation
+import Runtime
 
 /// A named series of (x, y) points drawn in a CSS colour ("#rrggbb").
 public typealias ChartSeries = (name: String, color: String, points: [(Double, Double)])
@@ -30,7 +31,11 @@ struct LineChartLayout {
         yMax = y1 + pad
     }
 
-    static func finite(_ points: [(Double, Double)]) -> [(Double, Double)] { points.filter { $0.0.isFinite && $0.1.isFinite } }
+    /// The points a chart can place: finite, and small enough that ranges and paddings computed
+    /// from them stay finite (a history value of 1e308 is skipped, not turned into inf).
+    static func finite(_ points: [(Double, Double)]) -> [(Double, Double)] {
+        points.filter { $0.0.isFinite && $0.1.isFinite && $0.0.magnitude <= 1e12 && $0.1.magnitude <= 1e100 }
+    }
 
     func px(_ x: Double) -> Double { Self.left + (x - xMin) / (xMax - xMin) * plotWidth }
     func py(_ y: Double) -> Double { Self.top + (1 - (y - yMin) / (yMax - yMin)) * plotHeight }
@@ -115,7 +120,7 @@ func lineChartCanvas(title: String, yLabel: String, series: [ChartSeries], width
     c.strokeRect(x: left, y: top, width: w + 1, height: h + 1, color: RGB(0x33, 0x33, 0x33))
     let colors = series.map { RGB(css: $0.color) ?? .black }
     for (i, sr) in series.enumerated() {
-        c.polyline(sr.points.map { (l.px($0.0), l.py($0.1)) }, color: colors[i], width: 2)
+        c.polyline(LineChartLayout.finite(sr.points).map { (l.px($0.0), l.py($0.1)) }, color: colors[i], width: 2)
     }
     for (i, sr) in series.enumerated() where !sr.points.isEmpty {
         let y = l.legendTop(i)
@@ -217,8 +222,9 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     var written: [String] = []
     for chart in charts {
         let svg = dir + "/" + chart.name + ".svg", png = dir + "/" + chart.name + ".png"
-        try lineChartSVG(title: chart.title, yLabel: chart.name, series: chart.series).write(toFile: svg, atomically: true, encoding: .utf8)
-        try Data(lineChartPNG(title: chart.title, yLabel: chart.name, series: chart.series)).write(to: URL(fileURLWithPath: png), options: .atomic)
+        // fergc's atomic writer: errors name the file and the reason (not an NSError dump).
+        try writeFileAtomically(Array(lineChartSVG(title: chart.title, yLabel: chart.name, series: chart.series).utf8), to: svg)
+        try writeFileAtomically(lineChartPNG(title: chart.title, yLabel: chart.name, series: chart.series), to: png)
         written += [svg, png]
     }
     var md = "# Training report: \(c.meta.model)\n\n"
@@ -234,7 +240,7 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
                      r.learningRate, r.seconds, r.imagesPerSecond)
     }
     let path = dir + "/report.md"
-    try md.write(toFile: path, atomically: true, encoding: .utf8)
+    try writeFileAtomically(Array(md.utf8), to: path)
     written.append(path)
     return written
 }

@@ -123,13 +123,23 @@ private func execute<T: BLASReal>(
         guard arr.shape == v.type.perSample else {
             throw RunError("weights: '\(v.name)' has shape \(arr.shape), the model expects \(v.type.perSample)")
         }
-        ex.setBuffer(id.index, arr.floats.map { T($0) })
+        let values = arr.floats
+        if let problem = nonFiniteProblem(name: v.name, values) { throw RunError("weights: \(problem)") }
+        ex.setBuffer(id.index, values.map { T($0) })
     }
     guard missing.isEmpty else {
         throw RunError("weights: missing \(missing.count) array\(missing.count == 1 ? "" : "s"): \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", ..." : "")")
     }
     for (id, arr) in bound {
-        if graph[id].type.dtype == .i32 { ex.setBuffer(id.index, ints: arr.ints) } else { ex.setBuffer(id.index, arr.floats.map { T($0) }) }
+        // Labels must be exact integers (2.5 or 2^40 is an error, not a truncation or a clamp);
+        // float inputs must be finite.
+        if graph[id].type.dtype == .i32 {
+            ex.setBuffer(id.index, ints: try arr.exactInts(name: "input '\(graph[id].name)'"))
+        } else {
+            let values = arr.floats
+            if let problem = nonFiniteProblem(name: graph[id].name, values) { throw RunError("input: \(problem)") }
+            ex.setBuffer(id.index, values.map { T($0) })
+        }
     }
     try ex.run(batch: batch)
     var out: [Int: [Float]] = [:]
@@ -138,8 +148,8 @@ private func execute<T: BLASReal>(
 }
 
 /// Reads an .npz into a dictionary by member name.
-public func readArchive(_ path: String) throws -> [String: NDArray] {
+public func readArchive(_ path: String, maxBytes: Int = Int.max) throws -> [String: NDArray] {
     var out: [String: NDArray] = [:]
-    for (name, array) in try NumPyIO.readNPZ(path: path) { out[name] = array }
+    for (name, array) in try NumPyIO.readNPZ(path: path, maxBytes: maxBytes) { out[name] = array }
     return out
 }

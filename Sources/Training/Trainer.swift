@@ -20,6 +20,8 @@ public struct TrainOptions: Sendable {
     public var evalBatch = 256
     /// Stop after this many steps in total (for tests and smoke runs).
     public var maxSteps: Int?
+    /// Resume even when the data or the epoch count differ from what the checkpoint recorded.
+    public var forceResume = false
 
     public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
         self.epochs = epochs
@@ -58,6 +60,8 @@ public final class Trainer {
     let modelHash: String
     /// The loss the step minimises (with regularizers, as Keras reports it).
     let stepLoss: String
+    /// The data this run trains on, recorded in checkpoints and checked on resume.
+    let dataFingerprint: DataFingerprint
 
     public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }
     public var bestCheckpointPath: String { options.outDir + "/checkpoint-best.npz" }
@@ -78,6 +82,7 @@ public final class Trainer {
         trainSet = data[.training]
         valSet = data[.publicTest]
         guard trainSet.count > 0 else { throw TrainError("\(data.source): no Training rows") }
+        dataFingerprint = DataFingerprint(source: data.source, train: trainSet, val: valSet)
         guard let xInput = model.id(named: "x"), model[xInput].kind == .input,
               model[xInput].type == .batched([1, FaceSet.side, FaceSet.side]) else {
             throw TrainError("'\(model.name)' must take FER2013 faces as 'input x: f32[N, 1, 48, 48]' to train on them")
@@ -146,7 +151,11 @@ public final class Trainer {
     /// Runs the training; returns the per-epoch history.
     @discardableResult
     public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
-        try FileManager.default.createDirectory(atPath: options.outDir, withIntermediateDirectories: true)
+        try makeRunDirectory(options.outDir)
+        // One trainer per run directory; temp files of killed checkpoint writers are removed.
+        let lock = try RunLock(directory: options.outDir)
+        defer { lock.release() }
+        removeStaleCheckpointTemps(in: options.outDir)
         let logits = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
         let buffers = StepBuffers(
             x: try index(step, "x"), labels: try index(step, "labels"), learningRate: try index(step, "learning_rate"),
@@ -159,7 +168,7 @@ public final class Trainer {
         report(.started(trainImages: trainSet.count, valImages: valSet.count, stepsPerEpoch: stepsPerEpoch,
                         parameters: model.summary().paramsTotal, resumedAt: options.resume ? (state.epoch, state.batch) : nil))
         log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
-                   "batch": state.batch, "iteration": state.iteration, "seed": Int(options.seed), "batch_size": options.batchSize,
+                   "batch": state.batch, "iteration": state.iteration, "seed": NSNumber(value: options.seed), "batch_size": options.batchSize,
                    "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count])
 
         let runStart = monotonicSeconds()
@@ -205,8 +214,10 @@ public final class Trainer {
             let record = try finishEpoch(&state, seconds: monotonicSeconds() - epochStart, rate: rate)
             let isBest = record.valAccuracy.map { $0 > (state.best ?? -1) } ?? true
             if isBest { state.best = record.valAccuracy ?? state.best }
-            try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
+            // Best before last: a kill between the two leaves a `last` of the previous epoch, so
+            // the resumed run redoes this epoch and writes its best again (never lost).
             if isBest { try checkpoint(state, to: bestCheckpointPath, elapsed: elapsed()) }
+            try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
             var event: [String: Any] = ["event": "epoch", "epoch": record.epoch, "loss": record.loss, "accuracy": record.accuracy,
                                         "lr": rate, "seconds": record.seconds, "img_per_s": record.imagesPerSecond, "best": isBest,
                                         "elapsed_seconds": elapsed()]
@@ -270,13 +281,35 @@ public final class Trainer {
         guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
             throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
         }
+        let m = c.meta
+        // The record's counters, before they index anything.
+        let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
+        func bad(_ what: String) -> TrainError { TrainError("\(lastCheckpointPath): the checkpoint record is inconsistent: \(what)") }
+        guard m.epochs >= 1, (0...m.epochs).contains(m.epoch) else { throw bad("epoch \(m.epoch) of \(m.epochs)") }
+        guard m.iteration >= 0 else { throw bad("iteration \(m.iteration)") }
+        guard m.partialSeen >= 0, m.partialCorrect >= 0, m.partialCorrect <= m.partialSeen, m.partialLossSum.isFinite else {
+            throw bad("partial epoch sums \(m.partialLossSum), \(m.partialCorrect), \(m.partialSeen)")
+        }
+        guard m.elapsedSeconds.isFinite, m.elapsedSeconds >= 0 else { throw bad("elapsed seconds \(m.elapsedSeconds)") }
+        // The same schedule and data, or an explicit override.
+        if !options.forceResume {
+            guard m.epochs == options.epochs else {
+                throw TrainError("\(lastCheckpointPath): the run was started for \(m.epochs) epochs, not \(options.epochs); the learning-rate schedule depends on it (resume without --epochs, or pass --force-resume to change the run)")
+            }
+            // The same faces (counts and hash), whatever path they are read from.
+            if let recorded = m.data, recorded.hash != dataFingerprint.hash || recorded.trainImages != dataFingerprint.trainImages
+                || recorded.valImages != dataFingerprint.valImages {
+                throw TrainError("\(lastCheckpointPath): the run trained on \(recorded.source) (\(recorded.trainImages) training and \(recorded.valImages) validation faces, hash \(recorded.hash)); this data is \(dataFingerprint.source) (\(dataFingerprint.trainImages) and \(dataFingerprint.valImages), hash \(dataFingerprint.hash)). Resume with the same --data, or pass --force-resume to change the run")
+            }
+        }
+        guard (0..<stepsPerEpoch).contains(m.batch) else { throw bad("batch \(m.batch); an epoch has \(stepsPerEpoch) steps") }
         for p in persistent {
             guard let v = c.tensors[p.name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
                 throw TrainError("\(lastCheckpointPath): tensor '\(p.name)' is missing or has the wrong size")
             }
+            if let problem = nonFiniteProblem(name: p.name, v) { throw TrainError("\(lastCheckpointPath): \(problem)") }
             stepExecutor.setBuffer(p.stepIndex, v)
         }
-        let m = c.meta
         return RunState(epoch: m.epoch, batch: m.batch, iteration: m.iteration, history: m.history, best: m.bestValAccuracy,
                         elapsedBefore: m.elapsedSeconds, lossSum: m.partialLossSum, correct: m.partialCorrect, seen: m.partialSeen)
     }
@@ -296,11 +329,18 @@ public final class Trainer {
 
     func checkpoint(_ state: RunState, to path: String, elapsed: Double) throws {
         var tensors: [String: [Float]] = [:]
-        for p in persistent { tensors[p.name] = stepExecutor.buffer(p.stepIndex) }
+        for p in persistent {
+            let v = stepExecutor.buffer(p.stepIndex)
+            // Never checkpoint a NaN: it would be resumed, evaluated and shipped.
+            if let problem = nonFiniteProblem(name: p.name, v) {
+                throw TrainError("at iteration \(state.iteration): \(problem); not writing \(path). \(lastGoodCheckpointNote())")
+            }
+            tensors[p.name] = v
+        }
         let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: state.epoch, batch: state.batch,
                                   iteration: state.iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
                                   bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
-                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed)
+                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed, data: dataFingerprint)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 
@@ -308,13 +348,25 @@ public final class Trainer {
     /// outputs: the loss and every gradient.
     func nonFiniteReport(loss: Double, iteration: Int, epoch: Int, batch: Int) -> String {
         var culprit = "the loss"
+        // A parameter or state tensor gone non-finite is the cause: name it first (its NaN would
+        // otherwise be reported at whichever later step it reaches, e.g. 'loss.total').
+        for p in persistent where !stepExecutor.isFinite(p.stepIndex) {
+            return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the tensor '\(p.name)' holds a NaN or an infinity. Training stopped. \(lastGoodCheckpointNote())"
+        }
         search: for s in step.steps {
             for o in s.outputs where step.outputs.contains(o) && step.buffers[o].elementType == .f32 && !stepExecutor.isFinite(o) {
                 culprit = "'\(step.buffers[o].name)', computed by step '\(s.name)' (\(s.kernel.name))"
                 break search
             }
         }
-        return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the first non-finite output is \(culprit). Training stopped; the last good checkpoint is \(lastCheckpointPath)."
+        return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the first non-finite output is \(culprit). Training stopped. \(lastGoodCheckpointNote())"
+    }
+
+    /// Which checkpoint to go back to after a failure, only naming files that exist.
+    func lastGoodCheckpointNote() -> String {
+        FileManager.default.fileExists(atPath: lastCheckpointPath)
+            ? "The last checkpoint written is \(lastCheckpointPath)."
+            : "No checkpoint was written."
     }
 }
 
@@ -341,25 +393,4 @@ public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, i
         start = end
     }
     return (lossSum / Double(max(set.count, 1)), confusion)
-}
-
-/// Appends JSON lines to a file, flushing each.
-final class EventLog {
-    private let handle: FileHandle
-    init(path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-        }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw TrainError("\(path): cannot open the event log for writing") }
-        handle = h
-        handle.seekToEndOfFile()
-    }
-    deinit { try? handle.close() }
-
-    func write(_ event: [String: Any]) {
-        var e = event
-        e["time"] = ISO8601DateFormatter().string(from: Date())
-        guard let data = try? JSONSerialization.data(withJSONObject: e, options: [.sortedKeys]) else { return }
-        handle.write(data + Data("\n".utf8))
-    }
 }

@@ -113,7 +113,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(r.status, 1, r.stdout)
         XCTAssertTrue(r.stderr.contains("non-finite value at iteration"), r.stderr)
         XCTAssertTrue(r.stderr.contains("computed by step") || r.stderr.contains("the loss"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("last good checkpoint"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("last checkpoint written is"), r.stderr)
         let log = try String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8)
         XCTAssertTrue(log.contains("\"event\":\"non_finite\""), log)
         // The last good checkpoint is intact and readable.

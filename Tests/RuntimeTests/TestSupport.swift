@@ -26,8 +26,12 @@ struct TestRNG {
 /// Keeps every `Buf` alive until the test ends, so `DBuf(values).c` may be passed straight to
 /// a kernel (otherwise ARC may free the temporary before the call reads it).
 enum BufArena {
-    nonisolated(unsafe) static var live: [AnyObject] = []
-    static func drain() { live.removeAll() }
+    /// Buffers are made from several threads in the parallel tests: the list has a lock (TSan
+    /// found the unlocked append).
+    nonisolated(unsafe) private static var live: [AnyObject] = []
+    private static let lock = NSLock()
+    static func keep(_ b: AnyObject) { lock.lock(); live.append(b); lock.unlock() }
+    static func drain() { lock.lock(); live.removeAll(); lock.unlock() }
 }
 
 /// The base of the runtime test cases: frees the test's buffers after each test.
@@ -46,7 +50,7 @@ final class Buf<T> {
         count = values.count
         p = .allocate(capacity: max(count, 1))
         for (i, v) in values.enumerated() { (p + i).initialize(to: v) }
-        BufArena.live.append(self)
+        BufArena.keep(self)
     }
     deinit { p.deinitialize(count: count); p.deallocate() }
     var c: UnsafePointer<T> { UnsafePointer(p) }

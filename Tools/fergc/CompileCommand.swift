@@ -6,6 +6,7 @@ import GraphIR
 import Passes
 import Runtime
 import Training
+import NumPyIO
 
 enum CompileCommand {
     static let spec = CommandSpec(
@@ -56,7 +57,7 @@ enum CompileCommand {
         }
         var options = CompileOptions()
         options.mode = train ? .training : .inference
-        options.batch = try a.int("batch", spec.name) ?? (train ? model.training?.batchSize ?? 128 : 1)
+        options.batch = try a.int("batch", spec.name, range: 1...maxPlanBatch) ?? (train ? model.training?.batchSize ?? 128 : 1)
         options.probe = !a.flag("no-probe")
         switch a.value("winograd") ?? "auto" {
         case "auto": options.convAlgorithms = .auto
@@ -75,7 +76,7 @@ enum CompileCommand {
         options.printAfter = Set(a.all("print-after"))
         if a.flag("print-after-all") { options.printAfter.insert("all") }
         options.printer = { Console.err($0) }
-        if let w = a.value("weights") { options.weights = try loadWeights(w) }
+        if let w = a.value("weights") { options.weights = try loadWeights(w, for: model) }
 
         let compiled: Compiled
         do { compiled = try compile(model, options) } catch let e as PassError {
@@ -91,7 +92,7 @@ enum CompileCommand {
             throw CLIError("\(path): the plan needs \(memory.totalBytes) bytes (\(megabytes(memory.totalBytes))), more than --max-memory \(limit) (\(megabytes(limit))): \(memoryReport(compiled.plan))")
         }
         if let out = a.value("output") {
-            do { try writePlan(compiled.plan, to: out) } catch { throw CLIError("\(out): \(error)") }
+            do { try writePlan(compiled.plan, to: out) } catch { throw CLIError("\(error)") }  // the error names the file
             Console.err("wrote \(out): \(compiled.plan.steps.count) steps, \(memoryReport(compiled.plan))\n")
             if !a.flag("summary"), !a.flag("json"), a.value("emit") == nil { return }
         }
@@ -161,11 +162,36 @@ enum CompileCommand {
     }
 }
 
-/// Parameter values from an .npz (by name, any shape with the right element count) or a
-/// training checkpoint.
-func loadWeights(_ path: String) throws -> [String: [Float]] {
-    if let c = try? Checkpoint.read(path) { return c.tensors }
-    do { return try readArchive(path).mapValues(\.floats) } catch { throw CLIError("\(path): \(error)") }
+/// Parameter values from an .npz or a training checkpoint. Each array must have the model's
+/// exact shape, or be 1-D with the right element count (how checkpoints store tensors): a Keras
+/// HWIO kernel or a transposed dense weight is refused, not silently reinterpreted. The archive
+/// may declare at most what the model's tensors (with Adam's two moments) can need, checked
+/// before anything is inflated.
+func loadWeights(_ path: String, for model: Graph) throws -> [String: [Float]] {
+    var shapes: [String: [Int]] = [:]
+    var elements = 0
+    for id in model.parameters + model.states {
+        let v = model[id]
+        shapes[v.name] = v.type.perSample
+        elements += v.type.perSample.reduce(1, *)
+    }
+    let budget = elements * 4 * 3 + (16 << 20)
+    if let c = try? Checkpoint.read(path, maxBytes: budget) { return c.tensors }
+    let arrays: [String: NDArray]
+    do { arrays = try readArchive(path, maxBytes: budget) } catch { throw CLIError("\(error)") }
+    var out: [String: [Float]] = [:]
+    for (name, array) in arrays {
+        if let shape = shapes[name] {
+            let count = shape.reduce(1, *)
+            let given: [Int] = array.shape
+            let flat: Bool = given.count <= 1 && given.reduce(1, *) == count
+            guard given == shape || flat else {
+                throw CLIError("\(path): '\(name)' has shape \(array.shape), the model expects \(shape) (or a flat [\(count)])")
+            }
+        }
+        out[name] = array.floats
+    }
+    return out
 }
 
 /// "123", "64K", "1.5M", "2G" -> bytes (powers of 1024).

@@ -27,6 +27,10 @@ enum DataCommand {
         let data: FERData
         do { data = try loadFER2013(path: path, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"))) } catch { throw CLIError("\(error)") }
         let splits = Split.allCases
+        // A header and no rows is not a data set (e.g. a file whose line endings were not seen).
+        guard splits.contains(where: { data[$0].count > 0 }) || data.skippedRows > 0 else {
+            throw CLIError("\(path): no faces (a header and no data rows)")
+        }
         var counts = [[Int]](repeating: [Int](repeating: 0, count: splits.count), count: 7)
         for (j, s) in splits.enumerated() {
             for l in data[s].labels { counts[Int(l)][j] += 1 }

@@ -48,10 +48,16 @@ enum EvalCommand {
 
         let svgPath = outDir + "/confusion-\(split.rawValue).svg", pngPath = outDir + "/confusion-\(split.rawValue).png"
         let title = String(format: "%@ on %@: accuracy %.2f%%", name, split.rawValue, confusion.accuracy * 100)
+        // The images are optional: a read-only directory must not lose the results, which are
+        // printed whatever happens here (with a warning on stderr when the images failed).
+        var imageFailure: String?
         do {
             try writeFileAtomically(Array(confusionSVG(confusion, names: Emotion.names, title: title).utf8), to: svgPath)
             try writeFileAtomically(confusionPNG(confusion, names: Emotion.names, title: title), to: pngPath)
-        } catch { throw CLIError("\(error)") }
+        } catch { imageFailure = "\(error)" }
+        defer {
+            if let imageFailure { Console.err("warning: the confusion images were not written: \(imageFailure) (use --out DIR)\n") }
+        }
 
         if a.flag("json") {
             let perClass = Emotion.allCases.map { e -> [String: Any] in
@@ -76,7 +82,7 @@ enum EvalCommand {
             for e in Emotion.allCases {
                 s += e.name.padding(toLength: 10, withPad: " ", startingAt: 0) + confusion.counts[e.rawValue].map { String($0).leftPadded(8) }.joined() + "\n"
             }
-            s += "\nwrote \(svgPath) and \(pngPath)\n"
+            if imageFailure == nil { s += "\nwrote \(svgPath) and \(pngPath)\n" }
             Console.out(s)
         }
     }

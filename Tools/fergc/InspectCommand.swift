@@ -140,7 +140,7 @@ struct PlanFacts {
             s += row("warning", "no values for \(missing.count) parameters (they start at zero): \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
         }
         s += row("weights", "sha256 \(file.weightsSHA256)")
-        return s
+        return terminalSafe(s)
     }
 }
 
@@ -171,4 +171,19 @@ func winogradText(_ plan: Plan) -> String? {
     if !off.isEmpty { s += "; direct: " + off.map { $0.name + error($0.name) }.joined(separator: ", ") }
     if plan.metadata.winogradErrors == nil { s += " (not checked)" }
     return s
+}
+
+/// `text` with control characters (other than newlines) and bidirectional overrides shown as
+/// \u{...} escapes: names from a hostile plan cannot drive the terminal or reorder the line.
+func terminalSafe(_ text: String) -> String {
+    var out = String.UnicodeScalarView()
+    for u in text.unicodeScalars {
+        let v = u.value
+        if (v < 0x20 && v != 0x0A) || (0x7F...0x9F).contains(v) || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
+            out.append(contentsOf: "\\u{\(String(v, radix: 16))}".unicodeScalars)
+        } else {
+            out.append(u)
+        }
+    }
+    return String(out)
 }

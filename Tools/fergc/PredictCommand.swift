@@ -93,43 +93,12 @@ enum PredictCommand {
         return nil
     }
 
-    /// A binary 8-bit PGM (P5) of exactly width x height; maxval other than 255 is rescaled.
+    /// A binary 8-bit PGM (P5) of exactly width x height (Training's `decodePGM`), opened
+    /// without blocking and only if it is a regular file.
     static func readPGM(_ path: String, width: Int, height: Int) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read the file") }
-        let bytes = [UInt8](data)
-        var pos = 0
-        func fail(_ message: String) -> CLIError { CLIError("\(path): \(message)") }
-        guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P") else { throw fail("not a PGM image (expected a binary PGM, magic 'P5')") }
-        guard bytes[1] == UInt8(ascii: "5") else {
-            throw fail("a 'P\(Character(Unicode.Scalar(bytes[1])))' netpbm file; only binary grayscale PGM ('P5') is supported (e.g. convert with 'pnmtopnm' or ImageMagick 'convert in.png -depth 8 out.pgm')")
-        }
-        pos = 2
-        func header(_ what: String) throws -> Int {
-            // Whitespace and # comments, then a decimal number.
-            while pos < bytes.count {
-                if bytes[pos] == UInt8(ascii: "#") {
-                    while pos < bytes.count, bytes[pos] != 10, bytes[pos] != 13 { pos += 1 }
-                } else if [9, 10, 13, 32].contains(bytes[pos]) {
-                    pos += 1
-                } else { break }
-            }
-            var v = 0, digits = 0
-            while pos < bytes.count, bytes[pos] >= 48, bytes[pos] <= 57, v < 1_000_000 {
-                v = v * 10 + Int(bytes[pos] - 48); pos += 1; digits += 1
-            }
-            guard digits > 0 else { throw fail("bad PGM header: expected the \(what)") }
-            return v
-        }
-        let w = try header("width"), h = try header("height"), maxval = try header("maximum value")
-        guard pos < bytes.count, [9, 10, 13, 32].contains(bytes[pos]) else { throw fail("bad PGM header: no whitespace after the maximum value") }
-        pos += 1
-        guard (1...255).contains(maxval) else { throw fail("PGM maximum value \(maxval); only 8-bit images (1...255) are supported") }
-        guard w == width, h == height else {
-            throw fail("image is \(w)x\(h); the plan takes \(width)x\(height) grayscale faces (resize the image first)")
-        }
-        guard bytes.count - pos >= w * h else { throw fail("truncated PGM: \(bytes.count - pos) pixel bytes, expected \(w * h)") }
-        let pixels = Array(bytes[pos..<pos + w * h])
-        return maxval == 255 ? pixels : pixels.map { UInt8(min(255, (Int($0) * 255 + maxval / 2) / maxval)) }
+        let bytes: [UInt8]
+        do { bytes = try readRegularFile(path, limit: 64 << 20) } catch { throw CLIError(error.description) }
+        do { return try decodePGM(bytes, width: width, height: height) } catch { throw CLIError("\(path): \(error.message)") }
     }
 
     static func csvFace(_ path: String, _ a: ParsedArguments, width: Int, height: Int) throws -> Face {

@@ -73,6 +73,6 @@ enum RunCommand {
     }
 
     static func archive(_ path: String) throws -> [String: NDArray] {
-        do { return try readArchive(path) } catch { throw CLIError("\(path): \(error)") }
+        do { return try readArchive(path) } catch { throw CLIError("\(error)") }  // the error names the file
     }
 }

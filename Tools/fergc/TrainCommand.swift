@@ -3,6 +3,7 @@
 
 import Foundation
 import GraphIR
+import Runtime
 import Training
 
 enum TrainCommand {
@@ -21,6 +22,7 @@ enum TrainCommand {
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
+            OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
         ],
         details: """
         With no arguments, trains Models/small.graph on the embedded FER2013 sample
@@ -34,17 +36,23 @@ enum TrainCommand {
         guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
         var resumeDir = a.value("resume")
         var modelPath = a.positional.first
+        // The checkpoint remembers the model, the data and the epoch count.
+        let resumed = try resumeDir.map { try Checkpoint.read($0 + "/checkpoint-last.npz").meta }
         if let dir = resumeDir, modelPath == nil {
-            // The checkpoint remembers the model.
             modelPath = try ResumeInfo.modelPath(dir)
         }
         let path = modelPath ?? repoPath(defaultModel)
         let model = try loadGraph(path)
         guard let training = model.training else { throw CLIError("\(path): the model has no train { } section") }
-        let usingSample = a.value("data") == nil
-        let dataPath = a.value("data") ?? repoPath("Data/fer2013-sample.csv.gz")
-        let epochs = try a.int("epochs", spec.name) ?? training.epochs
-        let batch = try a.int("batch", spec.name) ?? training.batchSize
+        let recordedData = resumed?.data.map { $0.source }
+        let usingSample = a.value("data") == nil && recordedData == nil
+        let dataPath = a.value("data") ?? recordedData ?? repoPath("Data/fer2013-sample.csv.gz")
+        let epochs = try a.int("epochs", spec.name) ?? resumed?.epochs ?? training.epochs
+        // The plan format's batch limit, checked before anything is sized by it.
+        let batch = try a.int("batch", spec.name, range: 1...maxPlanBatch) ?? training.batchSize
+        guard (1...maxPlanBatch).contains(batch) else {
+            throw CLIError("\(path): batch_size \(batch) is outside 1...\(maxPlanBatch)")
+        }
         let seed = try a.value("seed").map { s -> UInt64 in
             guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
             return v
@@ -67,11 +75,15 @@ enum TrainCommand {
         options.resume = resumeDir != nil
         options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
+        options.forceResume = a.flag("force-resume")
         let trainer = try Trainer(model: model, data: data, options: options)
         let progress = Progress(interactive: isatty(1) != 0)
         try trainer.run { progress.show($0) }
         try writeReport(runDir: outDir)
-        Console.out("checkpoints: \(trainer.bestCheckpointPath) (best), \(trainer.lastCheckpointPath) (last)\n")
+        // Only the checkpoints that exist (a run stopped by --max-steps has no best yet).
+        let written = [(trainer.bestCheckpointPath, "best"), (trainer.lastCheckpointPath, "last")]
+            .filter { FileManager.default.fileExists(atPath: $0.0) }.map { "\($0.0) (\($0.1))" }
+        Console.out("checkpoints: \(written.isEmpty ? "none written" : written.joined(separator: ", "))\n")
         Console.out("report: \(outDir)/report.md\n")
         if usingSample {
             Console.out("This trained on the embedded 1,084-face sample. To train on the full FER2013, pass --data fer2013.csv\n(Kaggle's file, or any CSV with emotion,pixels,Usage columns), e.g.:\n  fergc train Models/vgg_tuned.graph --data fer2013.csv\n")
@@ -90,7 +102,7 @@ enum ResumeInfo {
     static func modelPath(_ dir: String) throws -> String {
         let c = try Checkpoint.read(dir + "/checkpoint-last.npz")
         let path = dir + "/model.graph"
-        try c.meta.modelIR.write(toFile: path, atomically: true, encoding: .utf8)
+        do { try writeFileAtomically(Array(c.meta.modelIR.utf8), to: path) } catch { throw CLIError(error.description) }
         return path
     }
 }

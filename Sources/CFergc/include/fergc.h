@@ -63,11 +63,15 @@ int fergc_plan_max_batch(const fergc_plan *plan);
 
 /* A session: the plan's buffers and scratch, for one thread. NULL on error. */
 fergc_session *fergc_session_new(const fergc_plan *plan);
+/* The same, writing the reason for a NULL (e.g. the plan needs more memory than the machine
+ * has) to err (errlen bytes, NUL-terminated; err may be NULL). */
+fergc_session *fergc_session_new_err(const fergc_plan *plan, char *err, size_t errlen);
 void fergc_session_free(fergc_session *session);
 
 /* Classifies n images (n * fergc_plan_input_size floats, already multiplied by the input
  * scale, image-major, row-major within an image). Writes n * classes probabilities to
- * probs_out, image-major. Returns 0, or -1 on error. */
+ * probs_out, image-major. Returns 0, or -1 on error (a NaN or infinite value in the images is
+ * an error naming the image). */
 int fergc_predict(fergc_session *session, const float *images, int n, float *probs_out,
                   char *err, size_t errlen);
 /* The same from raw 8-bit pixels; the plan's input scale is applied. */

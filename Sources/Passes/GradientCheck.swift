@@ -1,0 +1,187 @@
+// `fergc check-grad`: the compiled training step's gradients against central finite
+// differences of its loss, in float64, per parameter tensor.
+//
+// The step is compiled as for training (training-form, regularize, fuse, autodiff, lowering),
+// without the optimizer update: its outputs are the loss (with the L2 terms) and the gradient
+// of every trainable parameter. It runs in double precision on a seeded random batch of faces
+// with dropout masks held fixed (the same seed and run counter on every run), so the loss is a
+// deterministic smooth function of each weight away from ReLU/max-pool kinks. For a few
+// elements of each parameter, (L(w + h) - L(w - h)) / 2h is compared with the analytic
+// gradient; the table reports the worst relative error per tensor.
+
+import GraphIR
+import Runtime
+
+public struct GradientCheckOptions: Sendable {
+    /// Faces in the probe batch (at least 2: batchnorm normalises over it).
+    public var batch = 2
+    /// Elements checked per parameter tensor (spread over the tensor).
+    public var samples = 4
+    /// Central-difference step.
+    public var step = 1e-6
+    /// Seed of the initial weights (when none are given), the inputs and the dropout masks.
+    public var seed: UInt64 = 1
+    /// Only parameters whose name starts with one of these (all when empty).
+    public var layers: [String] = []
+    /// Parameter and state values by name; nil: initial values drawn with `seed`.
+    public var weights: [String: [Float]]?
+    /// A relative error is |analytic - numeric| / max(|analytic|, |numeric|, floor).
+    public var floor = 1e-7
+    /// Run the fusion pass, as training does (false: the unfused step, to tell a fused
+    /// kernel's error from the rest).
+    public var fuse = true
+    /// Parameters (not state) move by a uniform ±jitter before the check, off the kinks where a
+    /// starting point can sit exactly: batchnorm's beta starts at 0, and for a channel the ReLU
+    /// before it silenced on the batch the output is then exactly 0, ReLU's kink (and max-pool's
+    /// ties with dropped zeros); a central difference there measures half a one-sided slope.
+    public var jitter = 0.05
+    public init() {}
+}
+
+/// One parameter tensor's check.
+public struct GradientCheckRow: Sendable {
+    public var name: String
+    public var elements: Int
+    public var checked: Int
+    public var maxRelativeError: Double
+    public var maxAbsoluteError: Double
+    /// The element with the largest relative error, and its two gradients.
+    public var worstIndex: Int
+    public var analytic: Double
+    public var numeric: Double
+}
+
+public struct GradientCheckError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Checks the gradients of `model`'s compiled training step (see the file comment).
+public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = GradientCheckOptions()) throws -> [GradientCheckRow] {
+    guard let training = model.training else {
+        throw GradientCheckError(message: "'\(model.name)' has no train { } section (loss, optimizer)")
+    }
+    guard (2...256).contains(options.batch) else { throw GradientCheckError(message: "batch \(options.batch) is outside 2...256") }
+    guard options.samples >= 1, options.step > 0, options.step.isFinite else {
+        throw GradientCheckError(message: "samples must be at least 1 and the step positive")
+    }
+    var g = try trainingForm(model)
+    g = try regularize(g)
+    if options.fuse { g = try fuse(g, mode: .training) }
+    g = try autodiff(g)
+    let trainable = g.parameters.filter {
+        guard case .parameter(let info) = g[$0].kind, info.trainable else { return false }
+        let name = g[$0].name
+        return options.layers.isEmpty || options.layers.contains { name.hasPrefix($0) }
+    }
+    guard !trainable.isEmpty else {
+        throw GradientCheckError(message: options.layers.isEmpty ? "'\(model.name)' has no trainable parameters"
+                                 : "no trainable parameter starts with \(options.layers.joined(separator: ", "))")
+    }
+    guard let loss = g.id(named: g.training?.loss ?? training.loss) else { throw GradientCheckError(message: "the step has no loss") }
+    var outputs = [loss]
+    var names: [String] = []
+    for p in trainable {
+        let name = g[p].name
+        guard let grad = g.id(named: gradientName(of: name)) else {
+            throw GradientCheckError(message: "autodiff produced no gradient for '\(name)'")
+        }
+        outputs.append(grad)
+        names.append(name)
+    }
+    g.outputs = outputs
+    g = try deadCodeElimination(g)
+    let plan = try lowerToPlan(g, maxBatch: options.batch)
+    let ex = try Executor<Double>(plan: plan)
+
+    // Weights, batchnorm statistics, inputs.
+    let values = options.weights ?? initialWeights(model, seed: options.seed)
+    var rng = SplitMix(state: options.seed ^ 0x6772_6164)
+    var current: [String: [Double]] = [:]
+    for (i, b) in plan.buffers.enumerated() where b.role == .parameter || b.role == .state || b.role == .input {
+        let n = b.elementCount(batch: options.batch)
+        if b.role == .input {
+            if b.elementType == .i32 {
+                let classes = 7
+                ex.setBuffer(i, ints: (0..<n).map { Int32($0 % classes) })
+            } else {
+                let scale = training.inputScale
+                ex.setBuffer(i, (0..<n).map { _ in Double(Int(rng.next() * 256) % 256) * scale })
+            }
+            continue
+        }
+        var v: [Double]
+        if let given = values[b.name] {
+            guard given.count == n else {
+                throw GradientCheckError(message: "weights: '\(b.name)' has \(given.count) values, the model needs \(n)")
+            }
+            v = given.map(Double.init)
+        } else {
+            v = [Double](repeating: b.name.hasSuffix("running_var") ? 1 : 0, count: n)
+        }
+        if b.role == .parameter, options.jitter > 0 {
+            for k in v.indices { v[k] += options.jitter * (2 * rng.next() - 1) }
+        }
+        if let problem = nonFiniteProblem(name: b.name, v.map(Float.init)) { throw GradientCheckError(message: "weights: \(problem)") }
+        current[b.name] = v
+        ex.setBuffer(i, v)
+    }
+    ex.seed = options.seed
+    func lossValue() throws -> Double {
+        ex.runCounter = 0  // the same dropout masks on every run
+        try ex.run(batch: options.batch)
+        return ex.buffer(plan.outputs[0])[0]
+    }
+    let base = try lossValue()
+    guard base.isFinite else { throw GradientCheckError(message: "the loss is \(base) at the starting point") }
+    var rows: [GradientCheckRow] = []
+    for name in names {
+        guard let index = plan.buffer(named: name), var x = current[name] else { continue }
+        guard let gradIndex = plan.buffer(named: gradientName(of: name)) else {
+            throw GradientCheckError(message: "the step has no buffer '\(gradientName(of: name))'")
+        }
+        _ = try lossValue()
+        let analytic = ex.buffer(gradIndex)
+        let count = x.count
+        var row = GradientCheckRow(name: name, elements: count, checked: 0, maxRelativeError: 0, maxAbsoluteError: 0,
+                                   worstIndex: 0, analytic: 0, numeric: 0)
+        // One element in each of `samples` equal strata of the tensor (all when it is smaller).
+        let n = min(options.samples, count)
+        let picks = (0..<n).map { s -> Int in
+            let lo = s * count / n, hi = (s + 1) * count / n
+            return lo + min(Int(rng.next() * Double(hi - lo)), hi - lo - 1)
+        }
+        for e in picks {
+            let saved = x[e]
+            x[e] = saved + options.step; ex.setBuffer(index, x); let plus = try lossValue()
+            x[e] = saved - options.step; ex.setBuffer(index, x); let minus = try lossValue()
+            x[e] = saved; ex.setBuffer(index, x)
+            let numeric = (plus - minus) / (2 * options.step)
+            let a = analytic[e]
+            let absolute = abs(a - numeric)
+            let relative = absolute / max(abs(a), abs(numeric), options.floor)
+            row.checked += 1
+            row.maxAbsoluteError = max(row.maxAbsoluteError, absolute)
+            if relative > row.maxRelativeError || row.checked == 1 {
+                row.maxRelativeError = relative
+                row.worstIndex = e
+                row.analytic = a
+                row.numeric = numeric
+            }
+        }
+        rows.append(row)
+    }
+    return rows
+}
+
+/// SplitMix64, for the check's inputs and sample positions.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+    }
+}
