@@ -14,6 +14,8 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (ExplainCommand.spec, ExplainCommand.main),
     (PredictCommand.spec, PredictCommand.main),
     (BenchCommand.spec, BenchCommand.main),
+    (ExportCommand.spec, ExportCommand.main),
+    (ImportCommand.spec, ImportCommand.main),
 ]
 
 let topHelp = """
