@@ -44,6 +44,10 @@ public func importONNX(_ model: ONNXModel, _ options: ImportOptions = ImportOpti
     return ImportedModel(graph: i.graph, weights: i.weights, notes: i.notes)
 }
 
+/// A float attribute as the double whose shortest text is the float's (1e-3, not
+/// 0.0010000000474974513): it converts back to the same float, and reads as the author wrote it.
+func decimal(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
+
 /// A valid graph-language name for an ONNX name: `[A-Za-z_][A-Za-z0-9_]*(.[A-Za-z0-9_]+)*`.
 public func graphName(for onnxName: String) -> String {
     var segments: [String] = []
@@ -101,8 +105,8 @@ struct Importer {
 
     func fresh(_ onnxName: String) -> String { graph.uniqueName(graphName(for: onnxName)) }
 
-    mutating func param(_ tensor: String, key: String, dims: [Int], values: [Float], state: Initializer? = nil, initializer: Initializer? = nil) throws(ImportError) -> ValueID {
-        let cacheKey = tensor + "|" + key
+    mutating func param(_ tensor: String, key: String, dims: [Int], values: [Float], state: Initializer? = nil, initializer: Initializer? = nil, tag: String = "") throws(ImportError) -> ValueID {
+        let cacheKey = tensor + "|" + key + "|" + tag
         if let id = paramCache[cacheKey] { return id }
         let name = fresh(key.isEmpty ? tensor : tensor + "." + key)
         let kind: ValueKind = state.map { .state($0) } ?? .parameter(ParameterInfo(initializer: initializer ?? (dims.count >= 2 ? .glorotUniform : .zeros)))
@@ -341,7 +345,7 @@ struct Importer {
         case "Relu", "LeakyRelu":
             try need(1...1)
             let x = try tensor(k, inputs[0], allowLayout: true)
-            let op: Op = n.opType == "Relu" ? .relu : .leakyRelu(alpha: Double(try float(k, "alpha", 0.01)))
+            let op: Op = n.opType == "Relu" ? .relu : .leakyRelu(alpha: decimal(try float(k, "alpha", 0.01)))
             vals[out] = Val(id: try add(k, op, [x.id], output: out), perm: x.perm, flat: x.flat)
         case "Softmax":
             try need(1...1)
@@ -350,8 +354,8 @@ struct Importer {
             let rank = type(x).rank
             var axis = try int(k, "axis", opset >= 13 ? -1 : 1)
             if axis < 0 { axis += Int64(rank) }
-            guard axis == Int64(rank - 1), rank >= 2 else {
-                throw ImportError("\(label(k)): softmax over axis \(axis) of a rank-\(rank) tensor; fergc's softmax is over the last axis (of a batched tensor)")
+            guard axis == Int64(rank - 1), rank == 2 else {
+                throw ImportError("\(label(k)): softmax over axis \(axis) of a rank-\(rank) tensor; fergc's softmax takes [N, classes] (axis 1)")
             }
             vals[out] = Val(id: try add(k, .softmax, [x.id], output: out), flat: x.flat)
         case "Transpose":
@@ -387,9 +391,9 @@ struct Importer {
                 }
                 ids.append(try param(inputs[i + 1], key: "", dims: [c], values: v.floats!, state: i < 2 ? nil : (i == 2 ? .zeros : .ones), initializer: i == 0 ? .ones : nil))
             }
-            let eps = Double(try float(k, "epsilon", 1e-5))
+            let eps = decimal(try float(k, "epsilon", 1e-5))
             guard eps > 0, eps.isFinite else { throw ImportError("\(label(k)): epsilon \(eps) must be positive") }
-            var momentum = Double(try float(k, "momentum", 0.9))
+            var momentum = decimal(try float(k, "momentum", 0.9))
             if !(0...1).contains(momentum) { momentum = 0.9 }
             vals[out] = Val(id: try add(k, .batchnorm(BatchNormAttrs(epsilon: eps, momentum: momentum)), [x.id] + ids, output: out))
         case "Gemm":
@@ -433,7 +437,7 @@ struct Importer {
             if !isAdd, let c = consts[inputs[1]] ?? consts[inputs[0]], let f = c.floats, f.count == 1 {
                 let other = consts[inputs[1]] != nil ? inputs[0] : inputs[1]
                 let x = try tensor(k, other, allowLayout: true)
-                vals[out] = Val(id: try add(k, .scale(factor: Double(f[0])), [x.id], output: out), perm: x.perm, flat: x.flat)
+                vals[out] = Val(id: try add(k, .scale(factor: decimal(f[0])), [x.id], output: out), perm: x.perm, flat: x.flat)
                 return
             }
             for i in inputs where consts[i] != nil {
@@ -546,15 +550,13 @@ struct Importer {
         }
         let src = b.floats!
         var w = [Float](repeating: 0, count: o * i)
-        for r in 0..<o {
-            for c in 0..<i {
-                let v = transposed ? src[r * i + c] : src[c * o + r]
-                let col = a.flat.map { $0[c] } ?? c
-                w[r * i + col] = alpha * v
-            }
+        if transposed, alpha == 1, a.flat == nil {
+            w = src
+        } else {
+            transform(src, into: &w, o: o, i: i, transposed: transposed, alpha: alpha, flat: a.flat)
         }
         let key = (transposed ? "" : "T") + (alpha != 1 ? "a\(alpha)" : "") + (a.flat != nil ? "P\(k)" : "")
-        let wid = try param(b.name, key: key.isEmpty ? "" : "dense", dims: [o, i], values: w)
+        let wid = try param(b.name, key: key.isEmpty ? "" : "dense", dims: [o, i], values: w, tag: key)
         var ins = [a.id, wid]
         if let bias {
             let c = try constFloats(k, bias, what: "C")
@@ -567,9 +569,19 @@ struct Importer {
             } else {
                 throw ImportError("\(label(k)): bias '\(bias)' of shape \(c.dims) is not a vector of \(o) (fergc adds one bias per output)")
             }
-            ins.append(try param(bias, key: beta != 1 || c.elementCount != o ? "bias" : "", dims: [o], values: values))
+            ins.append(try param(bias, key: beta != 1 || c.elementCount != o ? "bias" : "", dims: [o], values: values, tag: "\(beta)"))
         }
         vals[out] = Val(id: try add(k, .dense, ins, output: out))
+    }
+
+    /// w[r, flat[c]] = alpha * B[r, c] (B given [O, I], or [I, O] when not transposed).
+    func transform(_ src: [Float], into w: inout [Float], o: Int, i: Int, transposed: Bool, alpha: Float, flat: [Int]?) {
+        for r in 0..<o {
+            for c in 0..<i {
+                let v = transposed ? src[r * i + c] : src[c * o + r]
+                w[r * i + (flat?[c] ?? c)] = alpha * v
+            }
+        }
     }
 
     /// The fergc padding (same or valid) that gives these ONNX pads, or an error.

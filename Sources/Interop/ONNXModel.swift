@@ -421,11 +421,15 @@ func decodeTensor(_ reader: WireReader) throws(ProtobufError) -> ONNXTensor {
     case ONNXDataType.float:
         if let b = try rawBytes(width: 4) {
             var out = [Float](repeating: 0, count: count)
+            #if _endian(little)
+            out.withUnsafeMutableBytes { dst in b.withUnsafeBytes { dst.copyMemory(from: $0) } }
+            #else
             var i = b.startIndex
             for k in 0..<count {
                 out[k] = Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
                 i += 4
             }
+            #endif
             data = .floats(out)
         } else {
             try checkCount(floatBits.count, "float_data")
@@ -582,6 +586,9 @@ func encodeTensor(_ t: ONNXTensor) -> WireWriter {
     if !t.name.isEmpty { w.string(8, t.name) }
     switch t.data {
     case .floats(let f):
+        #if _endian(little)
+        let raw = f.withUnsafeBytes { Array($0) }
+        #else
         var raw = [UInt8]()
         raw.reserveCapacity(f.count * 4)
         for v in f {
@@ -589,6 +596,7 @@ func encodeTensor(_ t: ONNXTensor) -> WireWriter {
             raw.append(UInt8(truncatingIfNeeded: b)); raw.append(UInt8(truncatingIfNeeded: b >> 8))
             raw.append(UInt8(truncatingIfNeeded: b >> 16)); raw.append(UInt8(truncatingIfNeeded: b >> 24))
         }
+        #endif
         w.bytesField(9, raw)
     case .int64s(let v):
         var raw = [UInt8]()

@@ -19,8 +19,9 @@ func sharedFixture(_ name: String) throws -> String {
 }
 
 /// Compiles an imported graph for inference with its weights.
-func compileImported(_ imp: ImportedModel, batch: Int) throws -> Plan {
+func compileImported(_ imp: ImportedModel, batch: Int, algorithms: ConvAlgorithmPolicy = .auto) throws -> Plan {
     var o = CompileOptions()
+    o.convAlgorithms = algorithms
     o.mode = .inference
     o.batch = batch
     o.probe = false
