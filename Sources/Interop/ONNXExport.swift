@@ -167,6 +167,9 @@ struct Exporter {
     }
 
     mutating func run(_ options: ExportOptions) throws(ExportError) {
+        guard plan.metadata.mode != "training" else {
+            throw ExportError("'\(plan.name)' is a training plan (one training step, with its loss and updates); export an inference plan (compile without --train) or the .graph")
+        }
         graph.name = plan.metadata.modelName.isEmpty ? plan.name : plan.metadata.modelName
         if graph.name.isEmpty { graph.name = "fergc" }
         for b in plan.buffers { usedNames.insert(b.name) }
