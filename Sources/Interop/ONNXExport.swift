@@ -19,6 +19,8 @@ public struct ExportOptions: Sendable {
     public var probabilities = true
     /// Written to the model's producer_version.
     public var producerVersion = "0.1.0"
+    /// The plan's weights hash when the caller has it (a plan file records it); computed otherwise.
+    public var weightsSHA256: String?
     public init() {}
 }
 
@@ -53,7 +55,7 @@ public func exportONNX(_ plan: Plan, _ options: ExportOptions = ExportOptions())
         (ONNXMetadataKey.inputLayout, "NCHW"),
         (ONNXMetadataKey.inputShape, "[" + e.inputShape.map(String.init).joined(separator: ",") + "]"),
         (ONNXMetadataKey.sourceHash, meta.sourceHash),
-        (ONNXMetadataKey.weightsSHA256, weightsSHA256(plan)),
+        (ONNXMetadataKey.weightsSHA256, options.weightsSHA256 ?? weightsSHA256(plan)),
     ]
     return m
 }

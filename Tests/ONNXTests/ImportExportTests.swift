@@ -43,14 +43,19 @@ final class ImportExportTests: XCTestCase {
     /// same faces agree to 1e-6. Both run every convolution directly: which algorithm a
     /// convolution uses is a compile option (`--winograd`), not part of the model.
     func testExportImportRoundTripOfTrainedPlan() throws {
-        var plan = try readPlan(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let file = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        var plan = file.plan
         for i in plan.steps.indices { plan.steps[i].algorithm = nil }
-        let bytes = encodeONNXModel(try exportONNX(plan))
+        var options = ExportOptions()
+        options.weightsSHA256 = file.weightsSHA256
+        let bytes = encodeONNXModel(try exportONNX(plan, options))
         let back = try decodeONNXModel(bytes)
         XCTAssertEqual(back.irVersion, 7)
         XCTAssertEqual(back.defaultOpset, 13)
         XCTAssertEqual(back.metadata(ONNXMetadataKey.classNames).flatMap(parseJSONStringArray), plan.metadata.classNames)
         XCTAssertEqual(back.metadata(ONNXMetadataKey.sourceHash), plan.metadata.sourceHash)
+        XCTAssertEqual(back.metadata(ONNXMetadataKey.weightsSHA256), file.weightsSHA256)
+        XCTAssertEqual(back.metadata(ONNXMetadataKey.inputLayout), "NCHW")
         XCTAssertEqual(back.metadata(ONNXMetadataKey.inputScale).flatMap(Double.init), plan.metadata.inputScale)
         let imported = try importONNX(back)
         let n = 4
@@ -58,9 +63,10 @@ final class ImportExportTests: XCTestCase {
         let scale = Float(plan.metadata.inputScale)
         let original = try runFaceByFace(plan, inputs: ["x": faces.map { Float($0) * scale }], count: n)
         let logitsName = plan.buffers[plan.outputs[0]].name
-        let again = try compileImported(imported, batch: n, algorithms: .direct)
-        // The imported model takes raw pixels (the input scale is a Mul in the ONNX model).
-        let out = try runPlan(again, inputs: ["x": faces.map { Float($0) }], batch: n)
+        // Compiled like the trained plan (batch 1: kernels may sum in another order for
+        // another batch size), and run on raw pixels (the input scale is a Mul in the model).
+        let again = try compileImported(imported, batch: 1, algorithms: .direct)
+        let out = try runFaceByFace(again, inputs: ["x": faces.map { Float($0) }], count: n)
         let a = try XCTUnwrap(original[logitsName]), b = try XCTUnwrap(out[logitsName])
         let err = maxAbsDiff(b, a.map(Double.init))
         print("round trip: max |logit diff| \(err) over \(a.count) logits")
@@ -75,12 +81,15 @@ final class ImportExportTests: XCTestCase {
     /// onnx.checker accepts the model.
     func testONNXRuntimeAgreesOnExportedTrainedPlan() throws {
         let python = try onnxPython()
-        let plan = try readPlan(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let file = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let plan = file.plan
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-onnx-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let onnx = dir.appendingPathComponent("vgg_tuned.onnx").path
-        try writeONNXModel(try exportONNX(plan), to: onnx)
+        var options = ExportOptions()
+        options.weightsSHA256 = file.weightsSHA256
+        try writeONNXModel(try exportONNX(plan, options), to: onnx)
         let n = 64
         let faces = try publicTestFaces(n)
         let facesPath = dir.appendingPathComponent("faces.npy").path

@@ -42,6 +42,7 @@ enum ExportCommand {
         guard let out = a.value("output") else { throw UsageError(message: "missing -o M.onnx", command: spec.name) }
         let path = a.positional[0]
         let plan: Plan
+        var hash: String?
         if path.hasSuffix(".graph") {
             let model = try loadGraph(path)
             var options = CompileOptions()
@@ -55,10 +56,15 @@ enum ExportCommand {
             if a.value("weights") != nil {
                 throw UsageError(message: "--weights applies to a .graph; a plan holds its weights", command: spec.name)
             }
-            do { plan = try readPlan(path: path) } catch { throw CLIError("\(error)") }
+            do {
+                let file = try readPlanFile(path: path)
+                plan = file.plan
+                hash = file.weightsSHA256
+            } catch { throw CLIError("\(error)") }
         }
         var options = ExportOptions()
         options.probabilities = !a.flag("no-probabilities")
+        options.weightsSHA256 = hash
         let model: ONNXModel
         do { model = try exportONNX(plan, options) } catch { throw CLIError("\(path): cannot export: \(error)") }
         do { try writeONNXModel(model, to: out) } catch { throw CLIError("\(error)") }
