@@ -44,6 +44,18 @@ public func importONNX(_ model: ONNXModel, _ options: ImportOptions = ImportOpti
     return ImportedModel(graph: i.graph, weights: i.weights, notes: i.notes)
 }
 
+/// The product of dimensions, nil past 2^31 (the most elements a fergc tensor holds per sample).
+func product(_ dims: [Int]) -> Int? {
+    var p = 1
+    for d in dims {
+        guard d >= 0 else { return nil }
+        let (r, o) = p.multipliedReportingOverflow(by: d)
+        guard !o, r <= 1 << 31 else { return nil }
+        p = r
+    }
+    return p
+}
+
 /// A float attribute as the double whose shortest text is the float's (1e-3, not
 /// 0.0010000000474974513): it converts back to the same float, and reads as the author wrote it.
 func decimal(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
@@ -283,6 +295,9 @@ struct Importer {
                 }
                 per.append(v)
             }
+            guard product(per) != nil else {
+                throw ImportError("input '\(inp.name)' has shape \(describe(shape)): more than 2^31 elements per sample")
+            }
             if case .value(let b) = shape[0], declaredBatch == nil { declaredBatch = b }
             // An NHWC input read only through Transpose(perm=[0,3,1,2]) is declared NCHW.
             var perm: [Int]?
@@ -498,8 +513,8 @@ struct Importer {
             guard known > 0, total % known == 0 else { throw ImportError("\(label(k)): shape \(shape) does not fit \(total) elements per sample") }
             per[m] = total / known
         }
-        guard per.reduce(1, *) == total else {
-            throw ImportError("\(label(k)): shape \(shape) has \(per.reduce(1, *)) elements per sample, the input \(total)")
+        guard let count = product(per), count == total else {
+            throw ImportError("\(label(k)): shape \(shape) does not have the input's \(total) elements per sample")
         }
         return per
     }
@@ -600,7 +615,7 @@ struct Importer {
         case "SAME_LOWER": pads = [b, r, t, l]
         case "NOTSET", "":
             let p = try ints(k, "pads")?.map { Int(clamping: $0) } ?? [0, 0, 0, 0]
-            guard p.count == 4, p.allSatisfy({ $0 >= 0 }) else { throw ImportError("\(label(k)): pads \(p) for a 2-d window") }
+            guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 <= 1 << 20 }) else { throw ImportError("\(label(k)): pads \(p) for a 2-d window") }
             pads = p
         default: throw ImportError("\(label(k)): unknown auto_pad '\(autoPad)'")
         }

@@ -174,6 +174,8 @@ public enum ONNXLimits {
 /// Decodes a serialized ModelProto.
 public func decodeONNXModel(_ bytes: [UInt8]) throws(ProtobufError) -> ONNXModel {
     var r = WireReader(bytes, path: "model")
+    r.fieldNames = [1: "ir_version", 2: "producer_name", 3: "producer_version", 4: "domain", 5: "model_version",
+                    6: "doc_string", 7: "graph", 8: "opset_import", 14: "metadata_props", 20: "training_info", 25: "functions"]
     var m = ONNXModel()
     var sawGraph = false
     while let f = try r.next() {
@@ -225,6 +227,8 @@ func decodeEntry(_ reader: WireReader) throws(ProtobufError) -> (key: String, va
 
 func decodeGraph(_ reader: WireReader) throws(ProtobufError) -> ONNXGraph {
     var r = reader
+    r.fieldNames = [1: "node", 2: "name", 5: "initializer", 10: "doc_string", 11: "input", 12: "output",
+                    13: "value_info", 15: "sparse_initializer"]
     var g = ONNXGraph()
     while let f = try r.next() {
         switch f.number {
@@ -246,6 +250,7 @@ func decodeGraph(_ reader: WireReader) throws(ProtobufError) -> ONNXGraph {
 
 func decodeNode(_ reader: WireReader) throws(ProtobufError) -> ONNXNode {
     var r = reader
+    r.fieldNames = [1: "input", 2: "output", 3: "name", 4: "op_type", 5: "attribute", 6: "doc_string", 7: "domain"]
     var n = ONNXNode(name: "", opType: "", inputs: [], outputs: [])
     while let f = try r.next() {
         switch f.number {
@@ -263,6 +268,8 @@ func decodeNode(_ reader: WireReader) throws(ProtobufError) -> ONNXNode {
 
 func decodeAttribute(_ reader: WireReader) throws(ProtobufError) -> ONNXAttribute {
     var r = reader
+    r.fieldNames = [1: "name", 4: "s", 5: "t", 6: "g", 7: "floats", 8: "ints", 9: "strings", 10: "tensors", 11: "graphs",
+                    13: "doc_string", 14: "tp", 15: "type_protos", 21: "ref_attr_name", 22: "sparse_tensor", 23: "sparse_tensors"]
     var name = ""
     var type: Int64?
     var f32: Float?, i64: Int64?, s: [UInt8]?, t: ONNXTensor?
@@ -314,6 +321,7 @@ func decodeAttribute(_ reader: WireReader) throws(ProtobufError) -> ONNXAttribut
 
 func decodeValueInfo(_ reader: WireReader) throws(ProtobufError) -> ONNXValueInfo {
     var r = reader
+    r.fieldNames = [1: "name", 2: "type", 3: "doc_string"]
     var v = ONNXValueInfo(name: "", elementType: nil, shape: nil)
     while let f = try r.next() {
         switch f.number {
@@ -367,6 +375,8 @@ public func decodeONNXTensor(_ bytes: [UInt8], path: String = "tensor") throws(P
 
 func decodeTensor(_ reader: WireReader) throws(ProtobufError) -> ONNXTensor {
     var r = reader
+    r.fieldNames = [1: "dims", 3: "segment", 4: "float_data", 5: "int32_data", 6: "string_data", 7: "int64_data", 8: "name",
+                    9: "raw_data", 10: "double_data", 11: "uint64_data", 12: "doc_string", 13: "external_data"]
     var dims: [Int64] = []
     var dataType: Int32 = 0
     var name = ""

@@ -51,6 +51,8 @@ public struct WireReader {
     public let end: Int
     /// The field path for errors, e.g. `model.graph.node[2]`.
     public let path: String
+    /// Names of the message's fields by number, for errors about a field before it is decoded.
+    public var fieldNames: [Int: String] = [:]
 
     public init(_ bytes: [UInt8], range: Range<Int>? = nil, path: String) {
         self.bytes = bytes
@@ -119,7 +121,8 @@ public struct WireReader {
             let lenOffset = position
             let len = try varint()
             guard len <= UInt64(end - position) else {
-                throw error("field \(number): length \(len) runs past the end of the enclosing message (\(end - position) bytes left)", at: lenOffset)
+                let label = fieldNames[number].map { "field \(number) (\($0))" } ?? "field \(number)"
+                throw error("\(label): length \(len) runs past the end of the enclosing message (\(end - position) bytes left)", at: lenOffset)
             }
             f.payload = position..<(position + Int(len))
             position += Int(len)

@@ -103,4 +103,28 @@ final class TransposeFoldTests: XCTestCase {
             XCTAssertTrue("\(e)".hasPrefix("node 'erf1' (Erf): fergc has no op for ONNX 'Erf'"), "\(e)")
         }
     }
+
+    /// Sizes that would overflow or allocate absurdly are refused before anything is computed.
+    func testAbsurdSizesAreRefused() throws {
+        func model(_ shape: [ONNXDim], _ nodes: [ONNXNode], _ inits: [ONNXTensor] = []) -> ONNXModel {
+            var m = ONNXModel()
+            m.irVersion = 7
+            m.opsetImports = [("", 13)]
+            m.graph.inputs = [ONNXValueInfo(name: "x", elementType: ONNXDataType.float, shape: shape)]
+            m.graph.outputs = [ONNXValueInfo(name: "y", elementType: ONNXDataType.float, shape: nil)]
+            m.graph.nodes = nodes
+            m.graph.initializers = inits
+            return m
+        }
+        let big = Int(Int32.max)
+        XCTAssertThrowsError(try importONNX(model([.param("N"), .value(big), .value(big), .value(big)], [ONNXNode(name: "r", opType: "Relu", inputs: ["x"], outputs: ["y"])]))) { e in
+            XCTAssertTrue("\(e)".contains("more than 2^31 elements"), "\(e)")
+        }
+        let reshape = model([.param("N"), .value(4)], [ONNXNode(name: "r", opType: "Reshape", inputs: ["x", "s"], outputs: ["y"])],
+                            [ONNXTensor(name: "s", dims: [3], int64s: [0, 1 << 40, 1 << 40])])
+        XCTAssertThrowsError(try importONNX(reshape)) { e in XCTAssertTrue("\(e)".contains("node 'r' (Reshape)"), "\(e)") }
+        let pads = model([.param("N"), .value(1), .value(4), .value(4)], [ONNXNode(name: "p", opType: "MaxPool", inputs: ["x"], outputs: ["y"], attributes: [
+            ONNXAttribute(name: "kernel_shape", value: .ints([2, 2])), ONNXAttribute(name: "pads", value: .ints([Int64.max, 0, 0, 0]))])])
+        XCTAssertThrowsError(try importONNX(pads)) { e in XCTAssertTrue("\(e)".contains("node 'p' (MaxPool): pads"), "\(e)") }
+    }
 }
