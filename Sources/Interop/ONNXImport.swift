@@ -62,18 +62,17 @@ func decimal(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
 
 /// A valid graph-language name for an ONNX name: `[A-Za-z_][A-Za-z0-9_]*(.[A-Za-z0-9_]+)*`.
 public func graphName(for onnxName: String) -> String {
-    var segments: [String] = []
-    for seg in onnxName.split(separator: ".", omittingEmptySubsequences: true) {
-        var s = ""
-        for c in seg.unicodeScalars {
-            let ok = c.isASCII && (c == "_" || (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9"))
-            s.unicodeScalars.append(ok ? c : "_")
-        }
-        segments.append(s)
+    var segments: [[UInt8]] = []
+    for seg in onnxName.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: true) {
+        segments.append(seg.map { c in
+            let ok = c == UInt8(ascii: "_") || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
+                || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+            return ok ? c : UInt8(ascii: "_")
+        })
     }
     if segments.isEmpty { return "v" }
-    if let f = segments[0].unicodeScalars.first, f >= "0" && f <= "9" { segments[0] = "v_" + segments[0] }
-    return segments.joined(separator: ".")
+    if let f = segments[0].first, f >= UInt8(ascii: "0"), f <= UInt8(ascii: "9") { segments[0] = Array("v_".utf8) + segments[0] }
+    return String(decoding: Array(segments.joined(separator: [UInt8(ascii: ".")])), as: UTF8.self)
 }
 
 struct Importer {
