@@ -38,9 +38,12 @@ let package = Package(
         // Orchestration over the compiler and the runtime: one-shot runs, (later) training.
         .target(name: "Training", dependencies: ["GraphIR", "Passes", "Runtime", "NumPyIO", "CZlib"]),
 
+        // ONNX in and out: a hand-written protobuf reader/writer, plan -> ONNX, ONNX -> GraphIR.
+        .target(name: "Interop", dependencies: ["GraphIR", "Runtime"]),
+
         // MARK: - Tools
         .executableTarget(
-            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training"],
+            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training", "Interop"],
             path: "Tools/fergc"),
 
         // MARK: - Tests
@@ -59,5 +62,8 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib"]),
         .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO"]),
+        .testTarget(
+            name: "ONNXTests",
+            dependencies: ["Interop", "Frontend", "Passes", "GraphIR", "Runtime", "NumPyIO", "Training"]),
     ]
 )

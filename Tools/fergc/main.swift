@@ -15,6 +15,8 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (PredictCommand.spec, PredictCommand.main),
     (BenchCommand.spec, BenchCommand.main),
     (CheckGradCommand.spec, CheckGradCommand.main),
+    (ExportCommand.spec, ExportCommand.main),
+    (ImportCommand.spec, ImportCommand.main),
 ]
 
 let topHelp = """
