@@ -109,3 +109,12 @@ public enum Preprocess: Hashable, Sendable {
         }
     }
 }
+
+extension Op {
+    /// The name a summary table shows: the op's name, with its attributes for a preprocessing
+    /// op (`threshold(method=yen)`), whose name alone does not say what it computes.
+    public var summaryName: String {
+        guard case .preprocess(let p) = self, !p.attributes.isEmpty else { return name }
+        return name + "(" + p.attributes.map { "\($0.0)=\($0.1)" }.joined(separator: ", ") + ")"
+    }
+}
