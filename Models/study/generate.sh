@@ -8,12 +8,13 @@
 #     equalize_local, whose output is 0..255 levels): a `scale` node, the same float multiply.
 # Rows: the baseline, the eleven techniques as intended, and, for the seven whose output is not
 # integral, the same with `truncate` after the op, as the seed's notebooks computed it.
-# Run from anywhere: sh Models/study/generate.sh. The files are committed; rerun after a change
+# Run from anywhere: sh Models/study/generate.sh (OUT=DIR writes them elsewhere). The files are
+# committed (a test checks they match this script); rerun after a change
 # to vgg_scratch_fast.graph or to this script.
 set -eu
 cd "$(dirname "$0")/../.."
 src=Models/vgg_scratch_fast.graph
-out=Models/study
+out=${OUT:-Models/study}
 epochs=${EPOCHS:-10}
 [ -f "$src" ] || { echo "generate.sh: $src not found" >&2; exit 1; }
 

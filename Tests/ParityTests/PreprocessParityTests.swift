@@ -306,6 +306,40 @@ final class PreprocessParityTests: XCTestCase {
     }
 }
 
+extension PreprocessParityTests {
+    /// The preprocess kernel survives the .plan encoding, and a bad one is refused on load.
+    func testPlanFileRoundTripAndValidation() throws {
+        let plan = planMemory(try lowerToPlan(try opGraph("clahe(x, clip=0.5)", height: 12, width: 10), maxBatch: 2))
+        let decoded = try decodePlan(encodePlan(plan))
+        XCTAssertEqual(decoded.steps.map(\.kernel), plan.steps.map(\.kernel))
+        XCTAssertEqual(decoded.steps[0].kernel, .preprocess(.clahe(clip: 0.5), planes: 1, height: 12, width: 10))
+        var bad = plan
+        bad.steps[0].kernel = .preprocess(.equalizeLocal(radius: 0), planes: 1, height: 12, width: 10)
+        XCTAssertThrowsError(try decodePlan(encodePlan(bad))) { XCTAssertTrue("\($0)".contains("radius 0"), "\($0)") }
+        bad.steps[0].kernel = .preprocess(.sobel, planes: 1, height: 12, width: 11)
+        XCTAssertThrowsError(try decodePlan(encodePlan(bad)))
+    }
+
+    /// Every study row: the same layers, parameters and recipe, raw pixels in, epochs 10.
+    func testStudyModelFiles() throws {
+        let dir = repoRoot.appendingPathComponent("Models/study")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".graph") }.sorted()
+        XCTAssertEqual(files.count, 19)
+        let base = try Frontend.compile(path: repoRoot.appendingPathComponent("Models/vgg_scratch_fast.graph").path)
+        for f in files {
+            let g = try Frontend.compile(path: dir.appendingPathComponent(f).path)
+            XCTAssertEqual(g.parameters.map { g[$0] }, base.parameters.map { base[$0] }, f)
+            var t = try XCTUnwrap(g.training), b = try XCTUnwrap(base.training)
+            XCTAssertEqual(t.epochs, 10, f)
+            XCTAssertEqual(t.inputScale, 1, f)
+            (t.epochs, t.inputScale, b.epochs, b.inputScale) = (0, 0, 0, 0)
+            XCTAssertEqual(t, b, f)
+            let preprocessing = g.nodes.filter { if case .preprocess = $0.op { return true } else { return false } }
+            XCTAssertEqual(preprocessing.count, f == "baseline.graph" ? 0 : (f.hasSuffix("_paper.graph") ? 2 : 1), f)
+        }
+    }
+}
+
 /// A small deterministic generator for test pixels.
 private struct SplitMix {
     var state: UInt64
