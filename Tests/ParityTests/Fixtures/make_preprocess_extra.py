@@ -18,8 +18,8 @@ from skimage.morphology import disk
 assert skimage.__version__.startswith("0.26"), skimage.__version__
 rng = np.random.default_rng(11)
 cases = {
-    "random": rng.integers(0, 256, size=(37, 53), dtype=np.uint8),
-    "smooth": (np.add.outer(np.arange(29) * 5, np.arange(21) * 3) % 256).astype(np.uint8),
+    "random": rng.integers(0, 256, size=(26, 35), dtype=np.uint8),
+    "smooth": (np.add.outer(np.arange(21) * 5, np.arange(17) * 3) % 256).astype(np.uint8),
     "lowcontrast": rng.integers(100, 111, size=(20, 26), dtype=np.uint8),
     "twolevel": np.where(rng.random((17, 19)) < 0.3, 40, 200).astype(np.uint8),
     "constant": np.full((12, 9), 77, dtype=np.uint8),
