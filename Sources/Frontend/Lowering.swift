@@ -69,6 +69,7 @@ struct Lowering {
         }
         if let train {
             graph.training = try trainingConfig(train)
+            try checkPreprocessScale(train)
         }
         do throws(VerifierError) {
             try graph.verify()
@@ -341,7 +342,7 @@ func inputArity(_ op: Op) -> (Int, Int?) {
     case .batchnorm, .batchnormTrainGrad, .batchnormStatsUpdate: return (5, 5)
     case .batchnormTrain, .batchnormGrad, .softmaxCrossEntropyGrad: return (3, 3)
     case .relu, .leakyRelu, .dropout, .dropoutTrain, .maxpool, .avgpool, .flatten, .softmax,
-         .biasGrad, .reshape, .slice, .scale, .l2Penalty, .maxNormProject, .increment:
+         .biasGrad, .reshape, .slice, .scale, .l2Penalty, .maxNormProject, .increment, .preprocess:
         return (1, 1)
     case .softmaxCrossEntropy, .conv2dGradInput, .conv2dGradWeight, .denseGradInput,
          .denseGradWeight, .reluGrad, .leakyReluGrad, .maxpoolGrad, .avgpoolGrad, .softmaxGrad,
@@ -353,5 +354,20 @@ func inputArity(_ op: Op) -> (Int, Int?) {
     case .sgdUpdate: return (4, 4)
     case .adamUpdate: return (6, 6)
     case .fused, .fusedTrain, .fusedTrainGrad: return (2, nil)  // exact counts: ShapeInference.swift
+    }
+}
+
+extension Lowering {
+    /// Preprocessing ops read raw pixels 0..255 (GraphIR/Preprocess.swift): one that reads the
+    /// model's input needs the input unscaled.
+    func checkPreprocessScale(_ train: TrainSection) throws(Diagnostic) {
+        guard train.inputScale != 1 else { return }
+        for node in graph.nodes {
+            guard case .preprocess(let p) = node.op, p.readsPixelScale,
+                  let x = node.inputs.first, graph[x].kind == .input else { continue }
+            throw source.error(nodeLocs[node.name] ?? train.keyword,
+                               "\(p.name) reads raw pixels 0..255, but the train block scales the input '\(graph[x].name)' by input_scale = \(formatDouble(train.inputScale)); set input_scale = 1 and scale after the op, e.g. 'y = scale(\(node.name), factor=0.00392156862745098)'",
+                               notes: [source.note(train.keyword, "the train block is here")])
+        }
     }
 }

@@ -223,6 +223,10 @@ public enum Op: Hashable, Sendable {
     /// y when `backwardReadsOutput`, the batchnorm values when there is one; dx when
     /// `inputGrad`, dw (and db) when `weightGrad`, dgamma and dbeta with a batchnorm.
     case fusedTrainGrad(FusedGradAttrs)
+
+    // MARK: preprocessing (forward only, per image plane; GraphIR/Preprocess.swift)
+    /// (x[N,C,H,W]) -> y of the same type: one of the Figure 12 techniques.
+    case preprocess(Preprocess)
 }
 
 /// How an op's elements relate to its input's, for fusion and in-place reuse.
@@ -287,6 +291,7 @@ extension Op {
         case .fused(let a): return a.conv == nil ? "fused_dense" : "fused_conv2d"
         case .fusedTrain(let a): return a.conv == nil ? "fused_dense_train" : "fused_conv2d_train"
         case .fusedTrainGrad(let a): return a.fused.conv == nil ? "fused_dense_train_grad" : "fused_conv2d_train_grad"
+        case .preprocess(let p): return p.name
         }
     }
 
@@ -301,7 +306,7 @@ extension Op {
         "max_norm_project", "batchnorm_stats_update", "increment",
         "fused_conv2d", "fused_dense", "fused_conv2d_train", "fused_dense_train",
         "fused_conv2d_train_grad", "fused_dense_train_grad",
-    ]
+    ] + Preprocess.names
 
     /// The attributes as the printer writes them, in a fixed order, every one explicit.
     public var attributes: [(String, Attribute)] {
@@ -348,6 +353,8 @@ extension Op {
              .denseGradInput, .denseGradWeight, .reluGrad, .mul, .softmaxCrossEntropyGrad,
              .softmaxGrad, .increment:
             return []
+        case .preprocess(let p):
+            return p.attributes
         }
     }
 
@@ -467,6 +474,9 @@ extension Op {
         case "fused_dense_train": op = .fusedTrain(try fused(&r, conv: false))
         case "fused_conv2d_train_grad": op = .fusedTrainGrad(try fusedGrad(&r, conv: true))
         case "fused_dense_train_grad": op = .fusedTrainGrad(try fusedGrad(&r, conv: false))
+        case _ where Preprocess.names.contains(name):
+            guard let p = try Preprocess.read(name, &r) else { return nil }
+            op = .preprocess(p)
         default: return nil
         }
         try r.finish()
@@ -486,7 +496,7 @@ extension Op {
             return .reduction
         case .flatten, .reshape, .concat, .slice, .constant:
             return .injective
-        case .maxpool, .avgpool, .maxpoolGrad, .avgpoolGrad:
+        case .maxpool, .avgpool, .maxpoolGrad, .avgpoolGrad, .preprocess:
             return .opaque
         case .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment:
             return .update
@@ -508,7 +518,8 @@ extension Op {
              .conv2dGradInput, .conv2dGradWeight, .biasGrad, .denseGradInput, .denseGradWeight,
              .reluGrad, .leakyReluGrad, .batchnormTrainGrad, .batchnormGrad, .mul, .maxpoolGrad,
              .avgpoolGrad, .reshape, .softmaxCrossEntropyGrad, .softmaxGrad, .slice, .scale,
-             .l2Penalty, .l2PenaltyGrad, .constant, .fused, .fusedTrain, .fusedTrainGrad:
+             .l2Penalty, .l2PenaltyGrad, .constant, .fused, .fusedTrain, .fusedTrainGrad,
+             .preprocess:
             return []
         }
     }
@@ -525,7 +536,8 @@ extension Op {
              .biasGrad, .denseGradInput, .denseGradWeight, .batchnormTrainGrad, .maxpoolGrad,
              .avgpoolGrad, .softmaxCrossEntropyGrad, .softmaxGrad, .slice, .l2Penalty,
              .l2PenaltyGrad, .constant, .fused, .fusedTrain, .fusedTrainGrad,
-             .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment:
+             .sgdUpdate, .adamUpdate, .maxNormProject, .batchnormStatsUpdate, .increment,
+             .preprocess:
             return false
         }
     }

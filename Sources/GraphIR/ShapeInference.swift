@@ -267,6 +267,13 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
         try expectCount(op, t, 1...1)
         try expectF32(op, t)
         return [t[0]]
+    case .preprocess:
+        try expectCount(op, t, 1...1)
+        try expectF32(op, t)
+        guard t[0].isBatched, t[0].rank == 4 else {
+            throw ShapeError("\(op.name) works on images: it expects an input f32[N, C, H, W], got \(t[0])", inputs: [0])
+        }
+        return [t[0]]
     case .l2Penalty:
         try expectCount(op, t, 1...1)
         try expectF32(op, t)

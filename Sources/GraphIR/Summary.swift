@@ -34,12 +34,12 @@ extension Graph {
             }
             let out = node.outputs.first.map { self[$0].type }
             if let i = index[layer] {
-                layers[i].ops.append(node.op.name)
+                layers[i].ops.append(node.op.summaryName)
                 layers[i].params += params
                 if let out { layers[i].outputType = out }
             } else {
                 index[layer] = layers.count
-                layers.append(LayerSummary(name: layer, ops: [node.op.name], outputType: out, params: params))
+                layers.append(LayerSummary(name: layer, ops: [node.op.summaryName], outputType: out, params: params))
             }
         }
         return ModelSummary(model: name, layers: layers, paramsTotal: trainable + nonTrainable,

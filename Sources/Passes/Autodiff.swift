@@ -104,6 +104,9 @@ func gradientRule(_ node: Node, _ g: Graph, dys: [ValueID?], needs: (Int) -> Boo
         if a.hasBatchnorm { of += [bn, bn + 1] }
         return [GradientNode(op: .fusedTrainGrad(FusedGradAttrs(fused: a, inputGrad: inputGrad, weightGrad: weightGrad)),
                              inputs: inputs, gradientOf: of)]
+    case .preprocess(let p):
+        // Reached only when a value to differentiate lies upstream: the op has no gradient.
+        throw PassError(pass: "autodiff", message: "\(node.name): \(p.name) is a preprocessing op, which passes no gradient; put it on the model's input, before every trainable parameter (and ask for no gradient of the input through it)")
     case .fused:
         throw PassError(pass: "autodiff", message: "\(node.name): \(node.op.name) is the inference form (running statistics); fuse a training graph in training mode")
     case .conv2dGradInput, .conv2dGradWeight, .biasGrad, .denseGradInput, .denseGradWeight,

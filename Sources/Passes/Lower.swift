@@ -136,6 +136,9 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
     case .fusedTrainGrad(let g):
         return .fusedTrainGrad(fusedAnchor(g.fused, x: t[1], w: t[2]), fusedEpilogue(g.fused),
                                inputGrad: g.inputGrad, weightGrad: g.weightGrad)
+    case .preprocess(let p):
+        let s = t[0].perSample
+        return .preprocess(preprocessTechnique(p), planes: s[0], height: s[1], width: s[2])
     }
 }
 
@@ -152,4 +155,22 @@ func fusedEpilogue(_ a: FusedAttrs) -> FusedEpilogue {
     case .afterRelu: placement = .afterRelu
     }
     return FusedEpilogue(bias: a.bias, relu: a.relu, batchnorm: placement, epsilon: Float(a.epsilon))
+}
+
+func preprocessTechnique(_ p: Preprocess) -> PreprocessTechnique {
+    switch p {
+    case .equalizeLocal(let r): return .equalizeLocal(radius: r)
+    case .equalizeHist: return .equalizeHist
+    case .clahe(let clip): return .clahe(clip: clip)
+    case .normalizeMinmax: return .normalizeMinmax
+    case .sobel: return .sobel
+    case .scharr: return .scharr
+    case .prewitt: return .prewitt
+    case .roberts: return .roberts
+    case .threshold(.yen): return .thresholdYen
+    case .threshold(.isodata): return .thresholdIsodata
+    case .threshold(.mean): return .thresholdMean
+    case .standardize: return .standardize
+    case .truncate: return .truncate
+    }
 }

@@ -444,6 +444,10 @@ public final class Executor<T: BLASReal> {
                                bnInput: p.bnInput.map { c(i[$0]) }, gamma: p.gamma.map { c(i[$0]) },
                                mean: p.mean.map { c(i[$0]) }, variance: p.variance.map { c(i[$0]) },
                                n: n, a, e, workspace: workspace)
+
+        // preprocessing
+        case .preprocess(let t, let planes, let h, let w):
+            preprocessForward(f(o[0]), c(i[0]), planes: n * planes, height: h, width: w, t, threads: max(threads, 1))
         }
     }
 

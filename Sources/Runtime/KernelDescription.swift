@@ -18,6 +18,7 @@ extension Kernel {
             return "fused backward " + Kernel.describe(a) + Kernel.describe(e) + (grads.isEmpty ? "" : " -> " + grads)
         case .conv2dGradInput(let g): return "conv2d grad input " + Kernel.describe(.conv2d(g))
         case .conv2dGradWeight(let g): return "conv2d grad weight " + Kernel.describe(.conv2d(g))
+        case .preprocess(let t, let p, let h, let w): return "preprocess \(t.name) \(p)x\(h)x\(w)"
         default: return String(describing: self).split(separator: "Runtime.", omittingEmptySubsequences: false).joined()
         }
     }

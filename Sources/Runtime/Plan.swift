@@ -223,6 +223,10 @@ public enum Kernel: Sendable, Hashable, Codable {
     /// (dy, x, w, y?, bn_input?, gamma?, batch_mean?, batch_var?) -> (dx?, dw?, db?, dgamma?, dbeta?);
     /// slots as `FusedGradSlots` says.
     case fusedTrainGrad(FusedAnchor, FusedEpilogue, inputGrad: Bool, weightGrad: Bool)
+
+    // MARK: preprocessing (Runtime/Preprocess.swift)
+    /// (x) -> y: a technique applied to each of `planes` (per sample) image planes of height x width.
+    case preprocess(PreprocessTechnique, planes: Int, height: Int, width: Int)
 }
 
 /// How a forward convolution step is computed on the fast Float path.

@@ -295,6 +295,21 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
         if p.db != nil { outputs.append(s.vector) }
         if e.hasBatchnorm { outputs += [s.vector, s.vector] }
         return .init(inputs: inputs, outputs: outputs, workspace: fusedTrainBackwardWorkspace(a))
+    case .preprocess(let t, let planes, let h, let w):
+        try positive(planes, h, w)
+        let (size, overflow) = h.multipliedReportingOverflow(by: w)
+        let (count, overflow2) = size.multipliedReportingOverflow(by: planes)
+        try ensure(!overflow && !overflow2, "preprocess size \(planes)x\(h)x\(w) overflows")
+        switch t {
+        case .equalizeLocal(let r):
+            try ensure(r >= 1 && r <= PreprocessTechnique.maxRadius, "equalize_local radius \(r) is outside 1...\(PreprocessTechnique.maxRadius)")
+        case .clahe(let clip):
+            try ensure(clip >= 0 && clip <= 1, "clahe clip \(clip) is outside [0, 1]")
+        case .equalizeHist, .normalizeMinmax, .sobel, .scharr, .prewitt, .roberts, .thresholdYen,
+             .thresholdIsodata, .thresholdMean, .standardize, .truncate:
+            break
+        }
+        return .init(inputs: [.batch(count)], outputs: [.batch(count)])
     }
 }
 

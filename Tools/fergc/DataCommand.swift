@@ -8,19 +8,27 @@ import Training
 enum DataCommand {
     static let spec = CommandSpec(
         name: "data",
-        usage: "data summary [F] [--grid OUT.png] [--skip-bad-rows]",
+        usage: "data summary [F] [--grid OUT.png] [--skip-bad-rows]\n       fergc data preprocess [F] [--face K] [--out OUT.png]",
         summary: "Summarize a FER2013 CSV: faces per class and split, and a grid of the first 128 faces.",
         options: [
             OptionSpec(name: "grid", kind: .value("OUT.png"), help: "Where to write the grid of the first 128 faces (default: fer2013-grid.png)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed rows (counted and reported) instead of stopping."),
             OptionSpec(name: "json", kind: .flag, help: "Print the table as JSON."),
+            OptionSpec(name: "face", kind: .value("K"), help: "preprocess: which training face (0-based, default 0)."),
+            OptionSpec(name: "out", kind: .value("OUT.png"), help: "preprocess: where to write the picture (default: preprocess.png)."),
         ],
-        details: "With no file, summarizes the embedded sample (Data/fer2013-sample.csv.gz).")
+        details: """
+            With no file, reads the embedded sample (Data/fer2013-sample.csv.gz).
+            'data preprocess' draws one training face through every Figure 12 technique (the
+            preprocessing ops of docs/graph-language.md): as intended on top, truncated toward zero
+            (as the paper's code computed it) below, each on the same gray scale.
+            """)
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
+        if a.positional.first == "preprocess" { return try preprocessMain(a) }
         guard a.positional.first == "summary" else {
-            throw UsageError(message: a.positional.isEmpty ? "missing the subcommand: fergc data summary [F]" : "unknown data subcommand '\(a.positional[0])' (expected 'summary')", command: spec.name)
+            throw UsageError(message: a.positional.isEmpty ? "missing the subcommand: fergc data summary [F]" : "unknown data subcommand '\(a.positional[0])' (expected 'summary' or 'preprocess')", command: spec.name)
         }
         guard a.positional.count <= 2 else { throw UsageError(message: "expected at most one data file", command: spec.name) }
         let path = a.positional.count == 2 ? a.positional[1] : repoPath("Data/fer2013-sample.csv.gz")

@@ -55,7 +55,10 @@ enum ExplainCommand {
         s += plan.memory.map { ", arena \($0.arenaBytes) bytes\n" } ?? " (no arena offsets: every buffer has its own storage)\n\n"
         if plan.memory != nil { s += "\n" }
         let width = max(plan.steps.map(\.name.count).max() ?? 4, 4)
-        func kernelName(_ step: Step) -> String { step.kernel.name + (step.algorithm == .winograd ? "+winograd" : "") }
+        func kernelName(_ step: Step) -> String {
+            if case .preprocess(let t, _, _, _) = step.kernel { return "preprocess " + t.name }
+            return step.kernel.name + (step.algorithm == .winograd ? "+winograd" : "")
+        }
         let kernelWidth = max(plan.steps.map { kernelName($0).count }.max() ?? 6, 6)
         s += "step  " + "name".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
             + "kernel".padding(toLength: kernelWidth, withPad: " ", startingAt: 0) + "  live bytes  reads -> writes\n"

@@ -1,0 +1,61 @@
+// The Figure 12 preprocessing in the CLI: the picture command, the study's model files and the
+// summary's technique names.
+
+import Foundation
+import XCTest
+
+final class PreprocessCLITests: XCTestCase {
+    func testDataPreprocessWritesThePicture() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-pre-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("face.png").path
+        let r = try fergc(["data", "preprocess", "--face", "3", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+        XCTAssertEqual(Array(png.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        func be32(_ o: Int) -> Int { png[o..<(o + 4)].reduce(0) { $0 << 8 | Int($1) } }
+        XCTAssertEqual(be32(16), 78 + 12 * (144 + 6))  // width: the labels, then 12 columns
+        XCTAssertEqual(be32(20), 354)
+        let bad = try fergc(["data", "preprocess", "--face", "5000", "--out", out])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("--face 5000"), bad.stderr)
+        XCTAssertTrue(try fergc(["data", "--help"]).stdout.contains("data preprocess"))
+    }
+
+    /// The study's files are what the committed script makes from vgg_scratch_fast.graph.
+    func testStudyFilesMatchTheirGenerator() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-study-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = [repoRoot.appendingPathComponent("Models/study/generate.sh").path]
+        p.environment = ["OUT": dir.path, "PATH": "/usr/bin:/bin"]
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let made = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".graph") }.sorted()
+        let committed = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("Models/study").path)
+            .filter { $0.hasSuffix(".graph") }.sorted()
+        XCTAssertEqual(made.count, 19)
+        XCTAssertEqual(made, committed)
+        for name in made {
+            XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent(name)),
+                           try Data(contentsOf: repoRoot.appendingPathComponent("Models/study/\(name)")), name)
+        }
+    }
+
+    func testSummaryNamesTheTechnique() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-sum-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m.graph").path
+        try "model m\ninput x: f32[N, 1, 8, 8]\nm = threshold(x, method=yen)\nf = flatten(m)\ny = dense(f, units=2)\noutput y\n"
+            .write(toFile: model, atomically: true, encoding: .utf8)
+        let r = try fergc(["compile", model, "--summary"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("threshold(method=yen)"), r.stdout)
+    }
+}
