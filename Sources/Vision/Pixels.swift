@@ -85,3 +85,17 @@ public struct CropRule: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 }
+
+extension CropRule {
+    /// The whole image resized to side x side with this rule's filter (for pre-cropped faces).
+    public func resizeWhole(_ image: GrayView, side: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: side * side)
+        out.withUnsafeMutableBufferPointer { o in
+            switch filter {
+            case .area: cv_resize_area(image.pixels, Int32(image.width), Int32(image.height), Int32(image.stride), o.baseAddress, Int32(side), Int32(side))
+            case .bilinear: cv_resize_linear(image.pixels, Int32(image.width), Int32(image.height), Int32(image.stride), o.baseAddress, Int32(side), Int32(side))
+            }
+        }
+        return out
+    }
+}

@@ -45,6 +45,8 @@ func fergcMain() -> Int32 {
     do {
         try command.run(Array(args.dropFirst()))
         return 0
+    } catch let e as ExitStatus {
+        return e.code
     } catch is HelpRequested {
         Console.out(command.spec.help)
         return 0
