@@ -55,7 +55,7 @@ public struct CropRule: Sendable, Equatable, CustomStringConvertible {
     public init(margin: Double, filter: Filter) { (self.margin, self.filter) = (margin, filter) }
 
     /// The rule fergc uses (chosen by measured agreement on the FER scene: docs/predict.md).
-    public static let standard = CropRule(margin: 0, filter: .area)
+    public static let standard = CropRule(margin: 0, filter: .bilinear)
 
     public var description: String { "margin \(margin), \(filter.rawValue)" }
 
