@@ -74,6 +74,6 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib"]),
         .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO"]),
         // Image decoding, the cascade parser, detection against OpenCV's boxes, fuzzing, predict on photos.
-        .testTarget(name: "VisionTests", dependencies: ["Vision", "ImageIO", "Runtime", "CFergc", "fergc"]),
+        .testTarget(name: "VisionTests", dependencies: ["Vision", "ImageIO", "Runtime", "Training", "CZlib", "CFergc", "fergc"]),
     ]
 )

@@ -97,3 +97,18 @@ func loadScene(_ photos: String) throws -> Scene {
     let faces = try XCTUnwrap(j["faces"] as? [[String: Any]]).map { f in (box: f["box"] as! [Int], index: f["index_in_split"] as! Int) }
     return Scene(faces: faces, opencv: try XCTUnwrap(j["opencv_haar_default"] as? [[Int]]))
 }
+
+/// Models/tiny.graph compiled once per test process (a plan of 48x48 faces that loads in
+/// milliseconds; the trained plan takes seconds to load in a debug build).
+nonisolated(unsafe) var tinyPlanPath: String?
+
+func tinyPlan() throws -> String {
+    if let p = tinyPlanPath { return p }
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-tiny-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent("tiny.plan").path
+    let r = try fergc(["compile", "\(repoRoot)/Models/tiny.graph", "-o", path])
+    guard r.status == 0 else { throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "compile failed: \(r.stderr)"]) }
+    tinyPlanPath = path
+    return path
+}
