@@ -159,6 +159,12 @@ final class PredictPhotosTests: XCTestCase {
         XCTAssertTrue(empty.stderr.contains("no input"), empty.stderr)
         let missing = try fergc(["predict", tiny, dir.appendingPathComponent("nope.jpg").path])
         XCTAssertEqual(missing.status, 66, missing.stderr)
+        // A cascade that cannot be read: 65, before any image.
+        let face = dir.appendingPathComponent("face.pgm").path
+        try (Data("P5\n48 48\n255\n".utf8) + Data(count: 2304)).write(to: URL(fileURLWithPath: face))
+        let cascade = try fergc(["predict", tiny, face, "--cascade", "/nonexistent.xml"])
+        XCTAssertEqual(cascade.status, 65, cascade.stderr)
+        XCTAssertTrue(cascade.stderr.contains("/nonexistent.xml: cannot read the cascade file"), cascade.stderr)
     }
 
     func testAnnotateAndSaveCrops() throws {

@@ -57,7 +57,7 @@ enum PredictCommand {
           0   every input was processed (faces or no_face)
           1   some inputs failed (error records)
           64  usage error (bad option or value)
-          65  the plan cannot be loaded or does not take square gray images
+          65  the plan, the cascade or the --boxes file cannot be used
           66  no input: no image found in the PATHs given
 
         EXAMPLES:
@@ -166,12 +166,20 @@ enum PredictCommand {
 
         // Boxes from a file, or the detector (loaded only if an image needs it).
         var givenBoxes: [String: [Box]]?
-        if let f = a.value("boxes") { givenBoxes = try readBoxes(f) }
+        if let f = a.value("boxes") {
+            do { givenBoxes = try readBoxes(f) } catch let e as CLIError {
+                Console.err(e.description + "\n")
+                throw ExitStatus(65)
+            }
+        }
         let cascadePath = a.value("cascade") ?? FaceDetector.defaultCascadePath
         var detector: FaceDetector?
         func getDetector() throws -> FaceDetector {
             if let detector { return detector }
-            do { detector = try FaceDetector(path: cascadePath) } catch { throw CLIError(error.description) }
+            do { detector = try FaceDetector(path: cascadePath) } catch {
+                Console.err("error: \(error.description)\n")
+                throw ExitStatus(65)
+            }
             return detector!
         }
         if a.value("cascade") != nil { _ = try getDetector() }  // a bad --cascade fails at once
@@ -274,6 +282,8 @@ enum PredictCommand {
                 p.boxes = boxes
                 p.crops = crops
                 if a.value("annotate") != nil { p.color = decoded }
+            } catch let e as ExitStatus {
+                throw e
             } catch let e as ImageError {
                 p.error = e.message
             } catch let e as CLIError {
@@ -412,8 +422,8 @@ enum PredictCommand {
                     j["face"] = r.face
                     j["box"] = [b.x, b.y, b.width, b.height]
                     j["emotion"] = names[best]
-                    j["score"] = Double(r.probabilities[best])
-                    j["probabilities"] = Dictionary(uniqueKeysWithValues: zip(names, r.probabilities.map(Double.init)))
+                    j["score"] = rounded(r.probabilities[best])
+                    j["probabilities"] = Dictionary(uniqueKeysWithValues: zip(names, r.probabilities.map(rounded)))
                 }
                 if let l = r.label { j["label"] = l }
                 if let e = r.error { j["error"] = e }
@@ -457,6 +467,9 @@ enum PredictCommand {
             }
             Console.out(s)
         }
+
+        /// A probability with 7 significant digits (a float's precision), for readable JSON.
+        func rounded(_ v: Float) -> Double { Double(String(format: "%.7g", Double(v))) ?? Double(v) }
 
         func csvField(_ s: String) -> String {
             s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
