@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // fergc — a dataflow-graph compiler with a static execution plan for facial-emotion CNNs.
-// No Swift package dependencies: the only system libraries are OpenBLAS and zlib.
+// No Swift package dependencies: the system libraries are OpenBLAS and zlib (and libpng and TurboJPEG for photos).
 import PackageDescription
 
 let package = Package(
@@ -19,6 +19,12 @@ let package = Package(
         .systemLibrary(
             name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(
+            name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(
+            name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MARK: - Compiler
         .target(name: "GraphIR"),
@@ -31,7 +37,15 @@ let package = Package(
         // the small-matrix sgemm and the worker threads of the parallel regions.
         .target(name: "CKernels", path: "Sources/CKernels"),
         // The C API over Runtime's embedding API; the header is for C callers, not for Swift.
-        .target(name: "CFergc", dependencies: ["Runtime"], exclude: ["include"]),
+        .target(name: "CFergc", dependencies: ["Runtime", "Vision"], exclude: ["include"]),
+
+        // MARK: - Photos (beside the runtime, which stays embeddable alone)
+        // Face detection (Haar cascades, OpenCV 4 semantics) and detect-and-classify over a
+        // Session; the window scan in C.
+        .target(name: "CVision", path: "Sources/CVision"),
+        .target(name: "Vision", dependencies: ["CVision", "Runtime"]),
+        // JPEG, PNG and PGM/PPM decoding into Vision's Image.
+        .target(name: "ImageIO", dependencies: ["Vision", "CPNG", "CTurboJPEG"]),
 
         // MARK: - Support
         .target(name: "NumPyIO", dependencies: ["CZlib", "Runtime"]),
@@ -43,7 +57,7 @@ let package = Package(
 
         // MARK: - Tools
         .executableTarget(
-            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training", "Interop"],
+            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training", "Interop", "Vision", "ImageIO"],
             path: "Tools/fergc"),
 
         // MARK: - Tests
@@ -65,5 +79,7 @@ let package = Package(
         .testTarget(
             name: "ONNXTests",
             dependencies: ["Interop", "Frontend", "Passes", "GraphIR", "Runtime", "NumPyIO", "Training"]),
+        // Image decoding, the cascade parser, detection against OpenCV's boxes, fuzzing, predict on photos.
+        .testTarget(name: "VisionTests", dependencies: ["Vision", "ImageIO", "Runtime", "Training", "CZlib", "CFergc", "fergc"]),
     ]
 )

@@ -3,6 +3,7 @@
 // point checks its pointers and turns Swift errors into a return code plus a message.
 
 import Runtime
+import Vision
 
 #if canImport(Glibc)
 import Glibc
@@ -186,6 +187,72 @@ public func fergc_predict_u8(_ s: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
         return 0
     } catch {
         report("fergc_predict_u8: \(error)", err, errlen)
+        return -1
+    }
+}
+
+// MARK: - Detection
+
+final class DetectorHandle {
+    let detector: FaceDetector
+    init(_ detector: FaceDetector) { self.detector = detector }
+}
+
+/// The C layout of fergc_box.
+public struct fergc_box_c {
+    public var x: Int32, y: Int32, width: Int32, height: Int32
+}
+
+@_cdecl("fergc_detector_load")
+public func fergc_detector_load(_ path: UnsafePointer<CChar>?, _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int) -> OpaquePointer? {
+    let p = path.map { String(cString: $0) } ?? FaceDetector.defaultCascadePath
+    do {
+        return retained(DetectorHandle(try FaceDetector(path: p)))
+    } catch {
+        report("fergc_detector_load: \(error.description)", err, errlen)
+        return nil
+    }
+}
+
+@_cdecl("fergc_detector_free")
+public func fergc_detector_free(_ p: OpaquePointer?) {
+    guard let p else { return }
+    Unmanaged<DetectorHandle>.fromOpaque(UnsafeRawPointer(p)).release()
+}
+
+@_cdecl("fergc_detect_classify")
+public func fergc_detect_classify(_ s: OpaquePointer?, _ d: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?,
+                                  _ width: Int32, _ height: Int32, _ stride: Int32, _ channels: Int32,
+                                  _ boxes: UnsafeMutableRawPointer?, _ probs: UnsafeMutablePointer<Float>?, _ maxFaces: Int32,
+                                  _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int) -> Int32 {
+    let name = "fergc_detect_classify"
+    guard let h = session(s) else { report("\(name): session is NULL", err, errlen); return -1 }
+    guard let d else { report("\(name): detector is NULL", err, errlen); return -1 }
+    let detector = Unmanaged<DetectorHandle>.fromOpaque(UnsafeRawPointer(d)).takeUnretainedValue().detector
+    guard let pixels else { report("\(name): pixels is NULL", err, errlen); return -1 }
+    guard channels == 1 || channels == 3 else { report("\(name): channels is \(channels); expected 1 (gray) or 3 (RGB)", err, errlen); return -1 }
+    guard width > 0, height > 0, Int(stride) >= Int(width) * Int(channels) else {
+        report("\(name): bad geometry \(width)x\(height), stride \(stride) for \(channels) channel(s)", err, errlen); return -1
+    }
+    guard maxFaces >= 0, maxFaces == 0 || (boxes != nil && probs != nil) else {
+        report("\(name): boxes or probs is NULL with max_faces \(maxFaces)", err, errlen); return -1
+    }
+    do {
+        let faces: [FaceResult]
+        if channels == 3 {
+            faces = try h.session.detectAndClassify(rgb: pixels, width: Int(width), height: Int(height), stride: Int(stride), detector: detector)
+        } else {
+            faces = try h.session.detectAndClassify(GrayView(pixels: pixels, width: Int(width), height: Int(height), stride: Int(stride)), detector: detector)
+        }
+        let k = h.session.model.classes
+        let b = boxes?.assumingMemoryBound(to: fergc_box_c.self)
+        for (i, f) in faces.prefix(Int(maxFaces)).enumerated() {
+            b![i] = fergc_box_c(x: Int32(f.box.x), y: Int32(f.box.y), width: Int32(f.box.width), height: Int32(f.box.height))
+            for j in 0..<k { probs![i * k + j] = f.probabilities[j] }
+        }
+        return Int32(clamping: faces.count)
+    } catch {
+        report("\(name): \(error)", err, errlen)
         return -1
     }
 }

@@ -24,3 +24,9 @@ func jsonText(_ value: Any) throws -> String {
     let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     return String(decoding: data, as: UTF8.self) + "\n"
 }
+
+/// Ends the command with this exit status (its messages are already printed).
+struct ExitStatus: Error {
+    var code: Int32
+    init(_ code: Int32) { self.code = code }
+}

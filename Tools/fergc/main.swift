@@ -17,6 +17,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (CheckGradCommand.spec, CheckGradCommand.main),
     (ExportCommand.spec, ExportCommand.main),
     (ImportCommand.spec, ImportCommand.main),
+    (BenchDetectCommand.spec, BenchDetectCommand.main),
 ]
 
 let topHelp = """
@@ -47,6 +48,8 @@ func fergcMain() -> Int32 {
     do {
         try command.run(Array(args.dropFirst()))
         return 0
+    } catch let e as ExitStatus {
+        return e.code
     } catch is HelpRequested {
         Console.out(command.spec.help)
         return 0

@@ -78,6 +78,36 @@ int fergc_predict(fergc_session *session, const float *images, int n, float *pro
 int fergc_predict_u8(fergc_session *session, const unsigned char *pixels, int n,
                      float *probs_out, char *err, size_t errlen);
 
+/* Face detection and classification on a photo (a Haar cascade with OpenCV 4's
+ * detectMultiScale semantics: scale 1.1, 5 neighbours, faces of at least 30 px).
+ *
+ *     fergc_detector *d = fergc_detector_load(NULL, err, sizeof err);   // the default cascade
+ *     fergc_box boxes[16];
+ *     float probs[16 * 7];
+ *     int n = fergc_detect_classify(s, d, rgb, width, height, width * 3, 3, boxes, probs, 16, err, sizeof err);
+ *
+ * A detector is immutable once loaded; any number of threads may use it at once. */
+typedef struct fergc_detector fergc_detector;
+
+/* A face's box in image pixels. */
+typedef struct { int x, y, width, height; } fergc_box;
+
+/* Loads a Haar cascade (OpenCV's XML, the traincascade format); NULL loads
+ * /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml (Debian's opencv-data).
+ * NULL on error. */
+fergc_detector *fergc_detector_load(const char *cascade_path, char *err, size_t errlen);
+void fergc_detector_free(fergc_detector *detector);
+
+/* Finds the faces in an 8-bit image of width x height pixels, `stride` bytes per row, with
+ * `channels` 1 (gray) or 3 (RGB, interleaved; turned to gray with OpenCV's BGR2GRAY weights),
+ * crops each (its box made square, resized to the plan's input) and classifies it. Writes the
+ * first min(n, max_faces) boxes to boxes and their probabilities to probs (classes floats per
+ * face); boxes and probs may be NULL when max_faces is 0. Returns n, the number of faces found
+ * (0 for none), or -1 on error. Faces come top to bottom, then left to right. */
+int fergc_detect_classify(fergc_session *session, const fergc_detector *detector,
+                          const unsigned char *pixels, int width, int height, int stride, int channels,
+                          fergc_box *boxes, float *probs, int max_faces, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
