@@ -59,5 +59,8 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib"]),
         .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO"]),
+        // The paper's table: pretrained weights, frozen prefixes, ensembles, f16 plans, reproduce.
+        .testTarget(
+            name: "PaperTests", dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO", "fergc"]),
     ]
 )
