@@ -21,6 +21,7 @@ enum TrainCommand {
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
+            OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
             OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz) or a checkpoint. Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
         ],
         details: """
@@ -68,7 +69,9 @@ enum TrainCommand {
         options.resume = resumeDir != nil
         options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
+        if let b = a.value("prefix-cache") { options.prefixCacheBytes = try parseBytes(b, option: "--prefix-cache", command: spec.name) }
         let trainer = try Trainer(model: model, data: data, options: options)
+        if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
         if let w = a.value("init") {
             if options.resume {
                 Console.err("--init \(w) ignored: resuming from \(outDir)/checkpoint-last.npz\n")
