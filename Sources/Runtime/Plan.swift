@@ -278,6 +278,8 @@ public struct PlanMetadata: Sendable, Codable, Equatable {
     public var producer: String = ""
     /// Training plans: the frozen prefix the `frozen-prefix` pass put first (nil: none).
     public var frozenPrefix: FrozenPrefixInfo?
+    /// Ensemble plans (`fergc ensemble`): the members, whose weighted mean is the output.
+    public var ensemble: EnsembleInfo?
     public init() {}
 }
 

@@ -14,6 +14,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (ExplainCommand.spec, ExplainCommand.main),
     (PredictCommand.spec, PredictCommand.main),
     (BenchCommand.spec, BenchCommand.main),
+    (EnsembleCommand.spec, EnsembleCommand.main),
 ]
 
 let topHelp = """
