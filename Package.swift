@@ -81,5 +81,11 @@ let package = Package(
             dependencies: ["Interop", "Frontend", "Passes", "GraphIR", "Runtime", "NumPyIO", "Training"]),
         // Image decoding, the cascade parser, detection against OpenCV's boxes, fuzzing, predict on photos.
         .testTarget(name: "VisionTests", dependencies: ["Vision", "ImageIO", "Runtime", "Training", "CZlib", "CFergc", "fergc"]),
+        // The paper's table: pretrained weights, frozen prefixes, ensembles, f16 plans, reproduce.
+        .testTarget(
+            name: "PaperTests", dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO", "fergc"],
+            // Optimized even in debug builds: the direct-convolution reference of VGG16's blocks
+            // 1-4 is 0.7 G multiply-adds per face, minutes unoptimized, a second optimized.
+            swiftSettings: [.unsafeFlags(["-O"])]),
     ]
 )

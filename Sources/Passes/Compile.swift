@@ -157,6 +157,7 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
         for (output, e) in row.errors { meta.probeErrors[output] = max(meta.probeErrors[output] ?? 0, e) }
     }
     meta.producer = "fergc \(runtimeVersion)"
+    if options.mode == .training { meta.frozenPrefix = frozenPrefixInfo(graph) }
     plan.metadata = meta
 
     let policy = options.convAlgorithms

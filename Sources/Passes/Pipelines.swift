@@ -14,6 +14,8 @@ public enum Pipelines {
     public static let fuse = Pass("fuse") { try Passes.fuse($0, mode: .inference) }
     /// The same pass for training graphs (one name, so `--disable-pass fuse` works in both).
     public static let fuseTraining = Pass("fuse") { try Passes.fuse($0, mode: .training) }
+    /// Training graphs: the frozen, per-image part first (FrozenPrefix.swift).
+    public static let frozenPrefix = Pass("frozen-prefix") { try markFrozenPrefix($0) }
 
     /// Model graph -> one training step (forward, loss, backward, update).
     public static var training: [Pass] { [trainingForm, regularize, autodiff, optimizer, dce] }
@@ -24,7 +26,7 @@ public enum Pipelines {
     /// a conv/dense, and conv/dense + bias + relu + batchnorm fused.
     public static var inferenceOptimized: [Pass] { [removeDropout, foldBatchnorm, fuse, dce] }
     /// Model graph -> one fused training step (fusion before autodiff: see Fuse.swift).
-    public static var trainingOptimized: [Pass] { [trainingForm, regularize, fuseTraining, autodiff, optimizer, dce] }
+    public static var trainingOptimized: [Pass] { [trainingForm, regularize, fuseTraining, autodiff, optimizer, dce, frozenPrefix] }
 
-    public static var all: [Pass] { [trainingForm, regularize, autodiff, optimizer, dce, removeDropout, foldBatchnorm, fuse] }
+    public static var all: [Pass] { [trainingForm, regularize, autodiff, optimizer, dce, removeDropout, foldBatchnorm, fuse, frozenPrefix] }
 }

@@ -290,6 +290,22 @@ public final class Executor<T: BLASReal> {
         runCounter &+= 1
     }
 
+    /// Runs only the steps in `range` for a batch of n, leaving `runCounter` alone (dropout
+    /// masks depend on the step index, so running a plan in parts draws the same masks as a
+    /// whole run). The trainer's frozen-prefix cache runs the prefix alone to fill it, then
+    /// the rest of the step on cached values.
+    public func run(batch n: Int, steps range: Range<Int>) throws {
+        guard n >= 1 && n <= plan.maxBatch else { throw ExecutorError.invalidBatch(n: n, maxBatch: plan.maxBatch) }
+        precondition(range.lowerBound >= 0 && range.upperBound <= plan.steps.count, "steps \(range) outside the plan's \(plan.steps.count)")
+        lastBatch = n
+        let fast = T.self == Float.self && fastKernels
+        if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
+        for s in range {
+            if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
+            if poisonFreedBuffers { poison(freedAfter[s]) }
+        }
+    }
+
     /// Fills the given buffers, at full capacity from element `from` on, with NaN (i32:
     /// Int32.min).
     private func poison(_ buffers: [(buffer: Int, from: Int)]) {

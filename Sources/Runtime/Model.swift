@@ -95,7 +95,9 @@ public final class LoadedPlan: Sendable {
         }
         outputBuffer = out
         let k = ob.elementsPerSample
-        if let writer = plan.steps.lastIndex(where: { $0.outputs.contains(out) }), case .softmax = plan.steps[writer].kernel {
+        if plan.metadata.ensemble != nil {
+            outputIsProbabilities = true  // the mean of the members' softmax outputs
+        } else if let writer = plan.steps.lastIndex(where: { $0.outputs.contains(out) }), case .softmax = plan.steps[writer].kernel {
             outputIsProbabilities = true
         } else {
             outputIsProbabilities = false

@@ -280,6 +280,10 @@ public struct PlanMetadata: Sendable, Codable, Equatable {
     /// Free-form training provenance (run, epochs, validation accuracy, data), when known.
     public var training: [String: String] = [:]
     public var producer: String = ""
+    /// Training plans: the frozen prefix the `frozen-prefix` pass put first (nil: none).
+    public var frozenPrefix: FrozenPrefixInfo?
+    /// Ensemble plans (`fergc ensemble`): the members, whose weighted mean is the output.
+    public var ensemble: EnsembleInfo?
     public init() {}
 }
 

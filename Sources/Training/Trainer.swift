@@ -22,6 +22,8 @@ public struct TrainOptions: Sendable {
     public var maxSteps: Int?
     /// Resume even when the data or the epoch count differ from what the checkpoint recorded.
     public var forceResume = false
+    /// Memory for the frozen-prefix cache (PrefixCache.swift); 0 turns it off.
+    public var prefixCacheBytes = 2 << 30
 
     public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
         self.epochs = epochs
@@ -62,6 +64,10 @@ public final class Trainer {
     let stepLoss: String
     /// The data this run trains on, recorded in checkpoints and checked on resume.
     let dataFingerprint: DataFingerprint
+    /// The frozen-prefix cache, when the step has a prefix and nothing random feeds it.
+    var prefixCache: PrefixCache?
+    /// What the trainer did about a frozen prefix (nil: the model has none).
+    public private(set) var prefixCacheNote: String?
 
     public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }
     public var bestCheckpointPath: String { options.outDir + "/checkpoint-best.npz" }
@@ -121,6 +127,7 @@ public final class Trainer {
         evalExecutor.dropoutEnabled = false
         persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
             .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
+        prefixCacheNote = setUpPrefixCache(budgetBytes: options.prefixCacheBytes)
     }
 
     private func index(_ plan: Plan, _ name: String) throws -> Int {
@@ -251,7 +258,11 @@ public final class Trainer {
         stepExecutor.setBuffer(b.learningRate, [Float(rate)])
         stepExecutor.seed = options.seed
         stepExecutor.runCounter = UInt64(iteration)
-        try stepExecutor.run(batch: indices.count)
+        if let cache = prefixCache {
+            try runCachedStep(cache, x: batch.x, indices: indices, iteration: iteration, xIndex: b.x)
+        } else {
+            try stepExecutor.run(batch: indices.count)
+        }
         let logits = stepExecutor.buffer(b.logits)
         var correct = 0
         for k in 0..<indices.count where argmax(logits, offset: k * b.classes, count: b.classes) == Int(batch.labels[k]) { correct += 1 }

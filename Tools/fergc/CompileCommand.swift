@@ -195,14 +195,16 @@ func loadWeights(_ path: String, for model: Graph) throws -> [String: [Float]] {
 }
 
 /// "123", "64K", "1.5M", "2G" -> bytes (powers of 1024).
-func parseBytes(_ s: String) throws -> Int {
+func parseBytes(_ s: String) throws -> Int { try parseBytes(s, option: "--max-memory", command: "compile") }
+
+func parseBytes(_ s: String, option: String, command: String) throws -> Int {
     let units: [Character: Double] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
     var text = s.uppercased()
     if text.hasSuffix("B") { text.removeLast() }
     var factor = 1.0
     if let last = text.last, let u = units[last] { factor = u; text.removeLast() }
     guard let v = Double(text), v >= 0, v.isFinite else {
-        throw UsageError(message: "--max-memory expects bytes like 500000000, 512M or 2G, got '\(s)'", command: "compile")
+        throw UsageError(message: "\(option) expects bytes like 500000000, 512M or 2G, got '\(s)'", command: command)
     }
     return Int(v * factor)
 }

@@ -81,6 +81,7 @@ enum ExplainCommand {
             for (k, step) in fused { s += "  step \(k) '\(step.name)': \(step.kernel.summary)\n" }
         }
         if let w = winogradText(plan) { s += "\nwinograd: " + w + "\n" }
+        if let p = plan.metadata.frozenPrefix { s += "\n" + frozenPrefixText(p) + "\n" }
         s += "\n" + memoryReport(plan) + "\n"
         if let peak = timeline.max(by: { $0.liveBytes < $1.liveBytes }) {
             s += "peak live arena bytes: \(peak.liveBytes) at step \(peak.step) '\(peak.name)'\n"

@@ -81,6 +81,8 @@ struct PlanFacts {
             "max_batch": plan.maxBatch,
             "classes": classNames,
             "passes": plan.metadata.passes,
+            "ensemble": plan.metadata.ensemble.map { e in e.members.map { ["name": $0.name, "prefix": $0.prefix, "weight": $0.weight] as [String: Any] } } ?? NSNull(),
+            "frozen_prefix": plan.metadata.frozenPrefix.map { ["steps": $0.steps, "output": $0.output, "frozen_parameters": $0.frozenParameters] as [String: Any] } ?? NSNull(),
             "probe_errors": plan.metadata.probeErrors,
             "winograd": winogradJSON(plan),
             "training": plan.metadata.training,
@@ -125,6 +127,10 @@ struct PlanFacts {
         }
         s += row("classes", "\(classNames.count): " + classNames.joined(separator: ", "))
         s += row("passes", plan.metadata.passes.isEmpty ? "(none recorded)" : plan.metadata.passes.joined(separator: ", "))
+        if let e = plan.metadata.ensemble {
+            s += row("ensemble", "mean of \(e.members.count) members' probabilities: " + e.members.map { "\($0.prefix)* '\($0.name)' x \(String(format: "%.3g", $0.weight))" }.joined(separator: ", "))
+        }
+        if let p = plan.metadata.frozenPrefix { s += row("frozen prefix", "steps 0..<\(p.steps) -> \(p.output) \(p.outputPerSample)") }
         if !plan.metadata.probeErrors.isEmpty {
             s += row("probe errors", plan.metadata.probeErrors.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3g", $0.value))" }.joined(separator: ", "))
         }

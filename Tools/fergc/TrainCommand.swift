@@ -10,7 +10,7 @@ enum TrainCommand {
     static let defaultModel = "Models/small.graph"
     static let spec = CommandSpec(
         name: "train",
-        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--out DIR] [--resume DIR]",
+        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--out DIR] [--resume DIR] [--init W.npz]",
         summary: "Train a model on FER2013 (the embedded sample when no --data is given).",
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV in Kaggle's format (emotion,pixels,Usage), plain or .gz. Default: the embedded sample."),
@@ -23,6 +23,8 @@ enum TrainCommand {
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
+            OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
+            OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz) or a checkpoint. Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
         ],
         details: """
         With no arguments, trains Models/small.graph on the embedded FER2013 sample
@@ -76,7 +78,17 @@ enum TrainCommand {
         options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
         options.forceResume = a.flag("force-resume")
+        if let b = a.value("prefix-cache") { options.prefixCacheBytes = try parseBytes(b, option: "--prefix-cache", command: spec.name) }
         let trainer = try Trainer(model: model, data: data, options: options)
+        if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
+        if let w = a.value("init") {
+            if options.resume {
+                Console.err("--init \(w) ignored: resuming from \(outDir)/checkpoint-last.npz\n")
+            } else {
+                let report = try trainer.initialize(from: InitTensors.read(w))
+                Console.out(report.lines(source: w))
+            }
+        }
         let progress = Progress(interactive: isatty(1) != 0)
         try trainer.run { progress.show($0) }
         try writeReport(runDir: outDir)

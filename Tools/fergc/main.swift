@@ -18,6 +18,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (ExportCommand.spec, ExportCommand.main),
     (ImportCommand.spec, ImportCommand.main),
     (BenchDetectCommand.spec, BenchDetectCommand.main),
+    (EnsembleCommand.spec, EnsembleCommand.main),
 ]
 
 let topHelp = """

@@ -1,0 +1,150 @@
+// ensemble: several inference plans merged into one. One image input feeds every member (a
+// member whose input scale differs gets a `scale` step first); the members' steps follow one
+// another in one schedule; each member's class scores go through a softmax (unless its plan
+// already ends in one), are multiplied by the member's weight (weights normalized to sum 1) and
+// added: the output is the weighted mean of the members' probabilities, as Keras' `average`
+// of softmax outputs. Buffers and parameters are renamed `m<k>.<name>`; the memory planner then
+// runs over the whole schedule, so the members share one arena (a member's activations are
+// dead before the next member starts).
+
+import Runtime
+
+public struct EnsembleError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One member: its plan and a label for messages (its file name).
+public struct EnsembleMember {
+    public var label: String
+    public var plan: Plan
+    public init(label: String, plan: Plan) {
+        self.label = label
+        self.plan = plan
+    }
+}
+
+public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? = nil, name: String = "ensemble") throws -> Plan {
+    guard members.count >= 2 else { throw EnsembleError("an ensemble needs at least two plans, got \(members.count)") }
+    let weights = given ?? [Double](repeating: 1, count: members.count)
+    guard weights.count == members.count else {
+        throw EnsembleError("\(weights.count) weights for \(members.count) plans")
+    }
+    guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }), weights.reduce(0, +) > 0 else {
+        throw EnsembleError("weights must be non-negative numbers with a positive sum, got \(weights)")
+    }
+    let total = weights.reduce(0, +)
+
+    // What every member must agree on: the image shape and the classes.
+    var images: [Int] = [], outputs: [Int] = [], probabilities: [Bool] = []
+    for m in members {
+        let p = m.plan
+        guard p.metadata.mode == "inference" else {
+            throw EnsembleError("\(m.label): a \(p.metadata.mode) plan; ensembles take inference plans (fergc compile without --train)")
+        }
+        // Inputs no step reads (an inference plan keeps its unused labels) are left out.
+        let read = Set(p.steps.flatMap(\.inputs))
+        let inputs = p.buffers.indices.filter { p.buffers[$0].role == .input && read.contains($0) }
+        guard inputs.count == 1, p.buffers[inputs[0]].elementType == .f32, p.buffers[inputs[0]].batched else {
+            throw EnsembleError("\(m.label): expected one batched f32 image input, the plan has \(inputs.map { p.buffers[$0].name })")
+        }
+        guard let out = p.outputs.first, p.buffers[out].batched, p.buffers[out].perSample.count == 1 else {
+            throw EnsembleError("\(m.label): the first output is not a batched vector of class scores")
+        }
+        images.append(inputs[0])
+        outputs.append(out)
+        if let w = p.steps.lastIndex(where: { $0.outputs.contains(out) }), case .softmax = p.steps[w].kernel {
+            probabilities.append(true)
+        } else {
+            probabilities.append(false)
+        }
+    }
+    let first = members[0].plan
+    let shape = first.buffers[images[0]].perSample
+    let classes = first.buffers[outputs[0]].perSample[0]
+    for (k, m) in members.enumerated().dropFirst() {
+        let s = m.plan.buffers[images[k]].perSample
+        guard s == shape else {
+            throw EnsembleError("input shapes differ: \(members[0].label) takes \(shape), \(m.label) takes \(s)")
+        }
+        let c = m.plan.buffers[outputs[k]].perSample[0]
+        guard c == classes else {
+            throw EnsembleError("class counts differ: \(members[0].label) has \(classes), \(m.label) has \(c)")
+        }
+        guard m.plan.metadata.classNames == first.metadata.classNames else {
+            throw EnsembleError("class names differ: \(members[0].label) has \(first.metadata.classNames), \(m.label) has \(m.plan.metadata.classNames)")
+        }
+    }
+
+    // The common input takes pixels times the first member's scale.
+    let inputScale = first.metadata.inputScale
+    var buffers = [BufferDesc(name: first.buffers[images[0]].name, perSample: shape, batched: true, role: .input)]
+    var steps: [Step] = []
+    var parameters: [String: [Float]] = [:]
+    var winogradErrors: [String: Double] = [:]
+    var scaled: [Int] = []
+    func intermediate(_ name: String, _ perSample: [Int]) -> Int {
+        buffers.append(BufferDesc(name: name, perSample: perSample, batched: true, role: .intermediate))
+        return buffers.count - 1
+    }
+    for (k, m) in members.enumerated() {
+        let p = m.plan, prefix = "m\(k + 1)."
+        var map = [Int](repeating: -1, count: p.buffers.count)
+        let memberScale = p.metadata.inputScale
+        if memberScale == inputScale {
+            map[images[k]] = 0
+        } else {
+            map[images[k]] = intermediate(prefix + p.buffers[images[k]].name, shape)
+            steps.append(Step(name: prefix + "input_scale", kernel: .scale(factor: Float(memberScale / inputScale)),
+                              inputs: [0], outputs: [map[images[k]]]))
+        }
+        for (i, b) in p.buffers.enumerated() where i != images[k] && b.role != .input {
+            var d = b
+            d.name = prefix + b.name
+            d.offset = nil
+            buffers.append(d)
+            map[i] = buffers.count - 1
+        }
+        for s in p.steps {
+            steps.append(Step(name: prefix + s.name, kernel: s.kernel, inputs: s.inputs.map { map[$0] },
+                              outputs: s.outputs.map { map[$0] }, algorithm: s.algorithm))
+        }
+        for (n, v) in p.parameters { parameters[prefix + n] = v }
+        for (n, e) in p.metadata.winogradErrors ?? [:] { winogradErrors[prefix + n] = e }
+        var probs = map[outputs[k]]
+        if !probabilities[k] {
+            let softmax = intermediate(prefix + "probabilities", [classes])
+            steps.append(Step(name: prefix + "softmax", kernel: .softmax(classes: classes), inputs: [probs], outputs: [softmax]))
+            probs = softmax
+        }
+        let weighted = intermediate(prefix + "weighted", [classes])
+        steps.append(Step(name: prefix + "weight", kernel: .scale(factor: Float(weights[k] / total)), inputs: [probs], outputs: [weighted]))
+        scaled.append(weighted)
+    }
+    let out = intermediate("probabilities", [classes])
+    steps.append(Step(name: "ensemble_mean", kernel: .add, inputs: scaled, outputs: [out]))
+
+    var plan = Plan(name: name, buffers: buffers, steps: steps, maxBatch: members.map(\.plan.maxBatch).min()!, outputs: [out])
+    plan.parameters = parameters
+    var meta = PlanMetadata()
+    meta.modelName = name
+    meta.inputShape = first.metadata.inputShape.isEmpty ? shape : first.metadata.inputShape
+    meta.inputScale = inputScale
+    meta.classNames = first.metadata.classNames
+    meta.passes = ["ensemble"]
+    meta.mode = "inference"
+    meta.producer = "fergc \(runtimeVersion)"
+    meta.winogradErrors = winogradErrors.isEmpty ? nil : winogradErrors
+    meta.ensemble = EnsembleInfo(members: members.enumerated().map { k, m in
+        EnsembleInfo.Member(name: m.plan.metadata.modelName, prefix: "m\(k + 1).", weight: weights[k] / total,
+                            sourceHash: m.plan.metadata.sourceHash, training: m.plan.metadata.training)
+    })
+    plan.metadata = meta
+    plan = planMemory(plan)
+    let threads = members.compactMap { $0.plan.memory?.workspaceThreads }.max() ?? onlineProcessors()
+    let workspace = executorWorkspaceBytes(plan, threads: threads)
+    plan.memory?.workspaceBytes = workspace
+    plan.memory?.workspaceThreads = threads
+    return plan
+}

@@ -1,0 +1,109 @@
+// Starting a training run from named weights (`fergc train M.graph --init W.npz`): every
+// parameter of the model (and every model state, such as batchnorm running statistics) whose
+// name is in the file takes the file's values; the rest keep their seeded initial values.
+// Optimizer state (Adam moments, the iteration counter) is never taken from the file, so a run
+// initialized from another run's checkpoint starts a fresh optimizer, as Keras does when a
+// loaded model is compiled again.
+
+import Foundation
+import GraphIR
+import NumPyIO
+
+/// Named tensors to start from, with their shapes when the file records them (an `.npz` of
+/// weights does; a fergc checkpoint stores flat tensors, so only sizes are compared).
+public struct InitTensors: Sendable {
+    public var source: String
+    public var tensors: [String: (shape: [Int]?, values: [Float])]
+
+    public init(source: String, tensors: [String: (shape: [Int]?, values: [Float])]) {
+        self.source = source
+        self.tensors = tensors
+    }
+
+    /// Reads a fergc checkpoint or an `.npz` of float tensors.
+    public static func read(_ path: String) throws -> InitTensors {
+        if let c = try? Checkpoint.read(path) {
+            return InitTensors(source: path, tensors: c.tensors.mapValues { (shape: nil, values: $0) })
+        }
+        var out: [String: (shape: [Int]?, values: [Float])] = [:]
+        let members: [(name: String, array: NDArray)]
+        do { members = try NumPyIO.readNPZ(path: path) } catch { throw TrainError("--init \(path): \(error)") }
+        for (name, array) in members {
+            guard array.dtype == .float32 || array.dtype == .float64 else {
+                throw TrainError("--init \(path): '\(name)' is \(array.dtype.rawValue); weights must be float32 or float64")
+            }
+            out[name] = (shape: array.shape, values: array.floats)
+        }
+        return InitTensors(source: path, tensors: out)
+    }
+}
+
+/// What `--init` did: which model tensors came from the file, which kept their initial values,
+/// and which file tensors the model has no use for.
+public struct InitReport: Sendable, Equatable {
+    public var loaded: [String] = []
+    public var notLoaded: [String] = []
+    public var unused: [String] = []
+    /// Elements loaded.
+    public var loadedElements = 0
+
+    public func lines(source: String) -> String {
+        var s = "init from \(source): loaded \(loaded.count) tensor\(loaded.count == 1 ? "" : "s") (\(loadedElements) values)"
+        s += loaded.isEmpty ? "\n" : ": " + loaded.joined(separator: ", ") + "\n"
+        s += "  initialized as usual (not in the file): " + (notLoaded.isEmpty ? "none" : notLoaded.joined(separator: ", ")) + "\n"
+        if !unused.isEmpty { s += "  in the file but not in the model (ignored): " + unused.joined(separator: ", ") + "\n" }
+        return s
+    }
+}
+
+/// The model's tensors that `--init` may set, in declaration order: parameters and the
+/// model's own states (not the optimizer's, which the training passes add later).
+func initializableValues(_ model: Graph) -> [(name: String, shape: [Int])] {
+    model.values.filter { $0.kind.isPersistent }.map { (name: $0.name, shape: $0.type.perSample) }
+}
+
+/// Checks `file` against the model and picks what to load; throws on a shape mismatch, naming
+/// the tensor and both shapes.
+public func planInit(model: Graph, file: InitTensors) throws -> (report: InitReport, values: [String: [Float]]) {
+    var report = InitReport()
+    var values: [String: [Float]] = [:]
+    let wanted = initializableValues(model)
+    for (name, shape) in wanted {
+        guard let t = file.tensors[name] else { report.notLoaded.append(name); continue }
+        let count = shape.reduce(1, *)
+        if let s = t.shape {
+            guard s == shape else {
+                throw TrainError("--init \(file.source): '\(name)' has shape \(s) in the file but \(shape) in the model")
+            }
+        } else if t.values.count != count {
+            throw TrainError("--init \(file.source): '\(name)' has \(t.values.count) values in the file but the model's is \(shape) (\(count) values)")
+        }
+        guard t.values.count == count else {
+            throw TrainError("--init \(file.source): '\(name)' holds \(t.values.count) values for shape \(shape)")
+        }
+        values[name] = t.values
+        report.loaded.append(name)
+        report.loadedElements += count
+    }
+    let names = Set(wanted.map(\.name))
+    // Optimizer state in a checkpoint is not "unused" in any useful sense: leave it out.
+    report.unused = file.tensors.keys.filter { !names.contains($0) && !isOptimizerState($0) }.sorted()
+    return (report, values)
+}
+
+/// Optimizer and schedule tensors that a checkpoint carries besides the model's own.
+private func isOptimizerState(_ name: String) -> Bool {
+    name.hasPrefix("adam.") || name.hasPrefix("sgd.") || name.hasPrefix("optimizer.")
+}
+
+extension Trainer {
+    /// Loads the matching tensors of `file` into the training step (before the first step).
+    @discardableResult
+    public func initialize(from file: InitTensors) throws -> InitReport {
+        let (report, values) = try planInit(model: model, file: file)
+        for p in persistent {
+            if let v = values[p.name] { stepExecutor.setBuffer(p.stepIndex, v) }
+        }
+        return report
+    }
+}

@@ -1,0 +1,85 @@
+// `fergc ensemble`: one plan whose probabilities are the weighted mean of its members', in
+// one arena smaller than the members' together; members that disagree are named.
+
+import Foundation
+import GraphIR
+import Passes
+import Runtime
+import Training
+import XCTest
+
+final class EnsembleTests: XCTestCase {
+    func plan(_ m: Graph, seed: UInt64, batch: Int = 8) throws -> Plan {
+        var options = CompileOptions()
+        options.batch = batch
+        options.seed = seed
+        options.probe = false
+        return try compile(m, options).plan
+    }
+
+    func faces(_ n: Int) throws -> [UInt8] {
+        let set = try loadFER2013(path: samplePath, options: LoadOptions(splits: [.publicTest]))[.publicTest]
+        return Array(set.pixels[0..<(n * FaceSet.pixelsPerImage)])
+    }
+
+    func testProbabilitiesAreTheWeightedMeanOfTheMembers() throws {
+        let tiny = try model("Models/tiny.graph")
+        var scaled = tiny
+        scaled.training?.inputScale = 1  // a member fed raw pixels: the ensemble scales its input
+        let members = [try plan(tiny, seed: 1), try plan(tiny, seed: 2), try plan(scaled, seed: 3)]
+        let weights = [1.0, 2.0, 1.0]
+        let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
+        // Through the file format, as a user gets it.
+        let loaded = try LoadedPlan(bytes: encodePlan(e))
+        XCTAssertTrue(loaded.outputIsProbabilities)
+        let pixels = try faces(5)
+        let got = try Session(loaded).predictRaw(pixels: pixels)
+        let each = try members.map { try Session(LoadedPlan(bytes: encodePlan($0))).predictRaw(pixels: pixels) }
+        XCTAssertEqual(got.count, 5)
+        var differ = false
+        for i in 0..<5 {
+            for c in 0..<7 {
+                let mean = (0..<3).reduce(0.0) { $0 + weights[$1] * Double(each[$1][i][c]) } / 4
+                XCTAssertEqual(Double(got[i][c]), mean, accuracy: 1e-6)
+                if abs(each[0][i][c] - each[1][i][c]) > 1e-3 { differ = true }
+            }
+        }
+        XCTAssertTrue(differ, "the members should differ for the mean to mean something")
+        // One arena: two members of one scale need less than their two arenas.
+        let pair = try ensemblePlans([EnsembleMember(label: "a", plan: members[0]), EnsembleMember(label: "b", plan: members[1])])
+        let arena = try XCTUnwrap(pair.memory?.arenaBytes)
+        let sum = members[0...1].compactMap { $0.memory?.arenaBytes }.reduce(0, +)
+        XCTAssertLessThan(arena, sum)
+        XCTAssertEqual(e.metadata.ensemble?.members.map(\.weight), [0.25, 0.5, 0.25])
+    }
+
+    func testMembersThatDisagreeAreNamed() throws {
+        let tiny = try model("Models/tiny.graph")
+        let five = try model(source: try String(contentsOfFile: repoRoot.appendingPathComponent("Models/tiny.graph").path, encoding: .utf8)
+            .replacingOccurrences(of: "units=7", with: "units=5"))
+        let a = EnsembleMember(label: "a.plan", plan: try plan(tiny, seed: 1))
+        let b = EnsembleMember(label: "b.plan", plan: try plan(five, seed: 1))
+        XCTAssertThrowsError(try ensemblePlans([a, b])) { XCTAssertTrue("\($0)".contains("class counts differ: a.plan has 7, b.plan has 5"), "\($0)") }
+        XCTAssertThrowsError(try ensemblePlans([a])) { XCTAssertTrue("\($0)".contains("at least two"), "\($0)") }
+        XCTAssertThrowsError(try ensemblePlans([a, a], weights: [1])) { XCTAssertTrue("\($0)".contains("1 weights for 2 plans"), "\($0)") }
+    }
+
+    func testTheCommandWritesAPlanEvalAndPredictRead() throws {
+        let dir = temporaryDirectory("ensemble")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for seed in [1, 2] {
+            let r = try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let r = try fergc(["ensemble", "\(dir)/m1.plan", "\(dir)/m2.plan", "--weights", "1,3", "-o", "\(dir)/e.plan"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("2 members"), r.stdout)
+        let inspect = try fergc(["inspect", "\(dir)/e.plan"])
+        XCTAssertTrue(inspect.stdout.contains("ensemble") && inspect.stdout.contains("x 0.75"), inspect.stdout)
+        let eval = try fergc(["eval", "\(dir)/e.plan", "--data", samplePath, "--split", "PublicTest"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("accuracy"), eval.stdout)
+        let bad = try fergc(["ensemble", "\(dir)/m1.plan", "-o", "\(dir)/x.plan"])
+        XCTAssertNotEqual(bad.status, 0)
+    }
+}

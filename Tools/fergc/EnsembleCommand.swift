@@ -1,0 +1,58 @@
+// fergc ensemble: several inference plans merged into one plan whose output is the weighted
+// mean of the members' probabilities (Sources/Passes/Ensemble.swift).
+
+import Foundation
+import Passes
+import Runtime
+
+enum EnsembleCommand {
+    static let spec = CommandSpec(
+        name: "ensemble",
+        usage: "ensemble A.plan B.plan [C.plan ...] [--weights W1,W2,...] -o E.plan",
+        summary: "Merge inference plans into one: one input, one schedule, one arena, the mean of their probabilities.",
+        options: [
+            OptionSpec(name: "output", kind: .value("E.plan"), help: "Where to write the ensemble plan (required; also -o)."),
+            OptionSpec(name: "weights", kind: .value("W1,W2,..."), help: "One weight per plan (non-negative; normalized to sum 1). Default: equal."),
+            OptionSpec(name: "name", kind: .value("NAME"), help: "The ensemble's model name (default: ensemble)."),
+        ],
+        details: """
+        The members must be inference plans (fergc compile without --train) that agree on the
+        input shape and the classes; the command names the first that differs. Each member's
+        class scores go through a softmax, are weighted and added, as Keras' average() of the
+        members' softmax outputs (the paper's ensemble). A member whose input scale differs from
+        the first's gets a scale step. The members run one after the other over one arena, so
+        its size is about the largest member's, not their sum. inspect, explain, eval, predict,
+        the Swift runtime and the C API take the result like any plan.
+
+        EXAMPLE:
+          fergc ensemble Models/trained/vgg16_finetuned.plan Models/trained/vgg16_finetuned_2.plan -o ensemble.plan
+        """)
+
+    static func main(_ args: [String]) throws {
+        let a = try parseArguments(args, spec)
+        guard a.positional.count >= 2 else {
+            throw UsageError(message: "expected at least two plan files, got \(a.positional.count)", command: spec.name)
+        }
+        guard let out = a.value("output") else { throw UsageError(message: "missing -o E.plan", command: spec.name) }
+        let weights = try a.value("weights").map { text -> [Double] in
+            try text.split(separator: ",", omittingEmptySubsequences: false).map {
+                guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
+                    throw UsageError(message: "--weights expects non-negative numbers separated by commas, got '\(text)'", command: spec.name)
+                }
+                return v
+            }
+        }
+        var members: [EnsembleMember] = []
+        for path in a.positional {
+            do { members.append(EnsembleMember(label: path, plan: try readPlan(path: path))) } catch { throw CLIError(error.description) }
+        }
+        let plan: Plan
+        do { plan = try ensemblePlans(members, weights: weights, name: a.value("name") ?? "ensemble") } catch { throw CLIError("\(error)") }
+        do { try writePlan(plan, to: out) } catch { throw CLIError("\(out): \(error)") }
+        let memberArena = members.map { $0.plan.memory?.arenaBytes ?? 0 }
+        Console.out("wrote \(out): \(members.count) members, \(plan.steps.count) steps, weights "
+            + (plan.metadata.ensemble?.members.map { String(format: "%.3g", $0.weight) }.joined(separator: ", ") ?? "") + "\n")
+        Console.out("arena \(megabytes(plan.memory?.arenaBytes ?? 0)) (the members' arenas: "
+            + memberArena.map(megabytes).joined(separator: " + ") + " = \(megabytes(memberArena.reduce(0, +))))\n")
+    }
+}
