@@ -21,9 +21,11 @@ struct TrainSection {
     var seed: UInt64 = 1
     var inputScale = 1.0
     var augmentation = Augmentation.none
+    var labelSmoothing = 0.0
+    var ema = 0.0
 }
 
-let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment"]
+let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema"]
 
 extension Lowering {
     func lowerTrain(keyword: Loc, entries: [Arg], close: Loc) throws(Diagnostic) -> TrainSection {
@@ -76,6 +78,10 @@ extension Lowering {
                 section.inputScale = try number(v, key: key.text, "must be positive") { $0 > 0 }
             case "augment":
                 section.augmentation = try augmentSetting(v)
+            case "label_smoothing":
+                section.labelSmoothing = try number(v, key: key.text, "must be in [0, 1)") { $0 >= 0 && $0 < 1 }
+            case "ema":
+                section.ema = try number(v, key: key.text, "must be 0 (off) or in (0, 1)") { $0 >= 0 && $0 < 1 }
             default:
                 break
             }
@@ -109,8 +115,11 @@ extension Lowering {
             throw source.error(t.loss.loc, "the loss must be a scalar f32[], but '\(t.loss.text)' is \(graph[id].type)",
                                notes: definitionNote(t.loss.text))
         }
-        return TrainingConfig(loss: t.loss.text, optimizer: t.optimizer, schedule: t.schedule, batchSize: t.batch,
-                              epochs: t.epochs, seed: t.seed, inputScale: t.inputScale, augmentation: t.augmentation)
+        var config = TrainingConfig(loss: t.loss.text, optimizer: t.optimizer, schedule: t.schedule, batchSize: t.batch,
+                                    epochs: t.epochs, seed: t.seed, inputScale: t.inputScale, augmentation: t.augmentation)
+        config.labelSmoothing = t.labelSmoothing
+        config.ema = t.ema
+        return config
     }
 
     /// A setting written as `name` or `name(key=value, ...)`: its name and keywords.
@@ -151,7 +160,9 @@ extension Lowering {
         var s = SGDAttrs()
         if let (k, v) = kw.take("momentum") { s.momentum = try number(v, key: k.text, unit) { $0 >= 0 && $0 < 1 } }
         if let (k, v) = kw.take("nesterov") { s.nesterov = try boolean(v, key: k.text) }
-        try kw.finish(valid: ["lr", "momentum", "nesterov", "decay"], what: "sgd", source: source)
+        if let (k, v) = kw.take("weight_decay") { s.weightDecay = try number(v, key: k.text, "must be zero or positive") { $0 >= 0 } }
+        if let (k, v) = kw.take("decoupled") { s.decoupled = try boolean(v, key: k.text) }
+        try kw.finish(valid: ["lr", "momentum", "nesterov", "weight_decay", "decoupled", "decay"], what: "sgd", source: source)
         return (.sgd(lr: lr, s), decay)
     }
 
@@ -195,8 +206,26 @@ extension Lowering {
         if name.text == "augment" {
             if let (k, v) = kw.take("hflip") { a.horizontalFlip = try boolean(v, key: k.text) }
             if let (k, v) = kw.take("shift") { a.shift = try number(v, key: k.text, "must be in [0, 1)") { $0 >= 0 && $0 < 1 } }
+            if let (k, v) = kw.take("crop") {
+                a.crop = try integer(v, key: k.text, atLeast: 1)
+                guard a.crop <= 48 else { throw invalid(resolved(v), key: k.text, "must be at most 48 (the face's side), got \(a.crop)") }
+            }
+            if let (k, v) = kw.take("pad") {
+                a.pad = try integer(v, key: k.text, atLeast: 0)
+                guard a.pad <= 24 else { throw invalid(resolved(v), key: k.text, "must be at most 24, got \(a.pad)") }
+            }
+            if let (k, v) = kw.take("pad_mode") { a.padMode = try choice(v, key: k.text, as: Augmentation.PadMode.self) }
+            if let (k, v) = kw.take("rotate") { a.rotate = try number(v, key: k.text, "must be in [0, 180] degrees") { $0 >= 0 && $0 <= 180 } }
+            if let (k, v) = kw.take("scale") { a.scale = try number(v, key: k.text, "must be in [0, 1)") { $0 >= 0 && $0 < 1 } }
+            if let (k, v) = kw.take("erase") { a.erase = try number(v, key: k.text, "must be a probability in [0, 1]") { $0 >= 0 && $0 <= 1 } }
+            if let (k, v) = kw.take("erase_min") { a.eraseMin = try number(v, key: k.text, "must be in (0, 1]") { $0 > 0 && $0 <= 1 } }
+            if let (k, v) = kw.take("erase_max") { a.eraseMax = try number(v, key: k.text, "must be in (0, 1]") { $0 > 0 && $0 <= 1 } }
+            if a.eraseMin > a.eraseMax {
+                throw source.error(name.loc, "erase_min=\(formatDouble(a.eraseMin)) is larger than erase_max=\(formatDouble(a.eraseMax))")
+            }
         }
-        try kw.finish(valid: name.text == "augment" ? ["hflip", "shift"] : [], what: name.text, source: source)
+        try kw.finish(valid: name.text == "augment" ? ["hflip", "shift", "crop", "pad", "pad_mode", "rotate", "scale", "erase", "erase_min", "erase_max"] : [],
+                      what: name.text, source: source)
         return a
     }
 }

@@ -62,9 +62,17 @@ public enum MaxNormAxis: String, Hashable, Sendable, CaseIterable {
 public struct SGDAttrs: Hashable, Sendable {
     public var momentum: Double
     public var nesterov: Bool
-    public init(momentum: Double = 0, nesterov: Bool = false) {
+    /// PyTorch's `weight_decay`: g += weight_decay * p before the momentum step, for every
+    /// trainable parameter (a rate-scaled pull towards zero, independent of any layer's l2=).
+    public var weightDecay: Double
+    /// Decoupled weight decay (Loshchilov & Hutter's SGDW): p -= lr * weight_decay * p after
+    /// the momentum step, outside the velocity, instead of adding it to the gradient.
+    public var decoupled: Bool
+    public init(momentum: Double = 0, nesterov: Bool = false, weightDecay: Double = 0, decoupled: Bool = false) {
         self.momentum = momentum
         self.nesterov = nesterov
+        self.weightDecay = weightDecay
+        self.decoupled = decoupled
     }
 }
 
@@ -338,7 +346,9 @@ extension Op {
         case .constant(let v):
             return [("value", .float(v))]
         case .sgdUpdate(let a):
-            return [("momentum", .float(a.momentum)), ("nesterov", .bool(a.nesterov))]
+            var attrs: [(String, Attribute)] = [("momentum", .float(a.momentum)), ("nesterov", .bool(a.nesterov))]
+            if a.weightDecay != 0 { attrs += [("weight_decay", .float(a.weightDecay)), ("decoupled", .bool(a.decoupled))] }
+            return attrs
         case .adamUpdate(let a):
             return [("beta1", .float(a.beta1)), ("beta2", .float(a.beta2)), ("epsilon", .float(a.epsilon))]
         case .maxNormProject(let v, let axis):
@@ -458,7 +468,9 @@ extension Op {
         case "constant": op = .constant(value: try r.double("value"))
         case "sgd_update":
             op = .sgdUpdate(SGDAttrs(momentum: try r.double("momentum", default: 0),
-                                     nesterov: try r.bool("nesterov", default: false)))
+                                     nesterov: try r.bool("nesterov", default: false),
+                                     weightDecay: try r.double("weight_decay", default: 0),
+                                     decoupled: try r.bool("decoupled", default: false)))
         case "adam_update":
             op = .adamUpdate(AdamAttrs(beta1: try r.double("beta1", default: 0.9),
                                        beta2: try r.double("beta2", default: 0.999),

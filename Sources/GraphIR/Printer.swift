@@ -58,7 +58,9 @@ extension TrainingConfig {
         s += "  loss = \(loss)\n"
         switch optimizer {
         case .sgd(let lr, let a):
-            s += "  optimizer = sgd(lr=\(formatDouble(lr)), momentum=\(formatDouble(a.momentum)), nesterov=\(a.nesterov))\n"
+            var wd = ""
+            if a.weightDecay != 0 { wd = ", weight_decay=\(formatDouble(a.weightDecay))" + (a.decoupled ? ", decoupled=true" : "") }
+            s += "  optimizer = sgd(lr=\(formatDouble(lr)), momentum=\(formatDouble(a.momentum)), nesterov=\(a.nesterov)\(wd))\n"
         case .adam(let lr, let a):
             s += "  optimizer = adam(lr=\(formatDouble(lr)), beta1=\(formatDouble(a.beta1)), beta2=\(formatDouble(a.beta2)), epsilon=\(formatDouble(a.epsilon)))\n"
         }
@@ -75,8 +77,16 @@ extension TrainingConfig {
         if augmentation.isNone {
             s += "  augment = none\n"
         } else {
-            s += "  augment = augment(hflip=\(augmentation.horizontalFlip), shift=\(formatDouble(augmentation.shift)))\n"
+            let a = augmentation
+            var extra = ""
+            if a.usesExtendedOptions {
+                extra = ", crop=\(a.crop), pad=\(a.pad), pad_mode=\(a.padMode.rawValue), rotate=\(formatDouble(a.rotate)), scale=\(formatDouble(a.scale))"
+                    + ", erase=\(formatDouble(a.erase)), erase_min=\(formatDouble(a.eraseMin)), erase_max=\(formatDouble(a.eraseMax))"
+            }
+            s += "  augment = augment(hflip=\(a.horizontalFlip), shift=\(formatDouble(a.shift))\(extra))\n"
         }
+        if labelSmoothing != 0 { s += "  label_smoothing = \(formatDouble(labelSmoothing))\n" }
+        if ema != 0 { s += "  ema = \(formatDouble(ema))\n" }
         return s + "}\n"
     }
 }

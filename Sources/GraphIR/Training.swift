@@ -48,12 +48,46 @@ public struct Augmentation: Hashable, Sendable {
     public var horizontalFlip: Bool
     /// Shift by up to this fraction of the width and height (zeros enter at the edges).
     public var shift: Double
+    /// Side of the square the model sees (0: the whole 48x48 face). Training takes a random
+    /// crop of this side from the face padded by `pad` pixels on every side; validation and
+    /// evaluation take the centre crop.
+    public var crop: Int = 0
+    /// Pixels of padding around the face before a random crop.
+    public var pad: Int = 0
+    /// What the padding (and any pixel outside the face after rotation or zoom) holds.
+    public var padMode: PadMode = .zero
+    /// Rotate by an angle drawn uniformly from [-rotate, rotate] degrees (bilinear).
+    public var rotate: Double = 0
+    /// Zoom by a factor drawn uniformly from [1 - scale, 1 + scale] (bilinear, about the centre).
+    public var scale: Double = 0
+    /// Random erasing: with this probability, a rectangle of the crop is set to zero.
+    public var erase: Double = 0
+    /// The erased rectangle's area, as a fraction of the crop's, is drawn from this range; its
+    /// aspect ratio log-uniformly from [0.3, 1/0.3].
+    public var eraseMin: Double = 0.02
+    public var eraseMax: Double = 0.25
+
+    public enum PadMode: String, Hashable, Sendable, CaseIterable {
+        /// Zeros outside the face.
+        case zero
+        /// The face mirrored at its edges (without repeating the edge pixel).
+        case reflect
+        /// The nearest edge pixel.
+        case edge
+    }
+
     public init(horizontalFlip: Bool = false, shift: Double = 0) {
         self.horizontalFlip = horizontalFlip
         self.shift = shift
     }
     public static let none = Augmentation()
-    public var isNone: Bool { !horizontalFlip && shift == 0 }
+    public var isNone: Bool { !horizontalFlip && shift == 0 && !usesExtendedOptions }
+    /// Whether any option beyond flips and shifts is set (crop, pad, rotation, zoom, erasing).
+    public var usesExtendedOptions: Bool { crop != 0 || pad != 0 || padMode != .zero || rotate != 0 || scale != 0 || erase != 0 }
+    /// Whether a random draw changes anything (a centre crop alone is deterministic).
+    /// The side of the images the model is trained on.
+    public var outputSide: Int { crop == 0 ? 48 : crop }
+    public var isRandom: Bool { horizontalFlip || shift != 0 || pad != 0 || rotate != 0 || scale != 0 || erase != 0 }
 }
 
 public struct TrainingConfig: Hashable, Sendable {
@@ -67,6 +101,13 @@ public struct TrainingConfig: Hashable, Sendable {
     /// Pixels are multiplied by this before entering the graph (1 = raw 0..255, as in the paper).
     public var inputScale: Double
     public var augmentation: Augmentation
+    /// Label smoothing of the softmax cross-entropy losses in the training step: the target is
+    /// (1 - smoothing) on the label plus smoothing / classes on every class. Validation and
+    /// evaluation losses stay the plain cross-entropy.
+    public var labelSmoothing: Double = 0
+    /// Decay of an exponential moving average of the weights and batchnorm statistics, kept by
+    /// the trainer (0: none). Validation and the checkpoints' weights are the average.
+    public var ema: Double = 0
 
     public init(loss: String, optimizer: OptimizerConfig, schedule: LRSchedule = .constant,
                 batchSize: Int = 128, epochs: Int = 100, seed: UInt64 = 1, inputScale: Double = 1,

@@ -82,7 +82,9 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
     case .avgpool(let a): return .avgpool(poolGeometry(x: t[0].perSample, a))
     case .flatten, .reshape: return .copy
     case .softmax: return .softmax(classes: t[0].perSample.last ?? 1)
-    case .softmaxCrossEntropy: return .softmaxCrossEntropy(classes: t[0].perSample[0])
+    case .softmaxCrossEntropy:
+        if let e = g.training?.labelSmoothing, e > 0 { return .softmaxCrossEntropySmoothed(classes: t[0].perSample[0], smoothing: Float(e)) }
+        return .softmaxCrossEntropy(classes: t[0].perSample[0])
     case .add: return .add
     case .mul: return .mul
     case .concat(let axis):
@@ -109,7 +111,9 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
         return .batchnormInferenceGrad(channels: c, spatial: s, epsilon: Float(eps))
     case .maxpoolGrad(let a): return .maxpoolGrad(poolGeometry(x: t[1].perSample, a))
     case .avgpoolGrad(let a): return .avgpoolGrad(poolGeometry(x: t[1].perSample, a))
-    case .softmaxCrossEntropyGrad: return .softmaxCrossEntropyGrad(classes: t[1].perSample[0])
+    case .softmaxCrossEntropyGrad:
+        if let e = g.training?.labelSmoothing, e > 0 { return .softmaxCrossEntropySmoothedGrad(classes: t[1].perSample[0], smoothing: Float(e)) }
+        return .softmaxCrossEntropyGrad(classes: t[1].perSample[0])
     case .softmaxGrad: return .softmaxGrad(classes: t[0].perSample.last ?? 1)
     case .slice(let axis, let start, let length):
         let (outer, inner) = outerInner(t[0], axis: axis)
@@ -118,7 +122,11 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
     case .l2Penalty(let f): return .l2Penalty(factor: Float(f))
     case .l2PenaltyGrad(let f): return .l2PenaltyGrad(factor: Float(f))
     case .constant(let v): return .constant(value: Float(v))
-    case .sgdUpdate(let a): return .sgdUpdate(momentum: Float(a.momentum), nesterov: a.nesterov)
+    case .sgdUpdate(let a):
+        if a.weightDecay > 0 {
+            return .sgdWeightDecayUpdate(momentum: Float(a.momentum), nesterov: a.nesterov, weightDecay: Float(a.weightDecay), decoupled: a.decoupled)
+        }
+        return .sgdUpdate(momentum: Float(a.momentum), nesterov: a.nesterov)
     case .adamUpdate(let a): return .adamUpdate(beta1: Float(a.beta1), beta2: Float(a.beta2), epsilon: Float(a.epsilon))
     case .maxNormProject(let v, let axis):
         let mode: MaxNormMode

@@ -78,6 +78,10 @@ public final class Executor<T: BLASReal> {
     /// Per-sample element counts and batchedness, by buffer.
     private let perSample: [Int]
     private let batched: [Bool]
+    /// Views per sample by buffer, and by step the factor its batch is of the run's (both 1
+    /// except in a test-time-augmentation plan, Recipe.swift).
+    private let views: [Int]
+    private let stepBatchFactor: [Int]
     /// The arena holding a planned plan's intermediates (nil for an unplanned plan).
     private let arena: UnsafeMutableRawPointer?
     /// Whether buffer i has storage of its own (to free in deinit) rather than arena memory.
@@ -118,6 +122,8 @@ public final class Executor<T: BLASReal> {
         lastBatch = plan.maxBatch
         perSample = plan.buffers.map(\.elementsPerSample)
         batched = plan.buffers.map(\.batched)
+        views = plan.buffers.map { $0.views ?? 1 }
+        stepBatchFactor = plan.steps.map { batchFactor(of: $0, buffers: plan.buffers) }
 
         // Byte offsets are for 4-byte elements; T may be wider.
         let scale = max(MemoryLayout<T>.stride / 4, 1)
@@ -249,14 +255,14 @@ public final class Executor<T: BLASReal> {
     public func buffer(_ index: Int) -> [T] {
         precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
         guard let p = floats[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is i32") }
-        return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch)))
+        return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch * views[index])))
     }
 
     /// An i32 buffer's values: for a batched buffer the first `lastBatch` samples.
     public func bufferInts(_ index: Int) -> [Int32] {
         precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
         guard let p = ints[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is f32") }
-        return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch)))
+        return Array(UnsafeBufferPointer(start: p, count: count(index, lastBatch * views[index])))
     }
 
     /// Whether every value of an f32 buffer (its first `lastBatch` samples) is finite, without
@@ -265,7 +271,7 @@ public final class Executor<T: BLASReal> {
         precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
         guard let p = floats[index] else { return true }
         var ok = true
-        for k in 0..<count(index, lastBatch) where !p[k].isFinite { ok = false; break }
+        for k in 0..<count(index, lastBatch * views[index]) where !p[k].isFinite { ok = false; break }
         return ok
     }
 
@@ -278,6 +284,7 @@ public final class Executor<T: BLASReal> {
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
         for s in plan.steps.indices {
+            let n = n * stepBatchFactor[s]
             if let stepTimes {
                 let start = monotonicNow()
                 if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
@@ -438,6 +445,21 @@ public final class Executor<T: BLASReal> {
                                  elementsPerChannel: n * sp, momentum: T(momentum))
         case .increment:
             if let p = ints[i[0]] { p[0] &+= 1 } else { f(i[0])[0] += 1 }
+
+        // recipe and test-time augmentation (Recipe.swift)
+        case .softmaxCrossEntropySmoothed(let k, let e):
+            try checkLabels(i[1], step: s, n: n, classes: k)
+            smoothedCrossEntropyForward(f(o[0]), c(i[0]), labels(i[1]), n: n, classes: k, smoothing: Double(e))
+        case .softmaxCrossEntropySmoothedGrad(let k, let e):
+            try checkLabels(i[2], step: s, n: n, classes: k)
+            smoothedCrossEntropyBackward(f(o[0]), c(i[0]), c(i[1]), labels(i[2]), n: n, classes: k, smoothing: Double(e))
+        case .sgdWeightDecayUpdate(let momentum, let nesterov, let wd, let decoupled):
+            sgdWeightDecayUpdate(f(i[0]), f(i[2]), c(i[1]), count: count(i[0], n), lr: c(i[3])[0], momentum: T(momentum),
+                                 nesterov: nesterov, weightDecay: T(wd), decoupled: decoupled)
+        case .ttaViews(let t):
+            ttaViewsForward(f(o[0]), c(i[0]), n: n, t)
+        case .ttaMean(let k, let v, let probabilities):
+            ttaMeanForward(f(o[0]), c(i[0]), n: n, classes: k, views: v, probabilities: probabilities)
 
         // fused (FusedKernels.swift)
         case .fused(let a, let e):

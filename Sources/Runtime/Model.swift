@@ -40,7 +40,8 @@ public final class LoadedPlan: Sendable {
     /// The buffer the images go into, and the buffer the class scores come out of.
     public let inputBuffer: Int
     public let outputBuffer: Int
-    /// Whether the output already is probabilities (written by a softmax step).
+    /// Whether the output already is probabilities (written by a softmax step, or the mean
+    /// of a test-time-augmentation plan).
     public let outputIsProbabilities: Bool
     /// Per-image shape (e.g. [1, 48, 48]) and element count.
     public let inputShape: [Int]
@@ -98,6 +99,8 @@ public final class LoadedPlan: Sendable {
         if plan.metadata.ensemble != nil {
             outputIsProbabilities = true  // the mean of the members' softmax outputs
         } else if let writer = plan.steps.lastIndex(where: { $0.outputs.contains(out) }), case .softmax = plan.steps[writer].kernel {
+            outputIsProbabilities = true
+        } else if let writer = plan.steps.lastIndex(where: { $0.outputs.contains(out) }), case .ttaMean = plan.steps[writer].kernel {
             outputIsProbabilities = true
         } else {
             outputIsProbabilities = false

@@ -29,6 +29,9 @@ public struct BufferDesc: Sendable, Hashable, Codable {
     /// Byte offset in the plan's arena (intermediates placed by the memory planner); nil means
     /// the buffer has storage of its own (parameters, state, inputs, or an unplanned plan).
     public var offset: Int?
+    /// In a test-time-augmentation plan, the views per face of a batched buffer between the
+    /// views step and the mean step: it holds n*views samples for a batch of n faces. Nil: 1.
+    public var views: Int?
 
     public init(name: String, elementType: ElementType = .f32, perSample: [Int], batched: Bool, role: BufferRole, offset: Int? = nil) {
         self.name = name
@@ -43,9 +46,9 @@ public struct BufferDesc: Sendable, Hashable, Codable {
     public func byteCount(batch n: Int) -> Int { elementCount(batch: n) * 4 }
 
     public var elementsPerSample: Int { perSample.reduce(1, *) }
-    public func elementCount(batch n: Int) -> Int { batched ? n * elementsPerSample : elementsPerSample }
+    public func elementCount(batch n: Int) -> Int { batched ? n * (views ?? 1) * elementsPerSample : elementsPerSample }
     /// Full shape for a batch of n.
-    public func shape(batch n: Int) -> [Int] { batched ? [n] + perSample : perSample }
+    public func shape(batch n: Int) -> [Int] { batched ? [n * (views ?? 1)] + perSample : perSample }
 }
 
 /// The geometry of a 2-d convolution over one sample, NCHW / OIHW, zero padding.
@@ -215,6 +218,20 @@ public enum Kernel: Sendable, Hashable, Codable {
     /// (counter[]): counter += 1
     case increment
 
+    // MARK: recipe and test-time augmentation (Recipe.swift)
+    /// (logits, labels) -> loss[]: cross-entropy against (1 - smoothing) onehot + smoothing / K
+    case softmaxCrossEntropySmoothed(classes: Int, smoothing: Float)
+    /// (dloss[], logits, labels) -> dlogits
+    case softmaxCrossEntropySmoothedGrad(classes: Int, smoothing: Float)
+    /// (param, grad, velocity, lr[]): `sgdUpdate` with weight decay, coupled (PyTorch) or
+    /// decoupled (SGDW)
+    case sgdWeightDecayUpdate(momentum: Float, nesterov: Bool, weightDecay: Float, decoupled: Bool)
+    /// (faces [C, F, F]) -> views [C, S, S] with `views` = V: the views of each face
+    case ttaViews(TTAViews)
+    /// (scores [K] with `views` = V) -> probabilities [K]: the mean softmax over each face's
+    /// views (the mean of the scores when they already are probabilities)
+    case ttaMean(classes: Int, views: Int, probabilities: Bool)
+
     // MARK: fused (FusedKernels.swift)
     /// (x, w, b?, gamma?, beta?, running_mean?, running_var?) -> y
     case fused(FusedAnchor, FusedEpilogue)
@@ -277,6 +294,9 @@ public struct PlanMetadata: Sendable, Codable, Equatable {
     public var winogradErrors: [String: Double]?
     /// "inference" or "training".
     public var mode: String = "inference"
+    /// Test-time augmentation compiled into the plan, e.g. "tencrop: 10 views of 40x40 from
+    /// each 48x48 face, mean softmax"; nil without.
+    public var tta: String?
     /// Free-form training provenance (run, epochs, validation accuracy, data), when known.
     public var training: [String: String] = [:]
     public var producer: String = ""

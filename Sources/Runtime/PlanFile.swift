@@ -523,7 +523,10 @@ func checkPlan(_ plan: Plan) throws(PlanFileError) {
     }
     var total = 0
     for (i, b) in plan.buffers.enumerated() {
-        var elements = plan.maxBatch
+        if let v = b.views, !(1...64).contains(v) {
+            throw invalid(PlanFormat.buffersTag, "buffer \(i) '\(b.name)' has \(v) views per sample; 1...64 are allowed")
+        }
+        var elements = plan.maxBatch * (b.views ?? 1)
         for d in b.perSample {
             let (p, overflow) = elements.multipliedReportingOverflow(by: d)
             guard d >= 0, !overflow, p <= PlanFormat.maxPlanBytes / 4 else {

@@ -273,6 +273,31 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
     case .increment:
         return .init(inputs: [.counter], outputs: [], isUpdate: true)
 
+    case .softmaxCrossEntropySmoothed(let k, let e):
+        try positive(k)
+        try ensure(e >= 0 && e < 1, "label smoothing \(e) is outside [0, 1)")
+        return .init(inputs: [.batch(k), .labels], outputs: [.scalar])
+    case .softmaxCrossEntropySmoothedGrad(let k, let e):
+        try positive(k)
+        try ensure(e >= 0 && e < 1, "label smoothing \(e) is outside [0, 1)")
+        return .init(inputs: [.scalar, .batch(k), .labels], outputs: [.batch(k)])
+    case .sgdWeightDecayUpdate(_, _, let wd, _):
+        try ensure(wd >= 0 && wd.isFinite, "weight decay \(wd) is negative or not finite")
+        let p = first.map { SlotRequirement.fixed($0.elementsPerSample) } ?? .anyFixedF32
+        return .init(inputs: [p, p, p, .scalar], outputs: [], isUpdate: true)
+    case .ttaViews(let t):
+        try positive(t.channels, t.faceSide, t.side)
+        try ensure(!t.views.isEmpty && t.views.count <= 64, "has \(t.views.count) views; 1...64 are allowed")
+        try ensure(t.side <= t.faceSide, "views of side \(t.side) do not fit in a face of side \(t.faceSide)")
+        for v in t.views {
+            try ensure(v.row >= 0 && v.col >= 0 && v.row + t.side <= t.faceSide && v.col + t.side <= t.faceSide,
+                       "a view at (\(v.row), \(v.col)) of side \(t.side) leaves the \(t.faceSide)x\(t.faceSide) face")
+        }
+        return .init(inputs: [.batch(t.channels * t.faceSide * t.faceSide)], outputs: [.batch(t.channels * t.side * t.side)])
+    case .ttaMean(let k, let v, _):
+        try positive(k, v)
+        return .init(inputs: [.batch(k)], outputs: [.batch(k)])
+
     case .fused(let a, let e):
         let s = try fusedSlots(a, e)
         var inPlace = false
@@ -382,8 +407,13 @@ func validate(_ plan: Plan) throws {
         throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' has a negative dimension \(b.perSample)")
     }
     for b in plan.buffers {
+        if let v = b.views {
+            guard (1...64).contains(v), b.batched else {
+                throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' has \(v) views per sample; 1...64 on a batched buffer are allowed")
+            }
+        }
         // Sizes a file could make overflow: elements at maxBatch, times 8 bytes (Double).
-        var elements = plan.maxBatch
+        var elements = plan.maxBatch * (b.views ?? 1)
         for d in b.perSample {
             let (p, overflow) = elements.multipliedReportingOverflow(by: d)
             guard !overflow, p <= Int.max / 8 else {
@@ -419,6 +449,7 @@ func validate(_ plan: Plan) throws {
             if req.isUpdate {
                 try ensure(Set(step.inputs).count == step.inputs.count, "an update kernel's inputs must be distinct buffers")
             }
+            try checkViews(step, buffers: plan.buffers)
             if step.algorithm == .winograd {
                 try ensure(winogradGeometry(of: step.kernel) != nil,
                            "is marked winograd, which needs a forward 3x3 convolution with stride 1 and padding 1")
@@ -543,4 +574,32 @@ private func validatePlacement(_ plan: Plan) throws {
 /// executor allocates one such scratch buffer (of `T`: 4 bytes an element for Float).
 public func workspaceElements(_ plan: Plan) -> Int {
     plan.steps.map { (try? requirements(of: $0, buffers: plan.buffers).workspace) ?? 0 }.max() ?? 0
+}
+
+/// The views per face of a step's batched buffers (a test-time-augmentation plan): the views
+/// step reads faces (1) and writes V views, the mean step reads V and writes faces; every
+/// other step's batched buffers have one count, which the executor multiplies its batch by.
+private func checkViews(_ step: Step, buffers: [BufferDesc]) throws {
+    func views(_ i: Int) -> Int { buffers[i].views ?? 1 }
+    switch step.kernel {
+    case .ttaViews(let t):
+        try ensure(views(step.inputs[0]) == 1, "reads faces, but its input has \(views(step.inputs[0])) views")
+        try ensure(views(step.outputs[0]) == t.views.count, "writes \(t.views.count) views per face into a buffer of \(views(step.outputs[0]))")
+    case .ttaMean(_, let v, _):
+        try ensure(views(step.inputs[0]) == v, "averages \(v) views per face from a buffer of \(views(step.inputs[0]))")
+        try ensure(views(step.outputs[0]) == 1, "writes faces, but its output has \(views(step.outputs[0])) views")
+    default:
+        let counts = Set((step.inputs + step.outputs).filter { buffers[$0].batched }.map(views))
+        try ensure(counts.count <= 1, "mixes buffers of \(counts.sorted()) views per sample")
+    }
+}
+
+/// The factor a step's batch is of the run's: the views of its batched buffers (1 for the
+/// test-time-augmentation steps themselves, which take the face count).
+func batchFactor(of step: Step, buffers: [BufferDesc]) -> Int {
+    switch step.kernel {
+    case .ttaViews, .ttaMean: return 1
+    default:
+        return (step.outputs + step.inputs).first { buffers[$0].batched }.flatMap { buffers[$0].views } ?? 1
+    }
 }

@@ -89,9 +89,11 @@ public final class Trainer {
         valSet = data[.publicTest]
         guard trainSet.count > 0 else { throw TrainError("\(data.source): no Training rows") }
         dataFingerprint = DataFingerprint(source: data.source, train: trainSet, val: valSet)
+        let side = training.augmentation.outputSide
         guard let xInput = model.id(named: "x"), model[xInput].kind == .input,
-              model[xInput].type == .batched([1, FaceSet.side, FaceSet.side]) else {
-            throw TrainError("'\(model.name)' must take FER2013 faces as 'input x: f32[N, 1, 48, 48]' to train on them")
+              model[xInput].type == .batched([1, side, side]) else {
+            let crop = side == FaceSet.side ? "" : " (the train block's augment crop=\(side))"
+            throw TrainError("'\(model.name)' must take FER2013 faces as 'input x: f32[N, 1, \(side), \(side)]'\(crop) to train on them")
         }
         guard let labelsInput = model.id(named: "labels"), model[labelsInput].type == .batched([], .i32) else {
             throw TrainError("'\(model.name)' must take the emotion labels as 'input labels: i32[N]' to train")
@@ -128,6 +130,45 @@ public final class Trainer {
         persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
             .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
         prefixCacheNote = setUpPrefixCache(budgetBytes: options.prefixCacheBytes)
+        let all = persistent
+        averaged = training.ema > 0 ? all.indices.filter { all[$0].evalIndex != nil } : []
+    }
+
+    // MARK: - Weight averaging (ema = D in the train block)
+    //
+    // The average covers what inference reads: the weights and the batchnorm running
+    // statistics (every persistent tensor the validation plan has; optimizer state is not
+    // averaged). The statistics are averaged like the weights (as timm's ModelEmaV2 does): the
+    // running statistics are themselves averages of the live weights' batch statistics, and
+    // averaging them again keeps them about as far behind as the averaged weights are.
+    // After step t (t = 1, 2, ...): avg = d * avg + (1 - d) * w, d = min(D, (1 + t) / (10 + t))
+    // (the warm-up of TensorFlow's ExponentialMovingAverage with num_updates), so early
+    // averages are not dominated by the random initial weights. The average starts equal to
+    // the initial weights, is what validation measures and what the checkpoints store under
+    // the tensors' own names (so `fergc eval`/`compile --weights` on a checkpoint use it); the
+    // live weights are stored beside it as `train.<name>`, and resume restores both.
+
+    /// Indices into `persistent` of the averaged tensors (empty without ema).
+    let averaged: [Int]
+    /// The averages, parallel to `averaged`.
+    var average: [[Float]] = []
+
+    static let livePrefix = "train."
+
+    func startAverage() {
+        average = averaged.map { stepExecutor.buffer(persistent[$0].stepIndex) }
+    }
+
+    func updateAverage(afterStep t: Int) {
+        guard !averaged.isEmpty else { return }
+        let d = Float(min(training.ema, Double(1 + t) / Double(10 + t)))
+        let e = 1 - d
+        for (k, p) in averaged.enumerated() {
+            let w = stepExecutor.buffer(persistent[p].stepIndex)
+            average[k].withUnsafeMutableBufferPointer { a in
+                for i in 0..<a.count { a[i] = d * a[i] + e * w[i] }
+            }
+        }
     }
 
     private func index(_ plan: Plan, _ name: String) throws -> Int {
@@ -169,7 +210,10 @@ public final class Trainer {
             loss: try index(step, stepLoss), logits: logits, classes: step.buffers[logits].perSample[0],
             checked: step.outputs.filter { step.buffers[$0].elementType == .f32 })
         var state = RunState()
-        if options.resume { state = try resume() } else { try? FileManager.default.removeItem(atPath: logPath) }
+        if options.resume { state = try resume() } else {
+            try? FileManager.default.removeItem(atPath: logPath)
+            startAverage()
+        }
         let log = try EventLog(path: logPath)
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
         report(.started(trainImages: trainSet.count, valImages: valSet.count, stepsPerEpoch: stepsPerEpoch,
@@ -206,6 +250,7 @@ public final class Trainer {
                 state.correct += correct
                 state.seen += indices.count
                 state.iteration += 1
+                updateAverage(afterStep: state.iteration)
                 state.batch += 1
                 stepsThisRun += 1
                 let ips = Double(state.seen) / max(monotonicSeconds() - epochStart, 1e-9)
@@ -314,13 +359,18 @@ public final class Trainer {
             }
         }
         guard (0..<stepsPerEpoch).contains(m.batch) else { throw bad("batch \(m.batch); an epoch has \(stepsPerEpoch) steps") }
-        for p in persistent {
-            guard let v = c.tensors[p.name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
-                throw TrainError("\(lastCheckpointPath): tensor '\(p.name)' is missing or has the wrong size")
+        let isAveraged = Set(averaged.map { persistent[$0].name })
+        func tensor(_ name: String, _ p: (name: String, stepIndex: Int, evalIndex: Int?)) throws -> [Float] {
+            guard let v = c.tensors[name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
+                throw TrainError("\(lastCheckpointPath): tensor '\(name)' is missing or has the wrong size")
             }
-            if let problem = nonFiniteProblem(name: p.name, v) { throw TrainError("\(lastCheckpointPath): \(problem)") }
-            stepExecutor.setBuffer(p.stepIndex, v)
+            if let problem = nonFiniteProblem(name: name, v) { throw TrainError("\(lastCheckpointPath): \(problem)") }
+            return v
         }
+        for p in persistent {
+            stepExecutor.setBuffer(p.stepIndex, try tensor(isAveraged.contains(p.name) ? Trainer.livePrefix + p.name : p.name, p))
+        }
+        average = try averaged.map { try tensor(persistent[$0].name, persistent[$0]) }
         return RunState(epoch: m.epoch, batch: m.batch, iteration: m.iteration, history: m.history, best: m.bestValAccuracy,
                         elapsedBefore: m.elapsedSeconds, lossSum: m.partialLossSum, correct: m.partialCorrect, seen: m.partialSeen)
     }
@@ -335,6 +385,7 @@ public final class Trainer {
         for p in persistent {
             if let e = p.evalIndex { evalExecutor.setBuffer(e, stepExecutor.buffer(p.stepIndex)) }
         }
+        for (k, p) in averaged.enumerated() { evalExecutor.setBuffer(persistent[p].evalIndex!, average[k]) }
         return try evaluateInference(evalExecutor, plan: eval, set: set, inputScale: Float(training.inputScale))
     }
 
@@ -347,6 +398,10 @@ public final class Trainer {
                 throw TrainError("at iteration \(state.iteration): \(problem); not writing \(path). \(lastGoodCheckpointNote())")
             }
             tensors[p.name] = v
+        }
+        for (k, p) in averaged.enumerated() {
+            tensors[Trainer.livePrefix + persistent[p].name] = tensors[persistent[p].name]
+            tensors[persistent[p].name] = average[k]
         }
         let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: state.epoch, batch: state.batch,
                                   iteration: state.iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
@@ -390,9 +445,12 @@ public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, i
     var lossSum = 0.0
     var xs: [Float] = [], ys: [Int32] = []
     var start = 0
+    // A model trained on crops (x: [N, 1, S, S], S < 48) sees the centre crop.
+    var view = Augmentation.none
+    if let side = plan.buffers[x].perSample.last, side != FaceSet.side { view.crop = side }
     while start < set.count {
         let end = min(start + plan.maxBatch, set.count)
-        fillBatch(x: &xs, labels: &ys, set: set, indices: Array(start..<end)[...], scale: inputScale, augmentation: .none, augmentSeed: nil)
+        fillBatch(x: &xs, labels: &ys, set: set, indices: Array(start..<end)[...], scale: inputScale, augmentation: view, augmentSeed: nil)
         ex.setBuffer(x, xs)
         if let labels { ex.setBuffer(labels, ints: ys) }
         try ex.run(batch: end - start)

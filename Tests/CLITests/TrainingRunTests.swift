@@ -46,12 +46,41 @@ final class TrainingRunTests: XCTestCase {
     }
 
     func testResumeAfterSIGKILLMidEpochMatchesUninterruptedRun() throws {
+        try resumeAfterSIGKILL(model: "Models/tiny.graph")
+    }
+
+    /// The same with the whole recipe of issue 13: 44x44 crops from a reflect-padded face,
+    /// flips, rotation, zoom, random erasing, label smoothing, SGD with Nesterov momentum and
+    /// weight decay, cosine with warm-up, and the weight average (its state is in the
+    /// checkpoint: the average under the tensors' names, the live weights as train.<name>).
+    func testResumeWithTheFullRecipeAfterSIGKILLMatchesUninterruptedRun() throws {
+        let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
+            .replacingOccurrences(of: "input x: f32[N, 1, 48, 48]", with: "input x: f32[N, 1, 44, 44]")
+            .replacingOccurrences(of: "  optimizer = adam(lr=1e-3)\n", with: """
+                  optimizer = sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)
+                  schedule = cosine(min_factor=0, warmup_epochs=0.5)
+                  label_smoothing = 0.1
+                  ema = 0.99
+                  augment = augment(hflip=true, crop=44, pad=3, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5)
+
+                """)
+        XCTAssertTrue(source.contains("ema = 0.99"), source)
+        let model = scratch.appendingPathComponent("recipe.graph")
+        try source.write(to: model, atomically: true, encoding: .utf8)
+        try resumeAfterSIGKILL(model: model.path)
+        let t = try tensors(scratch.appendingPathComponent("killed"))
+        XCTAssertNotNil(t["train.c1.weight"])
+        XCTAssertNotEqual(t["train.c1.weight"], t["c1.weight"], "the average differs from the live weights")
+        XCTAssertNotNil(t["sgd.velocity.c1.weight"])
+    }
+
+    func resumeAfterSIGKILL(model: String) throws {
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
-        XCTAssertEqual(try train(whole, ["--checkpoint-every", "10"]).status, 0)
+        XCTAssertEqual(try fergc(["train", model, "--epochs", "2", "--out", whole.path, "--checkpoint-every", "10"]).status, 0)
 
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("fergc")
-        p.arguments = ["train", "Models/tiny.graph", "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"]
+        p.arguments = ["train", model, "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"]
         p.currentDirectoryURL = repoRoot
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice

@@ -26,6 +26,7 @@ enum CompileCommand {
             OptionSpec(name: "no-probe", kind: .flag, help: "Skip checking each pass against the unoptimized graph on a probe batch."),
             OptionSpec(name: "winograd", kind: .value("auto|on|off"), help: "3x3 stride-1 convolutions (forward, and in training plans the input gradient) as Winograd F(4x4,3x3): 'auto' (default) where its measured error is within 1e-4 and the layer has 8+ input channels, 'on' wherever possible, 'off' never."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights when no --weights are given (default: the model's)."),
+            OptionSpec(name: "tta", kind: .value("KIND"), help: "Test-time augmentation inside the plan: it takes 48x48 faces and outputs the mean softmax over each face's views, run as one batch. KIND: flip (the face and its mirror; models taking 48x48), center, center_flip, fivecrop, tencrop (crops of the model's input side from the face; models trained on crops)."),
         ] + PipelineOptions.specs,
         details: """
         Pipelines: inference runs \(Pipelines.inferenceOptimized.map(\.name).joined(separator: ", "));
@@ -38,6 +39,7 @@ enum CompileCommand {
           fergc compile Models/vgg_tuned.graph --summary --json
           fergc compile Models/tiny.graph --train --emit ir
           fergc compile Models/vgg_tuned.graph --weights runs/x/checkpoint-best.npz -o vgg_tuned.plan
+          fergc compile Models/vgg_k.graph --weights runs/k/checkpoint-best.npz --tta tencrop -o vgg_k.plan
         """)
 
     static func main(_ args: [String]) throws {
@@ -78,7 +80,7 @@ enum CompileCommand {
         options.printer = { Console.err($0) }
         if let w = a.value("weights") { options.weights = try loadWeights(w, for: model) }
 
-        let compiled: Compiled
+        var compiled: Compiled
         do { compiled = try compile(model, options) } catch let e as PassError {
             throw CLIError("\(path): \(e)")
         }
@@ -86,6 +88,13 @@ enum CompileCommand {
             var s = "pass timings:\n"
             for t in compiled.timings { s += "  \(t.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(String(format: "%8.3f ms", t.seconds * 1000))\n" }
             Console.err(s)
+        }
+        if let kind = a.value("tta") {
+            guard let k = TTAKind(rawValue: kind) else {
+                throw UsageError(message: "--tta expects one of \(TTAKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(kind)'", command: spec.name)
+            }
+            guard !train else { throw UsageError(message: "--tta builds an inference plan; it does not combine with --train", command: spec.name) }
+            do { compiled.plan = try applyTTA(compiled.plan, kind: k) } catch let e as PassError { throw CLIError("\(path): \(e)") }
         }
         let memory = compiled.plan.memory ?? MemorySummary()
         if let limit = try a.value("max-memory").map({ try parseBytes($0) }), memory.totalBytes > limit {

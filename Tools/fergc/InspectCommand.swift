@@ -86,6 +86,7 @@ struct PlanFacts {
             "probe_errors": plan.metadata.probeErrors,
             "winograd": winogradJSON(plan),
             "training": plan.metadata.training,
+            "tta": plan.metadata.tta ?? NSNull(),
             "buffers": plan.buffers.count,
             "buffer_roles": ["input": count(.input), "parameter": count(.parameter), "state": count(.state), "intermediate": count(.intermediate)],
             "steps": plan.steps.count,
@@ -135,6 +136,7 @@ struct PlanFacts {
             s += row("probe errors", plan.metadata.probeErrors.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3g", $0.value))" }.joined(separator: ", "))
         }
         if let w = winogradText(plan) { s += row("winograd", w) }
+        if let t = plan.metadata.tta { s += row("tta", t) }
         for (k, v) in plan.metadata.training.sorted(by: { $0.key < $1.key }) {
             s += row("training", "\(k) = " + v.replacingOccurrences(of: "\n", with: "\\n"))
         }

@@ -1,0 +1,229 @@
+// The training recipe: crops from a padded face, rotation and zoom, random erasing (against
+// pixel maps worked out here), the schedule's end, the train block's new settings, and the
+// weight average the trainer keeps (against its formula from the initial and trained weights).
+
+import Foundation
+import Frontend
+import GraphIR
+import Passes
+@testable import Training
+import XCTest
+
+final class RecipeTrainingTests: XCTestCase {
+    /// A face whose pixel (r, c) is 2r + c + 1 (1...142): linear, so bilinear sampling of it is
+    /// exact, and never zero, so erased pixels show.
+    let linear: [UInt8] = (0..<2304).map { (i: Int) -> UInt8 in
+        let r = i / 48, c = i % 48
+        return UInt8(2 * r + c + 1)
+    }
+
+    func render(_ a: Augmentation, _ d: FaceDraw) -> [Float] {
+        var x: [Float] = []
+        linear.withUnsafeBufferPointer { renderFace($0.baseAddress!, a, d, scale: 1, into: &x) }
+        return x
+    }
+
+    func batch(_ a: Augmentation, seed: UInt64?) -> [Float] {
+        var set = FaceSet()
+        set.append(label: 1, pixels: linear)
+        var x: [Float] = [], y: [Int32] = []
+        fillBatch(x: &x, labels: &y, set: set, indices: [0], scale: 1, augmentation: a, augmentSeed: seed)
+        return x
+    }
+
+    func testCentreCropAndRandomCropsFromAReflectedPad() {
+        var a = Augmentation()
+        a.crop = 40
+        // Without a generator (validation): the centre crop.
+        let centre = batch(a, seed: nil)
+        XCTAssertEqual(centre.count, 1600)
+        for r in 0..<40 { for c in 0..<40 { XCTAssertEqual(centre[r * 40 + c], Float(2 * (r + 4) + c + 4 + 1)) } }
+        // Random crops of the face padded by 6, mirrored at its edges.
+        a.pad = 6
+        a.padMode = .reflect
+        a.horizontalFlip = true
+        func reflect(_ i: Int) -> Int { i < 0 ? -i : (i > 47 ? 94 - i : i) }
+        var rows = Set<Int>(), flips = 0
+        for seed in 0..<40 as Range<UInt64> {
+            var g = SplitMix64(seed: mixSeed(seed, 0))
+            let d = FaceDraw(a, &g)
+            XCTAssertTrue((-6...14).contains(d.row) && (-6...14).contains(d.col), "\(d.row), \(d.col)")
+            rows.insert(d.row)
+            if d.flip { flips += 1 }
+            let x = batch(a, seed: seed)
+            XCTAssertEqual(x, batch(a, seed: seed), "seeded")
+            for r in 0..<40 {
+                for c in 0..<40 {
+                    let sc = reflect(d.col + (d.flip ? 39 - c : c)), sr = reflect(d.row + r)
+                    XCTAssertEqual(x[r * 40 + c], Float(2 * sr + sc + 1))
+                }
+            }
+        }
+        XCTAssertGreaterThan(rows.count, 8)
+        XCTAssertTrue((1..<40).contains(flips))
+        // Zero and edge padding.
+        var d = FaceDraw(centre: a)
+        (d.row, d.col, d.flip) = (-3, 10, false)
+        a.padMode = .zero
+        XCTAssertEqual(render(a, d)[0], 0)
+        XCTAssertEqual(render(a, d)[3 * 40], Float(0 + 10 + 1))
+        a.padMode = .edge
+        XCTAssertEqual(render(a, d)[0], Float(0 + 10 + 1))
+    }
+
+    func testRotationAndZoomAboutTheCentre() {
+        var a = Augmentation()
+        a.rotate = 90
+        var d = FaceDraw(centre: a)
+        // A quarter turn of the whole face: pixel (r, c) comes from (c, 47 - r).
+        d.angle = Double.pi / 2
+        let turned = render(a, d)
+        for r in 0..<48 { for c in 0..<48 { XCTAssertEqual(turned[r * 48 + c], Float(2 * c + 47 - r + 1), accuracy: 1e-3) } }
+        // Zoom 2 on a 40x40 crop: (r, c) comes from 23.5 + (r - 19.5) / 2, likewise c; the face
+        // is linear, so the bilinear value is exact.
+        a.crop = 40
+        d = FaceDraw(centre: a)
+        d.zoom = 2
+        let zoomed = render(a, d)
+        for r in 0..<40 {
+            for c in 0..<40 {
+                let sr = 23.5 + (Double(r) - 19.5) / 2, sc = 23.5 + (Double(c) - 19.5) / 2
+                XCTAssertEqual(Double(zoomed[r * 40 + c]), 2 * sr + sc + 1, accuracy: 1e-4)
+            }
+        }
+        // A drawn angle and zoom stay in their ranges and differ between seeds.
+        a.rotate = 10
+        a.scale = 0.2
+        var angles = Set<Double>()
+        for seed in 0..<20 as Range<UInt64> {
+            var g = SplitMix64(seed: seed)
+            let d = FaceDraw(a, &g)
+            XCTAssertLessThanOrEqual(abs(d.angle), 10 * Double.pi / 180)
+            XCTAssertTrue((0.8...1.2).contains(d.zoom))
+            angles.insert(d.angle)
+        }
+        XCTAssertEqual(angles.count, 20)
+    }
+
+    func testRandomErasingZeroesOneRectangle() {
+        var a = Augmentation()
+        a.erase = 1
+        a.eraseMin = 0.1
+        a.eraseMax = 0.1
+        for seed in 0..<10 as Range<UInt64> {
+            let x = batch(a, seed: seed)
+            let zeros = x.indices.filter { x[$0] == 0 }
+            let rows = Set(zeros.map { $0 / 48 }), cols = Set(zeros.map { $0 % 48 })
+            XCTAssertEqual(zeros.count, rows.count * cols.count, "a filled rectangle")
+            XCTAssertEqual(rows.max()! - rows.min()! + 1, rows.count)
+            XCTAssertEqual(Double(zeros.count), 230.4, accuracy: 30)   // 10% of 2304, rounding the sides
+            let ratio = Double(rows.count) / Double(cols.count)
+            XCTAssertTrue((0.25...4).contains(ratio), "\(ratio)")
+            for i in x.indices where x[i] != 0 { XCTAssertEqual(x[i], Float(2 * (i / 48) + i % 48 + 1)) }
+        }
+        a.erase = 0.5
+        let erased = (0..<40 as Range<UInt64>).filter { batch(a, seed: $0).contains(0) }.count
+        XCTAssertTrue((8...32).contains(erased), "\(erased) of 40")
+    }
+
+    func testCosineReachesItsMinimumAtTheLastStep() {
+        let s = LRSchedule.cosine(minFactor: 0, warmupEpochs: 2)
+        let (steps, epochs) = (100, 30)
+        XCTAssertEqual(s.rate(base: 0.1, iteration: 0, stepsPerEpoch: steps, epochs: epochs), 0.1 / 200, accuracy: 1e-15)
+        XCTAssertEqual(s.rate(base: 0.1, iteration: 199, stepsPerEpoch: steps, epochs: epochs), 0.1, accuracy: 1e-15)
+        let last = s.rate(base: 0.1, iteration: steps * epochs - 1, stepsPerEpoch: steps, epochs: epochs)
+        XCTAssertLessThan(last, 0.1 * 1e-6)
+        var previous = 1.0
+        for t in stride(from: 200, to: steps * epochs, by: 7) {
+            let r = s.rate(base: 0.1, iteration: t, stepsPerEpoch: steps, epochs: epochs)
+            XCTAssertLessThanOrEqual(r, previous)
+            previous = r
+        }
+    }
+
+    func testTrainBlockSettingsParseAndPrintBack() throws {
+        let source = """
+        model m
+        input x: f32[N, 1, 40, 40]
+        input labels: i32[N]
+        f = flatten(x)
+        logits = dense(f, units=7)
+        loss = softmax_cross_entropy(logits, labels)
+        output logits, loss
+        train {
+          loss = loss
+          optimizer = sgd(lr=0.01, momentum=0.9, nesterov=true, weight_decay=5e-4)
+          label_smoothing = 0.1
+          ema = 0.999
+          augment = augment(hflip=true, crop=40, pad=4, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5, erase_min=0.02, erase_max=0.2)
+        }
+        """
+        let g = try Frontend.compile(source: source, file: "m.graph")
+        let t = try XCTUnwrap(g.training)
+        XCTAssertEqual(t.optimizer, .sgd(lr: 0.01, SGDAttrs(momentum: 0.9, nesterov: true, weightDecay: 5e-4)))
+        XCTAssertEqual(t.labelSmoothing, 0.1)
+        XCTAssertEqual(t.ema, 0.999)
+        XCTAssertEqual(t.augmentation.crop, 40)
+        XCTAssertEqual(t.augmentation.pad, 4)
+        XCTAssertEqual(t.augmentation.padMode, .reflect)
+        XCTAssertEqual(t.augmentation.eraseMax, 0.2)
+        let again = try Frontend.compile(source: g.printed(), file: "printed.graph")
+        XCTAssertEqual(again.training, t)
+        // A model without the new settings prints as before (its checkpoints' hashes stay).
+        XCTAssertFalse(try Frontend.compile(path: "\(repoRoot)/Models/small.graph").printed().contains("label_smoothing"))
+        for (old, bad, message) in [("pad_mode=reflect", "pad_mode=mirror", "pad_mode"), ("erase_min=0.02, erase_max=0.2", "erase_min=0.5, erase_max=0.1", "erase_min"),
+                                    ("crop=40", "crop=50", "at most 48")] {
+            let s = source.replacingOccurrences(of: old, with: bad)
+            XCTAssertThrowsError(try Frontend.compile(source: s, file: "bad.graph")) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+        XCTAssertThrowsError(try Frontend.compile(source: source.replacingOccurrences(of: "ema = 0.999", with: "ema = 1"), file: "bad.graph"))
+    }
+
+    func testWeightAverageFollowsItsFormula() throws {
+        let source = try String(contentsOfFile: "\(repoRoot)/Models/tiny.graph", encoding: .utf8)
+            .replacingOccurrences(of: "  epochs = 2\n", with: "  epochs = 2\n  ema = 0.9\n")
+        let model = try Frontend.compile(source: source, file: "tiny-ema.graph")
+        XCTAssertEqual(model.training?.ema, 0.9)
+        let data = try loadFER2013(path: "\(repoRoot)/Data/fer2013-sample.csv.gz")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-ema-\(UUID().uuidString)").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        var options = TrainOptions(epochs: 1, batchSize: 16, seed: 7, outDir: dir)
+        options.maxSteps = 2
+        try Trainer(model: model, data: data, options: options).run { _ in }
+        let c = try Checkpoint.read(dir + "/checkpoint-last.npz")
+        XCTAssertEqual(c.meta.iteration, 2)
+        // After step 1 avg = d1 w0 + (1 - d1) w1, after step 2 avg = d2 avg + (1 - d2) w2,
+        // d_t = min(0.9, (1 + t) / (10 + t)). Only w0 and w2 are known here, so run again to
+        // step 1 for w1.
+        let dir1 = dir + "-1"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir1) }
+        var one = options
+        one.outDir = dir1
+        one.maxSteps = 1
+        try Trainer(model: model, data: data, options: one).run { _ in }
+        let c1 = try Checkpoint.read(dir1 + "/checkpoint-last.npz")
+        let w0 = initialWeights(model, seed: 7)
+        let d1 = Float(2.0 / 11), d2 = Float(3.0 / 12)
+        for name in ["c1.weight", "d1.weight", "logits.bias", "d1_bn.gamma"] {
+            let start = try XCTUnwrap(w0[name], name)
+            let w1 = try XCTUnwrap(c1.tensors["train." + name]), w2 = try XCTUnwrap(c.tensors["train." + name])
+            let avg = try XCTUnwrap(c.tensors[name])
+            XCTAssertNotEqual(w2, start, "\(name) trained")
+            for i in avg.indices {
+                let a1 = d1 * start[i] + (1 - d1) * w1[i]
+                XCTAssertEqual(avg[i], d2 * a1 + (1 - d2) * w2[i], accuracy: 1e-6, name)
+            }
+        }
+        // The batchnorm running statistics are averaged too; the optimizer state is not.
+        XCTAssertNotNil(c.tensors["train.d1_bn.running_var"])
+        XCTAssertNil(c.tensors["train.optimizer.iterations"])
+        XCTAssertTrue(c.tensors.keys.contains { $0.hasPrefix("adam.") })
+    }
+}
+
+/// The repository root, found from this file's path.
+let repoRoot: String = {
+    var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
