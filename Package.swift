@@ -38,9 +38,13 @@ let package = Package(
         // Orchestration over the compiler and the runtime: one-shot runs, (later) training.
         .target(name: "Training", dependencies: ["GraphIR", "Passes", "Runtime", "NumPyIO", "CZlib"]),
 
+        // MARK: - Distributed training (Open MPI, loaded at run time: no build-time MPI)
+        .target(name: "CMPIShim", path: "Sources/CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "Distributed", dependencies: ["CMPIShim", "Runtime", "Training"]),
+
         // MARK: - Tools
         .executableTarget(
-            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training"],
+            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training", "Distributed"],
             path: "Tools/fergc"),
 
         // MARK: - Tests

@@ -46,6 +46,8 @@ public struct CheckpointMeta: Codable, Sendable {
     public var partialSeen: Int = 0
     public var history: [EpochRecord]
     public var elapsedSeconds: Double
+    /// Ranks of a data-parallel run (absent: one process); a resume needs the same number.
+    public var ranks: Int? = nil
 }
 
 public struct Checkpoint: Sendable {

@@ -20,6 +20,8 @@ public struct TrainOptions: Sendable {
     public var evalBatch = 256
     /// Stop after this many steps in total (for tests and smoke runs).
     public var maxSteps: Int?
+    /// Data parallelism (DataParallel.swift): this process is one rank of the group.
+    public var group: DataParallelGroup?
 
     public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
         self.epochs = epochs
@@ -116,6 +118,7 @@ public final class Trainer {
         evalExecutor.dropoutEnabled = false
         persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
             .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
+        if let group = options.group { try attachGroup(group) }
     }
 
     private func index(_ plan: Plan, _ name: String) throws -> Int {
@@ -146,21 +149,22 @@ public final class Trainer {
     /// Runs the training; returns the per-epoch history.
     @discardableResult
     public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
-        try FileManager.default.createDirectory(atPath: options.outDir, withIntermediateDirectories: true)
+        if isWriter { try FileManager.default.createDirectory(atPath: options.outDir, withIntermediateDirectories: true) }
         let logits = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
         let buffers = StepBuffers(
             x: try index(step, "x"), labels: try index(step, "labels"), learningRate: try index(step, "learning_rate"),
             loss: try index(step, stepLoss), logits: logits, classes: step.buffers[logits].perSample[0],
             checked: step.outputs.filter { step.buffers[$0].elementType == .f32 })
         var state = RunState()
-        if options.resume { state = try resume() } else { try? FileManager.default.removeItem(atPath: logPath) }
-        let log = try EventLog(path: logPath)
+        if options.resume { state = try resume() } else if isWriter { try? FileManager.default.removeItem(atPath: logPath) }
+        let log = try EventLog(path: logPath, enabled: isWriter)
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
         report(.started(trainImages: trainSet.count, valImages: valSet.count, stepsPerEpoch: stepsPerEpoch,
                         parameters: model.summary().paramsTotal, resumedAt: options.resume ? (state.epoch, state.batch) : nil))
         log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
                    "batch": state.batch, "iteration": state.iteration, "seed": Int(options.seed), "batch_size": options.batchSize,
-                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count])
+                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count]
+                  .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport] } ?? [:]) { a, _ in a })
 
         let runStart = monotonicSeconds()
         func elapsed() -> Double { state.elapsedBefore + monotonicSeconds() - runStart }
@@ -232,6 +236,9 @@ public final class Trainer {
     /// predictions. Every random draw is keyed by (seed, epoch, batch) or the iteration.
     func trainStep(_ batch: inout Batch, indices: ArraySlice<Int>, epoch: Int, iteration: Int, rate: Double,
                    _ b: StepBuffers) throws -> (loss: Double, correct: Int) {
+        if let group = options.group {
+            return try shardedTrainStep(&batch, indices: indices, epoch: epoch, iteration: iteration, rate: rate, b, group: group)
+        }
         let position = UInt64(indices.startIndex / options.batchSize)
         fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
                   augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
@@ -267,6 +274,10 @@ public final class Trainer {
         guard c.meta.modelHash == modelHash else {
             throw TrainError("\(lastCheckpointPath) was written for another model ('\(c.meta.model)', IR hash \(c.meta.modelHash)); this is '\(model.name)' (\(modelHash))")
         }
+        guard (c.meta.ranks ?? 1) == (options.group?.size ?? 1) else {
+            let n = c.meta.ranks ?? 1, now = options.group?.size ?? 1
+            throw TrainError("\(lastCheckpointPath) was written by a run over \(n) rank\(n == 1 ? "" : "s") (\(n == 1 ? "one process" : "mpirun -np \(n)")); resume it with the same number (this run has \(now))")
+        }
         guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
             throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
         }
@@ -295,12 +306,14 @@ public final class Trainer {
     }
 
     func checkpoint(_ state: RunState, to path: String, elapsed: Double) throws {
+        guard isWriter else { return }
         var tensors: [String: [Float]] = [:]
         for p in persistent { tensors[p.name] = stepExecutor.buffer(p.stepIndex) }
         let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: state.epoch, batch: state.batch,
                                   iteration: state.iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
                                   bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
-                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed)
+                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed,
+                                  ranks: options.group?.size)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 
@@ -345,21 +358,23 @@ public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, i
 
 /// Appends JSON lines to a file, flushing each.
 final class EventLog {
-    private let handle: FileHandle
-    init(path: String) throws {
+    private let handle: FileHandle?
+    /// A disabled log (a data-parallel rank other than 0) writes nothing.
+    init(path: String, enabled: Bool = true) throws {
+        guard enabled else { handle = nil; return }
         if !FileManager.default.fileExists(atPath: path) {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
         }
         guard let h = FileHandle(forWritingAtPath: path) else { throw TrainError("\(path): cannot open the event log for writing") }
         handle = h
-        handle.seekToEndOfFile()
+        h.seekToEndOfFile()
     }
-    deinit { try? handle.close() }
+    deinit { try? handle?.close() }
 
     func write(_ event: [String: Any]) {
         var e = event
         e["time"] = ISO8601DateFormatter().string(from: Date())
-        guard let data = try? JSONSerialization.data(withJSONObject: e, options: [.sortedKeys]) else { return }
+        guard let handle, let data = try? JSONSerialization.data(withJSONObject: e, options: [.sortedKeys]) else { return }
         handle.write(data + Data("\n".utf8))
     }
 }

@@ -1,6 +1,7 @@
 // fergc train: train a model on FER2013 (or the embedded sample), with progress, validation,
 // checkpoints and a report.
 
+import Distributed
 import Foundation
 import GraphIR
 import Training
@@ -21,16 +22,25 @@ enum TrainCommand {
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
+            OptionSpec(name: "distributed", kind: .value("MODE"), help: "Data-parallel training over MPI: 'auto' (default: when mpirun or srun started fergc), 'mpi' or 'none'. See docs/distributed.md."),
         ],
         details: """
         With no arguments, trains Models/small.graph on the embedded FER2013 sample
         (Data/fer2013-sample.csv.gz, 1,084 faces) for a quick end-to-end check.
         For the real thing, get Kaggle's fer2013.csv and run for example:
           fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
+        On several processes or machines (docs/distributed.md), each rank training on its
+        share of every batch:
+          mpirun -np 2 fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
         """)
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
+        let group = try TrainDistributed.start(a.value("distributed"))
+        try TrainDistributed.run(group) { try train(a, group: group) }
+    }
+
+    static func train(_ a: ParsedArguments, group: MPIGroup?) throws {
         guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
         var resumeDir = a.value("resume")
         var modelPath = a.positional.first
@@ -67,9 +77,12 @@ enum TrainCommand {
         options.resume = resumeDir != nil
         options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
+        options.group = group
+        if let group { Console.out(TrainDistributed.describe(group, batch: batch)) }
         let trainer = try Trainer(model: model, data: data, options: options)
         let progress = Progress(interactive: isatty(1) != 0)
         try trainer.run { progress.show($0) }
+        if let group, group.rank != 0 { return }
         try writeReport(runDir: outDir)
         Console.out("checkpoints: \(trainer.bestCheckpointPath) (best), \(trainer.lastCheckpointPath) (last)\n")
         Console.out("report: \(outDir)/report.md\n")
