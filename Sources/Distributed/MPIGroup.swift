@@ -145,10 +145,12 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
         exchange?.localSamples = range.count
     }
 
-    /// Floats summed per training step (all gradients), for the log and the docs.
-    public var gradientElements: Int { exchange?.gradients.reduce(0) { $0 + $1.count } ?? 0 }
-    /// Doubles summed per training step for the batchnorm statistics (forward and backward).
-    public var batchnormElements: Int { exchange?.batchnormDoubles ?? 0 }
+    /// Bytes summed per training step: every gradient (floats), and the batchnorm statistics
+    /// (doubles) with the loss and correct count.
+    public var gradientBytesPerStep: Int { 4 * (exchange?.gradients.reduce(0) { $0 + $1.count } ?? 0) }
+    public var statisticsBytesPerStep: Int { 8 * ((exchange?.batchnormDoubles ?? 0) + 2) }
+    /// Gradient tensors summed per step.
+    public var gradientTensors: Int { exchange?.gradients.count ?? 0 }
 }
 
 /// The executor hook: scales the loss-gradient seed to the shard's share, sums the batchnorm

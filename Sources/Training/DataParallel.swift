@@ -28,6 +28,10 @@ public protocol DataParallelGroup: AnyObject, Sendable {
     func setShard(globalBatch: Int, range: Range<Int>)
     /// The element-wise sums of `values` over every rank (the same on all of them).
     func sum(_ values: [Double]) throws -> [Double]
+    /// Bytes each rank contributes to the sums of one training step once attached: the
+    /// gradients, and the batchnorm statistics with the loss and accuracy.
+    var gradientBytesPerStep: Int { get }
+    var statisticsBytesPerStep: Int { get }
 }
 
 /// Rank `rank`'s samples of a batch of `count` over `size` ranks: contiguous, in rank order,

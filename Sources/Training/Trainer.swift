@@ -164,7 +164,8 @@ public final class Trainer {
         log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
                    "batch": state.batch, "iteration": state.iteration, "seed": Int(options.seed), "batch_size": options.batchSize,
                    "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count]
-                  .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport] } ?? [:]) { a, _ in a })
+                  .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,
+                                                "allreduce_bytes_per_step": $0.gradientBytesPerStep + $0.statisticsBytesPerStep] } ?? [:]) { a, _ in a })
 
         let runStart = monotonicSeconds()
         func elapsed() -> Double { state.elapsedBefore + monotonicSeconds() - runStart }

@@ -80,6 +80,7 @@ enum TrainCommand {
         options.group = group
         if let group { Console.out(TrainDistributed.describe(group, batch: batch)) }
         let trainer = try Trainer(model: model, data: data, options: options)
+        if let group { Console.out(TrainDistributed.describeExchange(group)) }
         let progress = Progress(interactive: isatty(1) != 0)
         try trainer.run { progress.show($0) }
         if let group, group.rank != 0 { return }

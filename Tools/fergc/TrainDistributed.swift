@@ -30,11 +30,20 @@ enum TrainDistributed {
         return "distributed over \(group.size) rank\(group.size == 1 ? "" : "s") by \(group.transport): global batch \(batch), \(share)\n"
     }
 
+    /// The line that states what the ranks sum per step.
+    static func describeExchange(_ group: MPIGroup) -> String {
+        String(format: "summed over the ranks per step: %.2f MB of gradients (%d tensors, each sent as soon as the backward has it), %.1f KB of batchnorm statistics\n",
+               Double(group.gradientBytesPerStep) / 1e6, group.gradientTensors, Double(group.statisticsBytesPerStep) / 1e3)
+    }
+
     /// Runs `body`; under MPI, an error on any rank ends the whole job (the others would wait
     /// for it in the next collective) after printing it with the rank.
     static func run(_ group: MPIGroup?, _ body: () throws -> Void) throws {
         guard let group else { return try body() }
-        do { try body() } catch { group.abort("\(error)") }
+        do { try body() } catch {
+            let text = "\(error)"
+            group.abort(text.hasPrefix("error: ") ? String(text.dropFirst(7)) : text)
+        }
         group.finish()
     }
 }
