@@ -14,7 +14,10 @@
 // Collectives start in the plan's step order, the same on every rank, and a sum over the same
 // contributions in the same communicator and sizes follows the same schedule every time:
 // results do not depend on timing. Every wait polls with a deadline (FERGC_MPI_TIMEOUT seconds,
-// default 30): a rank that stops answering ends the job with an error instead of a hang.
+// default 30, within a training step; FERGC_MPI_SYNC_TIMEOUT, default 1800, at the meeting points
+// before training and after each epoch, where the ranks may legitimately differ by loading,
+// compiling, validation or rank 0's checkpoint): a rank that stops answering ends the job with
+// an error instead of a hang.
 
 import CMPIShim
 import Foundation
@@ -36,9 +39,15 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     public let transport: String
-    /// Seconds a collective waits for the other ranks before ending the job.
+    /// Seconds a collective of a training step waits for the other ranks before ending the
+    /// job, and a `synchronize` between phases (FERGC_MPI_SYNC_TIMEOUT, default 1800).
     public let timeout: Double
+    public let syncTimeout: Double
     private var exchange: StepExchange?
+    /// Seconds spent waiting for sums to complete (what the overlap did not hide), and of those
+    /// the waits for gradients.
+    public private(set) var waitedSeconds = 0.0
+    public private(set) var gradientWaitSeconds = 0.0
 
     /// Whether an MPI launcher started this process: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE)
     /// or a PMI/PMIx launcher such as Slurm's srun (PMIX_RANK, PMI_RANK).
@@ -62,19 +71,21 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
         guard rc == 0 else { throw MPIError("MPI_Init failed: \(errorString(rc))") }
         var version = [CChar](repeating: 0, count: 256)
         fm_mpi_library_version(&version, Int32(version.count))
-        var timeout = 30.0
-        if let t = env["FERGC_MPI_TIMEOUT"] {
-            guard let v = Double(t), v > 0, v.isFinite else { throw MPIError("FERGC_MPI_TIMEOUT must be a positive number of seconds, got '\(t)'") }
-            timeout = v
+        func seconds(_ name: String, _ fallback: Double) throws -> Double {
+            guard let t = env[name] else { return fallback }
+            guard let v = Double(t), v > 0, v.isFinite else { throw MPIError("\(name) must be a positive number of seconds, got '\(t)'") }
+            return v
         }
-        return MPIGroup(rank: Int(r), size: Int(s), transport: "MPI (\(cText(version)))", timeout: timeout)
+        return MPIGroup(rank: Int(r), size: Int(s), transport: "MPI (\(cText(version)))",
+                        timeout: try seconds("FERGC_MPI_TIMEOUT", 30), syncTimeout: try seconds("FERGC_MPI_SYNC_TIMEOUT", 1800))
     }
 
-    init(rank: Int, size: Int, transport: String, timeout: Double) {
+    init(rank: Int, size: Int, transport: String, timeout: Double, syncTimeout: Double) {
         self.rank = rank
         self.size = size
         self.transport = transport
         self.timeout = timeout
+        self.syncTimeout = syncTimeout
     }
 
     static func errorString(_ code: Int32) -> String {
@@ -96,18 +107,24 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
     // MARK: - Collectives
 
     /// Waits for `request` to complete, polling, until the deadline; past it the job ends.
-    func wait(_ request: inout UnsafeMutableRawPointer?, _ what: @autoclosure () -> String) {
-        let start = monotonicNow()
+    func wait(_ request: inout UnsafeMutableRawPointer?, gradient: Bool = false, deadline: Double? = nil,
+              _ what: @autoclosure () -> String) {
+        let start = monotonicNow(), limit = deadline ?? timeout
         var spins = 0
         while true {
             var done: Int32 = 0
             let rc = fm_mpi_test(&request, &done)
             if rc != 0 { abort("\(what()) failed: \(MPIGroup.errorString(rc)) (another rank was probably lost)") }
-            if done != 0 { return }
+            if done != 0 {
+                let waited = monotonicNow() - start
+                waitedSeconds += waited
+                if gradient { gradientWaitSeconds += waited }
+                return
+            }
             spins += 1
             if spins > 200 {
-                if monotonicNow() - start > timeout {
-                    abort("\(what()): no answer from the other ranks within \(Int(timeout)) s (FERGC_MPI_TIMEOUT); a rank was lost or stopped, so the job ends here. The last checkpoint is intact: --resume it with the same number of ranks.")
+                if monotonicNow() - start > limit {
+                    abort("\(what()): no answer from the other ranks within \(Int(limit)) s (\(deadline == nil ? "FERGC_MPI_TIMEOUT" : "FERGC_MPI_SYNC_TIMEOUT")): a rank was lost, stopped, or is that much slower, so the job ends here. The last checkpoint is intact: --resume it with the same number of ranks.")
                 }
                 usleep(spins > 2000 ? 500 : 50)
             }
@@ -120,6 +137,19 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
         let rc = fm_mpi_iallreduce_sum_double(values, Int32(count), &request)
         if rc != 0 { abort("\(what()): MPI_Iallreduce failed: \(MPIGroup.errorString(rc))") }
         wait(&request, what())
+    }
+
+    public func synchronize(_ what: String) throws {
+        let value = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+        defer { value.deallocate() }
+        value.initialize(to: 0)
+        let waited = (waitedSeconds, gradientWaitSeconds)
+        var request: UnsafeMutableRawPointer?
+        let rc = fm_mpi_iallreduce_sum_double(value, 1, &request)
+        if rc != 0 { abort("\(what): MPI_Iallreduce failed: \(MPIGroup.errorString(rc))") }
+        wait(&request, deadline: syncTimeout, "\(what) (waiting for every rank)")
+        // Waits between phases are not the exchange's cost.
+        (waitedSeconds, gradientWaitSeconds) = waited
     }
 
     public func sum(_ values: [Double]) throws -> [Double] {
@@ -259,7 +289,7 @@ final class StepExchange: ExecutorShards {
 
     private func finish(_ slot: Int) {
         guard pending[slot] != nil else { return }
-        group.wait(&pending[slot], "summing gradient '\(plan.buffers[gradients[slot].buffer].name)'")
+        group.wait(&pending[slot], gradient: true, "summing gradient '\(plan.buffers[gradients[slot].buffer].name)'")
         pending[slot] = nil
         outstanding -= 1
     }

@@ -28,6 +28,10 @@ public protocol DataParallelGroup: AnyObject, Sendable {
     func setShard(globalBatch: Int, range: Range<Int>)
     /// The element-wise sums of `values` over every rank (the same on all of them).
     func sum(_ values: [Double]) throws -> [Double]
+    /// Waits until every rank gets here, with a deadline long enough for the ranks to differ
+    /// by the work outside steps (loading and compiling, validation, rank 0's checkpoints),
+    /// so that the steps' own deadline can stay short. `what` names the place for errors.
+    func synchronize(_ what: String) throws
     /// Bytes each rank contributes to the sums of one training step once attached: the
     /// gradients, and the batchnorm statistics with the loss and accuracy.
     var gradientBytesPerStep: Int { get }

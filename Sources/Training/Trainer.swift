@@ -171,6 +171,7 @@ public final class Trainer {
         func elapsed() -> Double { state.elapsedBefore + monotonicSeconds() - runStart }
         var stepsThisRun = 0
         var batch = Batch(capacity: options.batchSize)
+        try options.group?.synchronize("starting to train")
         while state.epoch < options.epochs {
             let epoch = state.epoch
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
@@ -221,6 +222,7 @@ public final class Trainer {
             }
             log.write(event)
             report(.epoch(record, best: isBest))
+            try options.group?.synchronize("ending epoch \(record.epoch)")
         }
         log.write(["event": "end", "epochs": state.history.count, "best_val_accuracy": state.best ?? NSNull(), "elapsed_seconds": elapsed()])
         report(.finished(history: state.history, seconds: elapsed()))

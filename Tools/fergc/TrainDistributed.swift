@@ -40,7 +40,12 @@ enum TrainDistributed {
     /// for it in the next collective) after printing it with the rank.
     static func run(_ group: MPIGroup?, _ body: () throws -> Void) throws {
         guard let group else { return try body() }
-        do { try body() } catch {
+        let start = Date()
+        do {
+            try body()
+            Console.out(String(format: "waited for the other ranks' sums %.1f s in this run of %.1f s (loading included): gradients %.1f s, the rest batchnorm statistics, the loss and imbalance between ranks\n",
+                               group.waitedSeconds, Date().timeIntervalSince(start), group.gradientWaitSeconds))
+        } catch {
             let text = "\(error)"
             group.abort(text.hasPrefix("error: ") ? String(text.dropFirst(7)) : text)
         }
