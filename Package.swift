@@ -55,9 +55,13 @@ let package = Package(
         // ONNX in and out: a hand-written protobuf reader/writer, plan -> ONNX, ONNX -> GraphIR.
         .target(name: "Interop", dependencies: ["GraphIR", "Runtime"]),
 
+        // MARK: - Distributed training (Open MPI, loaded at run time: no build-time MPI)
+        .target(name: "CMPIShim", path: "Sources/CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "Distributed", dependencies: ["CMPIShim", "Runtime", "Training"]),
+
         // MARK: - Tools
         .executableTarget(
-            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training", "Interop", "Vision", "ImageIO"],
+            name: "fergc", dependencies: ["GraphIR", "Frontend", "Passes", "Runtime", "NumPyIO", "Training", "Interop", "Vision", "ImageIO", "Distributed"],
             path: "Tools/fergc"),
 
         // MARK: - Tests

@@ -14,8 +14,12 @@ public func batchnormTrainForward<T: BLASReal>(
     _ x: UnsafePointer<T>,              // (N, C, S)
     _ gamma: UnsafePointer<T>,          // (C)
     _ beta: UnsafePointer<T>,           // (C)
-    n: Int, channels: Int, spatial: Int, epsilon: T
+    n: Int, channels: Int, spatial: Int, epsilon: T, global: GlobalBatch? = nil
 ) {
+    if let global {
+        return shardedBatchnormTrainForward(y, mean, variance, x, gamma, beta, n: n, channels: channels,
+                                            spatial: spatial, epsilon: epsilon, global)
+    }
     let m = Double(n * spatial)
     for c in 0..<channels {
         var sum = 0.0
@@ -81,8 +85,12 @@ public func batchnormTrainBackward<T: BLASReal>(
     _ gamma: UnsafePointer<T>,          // (C)
     _ mean: UnsafePointer<T>,           // (C) batch mean from the forward pass
     _ variance: UnsafePointer<T>,       // (C) batch variance (biased) from the forward pass
-    n: Int, channels: Int, spatial: Int, epsilon: T
+    n: Int, channels: Int, spatial: Int, epsilon: T, global: GlobalBatch? = nil
 ) {
+    if let global {
+        return shardedBatchnormTrainBackward(dx, dgamma, dbeta, dy, x, gamma, mean, variance, n: n, channels: channels,
+                                             spatial: spatial, epsilon: epsilon, global)
+    }
     let m = Double(n * spatial)
     for c in 0..<channels {
         let mu = Double(mean[c])

@@ -158,11 +158,12 @@ public func dropoutForward<T: BLASReal>(
     _ y: UnsafeMutablePointer<T>,   // (count)
     _ mask: UnsafeMutablePointer<T>, // (count)
     _ x: UnsafePointer<T>,          // (count)
-    count: Int, rate: Double, seed: UInt64, run: UInt64, step: UInt64
+    count: Int, rate: Double, seed: UInt64, run: UInt64, step: UInt64,
+    first: UInt64 = 0  // the index of element 0 in the whole batch (data parallelism)
 ) {
     let keepValue = T(1 / (1 - rate))
     for i in 0..<count {
-        let h = counterHash(seed: seed, run: run, step: step, index: UInt64(i))
+        let h = counterHash(seed: seed, run: run, step: step, index: first &+ UInt64(i))
         let u = Double(h >> 11) * 0x1p-53
         let m: T = u >= rate ? keepValue : 0
         mask[i] = m

@@ -70,6 +70,13 @@ public final class Executor<T: BLASReal> {
     /// `setBuffer` writes the weights; those of training steps are recomputed every run. Caches
     /// and scratch are allocated by the first run that needs them.
     public var winograd: Bool? = nil
+    /// Data parallelism (Shards.swift): when set, this executor's batch is one shard of a
+    /// global batch. Batchnorm statistics and gradient sums are summed over the shards through
+    /// it, dropout draws by the whole batch's element index, and it is called around each step
+    /// (where the gradients are exchanged). nil (the default): the batch is the whole batch.
+    public var shards: ExecutorShards?
+    /// The current run's view of the global batch (nil without `shards`).
+    private var global: GlobalBatch?
 
     /// Storage of f32 buffers (nil for i32 buffers).
     private let floats: [UnsafeMutablePointer<T>?]
@@ -275,6 +282,20 @@ public final class Executor<T: BLASReal> {
         return ok
     }
 
+    /// The storage of buffer `index` (capacity: its element count at maxBatch), stable for the
+    /// executor's lifetime: for hooks that exchange buffers in place (`shards`).
+    public func storage(_ index: Int) -> UnsafeMutablePointer<T> {
+        precondition(plan.buffers.indices.contains(index), "no buffer \(index)")
+        guard let p = floats[index] else { preconditionFailure("buffer \(index) '\(plan.buffers[index].name)' is i32") }
+        return p
+    }
+
+    /// The whole batch's index of buffer i's first element in this run (0 without `shards`).
+    private func firstElement(_ i: Int) -> UInt64 {
+        guard let shards, batched[i] else { return 0 }
+        return UInt64(shards.firstSample * perSample[i])
+    }
+
     // MARK: - Running
 
     /// Runs every step for a batch of n (1...maxBatch), then increments `runCounter`.
@@ -283,8 +304,10 @@ public final class Executor<T: BLASReal> {
         lastBatch = n
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
+        global = shards.map { h in GlobalBatch(samples: h.globalBatch, sum: { [unowned h] in h.sumOverShards($0, count: $1) }) }
         for s in plan.steps.indices {
             let n = n * stepBatchFactor[s]
+            if let shards { try shards.willRun(step: s) }
             if let stepTimes {
                 let start = monotonicNow()
                 if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
@@ -293,6 +316,7 @@ public final class Executor<T: BLASReal> {
                 if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
             }
             if poisonFreedBuffers { poison(freedAfter[s]) }
+            if let shards { try shards.didRun(step: s) }
         }
         runCounter &+= 1
     }
@@ -359,12 +383,12 @@ public final class Executor<T: BLASReal> {
                                       n: n, channels: ch, spatial: sp, epsilon: T(eps))
         case .batchnormTrain(let ch, let sp, let eps):
             batchnormTrainForward(f(o[0]), f(o[1]), f(o[2]), c(i[0]), c(i[1]), c(i[2]),
-                                  n: n, channels: ch, spatial: sp, epsilon: T(eps))
+                                  n: n, channels: ch, spatial: sp, epsilon: T(eps), global: global)
         case .dropoutTrain(let rate):
             let total = count(i[0], n)
             if dropoutEnabled {
                 dropoutForward(f(o[0]), f(o[1]), c(i[0]), count: total, rate: Double(rate),
-                               seed: seed, run: runCounter, step: UInt64(s))
+                               seed: seed, run: runCounter, step: UInt64(s), first: firstElement(i[0]))
             } else {
                 copyForward(f(o[0]), c(i[0]), count: total)
                 constantForward(f(o[1]), count: total, value: 1)
@@ -416,7 +440,7 @@ public final class Executor<T: BLASReal> {
             leakyReluBackward(f(o[0]), c(i[0]), c(i[1]), count: count(i[0], n), alpha: T(alpha))
         case .batchnormTrainGrad(let ch, let sp, let eps):
             batchnormTrainBackward(f(o[0]), f(o[1]), f(o[2]), c(i[0]), c(i[1]), c(i[2]), c(i[3]), c(i[4]),
-                                   n: n, channels: ch, spatial: sp, epsilon: T(eps))
+                                   n: n, channels: ch, spatial: sp, epsilon: T(eps), global: global)
         case .batchnormInferenceGrad(let ch, let sp, let eps):
             batchnormInferenceBackward(f(o[0]), c(i[0]), c(i[1]), c(i[2]),
                                        n: n, channels: ch, spatial: sp, epsilon: T(eps))
@@ -442,7 +466,7 @@ public final class Executor<T: BLASReal> {
             maxNormProject(f(i[0]), shape: shape, maxValue: Double(maxValue), mode: mode)
         case .batchnormStatsUpdate(let momentum, let ch, let sp):
             batchnormStatsUpdate(f(i[0]), f(i[1]), c(i[2]), c(i[3]), channels: ch,
-                                 elementsPerChannel: n * sp, momentum: T(momentum))
+                                 elementsPerChannel: (global?.samples ?? n) * sp, momentum: T(momentum))
         case .increment:
             if let p = ints[i[0]] { p[0] &+= 1 } else { f(i[0])[0] += 1 }
 
@@ -473,7 +497,7 @@ public final class Executor<T: BLASReal> {
             fusedTrainForward(f(o[0]), bn ? f(o[1]) : nil, bn ? f(o[2]) : nil, bn ? f(o[3]) : nil,
                               c(i[0]), c(i[1]), e.bias ? c(i[2]) : nil,
                               gamma: bn ? c(i[k]) : nil, beta: bn ? c(i[k + 1]) : nil,
-                              n: n, a, e, workspace: workspace)
+                              n: n, a, e, workspace: workspace, global: global)
         case .fusedTrainGrad(let a, let e, let inputGrad, let weightGrad):
             let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
             fusedTrainBackward(dx: p.dx.map { f(o[$0]) }, dw: p.dw.map { f(o[$0]) }, db: p.db.map { f(o[$0]) },
@@ -481,7 +505,7 @@ public final class Executor<T: BLASReal> {
                                dy: c(i[0]), x: c(i[1]), w: c(i[2]), y: p.y.map { c(i[$0]) },
                                bnInput: p.bnInput.map { c(i[$0]) }, gamma: p.gamma.map { c(i[$0]) },
                                mean: p.mean.map { c(i[$0]) }, variance: p.variance.map { c(i[$0]) },
-                               n: n, a, e, workspace: workspace)
+                               n: n, a, e, workspace: workspace, global: global)
 
         // preprocessing
         case .preprocess(let t, let planes, let h, let w):
@@ -607,7 +631,7 @@ public final class Executor<T: BLASReal> {
                                    bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
                                    mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
                                    n: n, g, e, threads: max(threads, 1), scratch: scratch.unsafelyUnwrapped,
-                                   gradInputFilters: gradInputFilters)
+                                   gradInputFilters: gradInputFilters, global: global)
     }
 
     private func runFastStep(_ s: Int, n: Int) -> Bool {
@@ -632,7 +656,7 @@ public final class Executor<T: BLASReal> {
                 winogradFusedConvTrainForward(ff(o[0]), bn ? ff(o[1]) : nil, bn ? ff(o[2]) : nil, bn ? ff(o[3]) : nil,
                                               cf(i[0]), u, e.bias ? cf(i[2]) : nil,
                                               gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
-                                              n: n, g, e, threads: t, scratch: sc)
+                                              n: n, g, e, threads: t, scratch: sc, global: global)
             case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad):
                 // dx by Winograd, the rest as the direct backward.
                 fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
@@ -665,14 +689,14 @@ public final class Executor<T: BLASReal> {
             fastFusedConvTrainForward(ff(o[0]), bn ? ff(o[1]) : nil, bn ? ff(o[2]) : nil, bn ? ff(o[3]) : nil,
                                       cf(i[0]), cf(i[1]), e.bias ? cf(i[2]) : nil,
                                       gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
-                                      n: n, g, e, threads: t, scratch: sc)
+                                      n: n, g, e, threads: t, scratch: sc, global: global)
         case .fusedTrainGrad(.conv2d(let g), let e, let inputGrad, let weightGrad):
             fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
                              gradInputFilters: nil)
         case .dropoutTrain(let rate):
             guard dropoutEnabled else { return false }
             fastDropout(ff(o[0]), ff(o[1]), cf(i[0]), count: count(i[0], n), rate: Double(rate),
-                        seed: seed, run: runCounter, step: UInt64(s), threads: t)
+                        seed: seed, run: runCounter, step: UInt64(s), threads: t, first: firstElement(i[0]))
         case .maxpool(let g):
             guard isPlain2x2(g) else { return false }
             fastMaxpool2x2(ff(o[0]), cf(i[0]), n: n, g, threads: t)

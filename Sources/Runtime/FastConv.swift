@@ -175,7 +175,8 @@ public func fastFusedConvTrainForward(
     _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
-    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
+    global: GlobalBatch? = nil  // data parallelism: statistics over every shard
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth
     let preRelu = e.relu && e.batchnorm != .beforeRelu
@@ -190,7 +191,7 @@ public func fastFusedConvTrainForward(
                     stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
     normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
                                  coef: scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk),
-                                 n: n, channels: O, spatial: P, e, threads: threads)
+                                 n: n, channels: O, spatial: P, e, threads: threads, global: global)
 }
 
 /// coef[c] and coef[O + c]: the per-channel scale and shift of an inference batchnorm, exactly
@@ -213,9 +214,12 @@ func normalizeWithBatchStatistics(
     _ y: UnsafeMutablePointer<Float>, _ z: UnsafeMutablePointer<Float>,
     _ mean: UnsafeMutablePointer<Float>, _ variance: UnsafeMutablePointer<Float>,
     gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, sums: UnsafePointer<Double>,
-    coef: UnsafeMutablePointer<Float>, n: Int, channels O: Int, spatial P: Int, _ e: FusedEpilogue, threads: Int
+    coef: UnsafeMutablePointer<Float>, n: Int, channels O: Int, spatial P: Int, _ e: FusedEpilogue, threads: Int,
+    global: GlobalBatch? = nil
 ) {
-    let m = Double(n * P)
+    // Under data parallelism the sums (O sums then O sums of squares) become the whole batch's.
+    if let global { global.sum(UnsafeMutablePointer(mutating: sums), 2 * O) }
+    let m = Double((global?.samples ?? n) * P)
     for c in 0..<O {
         let mu = sums[c] / m
         let v = max(sums[O + c] / m - mu * mu, 0)
@@ -246,7 +250,8 @@ public func fastFusedConvTrainBackward(
     bnInput: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?,
     mean: UnsafePointer<Float>?, variance: UnsafePointer<Float>?,
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
-    gradInputFilters: UnsafePointer<Float>? = nil   // winogradGradInputFilterTransform(w): dx by Winograd
+    gradInputFilters: UnsafePointer<Float>? = nil,  // winogradGradInputFilterTransform(w): dx by Winograd
+    global: GlobalBatch? = nil                      // data parallelism: batchnorm sums over every shard
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     let xStride = g.inChannels * g.inHeight * g.inWidth
@@ -267,15 +272,33 @@ public func fastFusedConvTrainBackward(
                 }
             }
         }
-        let m = Double(n * P)
+        let m = Double((global?.samples ?? n) * P)
+        // Under data parallelism: dgamma and dbeta are this shard's sums; the coefficients use
+        // the sums over every shard (thread 0's doubles [0, 2O) hold them after the threads').
+        if let global {
+            let sums = scratch.doubles[0]
+            for c in 0..<O {
+                var sg = 0.0, sgx = 0.0
+                for t in 0..<T { sg += scratch.doubles[t][c]; sgx += scratch.doubles[t][O + c] }
+                let mu = Double(mean[c])
+                let rstd = 1 / (Double(variance[c]) + Double(e.epsilon)).squareRoot()
+                dgamma[c] = Float((sgx - mu * sg) * rstd)
+                dbeta[c] = Float(sg)
+                sums[c] = sg; sums[O + c] = sgx
+            }
+            for t in 1..<max(T, 1) { scratch.doubles[t].update(repeating: 0, count: 2 * O) }
+            global.sum(sums, 2 * O)
+        }
         for c in 0..<O {
             var sg = 0.0, sgx = 0.0
             for t in 0..<T { sg += scratch.doubles[t][c]; sgx += scratch.doubles[t][O + c] }
             let mu = Double(mean[c])
             let rstd = 1 / (Double(variance[c]) + Double(e.epsilon)).squareRoot()
             let sgxhat = (sgx - mu * sg) * rstd
-            dgamma[c] = Float(sgxhat)
-            dbeta[c] = Float(sg)
+            if global == nil {
+                dgamma[c] = Float(sgxhat)
+                dbeta[c] = Float(sg)
+            }
             // dz = k*(m*g - sumG - xhat*sumGXhat), k = gamma*rstd/m, xhat = (x - mu)*rstd
             let k = Double(gamma[c]) * rstd / m
             coef[c] = Float(Double(gamma[c]) * rstd)

@@ -8,7 +8,8 @@ public func fastDropout(
     _ y: UnsafeMutablePointer<Float>,       // (count)
     _ mask: UnsafeMutablePointer<Float>,    // (count)
     _ x: UnsafePointer<Float>,              // (count)
-    count: Int, rate: Double, seed: UInt64, run: UInt64, step: UInt64, threads: Int = 1
+    count: Int, rate: Double, seed: UInt64, run: UInt64, step: UInt64, threads: Int = 1,
+    first: UInt64 = 0  // the index of element 0 in the whole batch (data parallelism)
 ) {
     let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
     var h = splitmix64Mix(seed &+ golden)
@@ -19,7 +20,7 @@ public func fastDropout(
     let T = count >= 1 << 16 ? max(1, threads) : 1
     parallelFor(T) { t in
         let r = splitRange(count, parts: T, t)
-        fk_dropout(y + r.lowerBound, mask + r.lowerBound, x + r.lowerBound, r.count, h, UInt64(r.lowerBound), rate, keep)
+        fk_dropout(y + r.lowerBound, mask + r.lowerBound, x + r.lowerBound, r.count, h, first &+ UInt64(r.lowerBound), rate, keep)
     }
 }
 

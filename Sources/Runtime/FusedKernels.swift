@@ -167,7 +167,8 @@ public func fusedTrainForward<T: BLASReal>(
     gamma: UnsafePointer<T>?,               // (O)
     beta: UnsafePointer<T>?,                // (O)
     n: Int, _ a: FusedAnchor, _ e: FusedEpilogue,
-    workspace: UnsafeMutablePointer<T>? = nil  // fusedForwardWorkspace(a)
+    workspace: UnsafeMutablePointer<T>? = nil,  // fusedForwardWorkspace(a)
+    global: GlobalBatch? = nil                  // data parallelism: statistics over every shard
 ) {
     let channels = a.outputChannels, spatial = a.outputSpatial
     let count = n * channels * spatial
@@ -179,7 +180,7 @@ public func fusedTrainForward<T: BLASReal>(
     anchorForward(z, x, w, b, n: n, a, workspace: workspace)
     if e.batchnorm == .afterRelu { reluForward(z, UnsafePointer(z), count: count) }
     batchnormTrainForward(y, mean, variance, UnsafePointer(z), gamma, beta,
-                          n: n, channels: channels, spatial: spatial, epsilon: T(e.epsilon))
+                          n: n, channels: channels, spatial: spatial, epsilon: T(e.epsilon), global: global)
     if e.batchnorm == .beforeRelu && e.relu { reluForward(y, UnsafePointer(y), count: count) }
 }
 
@@ -202,10 +203,14 @@ public func fusedTrainBackward<T: BLASReal>(
     mean: UnsafePointer<T>?,            // (O) batch mean from the forward
     variance: UnsafePointer<T>?,        // (O) batch variance (biased) from the forward
     n: Int, _ a: FusedAnchor, _ e: FusedEpilogue,
-    workspace: UnsafeMutablePointer<T>? = nil  // fusedTrainBackwardWorkspace(a)
+    workspace: UnsafeMutablePointer<T>? = nil,  // fusedTrainBackwardWorkspace(a)
+    global: GlobalBatch? = nil                  // data parallelism: sums over every shard
 ) {
     let channels = a.outputChannels, spatial = a.outputSpatial
-    let m = Double(n * spatial)
+    let m = Double((global?.samples ?? n) * spatial)
+    // Under data parallelism, dgamma and dbeta keep this shard's sums; dz uses these, summed
+    // over every shard.
+    var globalSums: [Double]? = nil
     let eps = Double(T(e.epsilon))
     let maskBefore = e.relu && e.batchnorm != .afterRelu  // relu applied last: mask from y
 
@@ -229,6 +234,11 @@ public func fusedTrainBackward<T: BLASReal>(
             dgamma[c] = T(sumGXhat)
             dbeta[c] = T(sumG)
         }
+        if let global {
+            var sums = (0..<channels).map { Double(dbeta[$0]) } + (0..<channels).map { Double(dgamma[$0]) }
+            sums.withUnsafeMutableBufferPointer { global.sum($0.baseAddress!, 2 * channels) }
+            globalSums = sums
+        }
     }
 
     /// dz for samples [s0, s1) into `out`, laid out (sample, channel, spatial) from s0.
@@ -240,6 +250,7 @@ public func fusedTrainBackward<T: BLASReal>(
                 rstd = 1 / (Double(variance[c]) + eps).squareRoot()
                 k = Double(gamma[c]) * rstd / m
                 sumG = Double(dbeta[c]); sumGXhat = Double(dgamma[c])
+                if let globalSums { sumG = Double(T(globalSums[c])); sumGXhat = Double(T(globalSums[channels + c])) }
             }
             for s in s0..<s1 {
                 let base = (s * channels + c) * spatial

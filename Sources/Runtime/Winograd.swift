@@ -330,7 +330,8 @@ public func winogradFusedConvTrainForward(
     _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
     _ x: UnsafePointer<Float>, _ u: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
-    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
+    global: GlobalBatch? = nil  // data parallelism: statistics over every shard
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth
     let preRelu = e.relu && e.batchnorm != .beforeRelu
@@ -345,5 +346,5 @@ public func winogradFusedConvTrainForward(
                         stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
     normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
                                  coef: scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk),
-                                 n: n, channels: O, spatial: P, e, threads: threads)
+                                 n: n, channels: O, spatial: P, e, threads: threads, global: global)
 }

@@ -48,6 +48,8 @@ public struct CheckpointMeta: Codable, Sendable {
     public var elapsedSeconds: Double
     /// The data the run trains on (absent in checkpoints written before it was recorded).
     public var data: DataFingerprint? = nil
+    /// Ranks of a data-parallel run (absent: one process); a resume needs the same number.
+    public var ranks: Int? = nil
 }
 
 

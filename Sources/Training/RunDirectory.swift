@@ -75,8 +75,10 @@ final class EventLog {
     let path: String
     private(set) var failure: String?
 
-    init(path: String) throws {
+    /// A disabled log (a data-parallel rank other than 0) writes nothing.
+    init(path: String, enabled: Bool = true) throws {
         self.path = path
+        guard enabled else { fd = -1; return }
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw TrainError("\(path): cannot open the event log for writing: \(String(cString: strerror(errno)))") }
         var st = stat()

@@ -24,6 +24,8 @@ public struct TrainOptions: Sendable {
     public var forceResume = false
     /// Memory for the frozen-prefix cache (PrefixCache.swift); 0 turns it off.
     public var prefixCacheBytes = 2 << 30
+    /// Data parallelism (DataParallel.swift): this process is one rank of the group.
+    public var group: DataParallelGroup?
 
     public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
         self.epochs = epochs
@@ -130,6 +132,7 @@ public final class Trainer {
         persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
             .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
         prefixCacheNote = setUpPrefixCache(budgetBytes: options.prefixCacheBytes)
+        if let group = options.group { try attachGroup(group) }
         let all = persistent
         averaged = training.ema > 0 ? all.indices.filter { all[$0].evalIndex != nil } : []
     }
@@ -199,11 +202,12 @@ public final class Trainer {
     /// Runs the training; returns the per-epoch history.
     @discardableResult
     public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
-        try makeRunDirectory(options.outDir)
-        // One trainer per run directory; temp files of killed checkpoint writers are removed.
-        let lock = try RunLock(directory: options.outDir)
-        defer { lock.release() }
-        removeStaleCheckpointTemps(in: options.outDir)
+        if isWriter { try makeRunDirectory(options.outDir) }
+        // One trainer per run directory (rank 0 of a data-parallel run holds it for the group);
+        // temp files of killed checkpoint writers are removed.
+        let lock = isWriter ? try RunLock(directory: options.outDir) : nil
+        defer { lock?.release() }
+        if isWriter { removeStaleCheckpointTemps(in: options.outDir) }
         let logits = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
         let buffers = StepBuffers(
             x: try index(step, "x"), labels: try index(step, "labels"), learningRate: try index(step, "learning_rate"),
@@ -211,21 +215,24 @@ public final class Trainer {
             checked: step.outputs.filter { step.buffers[$0].elementType == .f32 })
         var state = RunState()
         if options.resume { state = try resume() } else {
-            try? FileManager.default.removeItem(atPath: logPath)
+            if isWriter { try? FileManager.default.removeItem(atPath: logPath) }
             startAverage()
         }
-        let log = try EventLog(path: logPath)
+        let log = try EventLog(path: logPath, enabled: isWriter)
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
         report(.started(trainImages: trainSet.count, valImages: valSet.count, stepsPerEpoch: stepsPerEpoch,
                         parameters: model.summary().paramsTotal, resumedAt: options.resume ? (state.epoch, state.batch) : nil))
         log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
                    "batch": state.batch, "iteration": state.iteration, "seed": NSNumber(value: options.seed), "batch_size": options.batchSize,
-                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count])
+                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count]
+                  .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,
+                                                "allreduce_bytes_per_step": $0.gradientBytesPerStep + $0.statisticsBytesPerStep] } ?? [:]) { a, _ in a })
 
         let runStart = monotonicSeconds()
         func elapsed() -> Double { state.elapsedBefore + monotonicSeconds() - runStart }
         var stepsThisRun = 0
         var batch = Batch(capacity: options.batchSize)
+        try options.group?.synchronize("starting to train")
         while state.epoch < options.epochs {
             let epoch = state.epoch
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
@@ -279,6 +286,7 @@ public final class Trainer {
             }
             log.write(event)
             report(.epoch(record, best: isBest))
+            try options.group?.synchronize("ending epoch \(record.epoch)")
         }
         log.write(["event": "end", "epochs": state.history.count, "best_val_accuracy": state.best ?? NSNull(), "elapsed_seconds": elapsed()])
         report(.finished(history: state.history, seconds: elapsed()))
@@ -295,6 +303,9 @@ public final class Trainer {
     /// predictions. Every random draw is keyed by (seed, epoch, batch) or the iteration.
     func trainStep(_ batch: inout Batch, indices: ArraySlice<Int>, epoch: Int, iteration: Int, rate: Double,
                    _ b: StepBuffers) throws -> (loss: Double, correct: Int) {
+        if let group = options.group {
+            return try shardedTrainStep(&batch, indices: indices, epoch: epoch, iteration: iteration, rate: rate, b, group: group)
+        }
         let position = UInt64(indices.startIndex / options.batchSize)
         fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
                   augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
@@ -333,6 +344,10 @@ public final class Trainer {
         let c = try Checkpoint.read(lastCheckpointPath)
         guard c.meta.modelHash == modelHash else {
             throw TrainError("\(lastCheckpointPath) was written for another model ('\(c.meta.model)', IR hash \(c.meta.modelHash)); this is '\(model.name)' (\(modelHash))")
+        }
+        guard (c.meta.ranks ?? 1) == (options.group?.size ?? 1) else {
+            let n = c.meta.ranks ?? 1, now = options.group?.size ?? 1
+            throw TrainError("\(lastCheckpointPath) was written by a run over \(n) rank\(n == 1 ? "" : "s") (\(n == 1 ? "one process" : "mpirun -np \(n)")); resume it with the same number (this run has \(now))")
         }
         guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
             throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
@@ -390,6 +405,7 @@ public final class Trainer {
     }
 
     func checkpoint(_ state: RunState, to path: String, elapsed: Double) throws {
+        guard isWriter else { return }
         var tensors: [String: [Float]] = [:]
         for p in persistent {
             let v = stepExecutor.buffer(p.stepIndex)
@@ -406,7 +422,8 @@ public final class Trainer {
         let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: state.epoch, batch: state.batch,
                                   iteration: state.iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
                                   bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
-                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed, data: dataFingerprint)
+                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
+                                  ranks: options.group?.size)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 

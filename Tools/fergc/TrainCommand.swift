@@ -1,6 +1,7 @@
 // fergc train: train a model on FER2013 (or the embedded sample), with progress, validation,
 // checkpoints and a report.
 
+import Distributed
 import Foundation
 import GraphIR
 import Runtime
@@ -25,16 +26,25 @@ enum TrainCommand {
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
             OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
             OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz) or a checkpoint. Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
+            OptionSpec(name: "distributed", kind: .value("MODE"), help: "Data-parallel training over MPI: 'auto' (default: when mpirun or srun started fergc), 'mpi' or 'none'. See docs/distributed.md."),
         ],
         details: """
         With no arguments, trains Models/small.graph on the embedded FER2013 sample
         (Data/fer2013-sample.csv.gz, 1,084 faces) for a quick end-to-end check.
         For the real thing, get Kaggle's fer2013.csv and run for example:
           fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
+        On several processes or machines (docs/distributed.md), each rank training on its
+        share of every batch:
+          mpirun -np 2 fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
         """)
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
+        let group = try TrainDistributed.start(a.value("distributed"))
+        try TrainDistributed.run(group) { try train(a, group: group) }
+    }
+
+    static func train(_ a: ParsedArguments, group: MPIGroup?) throws {
         guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
         var resumeDir = a.value("resume")
         var modelPath = a.positional.first
@@ -79,7 +89,10 @@ enum TrainCommand {
         options.maxSteps = try a.int("max-steps", spec.name)
         options.forceResume = a.flag("force-resume")
         if let b = a.value("prefix-cache") { options.prefixCacheBytes = try parseBytes(b, option: "--prefix-cache", command: spec.name) }
+        options.group = group
+        if let group { Console.out(TrainDistributed.describe(group, batch: batch)) }
         let trainer = try Trainer(model: model, data: data, options: options)
+        if let group { Console.out(TrainDistributed.describeExchange(group)) }
         if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
         if let w = a.value("init") {
             if options.resume {
@@ -91,6 +104,7 @@ enum TrainCommand {
         }
         let progress = Progress(interactive: isatty(1) != 0)
         try trainer.run { progress.show($0) }
+        if let group, group.rank != 0 { return }
         try writeReport(runDir: outDir)
         // Only the checkpoints that exist (a run stopped by --max-steps has no best yet).
         let written = [(trainer.bestCheckpointPath, "best"), (trainer.lastCheckpointPath, "last")]

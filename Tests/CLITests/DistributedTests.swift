@@ -1,0 +1,212 @@
+// Data-parallel training over MPI (docs/distributed.md): a 2-rank job on loopback against one
+// process on the same global batch, a rank killed mid-epoch, and the messages when MPI is
+// missing or the rank count changes. Skipped where Open MPI's mpirun is not installed.
+
+import Foundation
+import NumPyIO
+import XCTest
+
+final class DistributedTests: XCTestCase {
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-mpi-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: scratch)
+    }
+
+    /// Open MPI's mpirun, or a skip.
+    func mpirun() throws -> URL {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let url = URL(fileURLWithPath: String(dir)).appendingPathComponent("mpirun")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw XCTSkip("mpirun is not installed (Debian: openmpi-bin, libopenmpi-dev)")
+    }
+
+    /// mpirun's arguments for an N-rank job of fergc on this machine.
+    func mpiArguments(_ ranks: Int, _ args: [String]) -> [String] {
+        ["-np", "\(ranks)", "--oversubscribe"] + (getuid() == 0 ? ["--allow-run-as-root"] : [])
+            + [productsDirectory.appendingPathComponent("fergc").path] + args
+    }
+
+    /// Runs `fergc args` under `mpirun -np ranks`, output to files.
+    func mpi(_ ranks: Int, _ args: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = try mpirun()
+        p.arguments = mpiArguments(ranks, args)
+        p.currentDirectoryURL = repoRoot
+        let out = scratch.appendingPathComponent("mpi-\(UUID().uuidString).out")
+        let err = scratch.appendingPathComponent("mpi-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let o = try FileHandle(forWritingTo: out), e = try FileHandle(forWritingTo: err)
+        p.standardOutput = o
+        p.standardError = e
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        try o.close()
+        try e.close()
+        return Result(status: p.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
+                      stderr: try String(contentsOf: err, encoding: .utf8))
+    }
+
+    func tensors(_ dir: URL) throws -> [String: NDArray] {
+        var out: [String: NDArray] = [:]
+        for (name, array) in try NumPyIO.readNPZ(path: dir.appendingPathComponent("checkpoint-last.npz").path) where name != "__meta__" {
+            out[name] = array
+        }
+        return out
+    }
+
+    /// tiny.graph with SGD (momentum 0.9) instead of Adam. Adam divides each coordinate's
+    /// step by that coordinate's own gradient magnitude, so where a gradient is nothing but
+    /// rounding noise (the bias of d1, which feeds a batchnorm) any change of summation order
+    /// becomes a full-size step: there, one process with 1 thread and with 2 already differ
+    /// by 1e-4 relative after 5 steps. SGD keeps rounding differences at rounding size.
+    func tinySGD() throws -> URL {
+        let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
+            .replacingOccurrences(of: "optimizer = adam(lr=1e-3)", with: "optimizer = sgd(lr=0.05, momentum=0.9)")
+        XCTAssertTrue(source.contains("sgd(lr=0.05"))
+        let url = scratch.appendingPathComponent("tiny_sgd.graph")
+        try source.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    func testTwoRanksTrainAsOneProcessOnTheGlobalBatch() throws {
+        _ = try mpirun()
+        let model = try tinySGD()
+        let one = scratch.appendingPathComponent("one"), two = scratch.appendingPathComponent("two")
+        let args = ["train", model.path, "--max-steps", "6"]
+        let r1 = try fergc(args + ["--out", one.path])
+        XCTAssertEqual(r1.status, 0, r1.stderr)
+        let r2 = try mpi(2, args + ["--out", two.path])
+        XCTAssertEqual(r2.status, 0, r2.stdout + r2.stderr)
+        XCTAssertTrue(r2.stdout.contains("distributed over 2 ranks"), r2.stdout)
+        XCTAssertTrue(r2.stdout.contains("global batch 16, 8 per rank"), r2.stdout)
+        let log = try String(contentsOf: two.appendingPathComponent("events.jsonl"), encoding: .utf8)
+        XCTAssertTrue(log.contains("\"rank_batch\":[8,8]") && log.contains("\"ranks\":2"), log)
+
+        // Every weight and batchnorm statistic within 1e-5 of the tensor's largest value (the
+        // optimizer's momenta, sums of raw gradients, are printed beside).
+        let a = try tensors(one), b = try tensors(two)
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        XCTAssertGreaterThan(a.count, 10)
+        var bitwise = true, worst = (0.0, ""), momenta = (0.0, "")
+        for (name, x) in a where name != "optimizer.iterations" {
+            let xs = x.floats, ys = b[name]!.floats
+            XCTAssertEqual(xs.count, ys.count, name)
+            bitwise = bitwise && x.data == b[name]!.data
+            let scale = xs.map { abs(Double($0)) }.max() ?? 0
+            let diff = zip(xs, ys).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            if name.hasPrefix("sgd.") {
+                if scale > 0, diff / scale > momenta.0 { momenta = (diff / scale, name) }
+            } else if scale > 0, diff / scale > worst.0 { worst = (diff / scale, name) }
+        }
+        XCTAssertLessThanOrEqual(worst.0, 1e-5, "worst: \(worst.1)")
+        print("2 ranks vs 1 process after 6 steps: largest weight difference \(worst.0) of the tensor's largest value (\(worst.1)); momenta \(momenta.0) (\(momenta.1)); bitwise equal: \(bitwise)")
+        // Both trained 6 steps with non-zero gradients: the comparison above can fail.
+        XCTAssertEqual(a["optimizer.iterations"]?.floats, [6])
+        XCTAssertEqual(b["optimizer.iterations"]?.floats, [6])
+        XCTAssertTrue(b["sgd.velocity.c1.weight"]!.floats.contains { $0 != 0 })
+
+        // A resume needs the same number of ranks, and says so.
+        let wrong = try fergc(["train", "--resume", two.path])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.stderr.contains("over 2 ranks") && wrong.stderr.contains("same number"), wrong.stderr)
+    }
+
+    func testKilledRankEndsTheJobAndTheRunResumes() throws {
+        let mpirunURL = try mpirun()
+        let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
+        let steps = 40
+        let args = ["train", "Models/tiny.graph", "--checkpoint-every", "4"]
+        XCTAssertEqual(try mpi(2, args + ["--max-steps", "\(steps)", "--out", whole.path]).status, 0)
+
+        let p = Process()
+        p.executableURL = mpirunURL
+        p.arguments = mpiArguments(2, args + ["--max-steps", "\(steps)", "--out", killed.path])
+        p.currentDirectoryURL = repoRoot
+        let errURL = scratch.appendingPathComponent("killed.err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = err
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let log = killed.appendingPathComponent("events.jsonl")
+        var deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, p.isRunning {
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the run ended before it could be killed")
+        // Rank 1 of this job: the process whose environment says so and whose arguments name our run.
+        let rank1 = try XCTUnwrap(processes().first { $0.environment.contains("OMPI_COMM_WORLD_RANK=1") && $0.arguments.contains(killed.path) },
+                                  "rank 1 not found")
+        kill(rank1.pid, SIGKILL)
+        deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, p.isRunning { usleep(20_000) }
+        XCTAssertFalse(p.isRunning, "rank 0 did not end within 60 s of rank 1's death")
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        try err.close()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        let text = try String(contentsOf: errURL, encoding: .utf8)
+        XCTAssertTrue(text.contains("rank 1"), text)
+        let events = try String(contentsOf: log, encoding: .utf8)
+        XCTAssertFalse(events.contains("\"event\":\"stopped\""), "the kill came after the run ended")
+
+        // The last checkpoint is intact; resumed to the same step, the run ends where the
+        // uninterrupted one did, bit for bit.
+        let iteration = try XCTUnwrap(events.split(separator: "\n").last { $0.contains("\"event\":\"checkpoint\"") }
+            .flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["iteration"] as? Int)
+        let resumed = try mpi(2, ["train", "--resume", killed.path, "--max-steps", "\(steps - iteration)"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("resuming at epoch 1, batch \(iteration + 1)"), resumed.stdout)
+        let a = try tensors(whole), b = try tensors(killed)
+        XCTAssertFalse(a.isEmpty)
+        XCTAssertEqual(a.mapValues(\.data), b.mapValues(\.data))
+    }
+
+    func testDistributedWithoutMPISaysItIsUnavailable() throws {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("fergc")
+        p.arguments = ["train", "Models/tiny.graph", "--distributed", "mpi", "--max-steps", "1", "--out", scratch.appendingPathComponent("r").path]
+        p.currentDirectoryURL = repoRoot
+        var env = ProcessInfo.processInfo.environment
+        env["FERGC_LIBMPI"] = scratch.appendingPathComponent("no-libmpi.so").path
+        p.environment = env
+        let errURL = scratch.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        try err.close()
+        let text = try String(contentsOf: errURL, encoding: .utf8)
+        XCTAssertEqual(p.terminationStatus, 1, text)
+        XCTAssertTrue(text.contains("distributed training is unavailable"), text)
+        let bad = try fergc(["train", "--distributed", "tcp"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("auto, mpi or none"), bad.stderr)
+    }
+
+    /// Processes of this machine: pid, arguments, environment (those we may read).
+    func processes() throws -> [(pid: pid_t, arguments: [String], environment: [String])] {
+        var out: [(pid: pid_t, arguments: [String], environment: [String])] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = pid_t(name),
+                  let cmd = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"),
+                  let env = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { continue }
+            func split(_ d: Data) -> [String] { d.split(separator: 0).map { String(decoding: $0, as: UTF8.self) } }
+            out.append((pid, split(cmd), split(env)))
+        }
+        return out
+    }
+}
