@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CVision", path: "Sources/CVision"),
         .target(name: "Vision", dependencies: ["CVision", "Runtime"]),
         // JPEG, PNG and PGM/PPM decoding into Vision's Image.
-        .target(name: "ImageIO", dependencies: ["Vision", "CPNG", "CTurboJPEG"]),
+        .target(name: "ImageIO", dependencies: ["Vision", "Runtime", "CPNG", "CTurboJPEG"]),
 
         // MARK: - Support
         .target(name: "NumPyIO", dependencies: ["CZlib", "Runtime"]),

@@ -5,6 +5,7 @@
 
 import CPNG
 import CTurboJPEG
+import Runtime
 import Vision
 
 #if canImport(Glibc)

@@ -377,12 +377,17 @@ struct Exporter {
                 }
                 cur = target
             }
-        case .softmaxCrossEntropy, .constant, .l2Penalty:
+        case .ttaViews, .ttaMean:
+            throw unsupported("test-time augmentation has no ONNX export yet; export the plan compiled without --tta (and average the views' softmax outside)")
+        case .preprocess(let t, _, _, _):
+            throw unsupported("the preprocessing op \(t) has no ONNX equivalent; export a model without it and apply the preprocessing before ONNX Runtime")
+        case .softmaxCrossEntropy, .softmaxCrossEntropySmoothed, .constant, .l2Penalty:
             throw unsupported("computes a loss, which has no place in an exported inference model; export an inference plan (compile without --train)")
         case .batchnormTrain, .dropoutTrain, .conv2dGradInput, .conv2dGradWeight, .biasGrad, .denseGradInput,
              .denseGradWeight, .reluGrad, .leakyReluGrad, .batchnormTrainGrad, .batchnormInferenceGrad, .maxpoolGrad,
              .avgpoolGrad, .softmaxGrad, .softmaxCrossEntropyGrad, .l2PenaltyGrad, .sgdUpdate, .adamUpdate,
-             .maxNormProject, .batchnormStatsUpdate, .increment, .fusedTrain, .fusedTrainGrad:
+             .maxNormProject, .batchnormStatsUpdate, .increment, .fusedTrain, .fusedTrainGrad,
+             .softmaxCrossEntropySmoothedGrad, .sgdWeightDecayUpdate:
             throw unsupported(training)
         }
         done(outName)

@@ -131,10 +131,10 @@ public final class Trainer {
         evalExecutor.dropoutEnabled = false
         persistent = stepPlan.buffers.enumerated().filter { $0.element.role == .parameter || $0.element.role == .state }
             .map { (name: $0.element.name, stepIndex: $0.offset, evalIndex: evalPlan.buffer(named: $0.element.name)) }
-        prefixCacheNote = setUpPrefixCache(budgetBytes: options.prefixCacheBytes)
-        if let group = options.group { try attachGroup(group) }
         let all = persistent
         averaged = training.ema > 0 ? all.indices.filter { all[$0].evalIndex != nil } : []
+        prefixCacheNote = setUpPrefixCache(budgetBytes: options.prefixCacheBytes)
+        if let group = options.group { try attachGroup(group) }
     }
 
     // MARK: - Weight averaging (ema = D in the train block)

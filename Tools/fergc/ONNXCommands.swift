@@ -50,7 +50,7 @@ enum ExportCommand {
             options.batch = 1
             options.seed = model.training?.seed ?? 1
             options.sourceHash = sourceHash(path)
-            if let w = a.value("weights") { options.weights = try loadWeights(w) }
+            if let w = a.value("weights") { options.weights = try loadWeights(w, for: model) }
             do { plan = try compile(model, options).plan } catch let e as PassError { throw CLIError("\(path): \(e)") }
         } else {
             if a.value("weights") != nil {
