@@ -72,14 +72,26 @@ private func probeInput(_ v: Value, batch: Int, classes: Int, range: ClosedRange
     return (0..<count).map { _ in rng.uniform(range.lowerBound, range.upperBound) }
 }
 
-/// Max relative error per output of `original` (by name) of `optimized` on the probe batch.
+/// Max relative error per output of `original` (by name) of `optimized` on the probe batch:
+/// the largest absolute difference over the output's largest reference magnitude.
 /// `weights` default to `probeWeights(for: original)`; `folds` add the folded tensors.
 public func probeCheck(original: Graph, optimized: Graph, folds: [FoldRecipe] = [],
                        weights: [String: [Double]]? = nil, options: ProbeOptions = ProbeOptions()) throws -> [String: Double] {
+    try probeDifferences(original: original, optimized: optimized, folds: folds, weights: weights, options: options)
+        .mapValues { $0.scale > 0 ? $0.maxAbs / $0.scale : $0.maxAbs }
+}
+
+/// Per output of `original` (by name): the largest absolute difference of `optimized` from it on
+/// the probe batch, and the output's largest reference magnitude. An output that is zero in
+/// exact arithmetic (the gradient of a bias that a batchnorm follows) holds only rounding
+/// noise, so a relative error means nothing for it: compare `maxAbs` with another scale.
+public func probeDifferences(original: Graph, optimized: Graph, folds: [FoldRecipe] = [],
+                             weights: [String: [Double]]? = nil,
+                             options: ProbeOptions = ProbeOptions()) throws -> [String: (maxAbs: Double, scale: Double)] {
     let base = try applyFolds(folds, weights: weights ?? probeWeights(for: original, seed: options.seed))
     let reference = try probeRun(original, weights: base, options: options)
     let result = try probeRun(optimized, weights: base, options: options)
-    var errors: [String: Double] = [:]
+    var errors: [String: (maxAbs: Double, scale: Double)] = [:]
     for (k, o) in original.outputs.enumerated() {
         let name = original[o].name
         // By name; by position for an output a pass renamed (remove-dropout drops `x.drop`).
@@ -97,7 +109,7 @@ public func probeCheck(original: Graph, optimized: Graph, folds: [FoldRecipe] = 
             if e.isNaN { worst = .infinity; break }
             worst = max(worst, e)
         }
-        errors[name] = scale > 0 ? worst / scale : worst
+        errors[name] = (worst, scale)
     }
     return errors
 }

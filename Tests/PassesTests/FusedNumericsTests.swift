@@ -185,9 +185,18 @@ final class FusedNumericsTests: XCTestCase {
             let fused = try trainingGraph(model, fused: true)
             XCTAssertEqual(fused.nodes.filter { $0.op.name.hasSuffix("_train_grad") && $0.op.name.hasPrefix("fused_") }.count, 4)
             XCTAssertEqual(unfused.outputs.map { unfused[$0].name }, fused.outputs.map { fused[$0].name })
-            let errors = try probeCheck(original: unfused, optimized: fused, options: ProbeOptions(inputRange: 0...1))
-            XCTAssertEqual(errors.count, unfused.outputs.count)
-            for (name, e) in errors { XCTAssertLessThanOrEqual(e, 1e-10, "\(name), bnFirst \(bnFirst)") }
+            let d = try probeDifferences(original: unfused, optimized: fused, options: ProbeOptions(inputRange: 0...1))
+            XCTAssertEqual(d.count, unfused.outputs.count)
+            // With bnFirst, a conv bias sits in front of a batchnorm: its gradient is zero in
+            // exact arithmetic and both graphs give rounding noise (~1e-17), whose relative
+            // difference is anything (0.4-1.1 on AVX-512 OpenBLAS kernels). Such an output is
+            // measured against the largest gradient of the step instead of its own size.
+            let largest = d.values.map(\.scale).max() ?? 0
+            for (name, e) in d {
+                let zeroInExactArithmetic = e.scale < 1e-12 * largest
+                let error = e.maxAbs / (zeroInExactArithmetic ? largest : e.scale)
+                XCTAssertLessThanOrEqual(error, 1e-10, "\(name), bnFirst \(bnFirst), max |diff| \(e.maxAbs), scale \(e.scale)")
+            }
         }
     }
 
