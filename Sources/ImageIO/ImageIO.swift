@@ -140,7 +140,7 @@ public enum ImageIO {
             }
             var v = 0, digits = 0
             while pos < bytes.count, bytes[pos] >= 48, bytes[pos] <= 57 {
-                guard v < 10_000_000 else { throw fail("bad header: the \(what) is too large") }
+                guard digits < 7 else { throw fail("bad header: the \(what) has more than 7 digits") }
                 v = v * 10 + Int(bytes[pos] - 48); pos += 1; digits += 1
             }
             guard digits > 0 else { throw fail("bad header: expected the \(what)") }
@@ -157,7 +157,11 @@ public enum ImageIO {
         var out = [UInt8](repeating: 0, count: w * h * channels)
         for i in 0..<out.count {
             let v = bps == 1 ? Int(bytes[pos + i]) : Int(bytes[pos + 2 * i]) << 8 | Int(bytes[pos + 2 * i + 1])
-            out[i] = maxval == 255 ? UInt8(min(v, 255)) : UInt8(min(255, (min(v, maxval) * 255 + maxval / 2) / maxval))
+            guard v <= maxval else {
+                let p = i / channels
+                throw fail("sample \(i) (row \(p / w), column \(p % w)) is \(v), above the maximum value \(maxval) the header declares")
+            }
+            out[i] = maxval == 255 ? UInt8(v) : UInt8((v * 255 + maxval / 2) / maxval)
         }
         return Image(width: w, height: h, channels: channels, pixels: out)
     }

@@ -43,7 +43,7 @@ public struct HaarCascade: Sendable {
     public init(path: String) throws(CascadeError) {
         let bytes: [UInt8]
         do { bytes = try readRegularFile(path, limit: HaarCascade.maxFileBytes) } catch {
-            throw CascadeError(message: error.what, path: path)
+            throw CascadeError(message: "cannot read the cascade file: \(error.what)", path: path)
         }
         do { try self.init(xml: bytes) } catch { throw CascadeError(message: error.message, path: path) }
     }

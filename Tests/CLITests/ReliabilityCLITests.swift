@@ -39,6 +39,15 @@ final class ReliabilityCLITests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Swift runtime failure"), r.stderr, file: file, line: line)
     }
 
+    /// `fergc predict` goes on past a bad input: exit 1, the reason in that input's error record.
+    func assertErrorRecord(_ r: Result, _ needle: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, 1, "stdout: \(r.stdout) stderr: \(r.stderr)", file: file, line: line)
+        let records = r.stdout.split(separator: "\n").filter { $0.contains("\"status\":\"error\"") }
+        XCTAssertEqual(records.count, 1, r.stdout, file: file, line: line)
+        XCTAssertTrue(records.first?.contains(needle) ?? false, "expected '\(needle)' in: \(r.stdout)", file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Swift runtime failure"), r.stderr, file: file, line: line)
+    }
+
     // #1 / R1: a seed >= 2^63 trains (it is logged as an unsigned number).
     func testSeedAbove2To63Trains() throws {
         let r = try fergc(["train", "Models/tiny.graph", "--seed", "9223372036854775808", "--max-steps", "1", "--out", path("r1")])
@@ -187,7 +196,7 @@ final class ReliabilityCLITests: XCTestCase {
         assertClearError(try fergc(["compile", path("f.graph"), "--summary"]), "FIFO")
         assertClearError(try fergc(["data", "summary", path("f.csv"), "--grid", path("grid.png")]), "FIFO")
         XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "-o", path("t.plan")]).status, 0)
-        assertClearError(try fergc(["predict", path("t.plan"), path("f.pgm")]), "FIFO")
+        assertErrorRecord(try fergc(["predict", path("t.plan"), path("f.pgm"), "--format", "jsonl"]), "FIFO")
     }
 
     // #15 / R11: a zip bomb is refused from its declared sizes, before inflating.
@@ -342,9 +351,9 @@ final class ReliabilityCLITests: XCTestCase {
     func testPGMEdgeCases() throws {
         XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "-o", path("t.plan")]).status, 0)
         try Data(Array("P5\n48 48\n15\n".utf8) + [UInt8](repeating: 255, count: 2304)).write(to: URL(fileURLWithPath: path("a.pgm")))
-        assertClearError(try fergc(["predict", path("t.plan"), path("a.pgm")]), "above the maximum value 15")
+        assertErrorRecord(try fergc(["predict", path("t.plan"), path("a.pgm"), "--format", "jsonl"]), "above the maximum value 15")
         try Data(Array("P5\n99999999999999999999 48\n255\n".utf8)).write(to: URL(fileURLWithPath: path("b.pgm")))
-        assertClearError(try fergc(["predict", path("t.plan"), path("b.pgm")]), "the width has more than 7 digits")
+        assertErrorRecord(try fergc(["predict", path("t.plan"), path("b.pgm"), "--format", "jsonl"]), "the width has more than 7 digits")
     }
 }
 

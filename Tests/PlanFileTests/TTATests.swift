@@ -99,12 +99,15 @@ final class TTATests: XCTestCase {
         let image = dir.appendingPathComponent("face.pgm").path
         try pgm(pixels, width: 48, height: 48).write(to: URL(fileURLWithPath: image))
         let expected = try Session(try LoadedPlan(plan: tta)).predictRaw(pixels: pixels)[0]
-        let j = try fergc(["predict", path, image, "--json"])
+        let j = try fergc(["predict", path, image, "--format", "jsonl"])
         XCTAssertEqual(j.status, 0, j.stderr)
-        let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
-        let predictions = try XCTUnwrap(o["predictions"] as? [[String: Any]])
-        let probs = try XCTUnwrap(predictions.first?["probabilities"] as? [Double])
-        for (got, want) in zip(probs, expected) { XCTAssertEqual(got, Double(want), accuracy: 1e-6) }
+        // One JSONL record for the face; its probabilities by class name.
+        let line = try XCTUnwrap(j.stdout.split(separator: "\n").first)
+        let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let probs = try XCTUnwrap(o["probabilities"] as? [String: Double])
+        let names = try LoadedPlan(plan: tta).classNames
+        XCTAssertEqual(probs.count, names.count)
+        for (name, want) in zip(names, expected) { XCTAssertEqual(try XCTUnwrap(probs[name]), Double(want), accuracy: 1e-6, name) }
         let r = try fergc(["inspect", path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("tta           flip: 2 views of 48x48 from each 48x48 face"), r.stdout)
