@@ -81,8 +81,12 @@ public func preprocessPlane(_ technique: PreprocessTechnique, _ x: [Double], _ y
     case .scharr: separableEdge(x, &y, h, w, smooth: (3.0 / 16, 10.0 / 16, 3.0 / 16))
     case .prewitt: separableEdge(x, &y, h, w, smooth: (1.0 / 3, 1.0 / 3, 1.0 / 3))
     case .roberts: roberts(x, &y, h, w)
-    case .thresholdYen: mask(levelsOf(x), &y, above: Double(yenLevel(levelsOf(x))))
-    case .thresholdIsodata: mask(levelsOf(x), &y, above: Double(isodataLevel(levelsOf(x))))
+    case .thresholdYen:
+        let u = levelsOf(x)
+        mask(u, &y, above: Double(yenLevel(u)))
+    case .thresholdIsodata:
+        let u = levelsOf(x)
+        mask(u, &y, above: Double(isodataLevel(u)))
     case .thresholdMean:
         let m = x.reduce(0, +) / Double(x.count)
         for i in x.indices { y[i] = x[i] > m ? 1 : 0 }
@@ -124,28 +128,36 @@ private func equalizeLocal(_ x: [Double], _ y: inout [Double], _ h: Int, _ w: In
     let u = levelsOf(x)
     // half[d]: the disk's half-width on row offset d - radius (x^2 + y^2 <= r^2).
     let half = (0...(2 * radius)).map { isqrt(radius * radius - ($0 - radius) * ($0 - radius)) }
-    var hist = [Int](repeating: 0, count: 256)
-    for r in 0..<h {
-        for i in hist.indices { hist[i] = 0 }
-        var pop = 0
-        let rows = max(0, r - radius)...min(h - 1, r + radius)
-        for rr in rows {
-            let hw = half[rr - r + radius]
-            for cc in max(0, -hw)...min(w - 1, hw) { hist[u[rr * w + cc]] += 1; pop += 1 }
-        }
-        for c in 0..<w {
-            if c > 0 {
-                for rr in rows {
-                    let hw = half[rr - r + radius]
-                    let out = c - 1 - hw, into = c + hw
-                    if out >= 0 { hist[u[rr * w + out]] -= 1; pop -= 1 }
-                    if into < w { hist[u[rr * w + into]] += 1; pop += 1 }
+    var hist = [Int32](repeating: 0, count: 256)
+    u.withUnsafeBufferPointer { u in
+        half.withUnsafeBufferPointer { half in
+            hist.withUnsafeMutableBufferPointer { hist in
+                y.withUnsafeMutableBufferPointer { y in
+                    for r in 0..<h {
+                        for i in 0..<256 { hist[i] = 0 }
+                        var pop = 0
+                        let r0 = max(0, r - radius), r1 = min(h - 1, r + radius)
+                        for rr in r0...r1 {
+                            let hw = half[rr - r + radius]
+                            for cc in 0...min(w - 1, hw) { hist[u[rr * w + cc]] += 1; pop += 1 }
+                        }
+                        for c in 0..<w {
+                            if c > 0 {
+                                for rr in r0...r1 {
+                                    let hw = half[rr - r + radius], row = rr * w
+                                    let out = c - 1 - hw, into = c + hw
+                                    if out >= 0 { hist[u[row + out]] -= 1; pop -= 1 }
+                                    if into < w { hist[u[row + into]] += 1; pop += 1 }
+                                }
+                            }
+                            let g = u[r * w + c]
+                            var sum: Int32 = 0
+                            for i in 0...g { sum &+= hist[i] }
+                            y[r * w + c] = (Double(255 * Int(sum)) / Double(pop)).rounded(.down)
+                        }
+                    }
                 }
             }
-            let g = u[r * w + c]
-            var sum = 0
-            for i in 0...g { sum += hist[i] }
-            y[r * w + c] = (Double(255 * sum) / Double(pop)).rounded(.down)
         }
     }
 }
@@ -191,15 +203,21 @@ func clipHistogram(_ hist: inout [Int], limit: Int) {
         excess += hist[i] - limit
         hist[i] = limit
     }
+    // The bins under the limit, counted once and kept up to date (scikit-image recounts them
+    // for every index; the count is the same).
+    var under = hist.reduce(0) { $0 + ($1 < limit ? 1 : 0) }
     while excess > 0 {
         let before = excess
         for index in 0..<n {
-            let under = hist.reduce(0) { $0 + ($1 < limit ? 1 : 0) }
             let step = max(1, under / excess)
             var j = index
             var added = 0
             while j < n {
-                if hist[j] < limit { hist[j] += 1; added += 1 }
+                if hist[j] < limit {
+                    hist[j] += 1
+                    added += 1
+                    if hist[j] == limit { under -= 1 }
+                }
                 j += step
             }
             excess -= added
@@ -254,19 +272,23 @@ private func clahe(_ x: [Double], _ y: inout [Double], _ h: Int, _ w: Int, clip:
     // Bilinear between the four tile mappings around each block, in float32 as the reference
     // accumulates; the block grid is offset by half a tile, with the edge tiles repeated.
     var result = [Double](repeating: 0, count: h * w)
-    for r in top..<(top + h) {
-        let by = r / ky, cy = Double(r % ky) / Double(ky)
-        for c in left..<(left + w) {
-            let bx = c / kx, cx = Double(c % kx) / Double(kx)
-            let v = padded[r * pw + c]
-            var acc: Float = 0
-            for (e0, e1) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                let a = min(max(by + e0 - 1, 0), ty - 1), b = min(max(bx + e1 - 1, 0), tx - 1)
-                let m = maps[(a * tx + b) * bins + v]
-                let coeff = (e1 == 1 ? cx : 1 - cx) * (e0 == 1 ? cy : 1 - cy)
-                acc += Float(Double(m) * coeff)
+    maps.withUnsafeBufferPointer { maps in
+        for r in top..<(top + h) {
+            let by = r / ky, cy = Double(r % ky) / Double(ky)
+            // The tile rows above and below (e0 = 0, 1), edge tiles repeated.
+            let a0 = min(max(by - 1, 0), ty - 1), a1 = min(by, ty - 1)
+            for c in left..<(left + w) {
+                let bx = c / kx, cx = Double(c % kx) / Double(kx)
+                let b0 = min(max(bx - 1, 0), tx - 1), b1 = min(bx, tx - 1)
+                let v = padded[r * pw + c]
+                // In scikit-image's order: edges (0,0), (0,1), (1,0), (1,1), each weight the
+                // column factor times the row factor, each term rounded to float32 and summed.
+                var acc = Float(Double(maps[(a0 * tx + b0) * bins + v]) * ((1 - cx) * (1 - cy)))
+                acc += Float(Double(maps[(a0 * tx + b1) * bins + v]) * (cx * (1 - cy)))
+                acc += Float(Double(maps[(a1 * tx + b0) * bins + v]) * ((1 - cx) * cy))
+                acc += Float(Double(maps[(a1 * tx + b1) * bins + v]) * (cx * cy))
+                result[(r - top) * w + (c - left)] = Double(Int(acc))  // astype(uint16): toward zero
             }
-            result[(r - top) * w + (c - left)] = Double(Int(acc))  // astype(uint16): toward zero
         }
     }
     // rescale_intensity to 0..1 (a constant result is clipped to 0..1).
@@ -296,18 +318,35 @@ private func edgeMirror(_ i: Int, _ n: Int) -> Int {
     return k < n ? k : period - 1 - k
 }
 
+/// x/255 with one pixel of scipy's `reflect` border around it: [(h + 2) x (w + 2)].
+private func bordered(_ x: [Double], _ h: Int, _ w: Int) -> [Double] {
+    let pw = w + 2
+    var p = [Double](repeating: 0, count: (h + 2) * pw)
+    for r in 0..<(h + 2) {
+        let sr = edgeMirror(r - 1, h)
+        for c in 0..<pw { p[r * pw + c] = x[sr * w + edgeMirror(c - 1, w)] / 255 }
+    }
+    return p
+}
+
 /// sqrt((gr^2 + gc^2) / 2) of x/255, where gr is the central difference along rows smoothed by
 /// `smooth` along columns, and gc the same transposed.
 private func separableEdge(_ x: [Double], _ y: inout [Double], _ h: Int, _ w: Int,
                            smooth s: (Double, Double, Double)) {
-    @inline(__always) func p(_ r: Int, _ c: Int) -> Double { x[edgeMirror(r, h) * w + edgeMirror(c, w)] / 255 }
-    for r in 0..<h {
-        for c in 0..<w {
-            let gr = s.0 * (p(r + 1, c - 1) - p(r - 1, c - 1)) + s.1 * (p(r + 1, c) - p(r - 1, c))
-                + s.2 * (p(r + 1, c + 1) - p(r - 1, c + 1))
-            let gc = s.0 * (p(r - 1, c + 1) - p(r - 1, c - 1)) + s.1 * (p(r, c + 1) - p(r, c - 1))
-                + s.2 * (p(r + 1, c + 1) - p(r + 1, c - 1))
-            y[r * w + c] = (gr * gr + gc * gc).squareRoot() / 2.0.squareRoot()
+    let pw = w + 2
+    let padded = bordered(x, h, w)
+    padded.withUnsafeBufferPointer { p in
+        y.withUnsafeMutableBufferPointer { y in
+            for r in 0..<h {
+                let up = r * pw, mid = up + pw, down = mid + pw  // rows r-1, r, r+1 of the image
+                for c in 0..<w {
+                    let gr = s.0 * (p[down + c] - p[up + c]) + s.1 * (p[down + c + 1] - p[up + c + 1])
+                        + s.2 * (p[down + c + 2] - p[up + c + 2])
+                    let gc = s.0 * (p[up + c + 2] - p[up + c]) + s.1 * (p[mid + c + 2] - p[mid + c])
+                        + s.2 * (p[down + c + 2] - p[down + c])
+                    y[r * w + c] = (gr * gr + gc * gc).squareRoot() / 2.0.squareRoot()
+                }
+            }
         }
     }
 }
@@ -315,11 +354,17 @@ private func separableEdge(_ x: [Double], _ y: inout [Double], _ h: Int, _ w: In
 /// sqrt((d1^2 + d2^2) / 2) of x/255 with the diagonal differences d1 = p[r+1,c+1] - p[r,c] and
 /// d2 = p[r+1,c] - p[r,c+1] (the last row and column repeated past the edge).
 private func roberts(_ x: [Double], _ y: inout [Double], _ h: Int, _ w: Int) {
-    @inline(__always) func p(_ r: Int, _ c: Int) -> Double { x[min(r, h - 1) * w + min(c, w - 1)] / 255 }
-    for r in 0..<h {
-        for c in 0..<w {
-            let d1 = p(r + 1, c + 1) - p(r, c), d2 = p(r + 1, c) - p(r, c + 1)
-            y[r * w + c] = (d1 * d1 + d2 * d2).squareRoot() / 2.0.squareRoot()
+    let pw = w + 2
+    let padded = bordered(x, h, w)
+    padded.withUnsafeBufferPointer { p in
+        y.withUnsafeMutableBufferPointer { y in
+            for r in 0..<h {
+                let here = (r + 1) * pw + 1, below = here + pw
+                for c in 0..<w {
+                    let d1 = p[below + c + 1] - p[here + c], d2 = p[below + c] - p[here + c + 1]
+                    y[r * w + c] = (d1 * d1 + d2 * d2).squareRoot() / 2.0.squareRoot()
+                }
+            }
         }
     }
 }
