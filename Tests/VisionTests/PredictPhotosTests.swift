@@ -159,6 +159,15 @@ final class PredictPhotosTests: XCTestCase {
         XCTAssertTrue(empty.stderr.contains("no input"), empty.stderr)
         let missing = try fergc(["predict", tiny, dir.appendingPathComponent("nope.jpg").path])
         XCTAssertEqual(missing.status, 66, missing.stderr)
+        // Sub-directories only with -r.
+        let nested = dir.appendingPathComponent("nested/deeper")
+        try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
+        try (Data("P5\n48 48\n255\n".utf8) + Data(count: 2304)).write(to: nested.appendingPathComponent("f.pgm"))
+        let flat = try fergc(["predict", tiny, dir.appendingPathComponent("nested").path])
+        XCTAssertEqual(flat.status, 66, flat.stderr)
+        let deep = try fergc(["predict", tiny, dir.appendingPathComponent("nested").path, "-r", "--format", "jsonl"])
+        XCTAssertEqual(deep.status, 0, deep.stderr)
+        XCTAssertEqual(try jsonLines(deep.stdout).map { $0["file"] as? String }, [nested.appendingPathComponent("f.pgm").path])
         // A cascade that cannot be read: 65, before any image.
         let face = dir.appendingPathComponent("face.pgm").path
         try (Data("P5\n48 48\n255\n".utf8) + Data(count: 2304)).write(to: URL(fileURLWithPath: face))
