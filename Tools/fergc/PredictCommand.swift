@@ -379,8 +379,9 @@ enum PredictCommand {
             let label = "\(names[best]) \(String(format: "%.2f", p[best]))"
             let w = Canvas.textWidth(label, scale: scale) + 4
             let ty = box.y >= 12 * scale ? box.y - 11 * scale : box.y + box.height + 1
-            canvas.fillRect(x: box.x - scale, y: ty, width: w, height: 11 * scale, color: color)
-            canvas.text(label, x: Double(box.x + 2 - scale), y: Double(ty + 8 * scale), color: .black, scale: scale)
+            let lx = max(0, min(box.x - scale, image.width - w))  // inside the image
+            canvas.fillRect(x: lx, y: ty, width: w, height: 11 * scale, color: color)
+            canvas.text(label, x: Double(lx + 2), y: Double(ty + 8 * scale), color: .black, scale: scale)
         }
         return canvas.png()
     }
