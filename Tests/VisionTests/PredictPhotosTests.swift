@@ -195,6 +195,14 @@ final class PredictPhotosTests: XCTestCase {
         let mine = gray.withGrayView { CropRule.standard.crop($0, box: Box(x: 177, y: 66, width: 95, height: 95), side: 48) }
         XCTAssertEqual(crop.pixels, mine)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: crops), ["astronaut-face0.png"])
+
+        // --detector none: the whole photo is the face, resized to 48x48 as it is.
+        let none = try fergc(["predict", try tinyPlan(), "\(photos)/coffee.png", "--detector", "none", "--save-crops", crops, "--format", "jsonl"])
+        XCTAssertEqual(none.status, 0, none.stderr)
+        XCTAssertEqual(try jsonLines(none.stdout).first?["box"] as? [Int], [0, 0, 600, 400])
+        let whole = try ImageIO.read(path: "\(crops)/coffee-face0.png")
+        let coffee = try ImageIO.read(path: "\(photos)/coffee.png").gray()
+        XCTAssertEqual(whole.pixels, coffee.withGrayView { CropRule.standard.resizeWhole($0, side: 48) })
     }
 
     /// The scene's detected faces against the 48x48 originals (FER2013 Training rows by
