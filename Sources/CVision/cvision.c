@@ -119,17 +119,20 @@ static void set_offsets(const cv_cascade *c, int f, int istride, int ofs[3][4], 
     }
 }
 
-static inline float feature_value(const int *p, const int ofs[3][4], const float w[3]) {
-    float v = w[0] * (float)(p[ofs[0][0]] - p[ofs[0][1]] - p[ofs[0][2]] + p[ofs[0][3]]) +
-              w[1] * (float)(p[ofs[1][0]] - p[ofs[1][1]] - p[ofs[1][2]] + p[ofs[1][3]]);
-    if (w[2] != 0.0f) v += w[2] * (float)(p[ofs[2][0]] - p[ofs[2][1]] - p[ofs[2][2]] + p[ofs[2][3]]);
+/// A rectangle's sum from its corners. The integral images are kept modulo 2^32 (unsigned: no
+/// overflow, whatever the image size); a window's sum is exact because it is far below 2^31.
+#define RECT_SUM(p, o) ((int32_t)((p)[(o)[0]] - (p)[(o)[1]] - (p)[(o)[2]] + (p)[(o)[3]]))
+
+static inline float feature_value(const uint32_t *p, const int ofs[3][4], const float w[3]) {
+    float v = w[0] * (float)RECT_SUM(p, ofs[0]) + w[1] * (float)RECT_SUM(p, ofs[1]);
+    if (w[2] != 0.0f) v += w[2] * (float)RECT_SUM(p, ofs[2]);
     return v;
 }
 
 /// Scans one scale: windows at (x, y) of the sw x sh image whose integrals (stride iw) are
 /// given. Returns the accepted windows through `push`.
 CLONES
-static int scan(job *jb, const int *sum, const uint32_t *sq, int iw, int sw, int sh, float scale,
+static int scan(job *jb, const uint32_t *sum, const uint32_t *sq, int iw, int sw, int sh, float scale,
                 const stump *stumps, int (*featofs)[3][4], float (*featw)[3], cv_rect **buf, long *n, long *cap) {
     const cv_cascade *c = jb->c;
     int ww = c->window_w, wh = c->window_h;
@@ -142,9 +145,9 @@ static int scan(job *jb, const int *sum, const uint32_t *sq, int iw, int sw, int
     for (int y = 0; y < yend; y += ystep) {
         for (int x = 0; x < xend; x += ystep) {
             if (x + ww >= sw + 1 || y + wh >= sh + 1) continue;
-            const int *p = sum + (size_t)y * iw + x;
+            const uint32_t *p = sum + (size_t)y * iw + x;
             const uint32_t *pq = sq + (size_t)y * iw + x;
-            int valsum = p[n0] - p[n1] - p[n2] + p[n3];
+            int valsum = (int32_t)(p[n0] - p[n1] - p[n2] + p[n3]);
             uint32_t valsq = pq[n0] - pq[n1] - pq[n2] + pq[n3];
             double nf = area * valsq - (double)valsum * valsum;
             if (!(nf > 0)) continue;
@@ -208,7 +211,7 @@ static void *worker(void *arg) {
     }
     size_t ipix = (size_t)maxw * (size_t)maxh;
     uint8_t *small = malloc(ipix);
-    int *sum = malloc(sizeof(int) * ipix);
+    uint32_t *sum = malloc(sizeof(uint32_t) * ipix);
     uint32_t *sq = malloc(sizeof(uint32_t) * ipix);
     stump *stumps = jb->all_stumps ? malloc(sizeof(stump) * (size_t)(c->nnodes > 0 ? c->nnodes : 1)) : NULL;
     int (*featofs)[3][4] = jb->all_stumps ? NULL : malloc(sizeof(int[3][4]) * (size_t)(c->nfeatures > 0 ? c->nfeatures : 1));
@@ -229,13 +232,13 @@ static void *worker(void *arg) {
             cv_resize_linear(jb->image, jb->width, jb->height, jb->stride, small, sw, sh);
         }
         // Integral and squared integral (the latter modulo 2^32: window sums stay exact).
-        memset(sum, 0, sizeof(int) * (size_t)iw);
+        memset(sum, 0, sizeof(uint32_t) * (size_t)iw);
         memset(sq, 0, sizeof(uint32_t) * (size_t)iw);
         for (int y = 0; y < sh; y++) {
             const uint8_t *r = small + (size_t)y * sw;
-            int *s = sum + (size_t)(y + 1) * iw, *sp = s - iw;
+            uint32_t *s = sum + (size_t)(y + 1) * iw, *sp = s - iw;
             uint32_t *q = sq + (size_t)(y + 1) * iw, *qp = q - iw;
-            int acc = 0;
+            uint32_t acc = 0;
             uint32_t accq = 0;
             s[0] = 0; q[0] = 0;
             for (int x = 0; x < sw; x++) {

@@ -57,6 +57,9 @@ public final class FaceDetector: Sendable {
     private let nodeLeft: [Int32], nodeRight: [Int32], nodeFeature: [Int32], nodeThreshold: [Float], leaves: [Float]
     private let featureRects: [Int32], featureWeights: [Float]
 
+    /// The largest scaled image scanned (pixels; 9 bytes each per thread): 64 Mpx.
+    public static let maxScanPixels = 1 << 26
+
     /// The cascade OpenCV's examples use for faces (Debian's opencv-data).
     public static let defaultCascadePath = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"
 
@@ -118,6 +121,12 @@ public final class FaceDetector: Sendable {
         guard options.scaleFactor > 1.0001, options.scaleFactor.isFinite else { throw DetectionError("scale factor \(options.scaleFactor) must be > 1") }
         let scales = self.scales(width: image.width, height: image.height, options: options)
         if scales.isEmpty { return [] }
+        // Each thread holds the largest scale's image and two integrals: 9 bytes a pixel.
+        let largest = (Double(image.width) / Double(scales[0]) + 1) * (Double(image.height) / Double(scales[0]) + 1)
+        guard largest <= Double(FaceDetector.maxScanPixels) else {
+            let needed = Int((Double(image.width * image.height) / Double(FaceDetector.maxScanPixels)).squareRoot() * Double(cascade.windowWidth) + 1)
+            throw DetectionError("a \(image.width)x\(image.height) image is too large to scan for faces from \(options.minSize) px; use a minimum face size of at least \(needed) px")
+        }
         let threads = options.threads > 0 ? options.threads : onlineCPUs()
         var capacity = 4096
         while true {

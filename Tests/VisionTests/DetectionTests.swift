@@ -100,4 +100,19 @@ final class DetectionTests: XCTestCase {
         }
         XCTAssertEqual(boxes, try detect("astronaut.png"))
     }
+
+    /// A scan that would need too much memory is refused before anything is allocated, with
+    /// the minimum face size that would work.
+    func testHugeImagesAskForALargerMinimumFace() throws {
+        let detector = try DetectionTests.detector()
+        let side = 9000
+        let pixels = [UInt8](repeating: 128, count: side * side)
+        var o = DetectionOptions()
+        o.minSize = 24
+        XCTAssertThrowsError(try pixels.withUnsafeBufferPointer {
+            try detector.detect(GrayView(pixels: $0.baseAddress!, width: side, height: side, stride: side), options: o)
+        }) { e in
+            XCTAssertTrue("\(e)".contains("too large to scan for faces from 24 px; use a minimum face size of at least 27 px"), "\(e)")
+        }
+    }
 }

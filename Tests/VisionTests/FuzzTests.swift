@@ -66,8 +66,8 @@ final class FuzzTests: XCTestCase {
         var total = 0
         for (k, file) in ["astronaut.jpg", "rocket.jpg", "astronaut.png", "chelsea.png"].enumerated() {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(photos)/\(file)")))
-            let r = checkImages(bytes, name: file, count: 300, seed: UInt64(k + 1))
-            XCTAssertGreaterThan(r.rejected, 110, "\(file): \(r)")
+            let r = checkImages(bytes, name: file, count: 250, seed: UInt64(k + 1))
+            XCTAssertGreaterThan(r.rejected, 90, "\(file): \(r)")
             total += r.decoded + r.rejected
         }
         // PGM and PPM (a 64x64 gray and colour cut of the astronaut).
@@ -80,7 +80,7 @@ final class FuzzTests: XCTestCase {
             XCTAssertGreaterThan(r.rejected, 60, "\(name): \(r)")
             total += r.decoded + r.rejected
         }
-        XCTAssertEqual(total, 1600)
+        XCTAssertEqual(total, 1400)
     }
 
     /// A small cascade written from the first two stages of the default one (so it parses fast

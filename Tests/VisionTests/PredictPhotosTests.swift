@@ -159,6 +159,15 @@ final class PredictPhotosTests: XCTestCase {
         XCTAssertTrue(empty.stderr.contains("no input"), empty.stderr)
         let missing = try fergc(["predict", tiny, dir.appendingPathComponent("nope.jpg").path])
         XCTAssertEqual(missing.status, 66, missing.stderr)
+        // Sub-directories only with -r.
+        let nested = dir.appendingPathComponent("nested/deeper")
+        try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
+        try (Data("P5\n48 48\n255\n".utf8) + Data(count: 2304)).write(to: nested.appendingPathComponent("f.pgm"))
+        let flat = try fergc(["predict", tiny, dir.appendingPathComponent("nested").path])
+        XCTAssertEqual(flat.status, 66, flat.stderr)
+        let deep = try fergc(["predict", tiny, dir.appendingPathComponent("nested").path, "-r", "--format", "jsonl"])
+        XCTAssertEqual(deep.status, 0, deep.stderr)
+        XCTAssertEqual(try jsonLines(deep.stdout).map { $0["file"] as? String }, [nested.appendingPathComponent("f.pgm").path])
         // A cascade that cannot be read: 65, before any image.
         let face = dir.appendingPathComponent("face.pgm").path
         try (Data("P5\n48 48\n255\n".utf8) + Data(count: 2304)).write(to: URL(fileURLWithPath: face))
@@ -186,6 +195,14 @@ final class PredictPhotosTests: XCTestCase {
         let mine = gray.withGrayView { CropRule.standard.crop($0, box: Box(x: 177, y: 66, width: 95, height: 95), side: 48) }
         XCTAssertEqual(crop.pixels, mine)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: crops), ["astronaut-face0.png"])
+
+        // --detector none: the whole photo is the face, resized to 48x48 as it is.
+        let none = try fergc(["predict", try tinyPlan(), "\(photos)/coffee.png", "--detector", "none", "--save-crops", crops, "--format", "jsonl"])
+        XCTAssertEqual(none.status, 0, none.stderr)
+        XCTAssertEqual(try jsonLines(none.stdout).first?["box"] as? [Int], [0, 0, 600, 400])
+        let whole = try ImageIO.read(path: "\(crops)/coffee-face0.png")
+        let coffee = try ImageIO.read(path: "\(photos)/coffee.png").gray()
+        XCTAssertEqual(whole.pixels, coffee.withGrayView { CropRule.standard.resizeWhole($0, side: 48) })
     }
 
     /// The scene's detected faces against the 48x48 originals (FER2013 Training rows by

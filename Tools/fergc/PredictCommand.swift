@@ -16,7 +16,7 @@ enum PredictCommand {
         usage: "predict M.plan PATH... [-r] [--format table|jsonl|csv] [--annotate DIR] [--save-crops DIR] [--csv F --row N [--split S]]",
         summary: "Find the faces in photos and classify their emotions with a .plan (or classify 48x48 faces, or a FER2013 CSV row).",
         options: [
-            OptionSpec(name: "r", kind: .flag, help: "Walk directories recursively (without it, a directory's own images only)."),
+            OptionSpec(name: "recursive", kind: .flag, help: "-r: walk directories recursively (without it, a directory's own images only)."),
             OptionSpec(name: "format", kind: .value("F"), help: "table, jsonl or csv (default: table on a terminal, jsonl when piped)."),
             OptionSpec(name: "json", kind: .flag, help: "The same as --format jsonl."),
             OptionSpec(name: "annotate", kind: .value("DIR"), help: "Write each image to DIR as PNG with its boxes, emotions and scores."),
@@ -104,7 +104,9 @@ enum PredictCommand {
     }
 
     static func run(_ args: [String]) throws {
-        let a = try parseArguments(args, spec)
+        // -r is --recursive (before a '--', which ends the options).
+        let end = args.firstIndex(of: "--") ?? args.count
+        let a = try parseArguments(args.enumerated().map { $0.offset < end && $0.element == "-r" ? "--recursive" : $0.element }, spec)
         guard let planPath = a.positional.first else { throw UsageError(message: "missing the plan file (M.plan)", command: spec.name) }
         let paths = Array(a.positional.dropFirst())
         if a.value("csv") != nil, a.value("row") == nil { throw UsageError(message: "--csv needs --row N (which face)", command: spec.name) }
@@ -191,10 +193,10 @@ enum PredictCommand {
             if p == "-" {
                 while let line = readLine() {
                     let t = line.trimmingCharacters(in: .whitespacesAndNewlines)
-                    if !t.isEmpty { files += expand(t, recursive: a.flag("r"), missing: &missing) }
+                    if !t.isEmpty { files += expand(t, recursive: a.flag("recursive"), missing: &missing) }
                 }
             } else {
-                files += expand(p, recursive: a.flag("r"), missing: &missing)
+                files += expand(p, recursive: a.flag("recursive"), missing: &missing)
             }
         }
         var csvFaces: [Pending] = []
@@ -377,8 +379,9 @@ enum PredictCommand {
             let label = "\(names[best]) \(String(format: "%.2f", p[best]))"
             let w = Canvas.textWidth(label, scale: scale) + 4
             let ty = box.y >= 12 * scale ? box.y - 11 * scale : box.y + box.height + 1
-            canvas.fillRect(x: box.x - scale, y: ty, width: w, height: 11 * scale, color: color)
-            canvas.text(label, x: Double(box.x + 2 - scale), y: Double(ty + 8 * scale), color: .black, scale: scale)
+            let lx = max(0, min(box.x - scale, image.width - w))  // inside the image
+            canvas.fillRect(x: lx, y: ty, width: w, height: 11 * scale, color: color)
+            canvas.text(label, x: Double(lx + 2), y: Double(ty + 8 * scale), color: .black, scale: scale)
         }
         return canvas.png()
     }

@@ -28,7 +28,7 @@ fergc compiles models written in a small graph language (Models/*.graph) into an
 optimizes them, and runs them forward and backward on a CPU.
 
 COMMANDS:
-\(commands.map { "  " + $0.spec.name.padding(toLength: 10, withPad: " ", startingAt: 0) + $0.spec.summary }.joined(separator: "\n"))
+\(commands.map { "  " + $0.spec.name.padding(toLength: max(10, (commands.map(\.spec.name.count).max() ?? 0) + 2), withPad: " ", startingAt: 0) + $0.spec.summary }.joined(separator: "\n"))
 
 Run 'fergc <command> --help' for a command's options.
 
