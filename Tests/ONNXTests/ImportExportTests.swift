@@ -43,7 +43,7 @@ final class ImportExportTests: XCTestCase {
     /// same faces agree to 1e-6. Both run every convolution directly: which algorithm a
     /// convolution uses is a compile option (`--winograd`), not part of the model.
     func testExportImportRoundTripOfTrainedPlan() throws {
-        let file = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let file = try trainedPlanFile()
         var plan = file.plan
         for i in plan.steps.indices { plan.steps[i].algorithm = nil }
         var options = ExportOptions()
@@ -81,7 +81,7 @@ final class ImportExportTests: XCTestCase {
     /// onnx.checker accepts the model.
     func testONNXRuntimeAgreesOnExportedTrainedPlan() throws {
         let python = try onnxPython()
-        let file = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let file = try trainedPlanFile()
         let plan = file.plan
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-onnx-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -113,6 +113,15 @@ final class ImportExportTests: XCTestCase {
         print("ONNX Runtime vs fergc on \(n) PublicTest faces: max |probability diff| \(err)")
         XCTAssertLessThanOrEqual(err, 1e-5)
     }
+}
+
+/// Models/trained/vgg_tuned.plan, read once (its CRCs and weights hash take seconds in a debug build).
+nonisolated(unsafe) var trainedPlanCache: PlanFile?
+func trainedPlanFile() throws -> PlanFile {
+    if let f = trainedPlanCache { return f }
+    let f = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+    trainedPlanCache = f
+    return f
 }
 
 /// The first n PublicTest faces of the embedded FER2013 sample, raw pixels.
