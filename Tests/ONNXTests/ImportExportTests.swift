@@ -135,12 +135,13 @@ func publicTestFaces(_ n: Int) throws -> [UInt8] {
 /// Runs a plan compiled for batch 1 (like the trained plan) on `count` samples, one at a time.
 func runFaceByFace(_ plan: Plan, inputs: [String: [Float]], count: Int) throws -> [String: [Float]] {
     var out: [String: [Float]] = [:]
+    let runner = try PlanRunner(plan)
     for i in 0..<count {
         let one = inputs.mapValues { v in
             let per = v.count / count
             return Array(v[(i * per)..<((i + 1) * per)])
         }
-        for (k, v) in try runPlan(plan, inputs: one, batch: 1) { out[k, default: []] += v }
+        for (k, v) in try runner.run(one, batch: 1) { out[k, default: []] += v }
     }
     return out
 }
