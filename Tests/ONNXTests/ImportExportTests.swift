@@ -43,7 +43,7 @@ final class ImportExportTests: XCTestCase {
     /// same faces agree to 1e-6. Both run every convolution directly: which algorithm a
     /// convolution uses is a compile option (`--winograd`), not part of the model.
     func testExportImportRoundTripOfTrainedPlan() throws {
-        let file = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let file = try trainedPlanFile()
         var plan = file.plan
         for i in plan.steps.indices { plan.steps[i].algorithm = nil }
         var options = ExportOptions()
@@ -81,7 +81,7 @@ final class ImportExportTests: XCTestCase {
     /// onnx.checker accepts the model.
     func testONNXRuntimeAgreesOnExportedTrainedPlan() throws {
         let python = try onnxPython()
-        let file = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+        let file = try trainedPlanFile()
         let plan = file.plan
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-onnx-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -115,6 +115,15 @@ final class ImportExportTests: XCTestCase {
     }
 }
 
+/// Models/trained/vgg_tuned.plan, read once (its CRCs and weights hash take seconds in a debug build).
+nonisolated(unsafe) var trainedPlanCache: PlanFile?
+func trainedPlanFile() throws -> PlanFile {
+    if let f = trainedPlanCache { return f }
+    let f = try readPlanFile(path: repoRoot.appendingPathComponent("Models/trained/vgg_tuned.plan").path)
+    trainedPlanCache = f
+    return f
+}
+
 /// The first n PublicTest faces of the embedded FER2013 sample, raw pixels.
 func publicTestFaces(_ n: Int) throws -> [UInt8] {
     let data = try loadFER2013(path: repoRoot.appendingPathComponent("Data/fer2013-sample.csv.gz").path)
@@ -126,12 +135,13 @@ func publicTestFaces(_ n: Int) throws -> [UInt8] {
 /// Runs a plan compiled for batch 1 (like the trained plan) on `count` samples, one at a time.
 func runFaceByFace(_ plan: Plan, inputs: [String: [Float]], count: Int) throws -> [String: [Float]] {
     var out: [String: [Float]] = [:]
+    let runner = try PlanRunner(plan)
     for i in 0..<count {
         let one = inputs.mapValues { v in
             let per = v.count / count
             return Array(v[(i * per)..<((i + 1) * per)])
         }
-        for (k, v) in try runPlan(plan, inputs: one, batch: 1) { out[k, default: []] += v }
+        for (k, v) in try runner.run(one, batch: 1) { out[k, default: []] += v }
     }
     return out
 }

@@ -29,21 +29,35 @@ func compileImported(_ imp: ImportedModel, batch: Int, algorithms: ConvAlgorithm
     return try compile(imp.graph, o).plan
 }
 
+/// An executor for a plan with its parameters set, run on inputs given by buffer name.
+final class PlanRunner {
+    let plan: Plan
+    let ex: Executor<Float>
+    init(_ plan: Plan) throws {
+        self.plan = plan
+        ex = try Executor<Float>(plan: plan)
+        ex.dropoutEnabled = false
+        for (i, b) in plan.buffers.enumerated() {
+            if let v = plan.parameters[b.name] { ex.setBuffer(i, v) }
+        }
+    }
+
+    /// Every output by buffer name.
+    func run(_ inputs: [String: [Float]], batch: Int) throws -> [String: [Float]] {
+        for (name, v) in inputs {
+            guard let i = plan.buffer(named: name) else { throw ModelError("the plan has no input '\(name)'") }
+            ex.setBuffer(i, v)
+        }
+        try ex.run(batch: batch)
+        var out: [String: [Float]] = [:]
+        for o in plan.outputs { out[plan.buffers[o].name] = ex.buffer(o) }
+        return out
+    }
+}
+
 /// Runs a plan on inputs given by buffer name; returns every output by buffer name.
 func runPlan(_ plan: Plan, inputs: [String: [Float]], batch: Int) throws -> [String: [Float]] {
-    let ex = try Executor<Float>(plan: plan)
-    ex.dropoutEnabled = false
-    for (i, b) in plan.buffers.enumerated() {
-        if let v = plan.parameters[b.name] { ex.setBuffer(i, v) }
-    }
-    for (name, v) in inputs {
-        guard let i = plan.buffer(named: name) else { throw ModelError("the plan has no input '\(name)'") }
-        ex.setBuffer(i, v)
-    }
-    try ex.run(batch: batch)
-    var out: [String: [Float]] = [:]
-    for o in plan.outputs { out[plan.buffers[o].name] = ex.buffer(o) }
-    return out
+    try PlanRunner(plan).run(inputs, batch: batch)
 }
 
 func maxAbsDiff(_ a: [Float], _ b: [Double]) -> Double {

@@ -82,7 +82,7 @@ enum ImportCommand {
         options: [
             OptionSpec(name: "output", kind: .value("M.graph"), help: "Where to write the graph (also -o). Required."),
             OptionSpec(name: "weights-out", kind: .value("W.npz"), help: "Where to write the weights (default: M.npz beside the graph)."),
-            OptionSpec(name: "name", kind: .value("NAME"), help: "The model's name in the graph (default: the ONNX graph's name)."),
+            OptionSpec(name: "name", kind: .value("NAME"), help: "The model's name in the graph (default: the file's name without .onnx)."),
         ],
         details: """
         Reads Conv, BatchNormalization, Relu, LeakyRelu, MaxPool, AveragePool, Gemm, MatMul (+ Add
@@ -92,6 +92,8 @@ enum ImportCommand {
         (a channels-last flatten, as Keras exports have). Paddings must be 'valid' or TensorFlow's
         'same'. Anything else is refused, naming the node and its op. Then compile it:
           fergc compile M.graph --weights W.npz -o M.plan
+        The graph has no labels, loss or 'train { }' block: add them (docs/graph-language.md)
+        to train it.
 
         EXAMPLE:
           fergc import ../shared/fixtures/mini_tuned_parity.onnx -o mini.graph
@@ -112,6 +114,10 @@ enum ImportCommand {
         if let n = a.value("name") {
             guard graphName(for: n) == n else { throw UsageError(message: "--name '\(n)' is not a valid model name (letters, digits, '_', '.')", command: spec.name) }
             options.modelName = n
+        } else {
+            // The file's name says more than exporters' graph names ("main_graph", "tf2onnx").
+            let stem = (path as NSString).lastPathComponent
+            options.modelName = graphName(for: stem.hasSuffix(".onnx") ? String(stem.dropLast(5)) : stem)
         }
         let imported: ImportedModel
         do { imported = try importONNX(onnx, options) } catch { throw CLIError("\(path): cannot import: \(error)") }
