@@ -17,7 +17,8 @@ import CKernels
 /// first input (in place; see `StepRequirements.inPlace`).
 ///
 /// Running. `run(batch: n)` executes the steps in order through one exhaustive `switch` over
-/// `Kernel`; batched buffers use their first n samples. Persistent buffers (parameter, state)
+/// `Kernel`; batched buffers use their first n samples (n*V for a buffer with `views` = V, in a
+/// test-time-augmentation plan, whose steps between the views and the mean run with batch n*V). Persistent buffers (parameter, state)
 /// simply keep their values between runs; update kernels write them in place. Nothing is
 /// cleared between runs: every kernel overwrites its outputs. In a planned plan, memory is
 /// reused once a value is dead: after a run only the plan's outputs (and inputs and persistent
