@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite (or a fast subset) under sanitizers, each in its own scratch build.
 #
-#   Tools/sanitize.sh asan [FILTER]    # AddressSanitizer + UndefinedBehaviorSanitizer
+#   Tools/sanitize.sh asan [FILTER]    # AddressSanitizer (Swift and C) + UBSan (the C kernels)
 #   Tools/sanitize.sh tsan [FILTER]    # ThreadSanitizer on the threaded tests
 #   Tools/sanitize.sh all              # both, default filters
 #
@@ -11,7 +11,7 @@
 #         more under ASan).
 #   tsan: the tests that run threads: Runtime (parallel kernels, SmallGemm from several
 #         threads), PlanFile (sessions on many threads, the C API), ConvAlgorithm.
-# Builds go to .build-asan / .build-tsan (a first build takes several minutes). Under TSan the
+# Builds (and the logs sanitize-build.log, sanitize-test.log) go to .build-asan / .build-tsan (a first build takes several minutes). Under TSan the
 # C kernels are built without target_clones (their ifunc resolvers run before TSan's runtime;
 # see Sources/CKernels/ckernels.c). FERGC_SANITIZER tells the tests which sanitizer runs (the
 # C-example test then skips: a plain C program cannot link the sanitized library).
@@ -24,30 +24,34 @@ status=0
 
 run() {  # name, sanitizer flags, scratch, filter, environment
     local name="$1" flags="$2" scratch="$3" filter="$4" env="$5"
+    mkdir -p "$scratch"
     echo "== $name: swift build --build-tests $flags --scratch-path $scratch"
     local start=$SECONDS
-    if ! nice swift build --build-tests $flags --scratch-path "$scratch" > "$scratch.build.log" 2>&1; then
-        echo "$name: build failed (see $scratch.build.log)"; status=1; return
+    if ! nice swift build --build-tests $flags --scratch-path "$scratch" > "$scratch/sanitize-build.log" 2>&1; then
+        echo "$name: build failed (see $scratch/sanitize-build.log)"; status=1; return
     fi
     echo "$name: built in $((SECONDS - start)) s; testing --filter '$filter'"
     start=$SECONDS
     env FERGC_SANITIZER="$name" $env nice swift test --skip-build $flags --scratch-path "$scratch" \
-        --disable-swift-testing --filter "$filter" > "$scratch.test.log" 2>&1
+        --disable-swift-testing --filter "$filter" > "$scratch/sanitize-test.log" 2>&1
     local rc=$?
     local executed reports
-    executed=$(grep -E "^\s+Executed [0-9]+ tests" "$scratch.test.log" | tail -1 | sed 's/^[[:space:]]*//')
-    reports=$(grep -cE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer" "$scratch.test.log")
-    echo "$name: ${executed:-no tests ran}; $reports sanitizer reports; $((SECONDS - start)) s (log: $scratch.test.log)"
+    executed=$(grep -E "^\s+Executed [0-9]+ tests" "$scratch/sanitize-test.log" | tail -1 | sed 's/^[[:space:]]*//')
+    reports=$(grep -cE "ERROR: AddressSanitizer|runtime error:|WARNING: ThreadSanitizer" "$scratch/sanitize-test.log")
+    echo "$name: ${executed:-no tests ran}; $reports sanitizer reports; $((SECONDS - start)) s (log: $scratch/sanitize-test.log)"
     if [ "$rc" -ne 0 ] || [ "$reports" -ne 0 ]; then status=1; fi
 }
 
+# swiftc has no -sanitize=undefined on Linux: Swift code traps on overflow and bounds by itself;
+# UBSan instruments the C kernels (its handlers are part of the ASan runtime).
+ASAN_FLAGS="--sanitize=address -Xcc -fsanitize=undefined"
 ASAN_FILTER='NumPyIOTests|PlanFileTests|FrontendTests|GraphIRTests|TrainingTests|RuntimeTests|ReliabilityPlanTests'
 TSAN_FILTER='RuntimeTests|PlanFileTests|ConvAlgorithmTests'
 case "$MODE" in
-asan) run "address+undefined" "--sanitize=address --sanitize=undefined" .build-asan "${2:-$ASAN_FILTER}" "ASAN_OPTIONS=detect_leaks=0" ;;
+asan) run "address+undefined" "$ASAN_FLAGS" .build-asan "${2:-$ASAN_FILTER}" "ASAN_OPTIONS=detect_leaks=0" ;;
 tsan) run "thread" "--sanitize=thread" .build-tsan "${2:-$TSAN_FILTER}" "TSAN_OPTIONS=halt_on_error=0" ;;
 all)
-    run "address+undefined" "--sanitize=address --sanitize=undefined" .build-asan "$ASAN_FILTER" "ASAN_OPTIONS=detect_leaks=0"
+    run "address+undefined" "$ASAN_FLAGS" .build-asan "$ASAN_FILTER" "ASAN_OPTIONS=detect_leaks=0"
     run "thread" "--sanitize=thread" .build-tsan "$TSAN_FILTER" "TSAN_OPTIONS=halt_on_error=0" ;;
 *) echo "usage: Tools/sanitize.sh asan|tsan|all [FILTER]" >&2; exit 2 ;;
 esac

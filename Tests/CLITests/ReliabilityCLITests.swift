@@ -210,6 +210,14 @@ final class ReliabilityCLITests: XCTestCase {
         assertClearError(r, "refused before inflating")
     }
 
+    // #26 / W7: an archive with two members of the same name is refused (the last would win).
+    func testDuplicateNPZMembersAreRefused() throws {
+        let w = NDArray(floats: [Float](repeating: 0.1, count: 36), shape: [36])
+        try NumPyIO.writeNPZ([("c1.weight", w), ("c1.weight", w)], compressed: false, to: path("dup.npz"))
+        assertClearError(try fergc(["compile", "Models/tiny.graph", "--weights", path("dup.npz"), "-o", path("d.plan")]),
+                         "two members are named 'c1.weight.npy'")
+    }
+
     // #16 / H3: CR-only line endings read every row.
     func testCROnlyCSVReadsEveryRow() throws {
         let rows = ["emotion,pixels,Usage"] + (0..<3).map { i in "\(i),\((0..<2304).map { _ in "7" }.joined(separator: " ")),Training" }

@@ -12,16 +12,17 @@ final class CheckGradTests: XCTestCase {
     func testTinyModelGradientsMatchFiniteDifferences() throws {
         let model = try Frontend.compile(path: root.appendingPathComponent("Models/tiny.graph").path)
         var options = GradientCheckOptions()
-        options.samples = 3
+        options.samples = 2
         let rows = try checkGradients(model, options)
         // Every trainable tensor of tiny: conv, batchnorm and dense weights and biases.
         XCTAssertEqual(Set(rows.map(\.name)).isSuperset(of: ["c1.weight", "c2.weight", "d1.weight", "logits.weight"]), true, "\(rows.map(\.name))")
         for r in rows {
-            XCTAssertEqual(r.checked, min(3, r.elements))
+            XCTAssertEqual(r.checked, min(2, r.elements))
             XCTAssertLessThan(r.maxRelativeError, 1e-4, "\(r.name): analytic \(r.analytic), numeric \(r.numeric)")
         }
         // The check can fail: a huge step makes the differences wrong for a nonlinear model.
         options.step = 30
+        options.layers = ["c2.weight"]
         let coarse = try checkGradients(model, options)
         XCTAssertGreaterThan(coarse.map(\.maxRelativeError).max() ?? 0, 1e-3)
     }

@@ -30,7 +30,8 @@ enum CheckGradCommand {
         by the ReLU before it, where a central difference measures half a one-sided slope. For N elements of each trainable parameter, the central
         difference (L(w+h) - L(w-h)) / 2h (h = 1e-6) of the loss (L2 terms included) is compared
         with the analytic gradient. Relative error: |analytic - numeric| / max(|analytic|,
-        |numeric|, 1e-7). Exit status 1 when any exceeds the tolerance (a ReLU or max-pool kink
+        |numeric|, floor), the floor being 10^4 x the difference's own rounding noise
+        (2.2e-16 x |loss| / h; about 4e-6 for a loss near 2): smaller errors are not measurable. Exit status 1 when any exceeds the tolerance (a ReLU or max-pool kink
         inside [w-h, w+h] can cause an isolated failure: rerun with another --seed).
 
         EXAMPLES:

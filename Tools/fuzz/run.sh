@@ -25,14 +25,17 @@ OUT=.build-fuzz
 mkdir -p "$OUT/corpus-$TARGET" "$OUT/artifacts-$TARGET" "$OUT/modules"
 BIN="$OUT/fuzz-$TARGET"
 
-# The C kernels, instrumented, and a module map for them (SwiftPM makes one in package builds).
+# The C kernels, instrumented (per target: targets may build at the same time), and a module
+# map for them (SwiftPM makes one in package builds).
+CK="$OUT/ckernels-$TARGET"
 c_objects() {
-    mkdir -p "$OUT/ckernels"
+    mkdir -p "$CK"
     for c in Sources/CKernels/*.c; do
         clang -O1 -g -fsanitize=address,fuzzer-no-link -fPIC -pthread -ISources/CKernels/include \
-            -c "$c" -o "$OUT/ckernels/$(basename "$c" .c).o"
+            -c "$c" -o "$CK/$(basename "$c" .c).o"
     done
-    printf 'module CKernels {\n    header "%s/Sources/CKernels/include/ckernels.h"\n    export *\n}\n' "$PWD" > "$OUT/modules/module.modulemap"
+    printf 'module CKernels {\n    header "%s/Sources/CKernels/include/ckernels.h"\n    export *\n}\n' "$PWD" > "$OUT/modules/module.modulemap.tmp"
+    mv "$OUT/modules/module.modulemap.tmp" "$OUT/modules/module.modulemap"
 }
 BLAS_CFLAGS=$(pkg-config --cflags openblas 2>/dev/null || echo "-I/usr/include/x86_64-linux-gnu/openblas-pthread")
 SWIFTC=(swiftc -sanitize=fuzzer,address -parse-as-library -O -g)
@@ -49,17 +52,17 @@ frontend)
 plan)
     c_objects
     "${SWIFTC[@]}" -module-name Runtime "${C_FLAGS[@]}" Sources/Runtime/*.swift Tools/fuzz/targets/PlanHarness.swift \
-        "$OUT"/ckernels/*.o "${C_LIBS[@]}" -o "$BIN"
+        "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=65536) ;;
 npz)
     c_objects
     "${SWIFTC[@]}" -module-name Runtime "${C_FLAGS[@]}" Sources/Runtime/*.swift Sources/NumPyIO/*.swift \
-        Tools/fuzz/targets/NPZHarness.swift "$OUT"/ckernels/*.o "${C_LIBS[@]}" -o "$BIN"
+        Tools/fuzz/targets/NPZHarness.swift "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=65536) ;;
 csv)
     c_objects
     "${SWIFTC[@]}" -module-name Runtime "${C_FLAGS[@]}" Sources/Runtime/*.swift Sources/Training/FER2013.swift \
-        Tools/fuzz/targets/CSVHarness.swift "$OUT"/ckernels/*.o "${C_LIBS[@]}" -o "$BIN"
+        Tools/fuzz/targets/CSVHarness.swift "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=65536) ;;
 pgm)
     "${SWIFTC[@]}" -module-name FuzzPGM Sources/Training/PGM.swift Tools/fuzz/targets/PGMHarness.swift -o "$BIN"
