@@ -15,6 +15,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (PredictCommand.spec, PredictCommand.main),
     (BenchCommand.spec, BenchCommand.main),
     (EnsembleCommand.spec, EnsembleCommand.main),
+    (ReproduceCommand.spec, ReproduceCommand.main),
 ]
 
 let topHelp = """
