@@ -22,7 +22,7 @@ struct PaperManifest: Codable {
         /// The paper's row label; nil for helper rows (an ensemble member that is not a paper row).
         var paperRow: String?
         var paperAccuracy: Double?
-        var paperSizeMB: Double?
+        var paperSizeMb: Double?
         /// The model file trained (a faster variant where the paper's recipe cannot fit).
         var model: String?
         /// The paper's recipe, when `model` is a faster variant of it.

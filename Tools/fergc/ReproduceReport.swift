@@ -22,7 +22,7 @@ func paperReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
     out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     for row in m.rows {
         let paperAcc = row.paperAccuracy.map { String(format: "%.1f%%", $0) } ?? "—"
-        let paperSize = row.paperSizeMB.map { String(format: "%.1f MB", $0) } ?? "—"
+        let paperSize = row.paperSizeMb.map { String(format: "%.1f MB", $0) } ?? "—"
         let label = row.paperRow ?? "(helper row)"
         guard let r = results[row.name] else {
             out += "| \(row.name) | \(label) | \(paperAcc) | not run | not run | not run | not run | not run | \(paperSize) | not run |\n"
