@@ -146,7 +146,7 @@ struct PlanFacts {
         if let missing = model?.parametersWithoutValues, !missing.isEmpty {
             s += row("warning", "no values for \(missing.count) parameters (they start at zero): \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
         }
-        s += row("weights", (plan.metadata.weightsDType == "f16" ? "stored as f16 (IEEE half, widened to f32 when loaded); " : "stored as f32; ") + "sha256 \(file.weightsSHA256)")
+        s += row("weights", (plan.metadata.weightsDType == "f16" ? "stored as f16 (IEEE half, widened to f32 when loaded); " : "") + "sha256 \(file.weightsSHA256)")
         return s
     }
 }
