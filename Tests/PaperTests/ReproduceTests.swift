@@ -71,4 +71,21 @@ final class ReproduceTests: XCTestCase {
         XCTAssertNotEqual(lone.status, 0)
         XCTAssertTrue(lone.stderr.contains("needs row 'a' trained first"), lone.stderr)
     }
+
+    /// A row whose run was interrupted continues from its last checkpoint.
+    func testAnInterruptedRowResumes() throws {
+        let dir = temporaryDirectory("reproduce-resume")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        {"title": "Resume", "rows": [{"name": "a", "paper_row": "A", "model": "Models/tiny.graph", "seed": 7}], "differences": []}
+        """.write(toFile: dir + "/m.json", atomically: true, encoding: .utf8)
+        let cut = try fergc(["train", "Models/tiny.graph", "--out", dir + "/runs/a", "--epochs", "2", "--batch", "16", "--seed", "7", "--max-steps", "3"])
+        XCTAssertEqual(cut.status, 0, cut.stderr)
+        let r = try fergc(["reproduce", "--manifest", dir + "/m.json", "--out", dir + "/out", "--runs", dir + "/runs", "--plans", dir + "/plans", "--epochs", "2", "--batch", "16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("row a: resuming Models/tiny.graph for 2 epochs"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("resuming at epoch 1, batch 4"), r.stdout)
+        let readme = try String(contentsOfFile: dir + "/out/README.md", encoding: .utf8)
+        XCTAssertTrue(readme.split(separator: "\n").first { $0.hasPrefix("| a |") }?.contains("| 2 |") ?? false, readme)
+    }
 }
