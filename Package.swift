@@ -88,6 +88,7 @@ let package = Package(
         // The paper's table: pretrained weights, frozen prefixes, ensembles, f16 plans, reproduce.
         .testTarget(
             name: "PaperTests", dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO", "fergc"],
+            exclude: ["Fixtures"],
             // Optimized even in debug builds: the direct-convolution reference of VGG16's blocks
             // 1-4 is 0.7 G multiply-adds per face, minutes unoptimized, a second optimized.
             swiftSettings: [.unsafeFlags(["-O"])]),

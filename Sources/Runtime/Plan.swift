@@ -304,6 +304,9 @@ public struct PlanMetadata: Sendable, Codable, Equatable {
     public var frozenPrefix: FrozenPrefixInfo?
     /// Ensemble plans (`fergc ensemble`): the members, whose weighted mean is the output.
     public var ensemble: EnsembleInfo?
+    /// How the file stores the weights: nil or "f32", or "f16" (IEEE half, widened to f32 when
+    /// loaded; `fergc compile --weights-dtype f16`).
+    public var weightsDType: String?
     public init() {}
 }
 

@@ -35,6 +35,9 @@ public enum PlanFormat {
     /// Compatible additions (new sections, new optional JSON keys) bump the minor version.
     public static let minor: UInt16 = 0
     public static var version: UInt32 { UInt32(major) << 16 | UInt32(minor) }
+    /// Format 1.1: the PARM table's second word says how values are stored (0: f32, 1: IEEE
+    /// half); files with f32 weights are still written as 1.0, byte for byte.
+    public static let halfWeightsMinor: UInt16 = 1
     /// Who writes the file, in the header.
     public static var producer: String { "fergc-runtime \(runtimeVersion)" }
 
@@ -180,7 +183,8 @@ private func utf8Precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicograph
 ///   u32 count, u32 0, then per tensor in ascending UTF-8 name order:
 ///   u32 name length, name, u64 element count, u64 data offset (from the data start);
 ///   zero padding to 64; the data: each tensor's f32 little-endian values, zero-padded to 64.
-func encodeParameters(_ parameters: [String: [Float]]) -> [UInt8] {
+func encodeParameters(_ parameters: [String: [Float]], half: Bool = false) -> [UInt8] {
+    if half { return encodeHalfParameters(parameters) }
     let names = parameters.keys.sorted(by: utf8Precedes)
     var w = ByteWriter()
     w.u32(UInt32(names.count))
@@ -213,7 +217,8 @@ func encodeParameters(_ parameters: [String: [Float]]) -> [UInt8] {
 public func encodePlan(_ plan: Plan) -> [UInt8] {
     var w = ByteWriter()
     w.bytes += PlanFormat.magic
-    w.u32(PlanFormat.version)
+    let half = plan.metadata.weightsDType == "f16"
+    w.u32(half ? UInt32(PlanFormat.major) << 16 | UInt32(PlanFormat.halfWeightsMinor) : PlanFormat.version)
     let producer = Array(PlanFormat.producer.utf8)
     w.u32(UInt32(producer.count))
     w.bytes += producer
@@ -226,7 +231,7 @@ public func encodePlan(_ plan: Plan) -> [UInt8] {
     } catch {
         preconditionFailure("encoding a plan as JSON failed: \(error)")
     }
-    w.section(PlanFormat.parametersTag, encodeParameters(plan.parameters))
+    w.section(PlanFormat.parametersTag, encodeParameters(plan.parameters, half: half))
     w.zeros(until: PlanFormat.alignment, remainder: PlanFormat.alignment - 16)
     let fileCRC = crc32(w.bytes)
     var end = ByteWriter()
@@ -238,7 +243,7 @@ public func encodePlan(_ plan: Plan) -> [UInt8] {
 /// SHA-256 (hex) of the canonical bytes of the plan's parameters (the PARM payload): equal
 /// weights give equal hashes whatever the rest of the plan.
 public func weightsSHA256(_ plan: Plan) -> String {
-    sha256Hex(encodeParameters(plan.parameters))
+    sha256Hex(encodeParameters(plan.parameters, half: plan.metadata.weightsDType == "f16"))
 }
 
 /// Writes `plan` to `path` atomically: it is validated and encoded first, then written to a
@@ -450,7 +455,10 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
     guard payloadBytes >= 8 else { throw bad(range.lowerBound, "payload of \(payloadBytes) bytes; the table needs at least 8") }
     let count = Int(try r.u32("the parameter count"))
     guard count <= payloadBytes / 20 else { throw bad(range.lowerBound, "\(count) parameters cannot fit a \(payloadBytes)-byte section") }
-    guard try r.u32("the reserved field") == 0 else { throw bad(range.lowerBound + 4, "reserved field is not zero") }
+    // The value encoding (format 1.1): 0 f32, 1 IEEE half (widened to f32 here).
+    let encoding = try r.u32("the value encoding")
+    guard encoding <= 1 else { throw bad(range.lowerBound + 4, "value encoding \(encoding) is not 0 (f32) or 1 (f16)") }
+    let size = encoding == 1 ? 2 : 4
     var entries: [(name: String, count: Int, offset: Int)] = []
     var expectedOffset = 0
     for i in 0..<count {
@@ -467,10 +475,10 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
         guard r.pos + 16 <= range.upperBound else { throw bad(r.pos, "parameter \(i) '\(name)': the table runs past the section") }
         let elements = try r.u64("the element count of parameter \(i)")
         let offset = try r.u64("the data offset of parameter \(i)")
-        guard elements <= UInt64(payloadBytes / 4) else { throw bad(entryOffset, "parameter \(i) '\(name)': \(elements) elements cannot fit a \(payloadBytes)-byte section") }
+        guard elements <= UInt64(payloadBytes / size) else { throw bad(entryOffset, "parameter \(i) '\(name)': \(elements) elements cannot fit a \(payloadBytes)-byte section") }
         guard offset == UInt64(expectedOffset) else { throw bad(entryOffset, "parameter \(i) '\(name)': data offset \(offset), expected \(expectedOffset)") }
         entries.append((name, Int(elements), expectedOffset))
-        expectedOffset = align(expectedOffset + 4 * Int(elements))
+        expectedOffset = align(expectedOffset + size * Int(elements))
     }
     // The table, the padding to 64 (relative to the payload, itself 64-aligned), then the data.
     while (r.pos - range.lowerBound) % PlanFormat.alignment != 0 {
@@ -485,7 +493,7 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
     var result: [String: [Float]] = [:]
     for (k, e) in entries.enumerated() {
         let start = dataStart + e.offset
-        let values = bytes.withUnsafeBytes { raw in
+        let values = size == 2 ? decodeHalves(bytes, start: start, count: e.count) : bytes.withUnsafeBytes { raw in
             [Float](unsafeUninitializedCapacity: e.count) { out, initialized in
                 #if _endian(little)
                 if e.count > 0 { UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[start..<start + 4 * e.count])) }
@@ -496,7 +504,7 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
             }
         }
         let end = k + 1 < entries.count ? dataStart + entries[k + 1].offset : range.upperBound
-        for p in start + 4 * e.count..<end where bytes[p] != 0 {
+        for p in start + size * e.count..<end where bytes[p] != 0 {
             throw bad(p, "data padding after '\(e.name)' is 0x\(String(bytes[p], radix: 16)), not zero")
         }
         result[e.name] = values
@@ -566,5 +574,42 @@ func checkPlan(_ plan: Plan) throws(PlanFileError) {
         throw PlanFileError(.invalidPlan, section: nil, offset: nil, e.description)
     } catch {
         throw PlanFileError(.invalidPlan, section: nil, offset: nil, "invalid plan: \(error)")
+    }
+}
+
+// MARK: - Half weights (format 1.1; HalfWeights.swift)
+
+/// The PARM payload with half values: as `encodeParameters`, encoding word 1, 2 bytes a value.
+func encodeHalfParameters(_ parameters: [String: [Float]]) -> [UInt8] {
+    let names = parameters.keys.sorted(by: utf8Precedes)
+    var w = ByteWriter()
+    w.u32(UInt32(names.count))
+    w.u32(1)
+    var offset = 0
+    for name in names {
+        let count = parameters[name]!.count
+        w.u32(UInt32(name.utf8.count))
+        w.bytes += Array(name.utf8)
+        w.u64(UInt64(count))
+        w.u64(UInt64(offset))
+        offset = align(offset + 2 * count)
+    }
+    w.zeros(until: PlanFormat.alignment)
+    w.bytes.reserveCapacity(w.bytes.count + offset)
+    for name in names {
+        for v in parameters[name]! {
+            let h = Float16(v).bitPattern
+            w.bytes.append(UInt8(h & 0xFF))
+            w.bytes.append(UInt8(h >> 8))
+        }
+        w.zeros(until: PlanFormat.alignment)
+    }
+    return w.bytes
+}
+
+/// `count` little-endian halves from `start`, widened.
+func decodeHalves(_ bytes: [UInt8], start: Int, count: Int) -> [Float] {
+    (0..<count).map { i in
+        Float(Float16(bitPattern: UInt16(bytes[start + 2 * i]) | UInt16(bytes[start + 2 * i + 1]) << 8))
     }
 }

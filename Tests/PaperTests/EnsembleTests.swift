@@ -82,4 +82,34 @@ final class EnsembleTests: XCTestCase {
         let bad = try fergc(["ensemble", "\(dir)/m1.plan", "-o", "\(dir)/x.plan"])
         XCTAssertNotEqual(bad.status, 0)
     }
+
+    /// The C API (Examples/c/classify.c over libfergc_runtime.so) classifies with an ensemble
+    /// plan as the Swift runtime does.
+    func testTheCAPIRunsAnEnsemble() throws {
+        let lib = productsDirectory.appendingPathComponent("libfergc_runtime.so")
+        guard FileManager.default.fileExists(atPath: lib.path) else { throw XCTSkip("\(lib.path) is not built (swift build)") }
+        guard let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("no C compiler in /usr/bin")
+        }
+        let dir = temporaryDirectory("ensemble-c")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tiny = try model("Models/tiny.graph")
+        let e = try ensemblePlans([EnsembleMember(label: "a", plan: try plan(tiny, seed: 1)), EnsembleMember(label: "b", plan: try plan(tiny, seed: 2))])
+        try writePlan(e, to: dir + "/e.plan")
+        let exe = dir + "/classify"
+        let build = try runProgram(cc, ["-std=c99", "-o", exe, repoRoot.path + "/Examples/c/classify.c", "-I", repoRoot.path + "/Sources/CFergc/include",
+                                        "-L", productsDirectory.path, "-lfergc_runtime", "-lm"])
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let env = ["LD_LIBRARY_PATH": [productsDirectory.path, "/opt/swift/usr/lib/swift/linux", ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"] ?? ""].joined(separator: ":")]
+        let face = try faces(1)
+        try Data(Array("P5\n48 48\n255\n".utf8) + face).write(to: URL(fileURLWithPath: dir + "/face.pgm"))
+        let r = try runProgram(exe, [dir + "/e.plan", dir + "/face.pgm"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let probs = r.stdout.split(separator: "\n").filter { $0.hasPrefix("  ") }.compactMap { Float($0.split(separator: " ").last!) }
+        XCTAssertEqual(probs.count, 7, r.stdout)
+        // The mean of probabilities, not a softmax of it (which would flatten it).
+        let expected = try Session(LoadedPlan(plan: e)).predictRaw(pixels: face)[0]
+        for (got, want) in zip(probs, expected) { XCTAssertEqual(got, want, accuracy: 1e-5) }
+        XCTAssertTrue(r.stdout.contains("7 classes"), r.stdout)
+    }
 }

@@ -10,7 +10,7 @@ import Runtime
 import XCTest
 
 final class FrozenPrefixTests: XCTestCase {
-    let frozenModel = "Tests/PaperTests/frozen_prefix.graph"
+    let frozenModel = "Tests/PaperTests/Fixtures/frozen_prefix.graph"
 
     func testThePassFindsThePrefixAndPutsItFirst() throws {
         var options = CompileOptions()

@@ -47,9 +47,15 @@ struct CommandResult {
 
 /// Runs the built fergc binary from the repository root; output goes through files.
 func fergc(_ args: [String]) throws -> CommandResult {
+    try runProgram(productsDirectory.appendingPathComponent("fergc").path, args)
+}
+
+/// Runs a program from the repository root; output goes through files.
+func runProgram(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> CommandResult {
     let p = Process()
-    p.executableURL = productsDirectory.appendingPathComponent("fergc")
+    p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
+    if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.currentDirectoryURL = repoRoot
     let dir = temporaryDirectory("cli")
     defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -16,6 +16,7 @@ enum CompileCommand {
         options: [
             OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
             OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name or a training checkpoint. Default: seeded initial values."),
+            OptionSpec(name: "weights-dtype", kind: .value("f32|f16"), help: "How the plan file stores the weights: f32 (default) or f16 (IEEE half, half the size, widened to f32 when loaded; plan format 1.1)."),
             OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
             OptionSpec(name: "batch", kind: .value("N"), help: "The largest batch the plan runs (default: 1 for inference, the model's batch for --train)."),
             OptionSpec(name: "summary", kind: .flag, help: "Print a Keras-like table: layer, op, output shape, params; then the memory plan."),
@@ -52,6 +53,7 @@ enum CompileCommand {
             throw UsageError(message: "--emit expects 'summary' or 'ir', got '\(emit)'", command: spec.name)
         }
         let path = a.positional[0]
+        if path.hasSuffix(".plan") { return try restore(path, a) }
         let model = try loadGraph(path)
         let train = a.flag("train")
         if train, model.training == nil {
@@ -83,6 +85,11 @@ enum CompileCommand {
         var compiled: Compiled
         do { compiled = try compile(model, options) } catch let e as PassError {
             throw CLIError("\(path): \(e)")
+        }
+        switch a.value("weights-dtype") ?? "f32" {
+        case "f32": break
+        case "f16": compiled.plan = try halfWeights(compiled.plan, path: path)
+        case let other: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: spec.name)
         }
         if a.flag("time-passes") {
             var s = "pass timings:\n"
@@ -226,4 +233,35 @@ func sourceHash(_ path: String) -> String {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in data { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
     return String(h, radix: 16)
+}
+
+/// The plan with its weights rounded to IEEE half and marked to be stored so; a weight beyond
+/// the half range is an error naming it.
+func halfWeights(_ plan: Plan, path: String) throws -> Plan {
+    for (name, values) in plan.parameters.sorted(by: { $0.key < $1.key }) {
+        if let v = values.first(where: { abs($0) > halfMax }) {
+            throw CLIError("\(path): --weights-dtype f16: '\(name)' holds \(v), beyond the half range (±\(halfMax)); keep f32")
+        }
+    }
+    var p = plan
+    p.parameters = roundedToHalf(plan.parameters)
+    p.metadata.weightsDType = "f16"
+    return p
+}
+
+/// `fergc compile M.plan --weights-dtype f16|f32 -o N.plan`: the same plan with its weights
+/// stored another way (f32 -> f16 rounds them; f16 -> f32 keeps the rounded values).
+private func restore(_ path: String, _ a: ParsedArguments) throws {
+    guard let dtype = a.value("weights-dtype"), let out = a.value("output") else {
+        throw UsageError(message: "a .plan is recompiled only to change how it stores weights: compile M.plan --weights-dtype f16 -o N.plan", command: "compile")
+    }
+    var plan: Plan
+    do { plan = try readPlan(path: path) } catch { throw CLIError(error.description) }
+    switch dtype {
+    case "f16": plan = try halfWeights(plan, path: path)
+    case "f32": plan.metadata.weightsDType = nil
+    case let other: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: "compile")
+    }
+    do { try writePlan(plan, to: out) } catch { throw CLIError("\(out): \(error)") }
+    Console.err("wrote \(out): the weights of \(path) stored as \(dtype)\n")
 }

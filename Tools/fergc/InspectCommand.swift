@@ -71,6 +71,7 @@ struct PlanFacts {
             "file_bytes": file.fileBytes,
             "model": plan.name,
             "format_version": file.formatVersion,
+            "weights_dtype": plan.metadata.weightsDType ?? "f32",
             "producer": file.producer,
             "compiled_by": plan.metadata.producer,
             "source_hash": plan.metadata.sourceHash,
@@ -147,7 +148,7 @@ struct PlanFacts {
         if let missing = model?.parametersWithoutValues, !missing.isEmpty {
             s += row("warning", "no values for \(missing.count) parameters (they start at zero): \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
         }
-        s += row("weights", "sha256 \(file.weightsSHA256)")
+        s += row("weights", (plan.metadata.weightsDType == "f16" ? "stored as f16 (IEEE half, widened to f32 when loaded); " : "") + "sha256 \(file.weightsSHA256)")
         return terminalSafe(s)
     }
 }

@@ -19,6 +19,7 @@ let commands: [(spec: CommandSpec, run: ([String]) throws -> Void)] = [
     (ImportCommand.spec, ImportCommand.main),
     (BenchDetectCommand.spec, BenchDetectCommand.main),
     (EnsembleCommand.spec, EnsembleCommand.main),
+    (ReproduceCommand.spec, ReproduceCommand.main),
 ]
 
 let topHelp = """

@@ -1,0 +1,243 @@
+// fergc reproduce: the paper's table from a manifest (Models/paper.json). Each row is trained
+// (or adopted, or ensembled), compiled to a plan and evaluated; finished rows are skipped, an
+// interrupted row resumes from its last checkpoint; then the table is written beside the
+// paper's (ReproduceReport.swift).
+
+import Foundation
+import Frontend
+import GraphIR
+import Passes
+import Runtime
+import Training
+
+enum ReproduceCommand {
+    static let spec = CommandSpec(
+        name: "reproduce",
+        usage: "reproduce [--rows NAMES] [--data F] [--out DIR] [--runs DIR] [--plans DIR] [--manifest M.json] [--epochs N] [--report-only]",
+        summary: "Train, evaluate and tabulate the paper's rows from a manifest (Models/paper.json).",
+        options: [
+            OptionSpec(name: "rows", kind: .value("A,B"), help: "Only these rows (default: all, in manifest order)."),
+            OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (default: the embedded sample)."),
+            OptionSpec(name: "out", kind: .value("DIR"), help: "Where the table (README.md), row results and confusion matrices go (default docs/results/paper)."),
+            OptionSpec(name: "runs", kind: .value("DIR"), help: "Where training runs (checkpoints, logs) go (default runs/paper)."),
+            OptionSpec(name: "plans", kind: .value("DIR"), help: "Where rows without a plan path in the manifest put their plans (default: their run directory)."),
+            OptionSpec(name: "manifest", kind: .value("M.json"), help: "The manifest (default Models/paper.json)."),
+            OptionSpec(name: "epochs", kind: .value("N"), help: "Train every row for N epochs instead of its model's (small budgets, tests)."),
+            OptionSpec(name: "batch", kind: .value("B"), help: "Batch size for every row instead of its model's."),
+            OptionSpec(name: "report-only", kind: .flag, help: "Run nothing: rewrite the table from the row results already there."),
+        ],
+        details: """
+        A row is done when OUT/rows/NAME.json exists (delete it to redo the row). A row whose run
+        directory holds a checkpoint continues from it exactly (fergc train --resume). A row
+        initialized from another row ("init_from": "row:NAME") needs that row's best checkpoint
+        first. Rows that have not run show as "not run" in the table, never as a number.
+
+        EXAMPLES:
+          fergc reproduce --data ../shared/data/fer2013-trainval.csv.gz --rows vgg_scratch
+          fergc reproduce --report-only --data ../shared/data/fer2013-trainval.csv.gz
+        """)
+
+    struct Settings {
+        var manifestPath: String
+        var dataPath: String
+        var out: String
+        var runs: String
+        var plans: String?
+        var epochs: Int?
+        var batch: Int?
+    }
+
+    static func main(_ args: [String]) throws {
+        let a = try parseArguments(args, spec)
+        guard a.positional.isEmpty else { throw UsageError(message: "unexpected argument '\(a.positional[0])'", command: spec.name) }
+        let s = Settings(manifestPath: a.value("manifest") ?? repoPath("Models/paper.json"),
+                         dataPath: a.value("data") ?? repoPath("Data/fer2013-sample.csv.gz"),
+                         out: a.value("out") ?? "docs/results/paper", runs: a.value("runs") ?? "runs/paper",
+                         plans: a.value("plans"), epochs: try a.int("epochs", spec.name), batch: try a.int("batch", spec.name))
+        let manifest = try PaperManifest.load(s.manifestPath)
+        var selected = manifest.rows.map(\.name)
+        if let names = a.value("rows") {
+            selected = names.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+            for n in selected where !manifest.rows.contains(where: { $0.name == n }) {
+                throw UsageError(message: "no row '\(n)' in \(s.manifestPath)\(didYouMean(n, manifest.rows.map(\.name))); rows: \(manifest.rows.map(\.name).joined(separator: ", "))", command: spec.name)
+            }
+        }
+        try makeDirectories(s.out + "/rows")
+        var failures: [String] = []
+        if !a.flag("report-only") {
+            Console.err("loading \(s.dataPath) ...\n")
+            let data: FERData
+            do { data = try loadFER2013(path: s.dataPath, options: LoadOptions(splits: [.training, .publicTest, .privateTest])) } catch { throw CLIError("\(error)") }
+            for row in manifest.rows where selected.contains(row.name) {
+                if FileManager.default.fileExists(atPath: resultPath(s, row.name)) {
+                    Console.out("row \(row.name): done (\(resultPath(s, row.name))); skipped\n")
+                    continue
+                }
+                do {
+                    let result = try run(row, manifest, data, s)
+                    try writeResult(result, s)
+                    Console.out(String(format: "row %@: PublicTest %@\n", row.name, result.publicTest.map { String(format: "%.2f%%", $0 * 100) } ?? "-"))
+                } catch {
+                    Console.err("row \(row.name): not run: \(error)\n")
+                    failures.append(row.name)
+                }
+            }
+        }
+        let readme = s.out + "/README.md"
+        let text = paperReport(manifest, results: loadResults(manifest, s), settings: s)
+        do { try writeFileAtomically(Array(text.utf8), to: readme) } catch { throw CLIError("\(error)") }
+        Console.out("wrote \(readme)\n")
+        if !failures.isEmpty { throw CLIError("\(failures.count) row\(failures.count == 1 ? "" : "s") not run: \(failures.joined(separator: ", "))") }
+    }
+
+    static func resultPath(_ s: Settings, _ name: String) -> String { s.out + "/rows/\(name).json" }
+
+    static func writeResult(_ r: RowResult, _ s: Settings) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        do { try writeFileAtomically(Array(try encoder.encode(r)), to: resultPath(s, r.name)) } catch { throw CLIError("\(error)") }
+    }
+
+    static func loadResults(_ m: PaperManifest, _ s: Settings) -> [String: RowResult] {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        var out: [String: RowResult] = [:]
+        for row in m.rows {
+            if let d = FileManager.default.contents(atPath: resultPath(s, row.name)), let r = try? decoder.decode(RowResult.self, from: d) {
+                out[row.name] = r
+            }
+        }
+        return out
+    }
+
+    // MARK: - Running a row
+
+    static func run(_ row: PaperManifest.Row, _ m: PaperManifest, _ data: FERData, _ s: Settings) throws -> RowResult {
+        if let adopted = row.adopt {
+            let plan = try readPlanOrFail(repoPath(adopted.plan))
+            var r = try evaluate(row, plan: plan, planPath: adopted.plan, data: data, s)
+            r.epochs = adopted.epochs
+            r.wallSeconds = adopted.wallSeconds
+            r.commands = adopted.commands
+            return r
+        }
+        if let members = row.ensemble {
+            var plans: [EnsembleMember] = []
+            for name in members {
+                guard let d = FileManager.default.contents(atPath: resultPath(s, name)) else {
+                    throw CLIError("member row '\(name)' has not run yet")
+                }
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                let member = try decoder.decode(RowResult.self, from: d)
+                plans.append(EnsembleMember(label: member.planPath, plan: try readPlanOrFail(member.planPath)))
+            }
+            let plan: Plan
+            do { plan = try ensemblePlans(plans, name: row.name) } catch { throw CLIError("\(error)") }
+            let path = planPath(row, s)
+            try makeDirectories(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+            do { try writePlan(plan, to: path) } catch { throw CLIError("\(error)") }
+            var r = try evaluate(row, plan: plan, planPath: path, data: data, s)
+            r.commands = ["fergc ensemble " + plans.map(\.label).joined(separator: " ") + " -o \(path)"]
+            return r
+        }
+        return try train(row, m, data, s)
+    }
+
+    static func planPath(_ row: PaperManifest.Row, _ s: Settings) -> String {
+        if let p = row.plan, s.plans == nil { return p }
+        return (s.plans ?? s.runs + "/" + row.name) + "/\(row.name).plan"
+    }
+
+    static func readPlanOrFail(_ path: String) throws -> Plan {
+        do { return try readPlan(path: path) } catch { throw CLIError(error.description) }
+    }
+
+    static func train(_ row: PaperManifest.Row, _ m: PaperManifest, _ data: FERData, _ s: Settings) throws -> RowResult {
+        let modelPath = repoPath(row.model!)
+        let model = try loadGraph(modelPath)
+        guard let training = model.training else { throw CLIError("\(modelPath): no train { } section") }
+        let dir = s.runs + "/" + row.name
+        let epochs = s.epochs ?? row.epochs ?? training.epochs
+        let batch = s.batch ?? training.batchSize
+        var options = TrainOptions(epochs: epochs, batchSize: batch, seed: row.seed ?? training.seed, outDir: dir)
+        options.checkpointEvery = 100
+        var commands: [String] = []
+        var trainCommand = "fergc train \(row.model!) --data \(s.dataPath) --out \(dir) --epochs \(epochs) --batch \(batch) --seed \(options.seed) --checkpoint-every 100"
+        var initPath: String?
+        switch row.initFrom {
+        case "pretrained"?:
+            initPath = repoPath(m.pretrained!.path)
+            guard FileManager.default.fileExists(atPath: initPath!) else { throw CLIError("the pretrained weights \(initPath!) are not here") }
+        case let from? where from.hasPrefix("row:"):
+            initPath = s.runs + "/" + from.dropFirst(4) + "/checkpoint-best.npz"
+            guard FileManager.default.fileExists(atPath: initPath!) else { throw CLIError("needs row '\(from.dropFirst(4))' trained first (\(initPath!) is missing)") }
+        default: break
+        }
+        if let p = initPath { trainCommand += " --init \(p)" }
+        commands.append(trainCommand)
+
+        let resuming = FileManager.default.fileExists(atPath: dir + "/checkpoint-last.npz")
+        var finished = false
+        if resuming, let c = try? Checkpoint.read(dir + "/checkpoint-last.npz") { finished = c.meta.epoch >= epochs && c.meta.batch == 0 }
+        if !finished {
+            options.resume = resuming
+            Console.out("row \(row.name): \(resuming ? "resuming" : "training") \(row.model!) for \(epochs) epochs in \(dir)\n")
+            let trainer = try Trainer(model: model, data: data, options: options)
+            if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
+            if let p = initPath, !resuming { Console.out(try trainer.initialize(from: InitTensors.read(p)).lines(source: p)) }
+            let progress = Progress(interactive: false)
+            try trainer.run { progress.show($0) }
+            try? writeReport(runDir: dir)
+        }
+        let best = try Checkpoint.read(dir + "/checkpoint-best.npz")
+        let last = try Checkpoint.read(dir + "/checkpoint-last.npz")
+
+        var compileOptions = CompileOptions()
+        compileOptions.weights = best.tensors
+        compileOptions.seed = options.seed
+        compileOptions.sourceHash = sourceHash(modelPath)
+        var plan: Plan
+        do { plan = try compile(model, compileOptions).plan } catch { throw CLIError("\(modelPath): \(error)") }
+        let dtype = row.weightsDtype ?? "f32"
+        if dtype == "f16" { plan = try halfWeights(plan, path: modelPath) }
+        plan.metadata.training = ["run": dir, "epochs": "\(last.meta.history.count)", "data": s.dataPath]
+        let path = planPath(row, s)
+        try makeDirectories(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        do { try writePlan(plan, to: path) } catch { throw CLIError("\(error)") }
+        commands.append("fergc compile \(row.model!) --weights \(dir)/checkpoint-best.npz\(dtype == "f16" ? " --weights-dtype f16" : "") -o \(path)")
+
+        var r = try evaluate(row, plan: plan, planPath: path, data: data, s)
+        r.epochs = last.meta.history.count
+        r.wallSeconds = last.meta.elapsedSeconds
+        r.curve = last.meta.history.compactMap(\.valAccuracy)
+        r.bestEpoch = last.meta.history.max { ($0.valAccuracy ?? -1) < ($1.valAccuracy ?? -1) }?.epoch
+        r.commands = commands + r.commands
+        return r
+    }
+
+    /// PublicTest (and PrivateTest when the data has it) accuracy, the PublicTest confusion
+    /// matrix as a PNG beside the table, and the plan's size.
+    static func evaluate(_ row: PaperManifest.Row, plan: Plan, planPath: String, data: FERData, _ s: Settings) throws -> RowResult {
+        let ex = try Executor<Float>(plan: plan)
+        ex.dropoutEnabled = false
+        for (i, b) in plan.buffers.enumerated() { if let v = plan.parameters[b.name] { ex.setBuffer(i, v) } }
+        func accuracy(_ split: Split) throws -> Confusion? {
+            guard data[split].count > 0 else { return nil }
+            return try evaluateInference(ex, plan: plan, set: data[split], inputScale: Float(plan.metadata.inputScale)).confusion
+        }
+        let pub = try accuracy(.publicTest), priv = try accuracy(.privateTest)
+        if let c = pub {
+            let title = String(format: "%@ on PublicTest: %.2f%%", row.name, c.accuracy * 100)
+            do { try writeFileAtomically(confusionPNG(c, names: Emotion.names, title: title), to: s.out + "/\(row.name)-confusion-PublicTest.png") } catch { throw CLIError("\(error)") }
+        }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: planPath)[.size] as? Int) ?? encodePlan(plan).count
+        let params = plan.buffers.filter { $0.role == .parameter || $0.role == .state }.reduce(0) { $0 + $1.elementCount(batch: 1) }
+        return RowResult(name: row.name, data: s.dataPath, publicTest: pub?.accuracy, privateTest: priv?.accuracy,
+                         publicImages: data[.publicTest].count, privateImages: data[.privateTest].count, confusionPublic: pub?.counts,
+                         epochs: nil, bestEpoch: nil, wallSeconds: nil, planPath: planPath, planBytes: bytes, parameters: params,
+                         weightsDtype: plan.metadata.weightsDType ?? "f32",
+                         commands: ["fergc eval \(planPath) --data \(s.dataPath) --split PublicTest"], curve: nil)
+    }
+}
