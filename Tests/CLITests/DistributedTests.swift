@@ -120,6 +120,20 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(wrong.stderr.contains("over 2 ranks") && wrong.stderr.contains("same number"), wrong.stderr)
     }
 
+    func testOneRankIsBitwiseOneProcess() throws {
+        // The whole exchange (sharded batchnorm kernels, the scaled loss gradient, the sums)
+        // with one rank changes nothing, bit for bit.
+        _ = try mpirun()
+        let plain = scratch.appendingPathComponent("plain"), one = scratch.appendingPathComponent("one")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--max-steps", "3", "--out", plain.path]).status, 0)
+        let r = try fergc(["train", "Models/tiny.graph", "--max-steps", "3", "--distributed", "mpi", "--out", one.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("distributed over 1 rank"), r.stdout)
+        let a = try tensors(plain), b = try tensors(one)
+        XCTAssertFalse(a.isEmpty)
+        XCTAssertEqual(a.mapValues(\.data), b.mapValues(\.data))
+    }
+
     func testKilledRankEndsTheJobAndTheRunResumes() throws {
         let mpirunURL = try mpirun()
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
