@@ -137,7 +137,7 @@ final class DistributedTests: XCTestCase {
     func testKilledRankEndsTheJobAndTheRunResumes() throws {
         let mpirunURL = try mpirun()
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
-        let steps = 40
+        let steps = 60  // past the end of the first epoch (57 steps): validation and the ranks' weight check
         let args = ["train", "Models/tiny.graph", "--checkpoint-every", "4"]
         XCTAssertEqual(try mpi(2, args + ["--max-steps", "\(steps)", "--out", whole.path]).status, 0)
 
