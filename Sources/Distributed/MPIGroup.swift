@@ -96,7 +96,8 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
 
     /// Ends every rank of the job after printing `message` (prefixed with this rank).
     public func abort(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("error: rank \(rank) of \(size): \(message)\n".utf8))
+        FileHandle.standardError.write(Data("\nerror: rank \(rank) of \(size): \(message)\n".utf8))
+        usleep(500_000)  // MPI_Abort kills at once: let the launcher forward the message first
         fm_mpi_abort(1)
         exit(1)
     }
@@ -124,7 +125,9 @@ public final class MPIGroup: DataParallelGroup, @unchecked Sendable {
             spins += 1
             if spins > 200 {
                 if monotonicNow() - start > limit {
-                    abort("\(what()): no answer from the other ranks within \(Int(limit)) s (\(deadline == nil ? "FERGC_MPI_TIMEOUT" : "FERGC_MPI_SYNC_TIMEOUT")): a rank was lost, stopped, or is that much slower, so the job ends here. The last checkpoint is intact: --resume it with the same number of ranks.")
+                    // Which rank is missing a collective cannot tell, except with two.
+                    let others = size == 2 ? "rank \(1 - rank)" : "the other ranks (at least one)"
+                    abort("\(what()): no answer from \(others) within \(Int(limit)) s (\(deadline == nil ? "FERGC_MPI_TIMEOUT" : "FERGC_MPI_SYNC_TIMEOUT")): it was lost, stopped, or is that much slower, so the job ends here. The last checkpoint is intact: --resume it with the same number of ranks.")
                 }
                 usleep(spins > 2000 ? 500 : 50)
             }

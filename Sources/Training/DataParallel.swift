@@ -94,3 +94,24 @@ extension Trainer {
         return (sums[0], Int(sums[1].rounded()))
     }
 }
+
+extension Trainer {
+    /// Meets the other ranks after an epoch and checks that every rank holds the same weights,
+    /// batchnorm statistics and optimizer state (bitwise): a 64-bit hash of them, in four
+    /// 16-bit parts, summed and summed squared over the ranks — all parts equal exactly when
+    /// size × Σx² = (Σx)² for each (exact in double up to 512 ranks; past that, not checked).
+    func checkRanksAgree(_ group: DataParallelGroup, after what: String) throws {
+        try group.synchronize(what)
+        guard group.size > 1, group.size <= 512 else { return }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for p in persistent {
+            for v in stepExecutor.buffer(p.stepIndex) { h = (h ^ UInt64(v.bitPattern)) &* 0x100_0000_01b3 }
+        }
+        let parts = (0..<4).map { Double((h >> (16 * UInt64($0))) & 0xFFFF) }
+        let sums = try group.sum(parts + parts.map { $0 * $0 })
+        let n = Double(group.size)
+        for k in 0..<4 where n * sums[4 + k] != sums[k] * sums[k] {
+            throw TrainError("the ranks' weights differ \(what): the sums over the ranks did not give every rank the same result (rank \(group.rank)'s weight hash \(String(h, radix: 16))). Training stopped; the last checkpoint is \(lastCheckpointPath).")
+        }
+    }
+}

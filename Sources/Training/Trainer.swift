@@ -286,7 +286,7 @@ public final class Trainer {
             }
             log.write(event)
             report(.epoch(record, best: isBest))
-            try options.group?.synchronize("ending epoch \(record.epoch)")
+            if let group = options.group { try checkRanksAgree(group, after: "after epoch \(record.epoch)") }
         }
         log.write(["event": "end", "epochs": state.history.count, "best_val_accuracy": state.best ?? NSNull(), "elapsed_seconds": elapsed()])
         report(.finished(history: state.history, seconds: elapsed()))

@@ -120,10 +120,24 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(wrong.stderr.contains("over 2 ranks") && wrong.stderr.contains("same number"), wrong.stderr)
     }
 
+    func testOneRankIsBitwiseOneProcess() throws {
+        // The whole exchange (sharded batchnorm kernels, the scaled loss gradient, the sums)
+        // with one rank changes nothing, bit for bit.
+        _ = try mpirun()
+        let plain = scratch.appendingPathComponent("plain"), one = scratch.appendingPathComponent("one")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--max-steps", "3", "--out", plain.path]).status, 0)
+        let r = try fergc(["train", "Models/tiny.graph", "--max-steps", "3", "--distributed", "mpi", "--out", one.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("distributed over 1 rank"), r.stdout)
+        let a = try tensors(plain), b = try tensors(one)
+        XCTAssertFalse(a.isEmpty)
+        XCTAssertEqual(a.mapValues(\.data), b.mapValues(\.data))
+    }
+
     func testKilledRankEndsTheJobAndTheRunResumes() throws {
         let mpirunURL = try mpirun()
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
-        let steps = 40
+        let steps = 60  // past the end of the first epoch (57 steps): validation and the ranks' weight check
         let args = ["train", "Models/tiny.graph", "--checkpoint-every", "4"]
         XCTAssertEqual(try mpi(2, args + ["--max-steps", "\(steps)", "--out", whole.path]).status, 0)
 
@@ -171,6 +185,47 @@ final class DistributedTests: XCTestCase {
         let a = try tensors(whole), b = try tensors(killed)
         XCTAssertFalse(a.isEmpty)
         XCTAssertEqual(a.mapValues(\.data), b.mapValues(\.data))
+    }
+
+    func testStoppedRankEndsTheJobAfterTheDeadlineNamingIt() throws {
+        let mpirunURL = try mpirun()
+        let dir = scratch.appendingPathComponent("stopped")
+        let p = Process()
+        p.executableURL = mpirunURL
+        // A stopped rank does not die, so the launcher sees nothing: fergc's own deadline ends the job.
+        p.arguments = ["-x", "FERGC_MPI_TIMEOUT"] + mpiArguments(2, ["train", "Models/tiny.graph", "--checkpoint-every", "2", "--out", dir.path])
+        var env = ProcessInfo.processInfo.environment
+        env["FERGC_MPI_TIMEOUT"] = "5"
+        p.environment = env
+        p.currentDirectoryURL = repoRoot
+        let errURL = scratch.appendingPathComponent("stopped.err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = err
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let log = dir.appendingPathComponent("events.jsonl")
+        var deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, p.isRunning {
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the run ended before rank 1 could be stopped")
+        let rank1 = try XCTUnwrap(processes().first { $0.environment.contains("OMPI_COMM_WORLD_RANK=1") && $0.arguments.contains(dir.path) },
+                                  "rank 1 not found")
+        kill(rank1.pid, SIGSTOP)
+        defer { kill(rank1.pid, SIGKILL) }
+        deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, p.isRunning { usleep(20_000) }
+        XCTAssertFalse(p.isRunning, "rank 0 did not end within 60 s of rank 1 stopping")
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        try err.close()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        let text = try String(contentsOf: errURL, encoding: .utf8)
+        XCTAssertTrue(text.contains("error: rank 0 of 2") && text.contains("no answer from rank 1 within 5 s"), text)
+        XCTAssertFalse(try tensors(dir).isEmpty, "the last checkpoint is readable")
     }
 
     func testDistributedWithoutMPISaysItIsUnavailable() throws {
