@@ -431,9 +431,10 @@ public final class Trainer {
     /// outputs: the loss and every gradient.
     func nonFiniteReport(loss: Double, iteration: Int, epoch: Int, batch: Int) -> String {
         var culprit = "the loss"
-        // A parameter or state tensor gone non-finite is the cause: name it first (its NaN would
-        // otherwise be reported at whichever later step it reaches, e.g. 'loss.total').
-        for p in persistent where !stepExecutor.isFinite(p.stepIndex) {
+        // A learned parameter gone non-finite is the cause: name it first (its NaN would otherwise
+        // be reported at whichever later step it reaches, e.g. 'loss.total'). State (running
+        // statistics) follows the forward pass, so a non-finite forward is named by its step.
+        for p in persistent where step.buffers[p.stepIndex].role == .parameter && !stepExecutor.isFinite(p.stepIndex) {
             return "a non-finite value at iteration \(iteration) (epoch \(epoch + 1), batch \(batch + 1)): loss \(loss); the tensor '\(p.name)' holds a NaN or an infinity. Training stopped. \(lastGoodCheckpointNote())"
         }
         search: for s in step.steps {

@@ -141,6 +141,7 @@ final class TrainingRunTests: XCTestCase {
         let r = try fergc(["train", model.path, "--epochs", "1", "--out", dir.path, "--checkpoint-every", "1"])
         XCTAssertEqual(r.status, 1, r.stdout)
         XCTAssertTrue(r.stderr.contains("non-finite value at iteration"), r.stderr)
+        // The culprit: a parameter the update made non-finite (named first), else the step.
         XCTAssertTrue(r.stderr.contains("computed by step") || r.stderr.contains("the loss") || r.stderr.contains("the tensor '"), r.stderr)
         XCTAssertTrue(r.stderr.contains("last checkpoint written is"), r.stderr)
         let log = try String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8)
