@@ -180,15 +180,15 @@ private func align(_ n: Int, _ a: Int = PlanFormat.alignment) -> Int { (n + a - 
 private func utf8Precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
 /// The PARM payload: its canonical bytes (the input of `weightsSHA256`).
-///   u32 count, u32 0, then per tensor in ascending UTF-8 name order:
-///   u32 name length, name, u64 element count, u64 data offset (from the data start);
-///   zero padding to 64; the data: each tensor's f32 little-endian values, zero-padded to 64.
+///   u32 count, u32 encoding (0: f32; 1: IEEE half, format 1.1), then per tensor in ascending
+///   UTF-8 name order: u32 name length, name, u64 element count, u64 data offset (from the data
+///   start); zero padding to 64; the data: each tensor's little-endian values, zero-padded to 64.
 func encodeParameters(_ parameters: [String: [Float]], half: Bool = false) -> [UInt8] {
-    if half { return encodeHalfParameters(parameters) }
     let names = parameters.keys.sorted(by: utf8Precedes)
+    let valueBytes = half ? 2 : 4
     var w = ByteWriter()
     w.u32(UInt32(names.count))
-    w.u32(0)
+    w.u32(half ? 1 : 0)   // the encoding word: 0 f32, 1 IEEE half
     var offset = 0
     for name in names {
         let count = parameters[name]!.count
@@ -196,17 +196,25 @@ func encodeParameters(_ parameters: [String: [Float]], half: Bool = false) -> [U
         w.bytes += Array(name.utf8)
         w.u64(UInt64(count))
         w.u64(UInt64(offset))
-        offset = align(offset + 4 * count)
+        offset = align(offset + valueBytes * count)
     }
     w.zeros(until: PlanFormat.alignment)
     w.bytes.reserveCapacity(w.bytes.count + offset)
     for name in names {
         let values = parameters[name]!
-        #if _endian(little)
-        values.withUnsafeBytes { w.bytes += $0 }
-        #else
-        for v in values { w.u32(v.bitPattern) }
-        #endif
+        if half {
+            for v in values {
+                let h = Float16(v).bitPattern
+                w.bytes.append(UInt8(h & 0xFF))
+                w.bytes.append(UInt8(h >> 8))
+            }
+        } else {
+            #if _endian(little)
+            values.withUnsafeBytes { w.bytes += $0 }
+            #else
+            for v in values { w.u32(v.bitPattern) }
+            #endif
+        }
         w.zeros(until: PlanFormat.alignment)
     }
     return w.bytes
@@ -578,34 +586,6 @@ func checkPlan(_ plan: Plan) throws(PlanFileError) {
 }
 
 // MARK: - Half weights (format 1.1; HalfWeights.swift)
-
-/// The PARM payload with half values: as `encodeParameters`, encoding word 1, 2 bytes a value.
-func encodeHalfParameters(_ parameters: [String: [Float]]) -> [UInt8] {
-    let names = parameters.keys.sorted(by: utf8Precedes)
-    var w = ByteWriter()
-    w.u32(UInt32(names.count))
-    w.u32(1)
-    var offset = 0
-    for name in names {
-        let count = parameters[name]!.count
-        w.u32(UInt32(name.utf8.count))
-        w.bytes += Array(name.utf8)
-        w.u64(UInt64(count))
-        w.u64(UInt64(offset))
-        offset = align(offset + 2 * count)
-    }
-    w.zeros(until: PlanFormat.alignment)
-    w.bytes.reserveCapacity(w.bytes.count + offset)
-    for name in names {
-        for v in parameters[name]! {
-            let h = Float16(v).bitPattern
-            w.bytes.append(UInt8(h & 0xFF))
-            w.bytes.append(UInt8(h >> 8))
-        }
-        w.zeros(until: PlanFormat.alignment)
-    }
-    return w.bytes
-}
 
 /// `count` little-endian halves from `start`, widened.
 func decodeHalves(_ bytes: [UInt8], start: Int, count: Int) -> [Float] {
