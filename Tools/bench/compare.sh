@@ -5,9 +5,9 @@
 #
 # Builds fergc in release (scratch .build-speed-rel), runs `fergc bench` for training bs=128,
 # inference bs=128 and inference bs=1 (the mean of 200 runs, as the peers' script reports;
-# the median beside it), then /work/shared/bench/bench_peers.py with the python
+# the median beside it), then ../shared/bench/bench_peers.py with the python
 # of $PEERS_VENV (default /tmp/peers) if it has torch; otherwise it says so and compares
-# against the figures recorded in /work/shared/bench/README.md. Prints fergc / peer ratios.
+# against the figures recorded in ../shared/bench/README.md. Prints fergc / peer ratios.
 # Then batch 1 once more, fergc and ONNX Runtime alternating in three rounds
 # (Tools/bench/latency_pairs.py). Then the peak resident memory (/usr/bin/time's maximum
 # RSS, whole process) of a training run at batch 128: `fergc bench --train` against a PyTorch loop over the same model (the
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/../.."
 MODEL=${1:-Models/vgg_tuned.graph}
 NAME=$(basename "$MODEL" .graph)
 PEERS_VENV=${PEERS_VENV:-/tmp/peers}
-PEERS_SCRIPT=${PEERS_SCRIPT:-/work/shared/bench/bench_peers.py}
+PEERS_SCRIPT=${PEERS_SCRIPT:-../shared/bench/bench_peers.py}
 
 # FERGC=path/to/fergc skips the build (use a release build).
 if [ -z "${FERGC:-}" ]; then
@@ -59,7 +59,7 @@ if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import torch"
     done <<< "$OUT"
 else
     echo "== peers: not installed here ($PEERS_VENV/bin/python with torch not found); using the figures of"
-    echo "   /work/shared/bench/README.md (measured on this kind of machine, 2026-11-29), not measured now =="
+    echo "   ../shared/bench/README.md (measured on this kind of machine, 2026-11-29), not measured now =="
     if [ "$NAME" = vgg_scratch ]; then
         PTRAIN=([keras]=294 [torch]=147 [jax]=113); PINFER=([keras]=963 [torch]=480 [jax]=428 [onnxrt]=948)
         PLAT=([keras]=3.13 [torch]=3.61 [jax]=3.59 [onnxrt]=1.22)

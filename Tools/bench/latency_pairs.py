@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.environ.get("PEERS_DIR", "/work/shared/bench"))
+sys.path.insert(0, os.environ.get("PEERS_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../shared/bench")))
 
 
 def main():
