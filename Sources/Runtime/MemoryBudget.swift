@@ -25,7 +25,8 @@ public func executorBytes(_ plan: Plan, elementSize: Int) -> Int {
     let planned = plan.buffers.contains { $0.offset != nil }
     if planned, let memory = plan.memory { add(times(memory.arenaBytes, scale)) }
     for b in plan.buffers where !(planned && b.offset != nil && plan.memory != nil) {
-        var elements = plan.maxBatch
+        // Parameters and optimizer state are not batched: one copy, whatever the batch.
+        var elements = b.batched ? times(plan.maxBatch, max(b.views ?? 1, 1)) : 1
         for d in b.perSample { elements = times(elements, max(d, 0)) }
         add(times(max(elements, 1), b.elementType == .f32 ? elementSize : 4))
     }

@@ -175,6 +175,22 @@ final class ReliabilityPlanTests: XCTestCase {
         XCTAssertTrue(executorBytes(plan, elementSize: 4) > 1 << 30)  // what up-front allocation would cost
     }
 
+    // The memory budget counts parameters and optimizer state once, not once per sample: the
+    // pretrained VGG16's training plan (85 MB of parameters, 157 MB of Adam state) was refused at
+    // batch 128 as needing 31 GB.
+    func testMemoryBudgetCountsUnbatchedBuffersOnce() throws {
+        var plan = try facePlan(maxBatch: 1)
+        for i in plan.buffers.indices { plan.buffers[i].offset = nil }
+        plan.memory = nil
+        let one = executorBytes(plan, elementSize: 4)
+        plan.maxBatch = 100
+        let hundred = executorBytes(plan, elementSize: 4)
+        let perSample = plan.buffers.filter(\.batched).reduce(0) { $0 + $1.elementsPerSample * ($1.views ?? 1) * 4 }
+        let unbatched = plan.buffers.filter { !$0.batched }.reduce(0) { $0 + $1.elementsPerSample * 4 }
+        XCTAssertGreaterThan(unbatched, 0)
+        XCTAssertEqual(hundred - one, 99 * perSample)
+    }
+
     // #24 / G1: concurrent sessions leave OpenBLAS's thread count as they found it.
     func testConcurrentSessionsRestoreBLASThreads() throws {
         let before = blasThreads()
