@@ -4,7 +4,10 @@
 // running statistics. Reductions accumulate in Double. (The running-statistics update is
 // `batchnormStatsUpdate` in Updates.swift.)
 
-/// Training forward: computes the batch statistics and normalizes with them.
+/// Training forward: computes the batch statistics and normalizes with them. Under data
+/// parallelism (`global`), the mean comes from the per-channel sums over every shard, then the
+/// biased variance from the summed squared deviations from that mean: the same two passes one
+/// process makes over the whole batch.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func batchnormTrainForward<T: BLASReal>(
@@ -16,33 +19,40 @@ public func batchnormTrainForward<T: BLASReal>(
     _ beta: UnsafePointer<T>,           // (C)
     n: Int, channels: Int, spatial: Int, epsilon: T, global: GlobalBatch? = nil
 ) {
-    if let global {
-        return shardedBatchnormTrainForward(y, mean, variance, x, gamma, beta, n: n, channels: channels,
-                                            spatial: spatial, epsilon: epsilon, global)
-    }
-    let m = Double(n * spatial)
-    for c in 0..<channels {
-        var sum = 0.0
-        for s in 0..<n {
-            let row = x + (s * channels + c) * spatial
-            for i in 0..<spatial { sum += Double(row[i]) }
+    let m = Double((global?.samples ?? n) * spatial)
+    withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * max(channels, 1)) { buffer in
+        let sums = buffer.baseAddress!, mus = sums + channels
+        for c in 0..<channels {
+            var sum = 0.0
+            for s in 0..<n {
+                let row = x + (s * channels + c) * spatial
+                for i in 0..<spatial { sum += Double(row[i]) }
+            }
+            sums[c] = sum
         }
-        let mu = sum / m
-        var sq = 0.0
-        for s in 0..<n {
-            let row = x + (s * channels + c) * spatial
-            for i in 0..<spatial { let d = Double(row[i]) - mu; sq += d * d }
+        global?.sum(sums, channels)
+        for c in 0..<channels { mus[c] = sums[c] / m }
+        for c in 0..<channels {
+            var sq = 0.0
+            for s in 0..<n {
+                let row = x + (s * channels + c) * spatial
+                for i in 0..<spatial { let d = Double(row[i]) - mus[c]; sq += d * d }
+            }
+            sums[c] = sq
         }
-        let v = sq / m
-        mean[c] = T(mu)
-        variance[c] = T(v)
-        let rstd = 1 / (v + Double(epsilon)).squareRoot()
-        let scale = T(rstd * Double(gamma[c]))
-        let shift = beta[c] - T(mu) * scale
-        for s in 0..<n {
-            let row = x + (s * channels + c) * spatial
-            let out = y + (s * channels + c) * spatial
-            for i in 0..<spatial { out[i] = row[i] * scale + shift }
+        global?.sum(sums, channels)
+        for c in 0..<channels {
+            let mu = mus[c], v = sums[c] / m
+            mean[c] = T(mu)
+            variance[c] = T(v)
+            let rstd = 1 / (v + Double(epsilon)).squareRoot()
+            let scale = T(rstd * Double(gamma[c]))
+            let shift = beta[c] - T(mu) * scale
+            for s in 0..<n {
+                let row = x + (s * channels + c) * spatial
+                let out = y + (s * channels + c) * spatial
+                for i in 0..<spatial { out[i] = row[i] * scale + shift }
+            }
         }
     }
 }
@@ -74,6 +84,8 @@ public func batchnormInferenceForward<T: BLASReal>(
 /// Training backward, the standard formula with xhat = (x - mean) * rstd, m = N*S:
 ///   dbeta = sum dy, dgamma = sum dy * xhat,
 ///   dx = gamma * rstd / m * (m * dy - dbeta - xhat * dgamma).
+/// Under data parallelism (`global`), dgamma and dbeta are this shard's contributions (summed
+/// later with the other gradients) and dx uses the sums over every shard, with m the global N*S.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func batchnormTrainBackward<T: BLASReal>(
@@ -87,36 +99,43 @@ public func batchnormTrainBackward<T: BLASReal>(
     _ variance: UnsafePointer<T>,       // (C) batch variance (biased) from the forward pass
     n: Int, channels: Int, spatial: Int, epsilon: T, global: GlobalBatch? = nil
 ) {
-    if let global {
-        return shardedBatchnormTrainBackward(dx, dgamma, dbeta, dy, x, gamma, mean, variance, n: n, channels: channels,
-                                             spatial: spatial, epsilon: epsilon, global)
-    }
-    let m = Double(n * spatial)
-    for c in 0..<channels {
-        let mu = Double(mean[c])
-        let rstd = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot()
-        var sumDy = 0.0, sumDyXhat = 0.0
-        for s in 0..<n {
-            let dyr = dy + (s * channels + c) * spatial
-            let xr = x + (s * channels + c) * spatial
-            for i in 0..<spatial {
-                let d = Double(dyr[i])
-                sumDy += d
-                sumDyXhat += d * (Double(xr[i]) - mu) * rstd
+    let m = Double((global?.samples ?? n) * spatial)
+    withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * max(channels, 1)) { buffer in
+        let sums = buffer.baseAddress!
+        for c in 0..<channels {
+            let mu = Double(mean[c])
+            let rstd = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot()
+            var sumDy = 0.0, sumDyXhat = 0.0
+            for s in 0..<n {
+                let dyr = dy + (s * channels + c) * spatial
+                let xr = x + (s * channels + c) * spatial
+                for i in 0..<spatial {
+                    let d = Double(dyr[i])
+                    sumDy += d
+                    sumDyXhat += d * (Double(xr[i]) - mu) * rstd
+                }
+            }
+            dgamma[c] = T(sumDyXhat)
+            dbeta[c] = T(sumDy)
+            sums[c] = sumDy
+            sums[channels + c] = sumDyXhat
+        }
+        global?.sum(sums, 2 * channels)
+        for c in 0..<channels {
+            let mu = Double(mean[c])
+            let rstd = 1 / (Double(variance[c]) + Double(epsilon)).squareRoot()
+            let sumDy = sums[c], sumDyXhat = sums[channels + c]
+            let k = Double(gamma[c]) * rstd / m
+            for s in 0..<n {
+                let dyr = dy + (s * channels + c) * spatial
+                let xr = x + (s * channels + c) * spatial
+                let dxr = dx + (s * channels + c) * spatial
+                for i in 0..<spatial {
+                    let xhat = (Double(xr[i]) - mu) * rstd
+                    dxr[i] = T(k * (m * Double(dyr[i]) - sumDy - xhat * sumDyXhat))
+                }
             }
         }
-        let k = Double(gamma[c]) * rstd / m
-        for s in 0..<n {
-            let dyr = dy + (s * channels + c) * spatial
-            let xr = x + (s * channels + c) * spatial
-            let dxr = dx + (s * channels + c) * spatial
-            for i in 0..<spatial {
-                let xhat = (Double(xr[i]) - mu) * rstd
-                dxr[i] = T(k * (m * Double(dyr[i]) - sumDy - xhat * sumDyXhat))
-            }
-        }
-        dgamma[c] = T(sumDyXhat)
-        dbeta[c] = T(sumDy)
     }
 }
 

@@ -474,10 +474,10 @@ public final class Executor<T: BLASReal> {
         // recipe and test-time augmentation (Recipe.swift)
         case .softmaxCrossEntropySmoothed(let k, let e):
             try checkLabels(i[1], step: s, n: n, classes: k)
-            smoothedCrossEntropyForward(f(o[0]), c(i[0]), labels(i[1]), n: n, classes: k, smoothing: Double(e))
+            softmaxCrossEntropyForward(f(o[0]), c(i[0]), labels(i[1]), n: n, classes: k, smoothing: Double(e))
         case .softmaxCrossEntropySmoothedGrad(let k, let e):
             try checkLabels(i[2], step: s, n: n, classes: k)
-            smoothedCrossEntropyBackward(f(o[0]), c(i[0]), c(i[1]), labels(i[2]), n: n, classes: k, smoothing: Double(e))
+            softmaxCrossEntropyBackward(f(o[0]), c(i[0]), c(i[1]), labels(i[2]), n: n, classes: k, smoothing: Double(e))
         case .sgdWeightDecayUpdate(let momentum, let nesterov, let wd, let decoupled):
             sgdWeightDecayUpdate(f(i[0]), f(i[2]), c(i[1]), count: count(i[0], n), lr: c(i[3])[0], momentum: T(momentum),
                                  nesterov: nesterov, weightDecay: T(wd), decoupled: decoupled)

@@ -1,5 +1,5 @@
-// Kernels of the stronger training recipe and of test-time augmentation:
-//   - softmax cross-entropy with label smoothing, and its gradient;
+// Kernels of the stronger training recipe and of test-time augmentation (label smoothing is a
+// parameter of the cross-entropy in Softmax.swift):
 //   - SGD with weight decay (PyTorch's, added to the gradient, or decoupled as in SGDW);
 //   - test-time augmentation: the views of each face (crops, mirrored or not) as one batch,
 //     and the mean of the class probabilities over each face's views.
@@ -20,58 +20,6 @@ public struct TTAViews: Sendable, Hashable, Codable {
     public var views: [TTAView]
     public init(channels: Int, faceSide: Int, side: Int, views: [TTAView]) {
         self.channels = channels; self.faceSide = faceSide; self.side = side; self.views = views
-    }
-}
-
-/// loss = mean over the batch of -sum_k q_k log softmax(logits)_k, with
-/// q = (1 - smoothing) onehot(label) + smoothing / K. Accumulated in Double.
-@_specialize(where T == Float)
-@_specialize(where T == Double)
-public func smoothedCrossEntropyForward<T: BLASReal>(
-    _ loss: UnsafeMutablePointer<T>, // (1)
-    _ logits: UnsafePointer<T>,     // (N, K)
-    _ labels: UnsafePointer<Int32>, // (N) in [0, K)
-    n: Int, classes: Int, smoothing: Double
-) {
-    precondition(firstInvalidLabel(labels, n: n, classes: classes) == nil, "label out of range")
-    let k = Double(classes)
-    var total = 0.0
-    for s in 0..<n {
-        let xr = logits + s * classes
-        var maxValue = Double(xr[0])
-        var sumLogits = 0.0
-        for j in 0..<classes {
-            maxValue = max(maxValue, Double(xr[j]))
-            sumLogits += Double(xr[j])
-        }
-        var sum = 0.0
-        for j in 0..<classes { sum += Double(T.exp(T(Double(xr[j]) - maxValue))) }
-        let logSumExp = maxValue + Double(T.log(T(sum)))
-        // -sum_k q_k (x_k - lse) = lse - (1 - e) x_label - e/K sum_k x_k
-        total += logSumExp - (1 - smoothing) * Double(xr[Int(labels[s])]) - smoothing / k * sumLogits
-    }
-    loss[0] = T(total / Double(n))
-}
-
-/// dlogits = dloss / N * (softmax(logits) - q), q as in `smoothedCrossEntropyForward`.
-@_specialize(where T == Float)
-@_specialize(where T == Double)
-public func smoothedCrossEntropyBackward<T: BLASReal>(
-    _ dlogits: UnsafeMutablePointer<T>, // (N, K)
-    _ dloss: UnsafePointer<T>,      // (1)
-    _ logits: UnsafePointer<T>,     // (N, K)
-    _ labels: UnsafePointer<Int32>, // (N) in [0, K)
-    n: Int, classes: Int, smoothing: Double
-) {
-    precondition(firstInvalidLabel(labels, n: n, classes: classes) == nil, "label out of range")
-    softmaxForward(dlogits, logits, n: n, classes: classes)
-    let scale = Double(dloss[0]) / Double(n)
-    let off = smoothing / Double(classes), on = 1 - smoothing + off
-    for s in 0..<n {
-        let row = dlogits + s * classes, label = Int(labels[s])
-        for j in 0..<classes {
-            row[j] = T((Double(row[j]) - (j == label ? on : off)) * scale)
-        }
     }
 }
 

@@ -46,30 +46,39 @@ public func firstInvalidLabel(_ labels: UnsafePointer<Int32>, n: Int, classes: I
     return nil
 }
 
-/// loss = mean over the batch of -log softmax(logits[n, :])[label[n]], accumulated in Double.
+/// loss = mean over the batch of -sum_k q_k log softmax(logits[n, :])_k, accumulated in Double,
+/// with q = (1 - smoothing) onehot(label) + smoothing / K: the plain cross-entropy
+/// -log softmax(logits)[label] when smoothing is 0 (the default), label smoothing otherwise.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func softmaxCrossEntropyForward<T: BLASReal>(
     _ loss: UnsafeMutablePointer<T>, // (1)
     _ logits: UnsafePointer<T>,     // (N, K)
     _ labels: UnsafePointer<Int32>, // (N) in [0, K)
-    n: Int, classes: Int
+    n: Int, classes: Int, smoothing: Double = 0
 ) {
     precondition(firstInvalidLabel(labels, n: n, classes: classes) == nil, "label out of range")
     var total = 0.0
     for s in 0..<n {
         let xr = logits + s * classes
         var maxValue = Double(xr[0])
-        for k in 1..<max(classes, 1) where Double(xr[k]) > maxValue { maxValue = Double(xr[k]) }
+        var sumLogits = 0.0
+        for k in 0..<classes {
+            maxValue = max(maxValue, Double(xr[k]))
+            sumLogits += Double(xr[k])
+        }
         var sum = 0.0
         for k in 0..<classes { sum += Double(T.exp(T(Double(xr[k]) - maxValue))) }
         let logSumExp = maxValue + Double(T.log(T(sum)))
-        total += logSumExp - Double(xr[Int(labels[s])])
+        // -sum_k q_k (x_k - lse) = lse - (1 - e) x_label - e/K sum_k x_k
+        total += logSumExp - (1 - smoothing) * Double(xr[Int(labels[s])])
+        if smoothing != 0 { total -= smoothing / Double(classes) * sumLogits }
     }
     loss[0] = T(total / Double(n))
 }
 
-/// dlogits = dloss / N * (softmax(logits) - onehot(label)).
+/// dlogits = dloss / N * (softmax(logits) - q), q as in `softmaxCrossEntropyForward`
+/// (onehot(label) when smoothing is 0).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func softmaxCrossEntropyBackward<T: BLASReal>(
@@ -77,14 +86,16 @@ public func softmaxCrossEntropyBackward<T: BLASReal>(
     _ dloss: UnsafePointer<T>,      // (1)
     _ logits: UnsafePointer<T>,     // (N, K)
     _ labels: UnsafePointer<Int32>, // (N) in [0, K)
-    n: Int, classes: Int
+    n: Int, classes: Int, smoothing: Double = 0
 ) {
     precondition(firstInvalidLabel(labels, n: n, classes: classes) == nil, "label out of range")
     softmaxForward(dlogits, logits, n: n, classes: classes)
-    let k = dloss[0] / T(n)
+    let scale = Double(dloss[0]) / Double(n)
+    let off = smoothing / Double(classes), on = 1 - smoothing + off
     for s in 0..<n {
-        let row = dlogits + s * classes
-        row[Int(labels[s])] -= 1
-        for c in 0..<classes { row[c] *= k }
+        let row = dlogits + s * classes, label = Int(labels[s])
+        for j in 0..<classes {
+            row[j] = T((Double(row[j]) - (j == label ? on : off)) * scale)
+        }
     }
 }

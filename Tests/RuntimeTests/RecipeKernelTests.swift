@@ -1,5 +1,5 @@
-// The recipe and test-time-augmentation kernels (Recipe.swift): label-smoothed cross-entropy
-// (finite differences, and the loss against its definition), SGD with weight decay (against
+// The recipe and test-time-augmentation kernels (Recipe.swift), and label smoothing in the
+// cross-entropy (Softmax.swift: finite differences, and the loss against its definition), SGD with weight decay (against
 // plain SGD on the decayed gradient, and SGDW by hand), the views and the mean of a TTA plan.
 import XCTest
 @testable import Runtime
@@ -15,12 +15,12 @@ final class RecipeKernelTests: RuntimeTestCase {
                 name: "smoothed cross-entropy \(smoothing)", inputs: [rng.array(n * k, -3, 3)],
                 forward: { v in
                     let loss = DBuf(zeros: 1)
-                    smoothedCrossEntropyForward(loss.p, DBuf(v[0]).c, labels.c, n: n, classes: k, smoothing: smoothing)
+                    softmaxCrossEntropyForward(loss.p, DBuf(v[0]).c, labels.c, n: n, classes: k, smoothing: smoothing)
                     return loss.array
                 },
                 backward: { v, dy in
                     let dx = DBuf(zeros: n * k)
-                    smoothedCrossEntropyBackward(dx.p, DBuf(dy).c, DBuf(v[0]).c, labels.c, n: n, classes: k, smoothing: smoothing)
+                    softmaxCrossEntropyBackward(dx.p, DBuf(dy).c, DBuf(v[0]).c, labels.c, n: n, classes: k, smoothing: smoothing)
                     return [dx.array]
                 }))
         }
@@ -42,16 +42,23 @@ final class RecipeKernelTests: RuntimeTestCase {
         }
         expected /= Double(n)
         let loss = DBuf(zeros: 1)
-        smoothedCrossEntropyForward(loss.p, DBuf(x).c, labels.c, n: n, classes: k, smoothing: e)
+        softmaxCrossEntropyForward(loss.p, DBuf(x).c, labels.c, n: n, classes: k, smoothing: e)
         XCTAssertEqual(loss.array[0], expected, accuracy: 1e-12)
-        // Smoothing 0 is the plain loss and gradient.
-        let plain = DBuf(zeros: 1), dPlain = DBuf(zeros: n * k), dZero = DBuf(zeros: n * k)
+        // Smoothing 0 is the plain loss, -log p_label, and gradient p - onehot, written out.
+        var plainExpected = 0.0
+        var dExpected = [Double](repeating: 0, count: n * k)
+        for s in 0..<n {
+            let row = Array(x[(s * k)..<((s + 1) * k)])
+            let z = row.map { Foundation.exp($0) }.reduce(0, +)
+            let label = Int(labels.array[s])
+            plainExpected -= Foundation.log(Foundation.exp(row[label]) / z) / Double(n)
+            for j in 0..<k { dExpected[s * k + j] = (Foundation.exp(row[j]) / z - (j == label ? 1 : 0)) / Double(n) }
+        }
+        let plain = DBuf(zeros: 1), dPlain = DBuf(zeros: n * k)
         softmaxCrossEntropyForward(plain.p, DBuf(x).c, labels.c, n: n, classes: k)
-        smoothedCrossEntropyForward(loss.p, DBuf(x).c, labels.c, n: n, classes: k, smoothing: 0)
-        XCTAssertEqual(loss.array[0], plain.array[0], accuracy: 1e-12)
+        XCTAssertEqual(plain.array[0], plainExpected, accuracy: 1e-12)
         softmaxCrossEntropyBackward(dPlain.p, DBuf([1]).c, DBuf(x).c, labels.c, n: n, classes: k)
-        smoothedCrossEntropyBackward(dZero.p, DBuf([1]).c, DBuf(x).c, labels.c, n: n, classes: k, smoothing: 0)
-        assertClose(dZero.array, dPlain.array, tol: 1e-15, "smoothing 0")
+        assertClose(dPlain.array, dExpected, tol: 1e-12, "smoothing 0")
     }
 
     func testSGDWeightDecay() {
