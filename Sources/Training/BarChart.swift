@@ -118,7 +118,8 @@ public func barChartPNG(title: String, series: [(name: String, color: String)], 
     let ink = RGB(0x22, 0x22, 0x22), gray = RGB(0x88, 0x88, 0x88)
     let colors = series.map { RGB(css: $0.color) ?? .black }
     var c = Canvas(width: width, height: l.height)
-    c.text(title, x: 10, y: l.titleBaseline, color: .black, scale: 2)
+    // The title at twice the font's size when it fits the width.
+    c.text(title, x: 10, y: l.titleBaseline, color: .black, scale: Canvas.textWidth(title, scale: 2) <= width - 20 ? 2 : 1)
     for (i, x) in l.legendX(series.map(\.name)).enumerated() {
         c.fillRect(x: Int(x), y: Int(l.legendBaseline) - 9, width: 10, height: 10, color: colors[i])
         c.text(series[i].name, x: x + 14, y: l.legendBaseline, color: ink)

@@ -33,8 +33,9 @@ enum ReproduceCommand {
         first. Rows that have not run show as "not run" in the table, never as a number.
 
         The rows of the preprocessing study (Figure 12, named study/...) have their own table
-        in the same README and a bar chart beside it (OUT/figure12.svg and .png): the paper's
-        figure, fergc as the paper computed it, and fergc as intended, per technique.
+        in the same README and a bar chart beside it (OUT/CHART.svg and .png, CHART named by
+        the manifest's "study" section: figure12): the paper's figure, fergc as the paper
+        computed it, and fergc as intended, per technique.
 
         EXAMPLES:
           fergc reproduce --data ../shared/data/fer2013-trainval.csv.gz --rows vgg_scratch

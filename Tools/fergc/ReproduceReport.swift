@@ -40,7 +40,11 @@ func paperReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
         out += "| " + done.map { "![\($0.name)](\($0.name)-confusion-PublicTest.png)" }.joined(separator: " | ") + " |\n"
     }
 
-    if m.study != nil { out += "\n" + studyReport(m, results: results, settings: s) }
+    if m.study != nil {
+        var study = studyReport(m, results: results, settings: s)
+        while study.hasSuffix("\n") { study.removeLast() }
+        out += "\n" + study + "\n"
+    }
 
     out += "\n## Rows\n\n"
     for row in m.rows {

@@ -92,11 +92,11 @@ func studyChart(_ m: PaperManifest, results: [String: RowResult], data: String) 
     var reference: BarReference?
     if let shares = techniques.compactMap({ t in t.asPaper.flatMap { ClassShares(results[$0.name]?.confusionPublic) } }).first {
         let c = shares.commonest
-        reference = BarReference(value: c.share * 100, label: String(format: "always %@: %.1f%%", ClassShares.name(c.cls), c.share * 100))
+        reference = BarReference(value: c.share * 100, label: String(format: "always %@: %.2f%%", ClassShares.name(c.cls), c.share * 100))
     }
     let budgets = Set(techniques.flatMap { [$0.asPaper, $0.asIntended] }.compactMap { $0.flatMap { results[$0.name]?.epochs } })
-    let title = "\(m.study?.title ?? "Preprocessing study"): PublicTest accuracy"
-        + (budgets.count == 1 ? ", \(budgets.first!) epochs" : "")
+    let title = "\(m.study?.title ?? "Preprocessing study"), PublicTest"
+        + (budgets.count == 1 ? ", \(budgets.first!) epoch\(budgets.first! == 1 ? "" : "s")" : "")
     return (barChartSVG(title: title, series: series, groups: groups, reference: reference),
             barChartPNG(title: title, series: series, groups: groups, reference: reference))
 }
