@@ -27,10 +27,10 @@ enum ReproduceCommand {
             OptionSpec(name: "report-only", kind: .flag, help: "Run nothing: rewrite the table from the row results already there."),
         ],
         details: """
-        A row is done when OUT/rows/NAME.json exists (delete it to redo the row). A row whose run
-        directory holds a checkpoint continues from it exactly (fergc train --resume). A row
-        initialized from another row ("init_from": "row:NAME") needs that row's best checkpoint
-        first. Rows that have not run show as "not run" in the table, never as a number.
+        A row is done when OUT/rows/NAME.json exists (delete it to redo the row); the table is
+        rewritten after each row that finishes. A row whose run directory holds a checkpoint
+        continues from it exactly (fergc train --resume). A row initialized from another row
+        ("init_from": "row:NAME") needs that row's best checkpoint first. Rows that have not run show as "not run" in the table, never as a number.
 
         The rows of the preprocessing study (Figure 12, named study/...) have their own table
         in the same README and a bar chart beside it (OUT/CHART.svg and .png, CHART named by
@@ -87,12 +87,21 @@ enum ReproduceCommand {
                     let result = try run(row, manifest, data, s)
                     try writeResult(result, s)
                     Console.out(String(format: "row %@: PublicTest %@\n", row.name, result.publicTest.map { String(format: "%.2f%%", $0 * 100) } ?? "-"))
+                    // The table after every finished row, so a long run shows its progress (a
+                    // failure to write it is reported by the final write below).
+                    try? writeTable(manifest, s, quiet: true)
                 } catch {
                     Console.err("row \(row.name): not run: \(error)\n")
                     failures.append(row.name)
                 }
             }
         }
+        try writeTable(manifest, s, quiet: false)
+        if !failures.isEmpty { throw CLIError("\(failures.count) row\(failures.count == 1 ? "" : "s") not run: \(failures.joined(separator: ", "))") }
+    }
+
+    /// OUT/README.md from the row results in OUT/rows, and the study's chart beside it.
+    static func writeTable(_ manifest: PaperManifest, _ s: Settings, quiet: Bool) throws {
         let readme = s.out + "/README.md"
         let results = loadResults(manifest, s)
         if let study = manifest.study {
@@ -100,13 +109,12 @@ enum ReproduceCommand {
             for (ext, bytes) in [("svg", Array(chart.svg.utf8)), ("png", chart.png)] {
                 let path = s.out + "/\(study.chart).\(ext)"
                 do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }
-                Console.out("wrote \(path)\n")
+                if !quiet { Console.out("wrote \(path)\n") }
             }
         }
         let text = paperReport(manifest, results: results, settings: s)
         do { try writeFileAtomically(Array(text.utf8), to: readme) } catch { throw CLIError("\(error)") }
-        Console.out("wrote \(readme)\n")
-        if !failures.isEmpty { throw CLIError("\(failures.count) row\(failures.count == 1 ? "" : "s") not run: \(failures.joined(separator: ", "))") }
+        if !quiet { Console.out("wrote \(readme)\n") }
     }
 
     static func resultPath(_ s: Settings, _ name: String) -> String { s.out + "/rows/\(name).json" }
