@@ -116,6 +116,7 @@ final class ReproduceTests: XCTestCase {
         XCTAssertEqual(Double(sobel[5])!, intended - baseline, accuracy: 0.011)
         XCTAssertEqual([yen[3], yen[4], yen[6]], ["not run", "not run", "not run"])
         XCTAssertTrue(section.contains("- Tiny note."))
+        XCTAssertTrue(section.contains("min for the 3 finished rows of 4 ("), String(section))
 
         // The truncated Sobel row sees all-zero faces: it answers one class for every face and so
         // scores that class's share of PublicTest, counted here from the data independently.

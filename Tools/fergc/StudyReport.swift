@@ -158,6 +158,13 @@ func studyReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
         out += "| \(t.name) | \(names) | \(paperFigure(t.paperAccuracy)) | \(asPaper) | \(acc(t.asIntended)) | \(delta) | \(most) |\n"
     }
 
+    let walls = rows.compactMap { results[$0.name]?.wallSeconds }
+    if !walls.isEmpty {
+        let total = Int(walls.reduce(0, +).rounded()) / 60
+        out += "\nTraining time: \(total / 60) h \(String(format: "%02d", total % 60)) min for the \(walls.count) finished row\(walls.count == 1 ? "" : "s") of \(rows.count)"
+        out += " (\(Int((walls.reduce(0, +) / Double(walls.count) / 60).rounded())) min a row).\n"
+    }
+
     // What answering one class scores, counted from the evaluated faces' labels.
     let any = rows.compactMap { results[$0.name] }.first { $0.confusionPublic != nil }
     if let r = any, let pub = ClassShares(r.confusionPublic) {
