@@ -121,14 +121,14 @@ final class ReproduceTests: XCTestCase {
         // The truncated Sobel row sees all-zero faces: it answers one class for every face and so
         // scores that class's share of PublicTest, counted here from the data independently.
         let most = sobel[6]
-        XCTAssertTrue(most.contains(" for 100.0% of faces"), most)
+        XCTAssertTrue(most.contains(" for 100% of faces"), most)
         let cls = String(most.prefix { $0 != " " })
         var counts: [String: Int] = [:]
         for label in try loadFER2013(path: samplePath, options: LoadOptions(splits: [.publicTest]))[.publicTest].labels { counts[Emotion.names[Int(label)], default: 0] += 1 }
         let share = Double(try XCTUnwrap(counts[cls], cls)) / Double(counts.values.reduce(0, +)) * 100
         XCTAssertEqual(asPaper, share, accuracy: 0.005, "a constant answer of \(cls) scores its share")
         XCTAssertTrue(most.hasSuffix(String(format: "(%@ is %.2f%% of them)", cls, share)), most)
-        XCTAssertTrue(section.contains(String(format: "- `study/sobel_paper`: answers %@ for 100.0%% of the faces; accuracy %.2f%%, %@'s share %.2f%%: a constant answer.", cls, asPaper, cls, share)), String(section))
+        XCTAssertTrue(section.contains(String(format: "- `study/sobel_paper`: answers %@ for 100%% of the faces; accuracy %.2f%%, %@'s share %.2f%%: a constant answer.", cls, asPaper, cls, share)), String(section))
         let commonest = counts.max { $0.value < $1.value }!
         XCTAssertTrue(section.contains(String(format: "the commonest class is %@: %d faces, %.2f%%", commonest.key, commonest.value,
                                               Double(commonest.value) / Double(counts.values.reduce(0, +)) * 100)), String(section))

@@ -30,7 +30,8 @@ enum ReproduceCommand {
         A row is done when OUT/rows/NAME.json exists (delete it to redo the row); the table is
         rewritten after each row that finishes. A row whose run directory holds a checkpoint
         continues from it exactly (fergc train --resume). A row initialized from another row
-        ("init_from": "row:NAME") needs that row's best checkpoint first. Rows that have not run show as "not run" in the table, never as a number.
+        ("init_from": "row:NAME") needs that row's best checkpoint first. Rows that have not
+        run show as "not run" in the table, never as a number.
 
         The rows of the preprocessing study (Figure 12, named study/...) have their own table
         in the same README and a bar chart beside it (OUT/CHART.svg and .png, CHART named by
@@ -105,7 +106,7 @@ enum ReproduceCommand {
         let readme = s.out + "/README.md"
         let results = loadResults(manifest, s)
         if let study = manifest.study {
-            let chart = studyChart(manifest, results: results, data: s.dataPath)
+            let chart = studyChart(manifest, results: results)
             for (ext, bytes) in [("svg", Array(chart.svg.utf8)), ("png", chart.png)] {
                 let path = s.out + "/\(study.chart).\(ext)"
                 do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }

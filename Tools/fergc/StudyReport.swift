@@ -69,6 +69,9 @@ struct ClassShares {
 
 private func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "—" }
 
+/// A share of the answers: "100%" only when it is all of them (99.96% is "99.9%").
+private func answerShare(_ p: Double) -> String { p >= 1 ? "100%" : String(format: "%.1f%%", min(p * 100, 99.9)) }
+
 /// The paper's figures as printed (33.15%, 53.5%).
 private func paperFigure(_ v: Double?) -> String {
     guard let v else { return "—" }
@@ -80,7 +83,7 @@ private func paperFigure(_ v: Double?) -> String {
 
 /// The bar chart: per technique, the paper's figure, fergc as the paper computed it and fergc
 /// as intended (PublicTest); a vertical line at the share of the commonest class.
-func studyChart(_ m: PaperManifest, results: [String: RowResult], data: String) -> (svg: String, png: [UInt8]) {
+func studyChart(_ m: PaperManifest, results: [String: RowResult]) -> (svg: String, png: [UInt8]) {
     let techniques = StudyTechnique.all(m)
     func value(_ row: PaperManifest.Row?) -> Double? { row.flatMap { results[$0.name]?.publicTest }.map { $0 * 100 } }
     let groups = techniques.map { t in
@@ -151,7 +154,7 @@ func studyReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
             most = "—"
             if let sh = ClassShares(r.confusionPublic) {
                 let top = sh.top
-                most = String(format: "%@ for %.1f%% of faces (%@ is %.2f%% of them)", ClassShares.name(top.cls), top.share * 100,
+                most = String(format: "%@ for %@ of faces (%@ is %.2f%% of them)", ClassShares.name(top.cls), answerShare(top.share),
                               ClassShares.name(top.cls), sh.share(of: top.cls) * 100)
             }
         }
@@ -180,7 +183,7 @@ func studyReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
         for t in techniques {
             guard let row = t.paper, let res = results[row.name], let sh = ClassShares(res.confusionPublic), let a = res.publicTest else { continue }
             let top = sh.top, share = sh.share(of: top.cls)
-            out += String(format: "- `%@`: answers %@ for %.1f%% of the faces; accuracy %.2f%%, %@'s share %.2f%%", row.name, ClassShares.name(top.cls), top.share * 100, a * 100, ClassShares.name(top.cls), share * 100)
+            out += String(format: "- `%@`: answers %@ for %@ of the faces; accuracy %.2f%%, %@'s share %.2f%%", row.name, ClassShares.name(top.cls), answerShare(top.share), a * 100, ClassShares.name(top.cls), share * 100)
             out += top.share >= 1 ? ": a constant answer.\n" : ".\n"
         }
         out += "\n"
