@@ -90,7 +90,7 @@ func studyChart(_ m: PaperManifest, results: [String: RowResult]) -> (svg: Strin
         BarGroup(label: t.name, values: [t.paperAccuracy, value(t.asPaper), value(t.asIntended)],
                  missing: ["no figure in the paper", t.asPaper == nil ? "no such row" : "not run", t.asIntended == nil ? "no such row" : "not run"])
     }
-    let series = [(name: "paper", color: "#9e9e9e"), (name: "fergc as the paper computed it", color: "#e6862e"),
+    let series = [(name: "paper (its test set)", color: "#9e9e9e"), (name: "fergc as the paper computed it", color: "#e6862e"),
                   (name: "fergc as intended", color: "#2f6db5")]
     var reference: BarReference?
     if let shares = techniques.compactMap({ t in t.asPaper.flatMap { ClassShares(results[$0.name]?.confusionPublic) } }).first {
