@@ -320,7 +320,7 @@ extension PreprocessParityTests {
         XCTAssertThrowsError(try decodePlan(encodePlan(bad)))
     }
 
-    /// Every study row: the same layers, parameters and recipe, raw pixels in, epochs 10.
+    /// Every study row: the same layers, parameters and recipe, raw pixels in, epochs 5 (the budget).
     func testStudyModelFiles() throws {
         let dir = repoRoot.appendingPathComponent("Models/study")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".graph") }.sorted()
@@ -330,7 +330,7 @@ extension PreprocessParityTests {
             let g = try Frontend.compile(path: dir.appendingPathComponent(f).path)
             XCTAssertEqual(g.parameters.map { g[$0] }, base.parameters.map { base[$0] }, f)
             var t = try XCTUnwrap(g.training), b = try XCTUnwrap(base.training)
-            XCTAssertEqual(t.epochs, 10, f)
+            XCTAssertEqual(t.epochs, 5, f)
             XCTAssertEqual(t.inputScale, 1, f)
             (t.epochs, t.inputScale, b.epochs, b.inputScale) = (0, 0, 0, 0)
             XCTAssertEqual(t, b, f)

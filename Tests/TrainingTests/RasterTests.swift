@@ -329,4 +329,54 @@ final class RasterTests: XCTestCase {
             XCTAssertTrue(md.contains("(loss.svg)") && md.contains("(loss.png)") && md.contains("(accuracy.png)"), md)
         }
     }
+
+    /// The bar chart: each bar's length is its value on the 0..100% axis, a missing value has no
+    /// bar (only an empty box and its text), the reference line is at its value, and the SVG
+    /// draws the same bars.
+    func testBarChartPixels() throws {
+        let series = [(name: "paper", color: "#9e9e9e"), (name: "as paper", color: "#e6862e"), (name: "intended", color: blue)]
+        let groups = [BarGroup(label: "Sobel", values: [24.49, 25.0, nil], missing: ["-", "not run", "not run"]),
+                      BarGroup(label: "Std", values: [53.5, 100, 0], missing: ["-", "not run", "not run"])]
+        let reference = BarReference(value: 24.94, label: "always Happy")
+        let png = barChartPNG(title: "bars", series: series, groups: groups, reference: reference)
+        keep(png, "bars.png")
+        let d = try XCTUnwrap(decodePNG(png))
+        let l = BarChartLayout(width: 760, groups: groups, series: 3)
+        XCTAssertEqual([d.width, d.height], [760, l.height])
+        XCTAssertEqual(l.maxValue, 100)
+        /// How many pixels of the bar's middle row have its colour, and where the last one ends
+        /// (the axis and the reference line are drawn over the bars).
+        func runLength(_ g: Int, _ k: Int) -> Int {
+            let y = Int(l.barTop(g, k)) + 5, colour = RGB(css: series[k].color)!
+            return d.count(x: 0..<760, y: y..<(y + 1)) { $0 == colour }
+        }
+        func barEnd(_ g: Int, _ k: Int) -> Double {
+            let y = Int(l.barTop(g, k)) + 5, colour = RGB(css: series[k].color)!
+            return Double((0..<760).last { d.rgb($0, y) == colour }.map { $0 + 1 } ?? 0)
+        }
+        XCTAssertEqual(barEnd(0, 0), l.px(24.49), accuracy: 1)
+        XCTAssertEqual(barEnd(0, 1), l.px(25), accuracy: 1)
+        XCTAssertEqual(barEnd(1, 1), l.px(100), accuracy: 1)
+        XCTAssertEqual(barEnd(1, 0), l.px(53.5), accuracy: 1)
+        XCTAssertEqual(l.px(100) - l.px(0), l.plotWidth)
+        XCTAssertGreaterThan(runLength(1, 0), Int(l.px(53.5) - l.px(0)) - 4, "a solid bar")
+        // A missing value: the empty box's two sides cross the bar's middle row, nothing more.
+        XCTAssertEqual(runLength(0, 2), 2)
+        // A zero is a zero-length bar: nothing in its colour, and no "not run" box either.
+        XCTAssertEqual(runLength(1, 2), 0)
+        // "not run" is written after the box, in gray.
+        let y0 = Int(l.barTop(0, 2))
+        XCTAssertGreaterThan(d.count(x: Int(BarChartLayout.left) + 14..<Int(BarChartLayout.left) + 70, y: y0..<(y0 + 11)) { $0 == RGB(0x88, 0x88, 0x88) }, 20)
+        // The dashed reference line at 24.94%.
+        let rx = Int(l.px(24.94))
+        XCTAssertGreaterThan(d.count(x: rx..<(rx + 1), y: Int(BarChartLayout.top)..<Int(BarChartLayout.top + l.plotHeight)) { $0 == RGB(0xCC, 0, 0) }, 20)
+        // The group labels right-aligned left of the axis.
+        XCTAssertGreaterThan(d.count(x: 0..<Int(BarChartLayout.left), y: Int(l.groupBaseline(0)) - 8..<Int(l.groupBaseline(0)) + 1, where: isDark), 15)
+
+        let svg = barChartSVG(title: "bars", series: series, groups: groups, reference: reference)
+        XCTAssertEqual(svg.components(separatedBy: "fill=\"\(blue)\"").count - 1, 2, "one legend swatch and the zero bar; no bar for the missing value")
+        XCTAssertTrue(svg.contains(">not run</text>"))
+        XCTAssertTrue(svg.contains(">24.49%</text>") && svg.contains(">100.00%</text>"))
+        XCTAssertTrue(svg.contains(String(format: "width=\"%.1f\"", l.px(53.5) - BarChartLayout.left)))
+    }
 }

@@ -16,7 +16,7 @@ enum ReproduceCommand {
         usage: "reproduce [--rows NAMES] [--data F] [--out DIR] [--runs DIR] [--plans DIR] [--manifest M.json] [--epochs N] [--report-only]",
         summary: "Train, evaluate and tabulate the paper's rows from a manifest (Models/paper.json).",
         options: [
-            OptionSpec(name: "rows", kind: .value("A,B"), help: "Only these rows (default: all, in manifest order)."),
+            OptionSpec(name: "rows", kind: .value("A,B"), help: "Only these rows (default: all, in manifest order); a group name (study) selects all its rows (study/...)."),
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (default: the embedded sample)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where the table (README.md), row results and confusion matrices go (default docs/results/paper)."),
             OptionSpec(name: "runs", kind: .value("DIR"), help: "Where training runs (checkpoints, logs) go (default runs/paper)."),
@@ -27,13 +27,21 @@ enum ReproduceCommand {
             OptionSpec(name: "report-only", kind: .flag, help: "Run nothing: rewrite the table from the row results already there."),
         ],
         details: """
-        A row is done when OUT/rows/NAME.json exists (delete it to redo the row). A row whose run
-        directory holds a checkpoint continues from it exactly (fergc train --resume). A row
-        initialized from another row ("init_from": "row:NAME") needs that row's best checkpoint
-        first. Rows that have not run show as "not run" in the table, never as a number.
+        A row is done when OUT/rows/NAME.json exists (delete it to redo the row); the table is
+        rewritten after each row that finishes. A row whose run directory holds a checkpoint
+        continues from it exactly (fergc train --resume). A row initialized from another row
+        ("init_from": "row:NAME") needs that row's best checkpoint first. Rows that have not
+        run show as "not run" in the table, never as a number.
+
+        The rows of the preprocessing study (Figure 12, named study/...) have their own table
+        in the same README and a bar chart beside it (OUT/CHART.svg and .png, CHART named by
+        the manifest's "study" section: figure12): the paper's figure, fergc as the paper
+        computed it, and fergc as intended, per technique.
 
         EXAMPLES:
           fergc reproduce --data ../shared/data/fer2013-trainval.csv.gz --rows vgg_scratch
+          fergc reproduce --data ../shared/data/fer2013-trainval.csv.gz --rows study
+          fergc reproduce --data ../shared/data/fer2013-trainval.csv.gz --rows study/sobel_paper
           fergc reproduce --report-only --data ../shared/data/fer2013-trainval.csv.gz
         """)
 
@@ -57,9 +65,12 @@ enum ReproduceCommand {
         let manifest = try PaperManifest.load(s.manifestPath)
         var selected = manifest.rows.map(\.name)
         if let names = a.value("rows") {
-            selected = names.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-            for n in selected where !manifest.rows.contains(where: { $0.name == n }) {
-                throw UsageError(message: "no row '\(n)' in \(s.manifestPath)\(didYouMean(n, manifest.rows.map(\.name))); rows: \(manifest.rows.map(\.name).joined(separator: ", "))", command: spec.name)
+            selected = []
+            for n in names.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
+                guard let rows = manifest.rows(selectedBy: n) else {
+                    throw UsageError(message: "no row '\(n)' in \(s.manifestPath)\(didYouMean(n, manifest.rows.map(\.name))); rows: \(manifest.rows.map(\.name).joined(separator: ", "))", command: spec.name)
+                }
+                selected += rows.filter { !selected.contains($0) }
             }
         }
         try makeDirectories(s.out + "/rows")
@@ -77,17 +88,34 @@ enum ReproduceCommand {
                     let result = try run(row, manifest, data, s)
                     try writeResult(result, s)
                     Console.out(String(format: "row %@: PublicTest %@\n", row.name, result.publicTest.map { String(format: "%.2f%%", $0 * 100) } ?? "-"))
+                    // The table after every finished row, so a long run shows its progress (a
+                    // failure to write it is reported by the final write below).
+                    try? writeTable(manifest, s, quiet: true)
                 } catch {
                     Console.err("row \(row.name): not run: \(error)\n")
                     failures.append(row.name)
                 }
             }
         }
-        let readme = s.out + "/README.md"
-        let text = paperReport(manifest, results: loadResults(manifest, s), settings: s)
-        do { try writeFileAtomically(Array(text.utf8), to: readme) } catch { throw CLIError("\(error)") }
-        Console.out("wrote \(readme)\n")
+        try writeTable(manifest, s, quiet: false)
         if !failures.isEmpty { throw CLIError("\(failures.count) row\(failures.count == 1 ? "" : "s") not run: \(failures.joined(separator: ", "))") }
+    }
+
+    /// OUT/README.md from the row results in OUT/rows, and the study's chart beside it.
+    static func writeTable(_ manifest: PaperManifest, _ s: Settings, quiet: Bool) throws {
+        let readme = s.out + "/README.md"
+        let results = loadResults(manifest, s)
+        if let study = manifest.study {
+            let chart = studyChart(manifest, results: results)
+            for (ext, bytes) in [("svg", Array(chart.svg.utf8)), ("png", chart.png)] {
+                let path = s.out + "/\(study.chart).\(ext)"
+                do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }
+                if !quiet { Console.out("wrote \(path)\n") }
+            }
+        }
+        let text = paperReport(manifest, results: results, settings: s)
+        do { try writeFileAtomically(Array(text.utf8), to: readme) } catch { throw CLIError("\(error)") }
+        if !quiet { Console.out("wrote \(readme)\n") }
     }
 
     static func resultPath(_ s: Settings, _ name: String) -> String { s.out + "/rows/\(name).json" }
@@ -96,6 +124,7 @@ enum ReproduceCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
+        try makeDirectories(URL(fileURLWithPath: resultPath(s, r.name)).deletingLastPathComponent().path)
         do { try writeFileAtomically(Array(try encoder.encode(r)), to: resultPath(s, r.name)) } catch { throw CLIError("\(error)") }
     }
 
@@ -145,9 +174,12 @@ enum ReproduceCommand {
         return try train(row, m, data, s)
     }
 
+    /// The manifest's plan path; else PLANS/NAME.plan; else RUNS/NAME/LAST.plan, LAST the last
+    /// word of the name (runs/paper/study/sobel/sobel.plan).
     static func planPath(_ row: PaperManifest.Row, _ s: Settings) -> String {
         if let p = row.plan, s.plans == nil { return p }
-        return (s.plans ?? s.runs + "/" + row.name) + "/\(row.name).plan"
+        if let plans = s.plans { return plans + "/\(row.name).plan" }
+        return s.runs + "/" + row.name + "/\(row.name.split(separator: "/").last!).plan"
     }
 
     static func readPlanOrFail(_ path: String) throws -> Plan {
@@ -230,12 +262,15 @@ enum ReproduceCommand {
         let pub = try accuracy(.publicTest), priv = try accuracy(.privateTest)
         if let c = pub {
             let title = String(format: "%@ on PublicTest: %.2f%%", row.name, c.accuracy * 100)
-            do { try writeFileAtomically(confusionPNG(c, names: Emotion.names, title: title), to: s.out + "/\(row.name)-confusion-PublicTest.png") } catch { throw CLIError("\(error)") }
+            let png = s.out + "/\(row.name)-confusion-PublicTest.png"
+            try makeDirectories(URL(fileURLWithPath: png).deletingLastPathComponent().path)
+            do { try writeFileAtomically(confusionPNG(c, names: Emotion.names, title: title), to: png) } catch { throw CLIError("\(error)") }
         }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: planPath)[.size] as? Int) ?? encodePlan(plan).count
         let params = plan.buffers.filter { $0.role == .parameter || $0.role == .state }.reduce(0) { $0 + $1.elementCount(batch: 1) }
         return RowResult(name: row.name, data: s.dataPath, publicTest: pub?.accuracy, privateTest: priv?.accuracy,
                          publicImages: data[.publicTest].count, privateImages: data[.privateTest].count, confusionPublic: pub?.counts,
+                         confusionPrivate: priv?.counts,
                          epochs: nil, bestEpoch: nil, wallSeconds: nil, planPath: planPath, planBytes: bytes, parameters: params,
                          weightsDtype: plan.metadata.weightsDType ?? "f32",
                          commands: ["fergc eval \(planPath) --data \(s.dataPath) --split PublicTest"], curve: nil)

@@ -20,7 +20,7 @@ func paperReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
     if !data.isEmpty { out += "Data: " + data.sorted().map { "`\($0)`" }.joined(separator: ", ") + ".\n\n" }
     out += "| row | paper | paper accuracy | fergc PublicTest | fergc PrivateTest | epochs | wall time | plan size | paper size | plan values |\n"
     out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    for row in m.rows {
+    for row in m.rows where row.study == nil {
         let paperAcc = row.paperAccuracy.map { String(format: "%.1f%%", $0) } ?? "—"
         let paperSize = row.paperSizeMb.map { String(format: "%.1f MB", $0) } ?? "—"
         let label = row.paperRow ?? "(helper row)"
@@ -33,11 +33,17 @@ func paperReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
         out += "| \(row.name) | \(label) | \(paperAcc) | **\(pct(r.publicTest))** | \(priv) | \(r.epochs.map(String.init) ?? "—") | \(wall(r.wallSeconds)) | \(size) | \(paperSize) | \(grouped(r.parameters)) |\n"
     }
 
-    let done = m.rows.filter { results[$0.name]?.confusionPublic != nil }
+    let done = m.rows.filter { $0.study == nil && results[$0.name]?.confusionPublic != nil }
     if !done.isEmpty {
         out += "\n## Confusion matrices (PublicTest)\n\n"
         out += "| " + done.map(\.name).joined(separator: " | ") + " |\n|" + String(repeating: "---|", count: done.count) + "\n"
         out += "| " + done.map { "![\($0.name)](\($0.name)-confusion-PublicTest.png)" }.joined(separator: " | ") + " |\n"
+    }
+
+    if m.study != nil {
+        var study = studyReport(m, results: results, settings: s)
+        while study.hasSuffix("\n") { study.removeLast() }
+        out += "\n" + study + "\n"
     }
 
     out += "\n## Rows\n\n"
@@ -72,7 +78,7 @@ func paperReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
 }
 
 /// `path` (relative to the repository) as seen from the directory `dir`.
-private func relative(_ path: String, from dir: String) -> String {
+func relative(_ path: String, from dir: String) -> String {
     guard !dir.hasPrefix("/") else { return path }
     let depth = dir.split(separator: "/").count
     return String(repeating: "../", count: depth) + path
