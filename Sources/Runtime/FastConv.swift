@@ -23,10 +23,19 @@ import CKernels
 /// Upper bound, in floats, of one chunk's im2col panel plus GEMM result per thread.
 public let fastConvPanelElements = 1 << 20
 
-/// Samples per chunk for a geometry.
+/// Columns (samples x output positions) a chunk has at least: the wide layers at small planes
+/// (512 -> 512 at 6x6: K = 4608, P = 36) would otherwise get 5 samples per chunk, a weight
+/// gradient product of depth 180 re-reading and re-writing its 9.4 MB dw partial for every
+/// chunk, and Winograd input gradients over 20 tiles that stream the 38 MB of transformed
+/// filters for every chunk.
+public let fastConvMinChunkColumns = 512
+
+/// Samples per chunk for a geometry: the im2col panel and the GEMM result within
+/// `fastConvPanelElements`, at least one sample and at least `fastConvMinChunkColumns` columns.
 public func fastConvChunk(_ g: ConvGeometry) -> Int {
     let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
-    return max(1, fastConvPanelElements / max((K + g.outChannels) * P, 1))
+    let minSamples = (fastConvMinChunkColumns + P - 1) / max(P, 1)
+    return max(1, minSamples, fastConvPanelElements / max((K + g.outChannels) * P, 1))
 }
 
 /// Scratch of one thread for a convolution: floats (col, acc/dz, dw partial, coefficients)

@@ -61,6 +61,48 @@ final class SmallGemmTests: RuntimeTestCase {
         }
     }
 
+    /// Each instruction set the CPU has (AVX-512F 12-row blocks with k in blocks of 128, AVX2
+    /// 6-row blocks, plain C), forced in turn, on row tails past 12 and 24, column tails and depths
+    /// across the k blocks.
+    func testEveryKernelLevelAgainstDouble() {
+        var seed: UInt64 = 100
+        for level in [2, 1, 0] {
+            withKernelLevel(level) {
+                XCTAssertLessThanOrEqual(smallSgemmLevel, level)
+                for transA in [false, true] {
+                    for (m, n, k) in [(1, 1, 1), (12, 16, 9), (13, 17, 129), (25, 33, 300), (11, 15, 128), (24, 40, 257)] {
+                        check(transA: transA, m: m, n: n, k: k, accumulate: seed % 2 == 0, seed: seed)
+                        seed += 1
+                    }
+                }
+            }
+        }
+        print("smallSgemm level on this CPU: \(smallSgemmLevel)")
+    }
+
+    /// B in panels of 16 columns (the Winograd filters' layout) at every level: the same product
+    /// as with B gathered into a plain matrix.
+    func testPanelLayoutMatchesPlainLayout() {
+        var rng = TestRNG(seed: 77)
+        let m = 14, n = 37, k = 140, panels = (n + 15) / 16, ps = 16 * k + 48  // panels ps floats apart
+        let a = Buf(rng.array(k * m).map(Float.init))
+        let bp = Buf(rng.array(panels * ps).map(Float.init))
+        var plain = [Float](repeating: 0, count: k * n)
+        for q in 0..<k { for j in 0..<n { plain[q * n + j] = bp.p[(j / 16) * ps + q * 16 + j % 16] } }
+        let b = Buf(plain)
+        for level in [2, 1, 0] {
+            withKernelLevel(level) {
+                let want = Buf<Float>(zeros: m * n), got = Buf<Float>(zeros: m * n)
+                smallSgemm(transA: true, m: m, n: n, k: k, a: a.p, lda: m, b: b.p, ldb: n, c: want.p, ldc: n)
+                smallSgemmPanels(transA: true, m: m, n: n, k: k, a: a.p, lda: m, b: bp.p, ldb: 16, panelStride: ps,
+                                 c: got.p, ldc: n)
+                var worst: Float = 0
+                for i in 0..<(m * n) { worst = max(worst, abs(got.p[i] - want.p[i])) }
+                XCTAssertLessThan(worst, 1e-4, "level \(level)")
+            }
+        }
+    }
+
     func testWinogradShapes() {
         // The tile products of vgg_tuned at batch 1 and 128: (tiles, channels out, channels in).
         for (m, n, k) in [(9, 128, 128), (36, 64, 32), (144, 32, 32), (27, 128, 64)] {

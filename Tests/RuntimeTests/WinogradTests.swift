@@ -159,6 +159,15 @@ final class WinogradTests: RuntimeTestCase {
         withPortableKernels { forwardAgainstReference(cases.filter { $0.g.outChannels <= 16 }) }
     }
 
+    /// The AVX2 tile products (CPUs without AVX-512, e.g. the AVX2-only machines), on the larger
+    /// cases (position-major products from 16 tiles on) and a wide small-plane one (chunks of
+    /// at least 64 tiles).
+    func testAVX2ForwardMatchesDoubleReference() {
+        let wide = Case(g: same(48, 40, 6, 6), n: 17, threads: [2], maxChunk: .max, all: false)
+        withKernelLevel(1) { forwardAgainstReference(cases.filter { !$0.all } + [wide]) }
+        forwardAgainstReference([wide])
+    }
+
     func forwardAgainstReference(_ cases: [Case]) {
         var rng = TestRNG(seed: 13)
         var report: [String] = []

@@ -94,6 +94,12 @@ void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, i
 void fk_sgemm(int transA, int M, int N, int K, const float *A, long lda, const float *B, long ldb, float *C,
               long ldc, int accumulate);
 
+/// fk_sgemm with B in panels of 16 columns: element (k, j) of B at
+/// B + k*ldb + (j/16)*panelStride + j%16 (panelStride 16 is a plain row-major B). The Winograd
+/// tile products over several panels of the transformed filters in one call.
+void fk_sgemm_panels(int transA, int M, int N, int K, const float *A, long lda, const float *B, long ldb,
+                     long panelStride, float *C, long ldc, int accumulate);
+
 /// 1 when fk_sgemm (and the Winograd output transform) run their AVX2 + FMA code on this CPU,
 /// 0 when they run the plain C loops.
 int fk_sgemm_has_simd(void);
@@ -101,6 +107,14 @@ int fk_sgemm_has_simd(void);
 /// With 0, fk_sgemm and the Winograd output transform run their plain C loops even where the
 /// CPU has AVX2 and FMA (tests use it to check the paths other CPUs take); 1 restores.
 void fk_allow_simd(int allowed);
+
+/// The kernel level fk_sgemm runs on this CPU within the limit of fk_limit_simd: 2 AVX-512F
+/// (12 x 16 zmm kernel), 1 AVX2 + FMA (6 x 16), 0 plain C.
+int fk_simd_level(void);
+
+/// Caps the level of fk_simd_level (2: whatever the CPU has, 1: AVX2 at most, 0: plain C) so
+/// that tests run the paths other CPUs take; fk_allow_simd(1) restores 2.
+void fk_limit_simd(int level);
 
 // Worker threads (pool.c).
 
