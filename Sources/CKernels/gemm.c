@@ -250,3 +250,15 @@ void fk_sgemm(int transA, int M, int N, int K, const float *A, long lda, const f
 #endif
     fk_sgemm_plain(transA, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
+
+const char *fk_best_blas_core(void) {
+#ifdef FK_HAVE_AVX2_KERNEL
+    __builtin_cpu_init();
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    if (avx512 && __builtin_cpu_supports("avx512bf16")) return "Cooperlake";
+    if (avx512) return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return 0;
+}

@@ -60,9 +60,14 @@ void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, 
     // Panels of 16 output channels of this convolution (N: O forward, C for the gradient),
     // each (36, K, 16) contiguous, K its input channels: element (xi, k, n) at
     // ((n/16)*36 + xi)*K*16 + k*16 + n%16.
+    // The panel's channel (o forward, c for the gradient) runs innermost: consecutive ones write
+    // adjacent floats of each of the 36 rows (the other order scattered each cache line over 16
+    // visits far apart: with 38 MB of U for 512 -> 512, 14% of a VGG16 training step went here).
     const long K = gradInput ? O : C;
-    for (int o = o0; o < o1; o++) {
-        for (int c = 0; c < C; c++) {
+    const int outerEnd = gradInput ? o1 : C, innerEnd = gradInput ? C : o1;
+    for (int a = gradInput ? o0 : 0; a < outerEnd; a++) {
+        for (int b = gradInput ? 0 : o0; b < innerEnd; b++) {
+            const int o = gradInput ? a : b, c = gradInput ? b : a;
             const float *w9 = w + ((long)o * C + c) * 9;
             float g[9];  // the filter, rotated by 180 degrees for the gradient
             for (int k = 0; k < 9; k++) g[k] = gradInput ? w9[8 - k] : w9[k];

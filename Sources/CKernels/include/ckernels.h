@@ -116,6 +116,11 @@ int fk_simd_level(void);
 /// that tests run the paths other CPUs take; fk_allow_simd(1) restores 2.
 void fk_limit_simd(int level);
 
+/// The best OpenBLAS core type (OPENBLAS_CORETYPE) this CPU can run, by its features:
+/// "Cooperlake" (AVX-512F/BW/VL/DQ and AVX512_BF16), "SkylakeX" (AVX-512F/BW/VL/DQ), "Haswell"
+/// (AVX2 + FMA), or NULL (none of these, or not x86-64).
+const char *fk_best_blas_core(void);
+
 // Worker threads (pool.c).
 
 /// Runs fn(ctx, 0..<count) in parallel: part 0 on the calling thread, the others on the pool's
