@@ -328,6 +328,37 @@ func winogradGradInputChunk(_ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePoint
     fk_winograd_output(dx, m, nt * C, C, i32(S), i32(C), 0, i32(C), i32(H), i32(W), 0, tH, nil, 0, nil, nil, 0, nil, nil)
 }
 
+// MARK: - The weight gradient
+
+/// Floats of the Winograd weight gradient's area of one thread for chunks of `samples`
+/// samples: the partial dU (36*O*C, first), V (36*C*nt), Z (36*O*nt) and the transforms' work.
+public func winogradGradWeightScratch(_ g: ConvGeometry, samples: Int) -> Int {
+    let nt = samples * tilesPerSample(g)
+    return 36 * g.inChannels * g.outChannels + 36 * (g.inChannels + g.outChannels) * nt
+        + max(winogradWorkCount(g, nt: nt), 16 * nt)
+}
+
+/// du (36, O, C) (+)= the Winograd weight gradient of a chunk before its filter-side adjoint:
+/// du[xi] = Z[xi] V[xi]^T, V = B^T d B the forward's input transform of the chunk's x
+/// (samples, C, H, W) and Z = A dz A^T the adjoint of its output transform, of dz laid out as the
+/// backward's GEMM panels (O, samples, H*W); the products on OpenBLAS (depth: the chunk's
+/// tiles). `work` is the area after du (`winogradGradWeightScratch` less 36*O*C).
+/// dw = G^T du G, summed over the threads' partials, is `fk_winograd_weight_fold`'s.
+/// (Why it is exact: y = A^T [U (.) V] A is linear in U = G w G^T, so dL/dU = (A dz A^T) (.) V
+/// per tile, summed over tiles, and dL/dw = G^T (dL/dU) G.)
+func winogradGradWeightChunk(_ du: UnsafeMutablePointer<Float>, accumulate: Bool, _ x: UnsafePointer<Float>,
+                             _ dz: UnsafePointer<Float>, samples S: Int, _ g: ConvGeometry, work: UnsafeMutablePointer<Float>) {
+    let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth, P = H * W
+    let nt = S * tilesPerSample(g), tH = i32((H + 3) / 4)
+    let v = work, z = v + 36 * C * nt, rest = z + 36 * O * nt
+    fk_winograd_input(v, C * nt, x, C * P, P, i32(S), i32(C), 0, i32(C), i32(H), i32(W), 0, tH, rest)
+    fk_winograd_grad_output(z, O * nt, dz, P, S * P, i32(S), i32(O), i32(H), i32(W), rest)
+    for xi in 0..<36 {
+        Float.gemm(transA: false, transB: true, m: O, n: C, k: nt, alpha: 1, a: z + xi * O * nt, lda: nt,
+                   b: v + xi * C * nt, ldb: nt, beta: accumulate ? 1 : 0, c: du + xi * O * C, ldc: C)
+    }
+}
+
 /// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running
 /// statistics folded into a per-channel scale and shift, computed exactly as `fusedForward`).
 public func winogradFusedConvForward(

@@ -271,6 +271,49 @@ final class WinogradTests: RuntimeTestCase {
         }
     }
 
+    /// dw by Winograd (the adjoints of the output and filter transforms) against dw by im2col +
+    /// GEMM in the same backward, and against a double-precision direct sum: within the Winograd
+    /// tolerance of the output gradient's scale; every other output bitwise the same. Partial tiles,
+    /// several chunks per thread (maxChunk 2), 1 to 3 threads (a thread with no samples), 1x1
+    /// planes, a wide small-plane layer.
+    func testWeightGradMatchesDirectBackward() {
+        var rng = TestRNG(seed: 41)
+        let e = FusedEpilogue(bias: true, relu: true, batchnorm: .beforeRelu, epsilon: 1e-3)
+        var report: [String] = []
+        for (g, n, maxChunk) in [(same(8, 16, 12, 12), 5, 2), (same(6, 5, 9, 7), 3, 2), (same(3, 4, 1, 1), 2, 1),
+                                 (same(20, 8, 6, 7), 3, 8), (same(64, 48, 6, 6), 17, 64)] {
+            let C = g.inChannels, O = g.outChannels, P = g.outHeight * g.outWidth
+            let x = Buf(floats(&rng, n * C * P)), w = Buf(floats(&rng, O * C * 9, -0.5, 0.5))
+            let dy = Buf(floats(&rng, n * O * P)), y = Buf(floats(&rng, n * O * P, 0, 1))
+            let z = Buf(floats(&rng, n * O * P)), gamma = Buf(floats(&rng, O, 0.5, 1.5))
+            let mean = Buf(floats(&rng, O, -0.1, 0.1)), variance = Buf(floats(&rng, O, 0.5, 1.5))
+            var worst = 0.0
+            for threads in [1, 2, 3] {
+                let need = fastConvWinogradBackwardScratch(g, maxChunk: maxChunk)
+                let sc = FastScratch(floats: (0..<threads).map { _ in Buf<Float>(zeros: need.floats).p },
+                                     doubles: (0..<threads).map { _ in Buf<Double>(zeros: need.doubles).p }, maxChunk: maxChunk)
+                func run(_ winograd: Bool) -> [[Float]] {
+                    let dx = Buf<Float>(zeros: n * C * P), dw = Buf<Float>(zeros: O * C * 9)
+                    let db = Buf<Float>(zeros: O), dg = Buf<Float>(zeros: O), dbe = Buf<Float>(zeros: O)
+                    fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: db.p, dgamma: dg.p, dbeta: dbe.p, dy: dy.c, x: x.c,
+                                               w: w.c, y: y.c, bnInput: z.c, gamma: gamma.c, mean: mean.c,
+                                               variance: variance.c, n: n, g, e, threads: threads, scratch: sc,
+                                               winogradWeightGrad: winograd)
+                    return [dw.array, dx.array, db.array, dg.array, dbe.array]
+                }
+                let direct = run(false), winograd = run(true)
+                let what = "\(C)->\(O) \(g.inHeight)x\(g.inWidth) n=\(n) \(threads) threads"
+                let err = relativeError(winograd[0], direct[0].map(Double.init))
+                worst = max(worst, err)
+                XCTAssertLessThan(err, winogradTolerance, "dw " + what)
+                XCTAssertNotEqual(winograd[0], direct[0], "dw really by Winograd, " + what)
+                XCTAssertEqual(Array(winograd[1...]), Array(direct[1...]), "dx, db, dgamma, dbeta " + what)
+            }
+            report.append("\(C)->\(O) \(g.inHeight)x\(g.inWidth) n=\(n): \(String(format: "%.2e", worst))")
+        }
+        print("Winograd dw error relative to the direct dw:\n  " + report.joined(separator: "\n  "))
+    }
+
     /// The fused wrappers against the generic fused kernels run in Double.
     func testFusedInferenceAndTrainingForwardMatchDoubleReference() {
         var rng = TestRNG(seed: 14)

@@ -86,6 +86,19 @@ void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, i
                         int th0, int th1, const float *bias, int preRelu, const float *scale, const float *shift,
                         int postRelu, double *sum, double *sumsq);
 
+/// The weight gradient's transform of the output gradient (the adjoint of the output
+/// transform): Z = A g A^T (6x6) for each 4x4 tile g of dy (zeros outside H x W), for every
+/// channel [0, O) of a chunk of S samples, channel o of sample s at dy + s*sampleStride +
+/// o*channelStride (H x W, rows contiguous): z element (xi, o, t) at xi*ldz + o*nt + t, tiles
+/// numbered as in fk_winograd_input (nt = S*tH*tW). work: 16*nt floats.
+void fk_winograd_grad_output(float *z, long ldz, const float *dy, long sampleStride, long channelStride, int S, int O,
+                             int H, int W, float *work);
+
+/// dw (O, C, 3, 3) rows [o0, o1) = G^T dU G (the adjoint of the filter transform), dU the sum of
+/// the `parts` partials du[0..parts) (in order, in double), each (36, O, C): element (xi, o, c) at
+/// xi*O*C + o*C + c. In double, rounded once.
+void fk_winograd_weight_fold(float *dw, const float *const *du, int parts, int O, int C, int o0, int o1);
+
 // Small-matrix sgemm (gemm.c): row-major C (M x N, rows ldc apart) = op(A) (M x K) * B (K x N),
 // plus the old C when `accumulate` is not 0; op(A) = A (M x K, rows lda apart), or A^T when
 // `transA` (A is K x M, rows lda apart). For the Winograd tile products and batch-1
