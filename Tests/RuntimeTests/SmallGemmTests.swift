@@ -2,6 +2,7 @@
 // shapes its kernel specializes (row blocks of 1..6, column panels of 16 with masked tails of
 // 1..15, transposed A, accumulate), and the worker pool of parallelFor (CKernels/pool.c).
 import XCTest
+import CKernels
 @testable import Runtime
 
 final class SmallGemmTests: RuntimeTestCase {
@@ -141,6 +142,28 @@ final class SmallGemmTests: RuntimeTestCase {
                 }
             }
         }
+    }
+
+    /// While the pool is set aside (as it sets itself aside when its workers lag behind a busy
+    /// machine), every part still runs once, on the calling thread, and a region after the spell
+    /// runs on the pool again with the same parts.
+    func testSetAsidePoolRunsEveryPartOnce() {
+        fk_pool_serial_for(10_000_000_000)
+        defer { fk_pool_serial_for(0) }
+        let me = pthread_self()
+        for count in [2, 5] {
+            let hits = Buf<Int>(Array(repeating: 0, count: count)), elsewhere = Buf<Int>([0])
+            parallelFor(count) { part in
+                hits.p[part] += 1
+                if pthread_equal(pthread_self(), me) == 0 { elsewhere.p[0] += 1 }
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: hits.p, count: count)), Array(repeating: 1, count: count))
+            XCTAssertEqual(elsewhere.p[0], 0, "a part ran on a worker while the pool was set aside")
+        }
+        fk_pool_serial_for(0)
+        let hits = Buf<Int>(Array(repeating: 0, count: 4))
+        parallelFor(4) { hits.p[$0] += 1 }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: hits.p, count: 4)), [1, 1, 1, 1])
     }
 
     /// Regions called from several threads at once (two executors in one process): each runs

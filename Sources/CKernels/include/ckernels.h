@@ -141,4 +141,11 @@ const char *fk_best_blas_core(void);
 /// runs a region, run every part on the calling thread.
 void fk_parallel(int count, void (*fn)(void *ctx, int part), void *ctx);
 
+/// Runs every region on its calling thread for the next `ns` nanoseconds (0: from now on as
+/// usual), as the pool does by itself when its workers lag (another busy process holds a core).
+void fk_pool_serial_for(long ns);
+
+/// How many times the pool has set itself aside because its workers lagged.
+long fk_pool_serial_spells(void);
+
 #endif
