@@ -326,7 +326,7 @@ public func fastFusedConvTrainBackward(
     }
 
     // Pass 2: chunks.
-    let winoDW = winogradWeightGrad && dw != nil && isWinogradGeometry(g)
+    let winoDW = winogradWeightGrad && dw != nil && isWinogradGeometry(g) && winogradWeightGradPays(g)
     let duOffset = coefficientOffset(g, maxChunk: scratch.maxChunk) + 3 * O  // the Winograd dU partial
     withSingleThreadedBLAS(T) {
         parallelFor(T) { t in

@@ -280,8 +280,8 @@ final class WinogradTests: RuntimeTestCase {
         var rng = TestRNG(seed: 41)
         let e = FusedEpilogue(bias: true, relu: true, batchnorm: .beforeRelu, epsilon: 1e-3)
         var report: [String] = []
-        for (g, n, maxChunk) in [(same(8, 16, 12, 12), 5, 2), (same(6, 5, 9, 7), 3, 2), (same(3, 4, 1, 1), 2, 1),
-                                 (same(20, 8, 6, 7), 3, 8), (same(64, 48, 6, 6), 17, 64)] {
+        for (g, n, maxChunk) in [(same(8, 16, 12, 12), 5, 2), (same(6, 5, 9, 8), 3, 2), (same(3, 4, 1, 1), 2, 1),
+                                 (same(20, 8, 8, 7), 3, 8), (same(64, 48, 8, 8), 17, 64), (same(16, 8, 6, 6), 3, 2)] {
             let C = g.inChannels, O = g.outChannels, P = g.outHeight * g.outWidth
             let x = Buf(floats(&rng, n * C * P)), w = Buf(floats(&rng, O * C * 9, -0.5, 0.5))
             let dy = Buf(floats(&rng, n * O * P)), y = Buf(floats(&rng, n * O * P, 0, 1))
@@ -306,7 +306,10 @@ final class WinogradTests: RuntimeTestCase {
                 let err = relativeError(winograd[0], direct[0].map(Double.init))
                 worst = max(worst, err)
                 XCTAssertLessThan(err, winogradTolerance, "dw " + what)
-                XCTAssertNotEqual(winograd[0], direct[0], "dw really by Winograd, " + what)
+                // By Winograd where the tiles cover the plane well (1x1: both exact); at 6x6 direct.
+                if g.inHeight > 1 {
+                    XCTAssertEqual(winograd[0] == direct[0], !winogradWeightGradPays(g), "which path computed dw, " + what)
+                }
                 XCTAssertEqual(Array(winograd[1...]), Array(direct[1...]), "dx, db, dgamma, dbeta " + what)
             }
             report.append("\(C)->\(O) \(g.inHeight)x\(g.inWidth) n=\(n): \(String(format: "%.2e", worst))")
