@@ -14,7 +14,9 @@
 //   error = max |winograd - direct| / max |direct|        (over the step's first output:
 //                                                          y forward, dx backward)
 //
-// is recorded in `PlanMetadata.winogradErrors` under the step's name. Policy `auto` marks a
+// is recorded in `PlanMetadata.winogradErrors` under the step's name (for a backward step that
+// also computes the weight gradient, which Winograd then computes too, the larger of the dx
+// error and the same measure over dw). Policy `auto` marks a
 // step `.winograd` when its error is at most the tolerance and it has at least
 // `winogradMinChannels` input channels (a convolution over one or two channels is a thin GEMM
 // either way and Winograd's transforms cost more than they save); `winograd` marks every
@@ -77,22 +79,32 @@ public func chooseConvAlgorithms(_ plan: Plan, policy: ConvAlgorithmPolicy, tole
             let b = plan.buffers[step.inputs[k]]
             return plan.parameters[b.name] ?? ex.buffer(step.inputs[k])
         }
-        let direct = ex.buffer(step.outputs[0])
-        let winograd: [Float]
+        // Pairs (winograd, direct) of the outputs Winograd computes: y forward; dx and, when the
+        // step has it, dw backward (the error is the larger of the two).
+        var pairs: [([Float], [Float])] = []
         if winogradIsGradInput(step.kernel) {
             // A parameter by name when the plan has it, else the run's value (batch statistics,
             // activations, the output gradient).
             func value(_ k: Int) -> [Float] { plan.parameters[plan.buffers[step.inputs[k]].name] ?? ex.buffer(step.inputs[k]) }
-            winograd = winogradGradInput(step, g, value: value, batch: batch)
+            let (dx, dw) = winogradGradInput(step, g, value: value, batch: batch)
+            pairs.append((dx, ex.buffer(step.outputs[0])))
+            if let dw, case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad) = step.kernel,
+               let slot = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad).dw {
+                pairs.append((dw, ex.buffer(step.outputs[slot])))
+            }
         } else {
-            winograd = winogradForward(step, g, x: ex.buffer(step.inputs[0]), parameter: parameter, batch: batch)
+            pairs.append((winogradForward(step, g, x: ex.buffer(step.inputs[0]), parameter: parameter, batch: batch),
+                          ex.buffer(step.outputs[0])))
         }
-        var diff = 0.0, scale = 0.0
-        for (a, b) in zip(winograd, direct) {
-            diff = max(diff, abs(Double(a) - Double(b)))
-            scale = max(scale, abs(Double(b)))
+        var error = 0.0
+        for (winograd, direct) in pairs {
+            var diff = 0.0, scale = 0.0
+            for (a, b) in zip(winograd, direct) {
+                diff = max(diff, abs(Double(a) - Double(b)))
+                scale = max(scale, abs(Double(b)))
+            }
+            error = max(error, scale > 0 ? diff / scale : diff)
         }
-        let error = scale > 0 ? diff / scale : diff
         errors[step.name] = error
         let chosen: Bool
         switch policy {
@@ -131,25 +143,27 @@ private final class OwnedArrays {
     }
 }
 
-/// A fused training backward step's input gradient (its first output) with dx by Winograd,
-/// from the step's inputs (by slot), for a batch of `batch`.
-private func winogradGradInput(_ step: Step, _ g: ConvGeometry, value: (Int) -> [Float], batch n: Int) -> [Float] {
-    guard case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad) = step.kernel else { return [] }
+/// A fused training backward step's input gradient (its first output) with dx by Winograd and,
+/// when the step computes it, its weight gradient with dw by Winograd, from the step's inputs
+/// (by slot), for a batch of `batch`.
+private func winogradGradInput(_ step: Step, _ g: ConvGeometry, value: (Int) -> [Float], batch n: Int) -> (dx: [Float], dw: [Float]?) {
+    guard case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad) = step.kernel else { return ([], nil) }
     let owned = OwnedArrays()
     let buffer = owned.copy, zeros = owned.zeros
     func slot(_ k: Int?) -> UnsafePointer<Float>? { k.map { UnsafePointer(buffer(value($0))) } }
-    let scratch = owned.scratch(fastConvScratch(g, maxChunk: n), maxChunk: n)
+    let scratch = owned.scratch(fastConvWinogradBackwardScratch(g, maxChunk: n), maxChunk: n)
     let u = zeros(winogradFilterCount(g, gradInput: true))
     winogradGradInputFilterTransform(u, buffer(value(2)), g)
     let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
-    let O = g.outChannels, count = n * g.inChannels * g.inHeight * g.inWidth
-    let dx = zeros(count)
+    let O = g.outChannels, count = n * g.inChannels * g.inHeight * g.inWidth, wCount = O * g.inChannels * 9
+    let dx = zeros(count), dw = p.dw == nil ? nil : zeros(wCount)
     // dgamma and dbeta always: the batchnorm backward needs its sums to form dz.
-    fastFusedConvTrainBackward(dx: dx, dw: nil, db: nil, dgamma: e.hasBatchnorm ? zeros(O) : nil,
+    fastFusedConvTrainBackward(dx: dx, dw: dw, db: nil, dgamma: e.hasBatchnorm ? zeros(O) : nil,
                                dbeta: e.hasBatchnorm ? zeros(O) : nil, dy: slot(0)!, x: slot(1)!, w: slot(2)!,
                                y: slot(p.y), bnInput: slot(p.bnInput), gamma: slot(p.gamma), mean: slot(p.mean),
-                               variance: slot(p.variance), n: n, g, e, threads: 1, scratch: scratch, gradInputFilters: u)
-    return Array(UnsafeBufferPointer(start: dx, count: count))
+                               variance: slot(p.variance), n: n, g, e, threads: 1, scratch: scratch, gradInputFilters: u,
+                               winogradWeightGrad: true)
+    return (Array(UnsafeBufferPointer(start: dx, count: count)), dw.map { Array(UnsafeBufferPointer(start: $0, count: wCount)) })
 }
 
 /// Step `step`'s first output computed by the Winograd kernels from input x and the step's

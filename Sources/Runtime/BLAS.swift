@@ -112,6 +112,28 @@ public func smallSgemm(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Fl
 /// (else plain C loops).
 public var smallSgemmUsesSIMD: Bool { fk_sgemm_has_simd() != 0 }
 
+/// `smallSgemm` with b in panels of 16 columns: element (k, j) of b at
+/// b[k*ldb + (j/16)*panelStride + j%16] (the layout of the Winograd filters; panelStride 16 is
+/// a plain row-major b).
+func smallSgemmPanels(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                      b: UnsafePointer<Float>, ldb: Int, panelStride: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
+                      accumulate: Bool = false) {
+    fk_sgemm_panels(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), a, lda, b, ldb, panelStride, c, ldc, accumulate ? 1 : 0)
+}
+
+/// The instruction set `smallSgemm` runs on this CPU: 2 AVX-512F, 1 AVX2 + FMA, 0 plain C
+/// (chosen at run time; lowered by `withKernelLevel`).
+public var smallSgemmLevel: Int { Int(fk_simd_level()) }
+
+/// Runs `body` with `smallSgemm` (and the Winograd output transform) limited to `level`
+/// (1: AVX2 + FMA at most, as on a CPU without AVX-512; 0: plain C). For tests and
+/// benchmarks; not thread-safe against other kernels running meanwhile.
+public func withKernelLevel<R>(_ level: Int, _ body: () throws -> R) rethrows -> R {
+    fk_limit_simd(Int32(level))
+    defer { fk_limit_simd(2) }
+    return try body()
+}
+
 /// Runs `body` with the AVX2 code of `smallSgemm` and the Winograd output transform turned off
 /// (the plain C paths that CPUs without AVX2 take). For tests; not thread-safe against other
 /// kernels running meanwhile.

@@ -624,7 +624,7 @@ public final class Executor<T: BLASReal> {
     /// The fast fused conv backward of `step` (slots `p`), dx by Winograd when
     /// `gradInputFilters` (`winogradGradInputFilterTransform` of the weights) is given.
     private func fastConvBackward(_ step: Step, n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, _ p: FusedGradSlots,
-                                  gradInputFilters: UnsafePointer<Float>?) {
+                                  gradInputFilters: UnsafePointer<Float>?, winogradWeightGrad: Bool = false) {
         let i = step.inputs, o = step.outputs
         fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
                                    dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
@@ -632,7 +632,8 @@ public final class Executor<T: BLASReal> {
                                    bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
                                    mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
                                    n: n, g, e, threads: max(threads, 1), scratch: scratch.unsafelyUnwrapped,
-                                   gradInputFilters: gradInputFilters, global: global)
+                                   gradInputFilters: gradInputFilters, global: global,
+                                   winogradWeightGrad: winogradWeightGrad)
     }
 
     private func runFastStep(_ s: Int, n: Int) -> Bool {
@@ -659,9 +660,9 @@ public final class Executor<T: BLASReal> {
                                               gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
                                               n: n, g, e, threads: t, scratch: sc, global: global)
             case .fusedTrainGrad(_, let e, let inputGrad, let weightGrad):
-                // dx by Winograd, the rest as the direct backward.
+                // dx and dw by Winograd, the rest as the direct backward.
                 fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
-                                 gradInputFilters: u)
+                                 gradInputFilters: u, winogradWeightGrad: true)
             default:
                 return false
             }

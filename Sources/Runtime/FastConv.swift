@@ -23,10 +23,19 @@ import CKernels
 /// Upper bound, in floats, of one chunk's im2col panel plus GEMM result per thread.
 public let fastConvPanelElements = 1 << 20
 
-/// Samples per chunk for a geometry.
+/// Columns (samples x output positions) a chunk has at least: the wide layers at small planes
+/// (512 -> 512 at 6x6: K = 4608, P = 36) would otherwise get 5 samples per chunk, a weight
+/// gradient product of depth 180 re-reading and re-writing its 9.4 MB dw partial for every
+/// chunk, and Winograd input gradients over 20 tiles that stream the 38 MB of transformed
+/// filters for every chunk.
+public let fastConvMinChunkColumns = 512
+
+/// Samples per chunk for a geometry: the im2col panel and the GEMM result within
+/// `fastConvPanelElements`, at least one sample and at least `fastConvMinChunkColumns` columns.
 public func fastConvChunk(_ g: ConvGeometry) -> Int {
     let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
-    return max(1, fastConvPanelElements / max((K + g.outChannels) * P, 1))
+    let minSamples = (fastConvMinChunkColumns + P - 1) / max(P, 1)
+    return max(1, minSamples, fastConvPanelElements / max((K + g.outChannels) * P, 1))
 }
 
 /// Scratch of one thread for a convolution: floats (col, acc/dz, dw partial, coefficients)
@@ -41,6 +50,13 @@ public func fastConvScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats:
 private func coefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
     let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     return min(fastConvChunk(g), maxChunk) * (K + g.outChannels) * P + g.outChannels * K
+}
+
+/// `fastConvScratch` for a backward that computes dw by Winograd: the Winograd dU partial and
+/// transforms after the coefficients (`winogradGradWeightScratch`, chunks of the direct path's).
+public func fastConvWinogradBackwardScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats: Int, doubles: Int) {
+    let base = fastConvScratch(g, maxChunk: maxChunk)
+    return (base.floats + winogradGradWeightScratch(g, samples: min(fastConvChunk(g), maxChunk)), base.doubles)
 }
 
 /// Per-thread scratch, owned by the executor.
@@ -251,7 +267,9 @@ public func fastFusedConvTrainBackward(
     mean: UnsafePointer<Float>?, variance: UnsafePointer<Float>?,
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
     gradInputFilters: UnsafePointer<Float>? = nil,  // winogradGradInputFilterTransform(w): dx by Winograd
-    global: GlobalBatch? = nil                      // data parallelism: batchnorm sums over every shard
+    global: GlobalBatch? = nil,                     // data parallelism: batchnorm sums over every shard
+    winogradWeightGrad: Bool = false                // dw by Winograd (a Winograd geometry; scratch per
+                                                    // fastConvWinogradBackwardScratch)
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     let xStride = g.inChannels * g.inHeight * g.inWidth
@@ -308,14 +326,17 @@ public func fastFusedConvTrainBackward(
     }
 
     // Pass 2: chunks.
+    let winoDW = winogradWeightGrad && dw != nil && isWinogradGeometry(g) && winogradWeightGradPays(g)
+    let duOffset = coefficientOffset(g, maxChunk: scratch.maxChunk) + 3 * O  // the Winograd dU partial
     withSingleThreadedBLAS(T) {
         parallelFor(T) { t in
             let col = scratch.floats[t], dz = col + S * K * P, dwPart = dz + S * O * P
             let dwT = t == 0 ? dw : (dw == nil ? nil : dwPart)
+            let du = scratch.floats[t] + duOffset
             let dbT = scratch.doubles[t] + 2 * O
             dbT.update(repeating: 0, count: O)
             let range = splitRange(n, parts: T, t)
-            if range.isEmpty, let dwT { dwT.update(repeating: 0, count: O * K) }
+            if range.isEmpty, let dwT { winoDW ? du.update(repeating: 0, count: 36 * O * g.inChannels) : dwT.update(repeating: 0, count: O * K) }
             var s0 = range.lowerBound
             while s0 < range.upperBound {
                 let s1 = min(range.upperBound, s0 + S), ld = (s1 - s0) * P
@@ -327,7 +348,10 @@ public func fastFusedConvTrainBackward(
                                                  e.batchnorm == .afterRelu ? 1 : 0)
                     }
                 }
-                if let dwT {
+                if winoDW {
+                    winogradGradWeightChunk(du, accumulate: s0 != range.lowerBound, x + s0 * xStride, dz, samples: s1 - s0, g,
+                                            work: du + 36 * O * g.inChannels)
+                } else if let dwT {
                     im2colChunk(col, x, s0, s1, g)
                     Float.gemm(transA: false, transB: true, m: O, n: K, k: ld, alpha: 1, a: dz, lda: ld,
                                b: col, ldb: ld, beta: s0 == range.lowerBound ? 0 : 1, c: dwT, ldc: K)
@@ -350,7 +374,18 @@ public func fastFusedConvTrainBackward(
             }
         }
     }
-    if let dw {
+    if let dw, winoDW {
+        // dw = G^T dU G over the threads' partials (in thread order), output channels split.
+        let parts: [UnsafePointer<Float>?] = (0..<T).map { UnsafePointer(scratch.floats[$0] + duOffset) }
+        parts.withUnsafeBufferPointer { pp in
+            let T2 = max(1, min(threads, O))
+            parallelFor(T2) { t in
+                let r = splitRange(O, parts: T2, t)
+                fk_winograd_weight_fold(dw, pp.baseAddress, i32(T), i32(O), i32(g.inChannels), i32(r.lowerBound),
+                                        i32(r.upperBound))
+            }
+        }
+    } else if let dw {
         for t in 1..<max(T, 1) {
             let part = scratch.floats[t] + S * (K + O) * P
             for i in 0..<(O * K) { dw[i] += part[i] }

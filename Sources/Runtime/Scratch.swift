@@ -66,6 +66,9 @@ public func fastScratchElements(_ plan: Plan, winograd: Bool? = nil) -> (floats:
         floats = max(floats, need.floats)
         doubles = max(doubles, need.doubles)
         if let w = winogradGeometry(step, winograd: winograd) {
+            if case .fusedTrainGrad(_, _, _, true) = step.kernel, winogradWeightGradPays(w) {  // dw by Winograd too
+                floats = max(floats, fastConvWinogradBackwardScratch(w, maxChunk: plan.maxBatch).floats)
+            }
             let more = winogradScratch(w, maxChunk: plan.maxBatch)
             floats = max(floats, more.floats)
             doubles = max(doubles, more.doubles)

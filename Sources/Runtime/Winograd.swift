@@ -122,10 +122,19 @@ public let winogradChunkBytes = 1 << 20
     ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
 }
 
-/// Samples per chunk for a geometry (V and M within `winogradChunkBytes`, at least one sample).
+/// Tiles a chunk has at least: the transformed filters (36*C*O floats, 38 MB for 512 -> 512)
+/// are streamed once per chunk, so a chunk of one 6x6 sample (4 tiles) re-read them for every
+/// sample; 64 tiles make it 128 flops per float of them.
+public let winogradMinChunkTiles = 64
+
+/// Samples per chunk for a geometry: V and M within `winogradChunkBytes`, at least one sample
+/// and at least `winogradMinChunkTiles` tiles (the wide, small-plane layers: 16 samples at 6x6,
+/// 8 at 12x12).
 public func winogradChunk(_ g: ConvGeometry) -> Int {
-    let perSample = 36 * (g.inChannels + g.outChannels) * tilesPerSample(g) * MemoryLayout<Float>.size
-    return max(1, winogradChunkBytes / max(perSample, 1))
+    let tiles = tilesPerSample(g)
+    let perSample = 36 * (g.inChannels + g.outChannels) * tiles * MemoryLayout<Float>.size
+    let minSamples = (winogradMinChunkTiles + tiles - 1) / max(tiles, 1)
+    return max(1, minSamples, winogradChunkBytes / max(perSample, 1))
 }
 
 /// Scratch of one thread for a Winograd convolution: floats (V, M, input transform work, then
@@ -253,10 +262,24 @@ public func winogradConvForward(
 /// be as few as 9 at batch 1), a panel's 36 operands are read as one contiguous stream (at
 /// batch 1 U comes from memory: 27% faster than rows strided by O, measured cold), and
 /// `fk_sgemm` reads both in place: OpenBLAS's packing would cost as much as these products.
+///
+/// From `winogradXiOuterTiles` tiles on (batches, and the wide layers' chunks of several
+/// samples), the loop runs position by position instead, each position's product over every
+/// panel in one `fk_sgemm_panels` call: V[xi] then stays in L2 across the panels rather than
+/// the whole V being read again for each panel (C = O = 512, 64 tiles, one thread: 94 against
+/// 65 GFLOP/s with the AVX-512 kernel; C = O = 128, 144 tiles: 128 against 88).
 @inline(__always)
 func tileProducts(_ m: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _ u: UnsafePointer<Float>,
                   nt: Int, C: Int, O: Int, columns: Range<Int>) {
     let width = columns.count, P = winogradPanel
+    if nt >= winogradXiOuterTiles {
+        let first = u + (columns.lowerBound / P) * 36 * C * P
+        for xi in 0..<36 {
+            fk_sgemm_panels(1, i32(nt), i32(width), i32(C), v + xi * C * nt, nt, first + xi * C * P, P, 36 * C * P,
+                            m + xi * nt * width, width, 0)
+        }
+        return
+    }
     var o = columns.lowerBound
     while o < columns.upperBound {
         let w = min(P, columns.upperBound - o)
@@ -268,6 +291,10 @@ func tileProducts(_ m: UnsafeMutablePointer<Float>, _ v: UnsafePointer<Float>, _
         o += w
     }
 }
+
+/// Tiles from which `tileProducts` runs position-major (below it, at batch 1, panel-major:
+/// each panel's operands one contiguous stream from memory).
+let winogradXiOuterTiles = 16
 
 /// Output channels of thread t of `parts`: whole panels of the transformed filters.
 @inline(__always)
@@ -299,6 +326,46 @@ func winogradGradInputChunk(_ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePoint
     fk_winograd_input(v, O * nt, dz, P, S * P, i32(S), i32(O), 0, i32(O), i32(H), i32(W), 0, tH, rest)
     tileProducts(m, v, u, nt: nt, C: O, O: C, columns: 0..<C)
     fk_winograd_output(dx, m, nt * C, C, i32(S), i32(C), 0, i32(C), i32(H), i32(W), 0, tH, nil, 0, nil, nil, 0, nil, nil)
+}
+
+// MARK: - The weight gradient
+
+/// Whether the backward computes dw by Winograd for this geometry (when the plan marks the step
+/// Winograd): only where the 4x4 tiles cover the plane with little waste (at least 3/4 of the
+/// tiles' outputs inside). At 6x6 (2x2 tiles covering 8x8) it measured no faster than im2col +
+/// GEMM on VGG16's 512-channel layers (105-123 against 111-125 ms per backward step) while
+/// adding a 38 MB dU partial per thread.
+public func winogradWeightGradPays(_ g: ConvGeometry) -> Bool {
+    4 * g.outHeight * g.outWidth >= 3 * 16 * tilesPerSample(g)
+}
+
+/// Floats of the Winograd weight gradient's area of one thread for chunks of `samples`
+/// samples: the partial dU (36*O*C, first), V (36*C*nt), Z (36*O*nt) and the transforms' work.
+public func winogradGradWeightScratch(_ g: ConvGeometry, samples: Int) -> Int {
+    let nt = samples * tilesPerSample(g)
+    return 36 * g.inChannels * g.outChannels + 36 * (g.inChannels + g.outChannels) * nt
+        + max(winogradWorkCount(g, nt: nt), 16 * nt)
+}
+
+/// du (36, O, C) (+)= the Winograd weight gradient of a chunk before its filter-side adjoint:
+/// du[xi] = Z[xi] V[xi]^T, V = B^T d B the forward's input transform of the chunk's x
+/// (samples, C, H, W) and Z = A dz A^T the adjoint of its output transform, of dz laid out as the
+/// backward's GEMM panels (O, samples, H*W); the products on OpenBLAS (depth: the chunk's
+/// tiles). `work` is the area after du (`winogradGradWeightScratch` less 36*O*C).
+/// dw = G^T du G, summed over the threads' partials, is `fk_winograd_weight_fold`'s.
+/// (Why it is exact: y = A^T [U (.) V] A is linear in U = G w G^T, so dL/dU = (A dz A^T) (.) V
+/// per tile, summed over tiles, and dL/dw = G^T (dL/dU) G.)
+func winogradGradWeightChunk(_ du: UnsafeMutablePointer<Float>, accumulate: Bool, _ x: UnsafePointer<Float>,
+                             _ dz: UnsafePointer<Float>, samples S: Int, _ g: ConvGeometry, work: UnsafeMutablePointer<Float>) {
+    let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth, P = H * W
+    let nt = S * tilesPerSample(g), tH = i32((H + 3) / 4)
+    let v = work, z = v + 36 * C * nt, rest = z + 36 * O * nt
+    fk_winograd_input(v, C * nt, x, C * P, P, i32(S), i32(C), 0, i32(C), i32(H), i32(W), 0, tH, rest)
+    fk_winograd_grad_output(z, O * nt, dz, P, S * P, i32(S), i32(O), i32(H), i32(W), rest)
+    for xi in 0..<36 {
+        Float.gemm(transA: false, transB: true, m: O, n: C, k: nt, alpha: 1, a: z + xi * O * nt, lda: nt,
+                   b: v + xi * C * nt, ldb: nt, beta: accumulate ? 1 : 0, c: du + xi * O * C, ldc: C)
+    }
 }
 
 /// The Winograd counterpart of `fastFusedConvForward` (inference: batchnorm with running

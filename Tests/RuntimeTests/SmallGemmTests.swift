@@ -2,6 +2,7 @@
 // shapes its kernel specializes (row blocks of 1..6, column panels of 16 with masked tails of
 // 1..15, transposed A, accumulate), and the worker pool of parallelFor (CKernels/pool.c).
 import XCTest
+import CKernels
 @testable import Runtime
 
 final class SmallGemmTests: RuntimeTestCase {
@@ -61,6 +62,48 @@ final class SmallGemmTests: RuntimeTestCase {
         }
     }
 
+    /// Each instruction set the CPU has (AVX-512F 12-row blocks with k in blocks of 128, AVX2
+    /// 6-row blocks, plain C), forced in turn, on row tails past 12 and 24, column tails and depths
+    /// across the k blocks.
+    func testEveryKernelLevelAgainstDouble() {
+        var seed: UInt64 = 100
+        for level in [2, 1, 0] {
+            withKernelLevel(level) {
+                XCTAssertLessThanOrEqual(smallSgemmLevel, level)
+                for transA in [false, true] {
+                    for (m, n, k) in [(1, 1, 1), (12, 16, 9), (13, 17, 129), (25, 33, 300), (11, 15, 128), (24, 40, 257)] {
+                        check(transA: transA, m: m, n: n, k: k, accumulate: seed % 2 == 0, seed: seed)
+                        seed += 1
+                    }
+                }
+            }
+        }
+        print("smallSgemm level on this CPU: \(smallSgemmLevel)")
+    }
+
+    /// B in panels of 16 columns (the Winograd filters' layout) at every level: the same product
+    /// as with B gathered into a plain matrix.
+    func testPanelLayoutMatchesPlainLayout() {
+        var rng = TestRNG(seed: 77)
+        let m = 14, n = 37, k = 140, panels = (n + 15) / 16, ps = 16 * k + 48  // panels ps floats apart
+        let a = Buf(rng.array(k * m).map(Float.init))
+        let bp = Buf(rng.array(panels * ps).map(Float.init))
+        var plain = [Float](repeating: 0, count: k * n)
+        for q in 0..<k { for j in 0..<n { plain[q * n + j] = bp.p[(j / 16) * ps + q * 16 + j % 16] } }
+        let b = Buf(plain)
+        for level in [2, 1, 0] {
+            withKernelLevel(level) {
+                let want = Buf<Float>(zeros: m * n), got = Buf<Float>(zeros: m * n)
+                smallSgemm(transA: true, m: m, n: n, k: k, a: a.p, lda: m, b: b.p, ldb: n, c: want.p, ldc: n)
+                smallSgemmPanels(transA: true, m: m, n: n, k: k, a: a.p, lda: m, b: bp.p, ldb: 16, panelStride: ps,
+                                 c: got.p, ldc: n)
+                var worst: Float = 0
+                for i in 0..<(m * n) { worst = max(worst, abs(got.p[i] - want.p[i])) }
+                XCTAssertLessThan(worst, 1e-4, "level \(level)")
+            }
+        }
+    }
+
     func testWinogradShapes() {
         // The tile products of vgg_tuned at batch 1 and 128: (tiles, channels out, channels in).
         for (m, n, k) in [(9, 128, 128), (36, 64, 32), (144, 32, 32), (27, 128, 64)] {
@@ -99,6 +142,28 @@ final class SmallGemmTests: RuntimeTestCase {
                 }
             }
         }
+    }
+
+    /// While the pool is set aside (as it sets itself aside when its workers lag behind a busy
+    /// machine), every part still runs once, on the calling thread, and a region after the spell
+    /// runs on the pool again with the same parts.
+    func testSetAsidePoolRunsEveryPartOnce() {
+        fk_pool_serial_for(10_000_000_000)
+        defer { fk_pool_serial_for(0) }
+        let me = pthread_self()
+        for count in [2, 5] {
+            let hits = Buf<Int>(Array(repeating: 0, count: count)), elsewhere = Buf<Int>([0])
+            parallelFor(count) { part in
+                hits.p[part] += 1
+                if pthread_equal(pthread_self(), me) == 0 { elsewhere.p[0] += 1 }
+            }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: hits.p, count: count)), Array(repeating: 1, count: count))
+            XCTAssertEqual(elsewhere.p[0], 0, "a part ran on a worker while the pool was set aside")
+        }
+        fk_pool_serial_for(0)
+        let hits = Buf<Int>(Array(repeating: 0, count: 4))
+        parallelFor(4) { hits.p[$0] += 1 }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: hits.p, count: 4)), [1, 1, 1, 1])
     }
 
     /// Regions called from several threads at once (two executors in one process): each runs

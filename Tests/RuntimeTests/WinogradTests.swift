@@ -159,6 +159,15 @@ final class WinogradTests: RuntimeTestCase {
         withPortableKernels { forwardAgainstReference(cases.filter { $0.g.outChannels <= 16 }) }
     }
 
+    /// The AVX2 tile products (CPUs without AVX-512, e.g. the AVX2-only machines), on the larger
+    /// cases (position-major products from 16 tiles on) and a wide small-plane one (chunks of
+    /// at least 64 tiles).
+    func testAVX2ForwardMatchesDoubleReference() {
+        let wide = Case(g: same(48, 40, 6, 6), n: 17, threads: [2], maxChunk: .max, all: false)
+        withKernelLevel(1) { forwardAgainstReference(cases.filter { !$0.all } + [wide]) }
+        forwardAgainstReference([wide])
+    }
+
     func forwardAgainstReference(_ cases: [Case]) {
         var rng = TestRNG(seed: 13)
         var report: [String] = []
@@ -260,6 +269,52 @@ final class WinogradTests: RuntimeTestCase {
                 }
             }
         }
+    }
+
+    /// dw by Winograd (the adjoints of the output and filter transforms) against dw by im2col +
+    /// GEMM in the same backward, and against a double-precision direct sum: within the Winograd
+    /// tolerance of the output gradient's scale; every other output bitwise the same. Partial tiles,
+    /// several chunks per thread (maxChunk 2), 1 to 3 threads (a thread with no samples), 1x1
+    /// planes, a wide small-plane layer.
+    func testWeightGradMatchesDirectBackward() {
+        var rng = TestRNG(seed: 41)
+        let e = FusedEpilogue(bias: true, relu: true, batchnorm: .beforeRelu, epsilon: 1e-3)
+        var report: [String] = []
+        for (g, n, maxChunk) in [(same(8, 16, 12, 12), 5, 2), (same(6, 5, 9, 8), 3, 2), (same(3, 4, 1, 1), 2, 1),
+                                 (same(20, 8, 8, 7), 3, 8), (same(64, 48, 8, 8), 17, 64), (same(16, 8, 6, 6), 3, 2)] {
+            let C = g.inChannels, O = g.outChannels, P = g.outHeight * g.outWidth
+            let x = Buf(floats(&rng, n * C * P)), w = Buf(floats(&rng, O * C * 9, -0.5, 0.5))
+            let dy = Buf(floats(&rng, n * O * P)), y = Buf(floats(&rng, n * O * P, 0, 1))
+            let z = Buf(floats(&rng, n * O * P)), gamma = Buf(floats(&rng, O, 0.5, 1.5))
+            let mean = Buf(floats(&rng, O, -0.1, 0.1)), variance = Buf(floats(&rng, O, 0.5, 1.5))
+            var worst = 0.0
+            for threads in [1, 2, 3] {
+                let need = fastConvWinogradBackwardScratch(g, maxChunk: maxChunk)
+                let sc = FastScratch(floats: (0..<threads).map { _ in Buf<Float>(zeros: need.floats).p },
+                                     doubles: (0..<threads).map { _ in Buf<Double>(zeros: need.doubles).p }, maxChunk: maxChunk)
+                func run(_ winograd: Bool) -> [[Float]] {
+                    let dx = Buf<Float>(zeros: n * C * P), dw = Buf<Float>(zeros: O * C * 9)
+                    let db = Buf<Float>(zeros: O), dg = Buf<Float>(zeros: O), dbe = Buf<Float>(zeros: O)
+                    fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: db.p, dgamma: dg.p, dbeta: dbe.p, dy: dy.c, x: x.c,
+                                               w: w.c, y: y.c, bnInput: z.c, gamma: gamma.c, mean: mean.c,
+                                               variance: variance.c, n: n, g, e, threads: threads, scratch: sc,
+                                               winogradWeightGrad: winograd)
+                    return [dw.array, dx.array, db.array, dg.array, dbe.array]
+                }
+                let direct = run(false), winograd = run(true)
+                let what = "\(C)->\(O) \(g.inHeight)x\(g.inWidth) n=\(n) \(threads) threads"
+                let err = relativeError(winograd[0], direct[0].map(Double.init))
+                worst = max(worst, err)
+                XCTAssertLessThan(err, winogradTolerance, "dw " + what)
+                // By Winograd where the tiles cover the plane well (1x1: both exact); at 6x6 direct.
+                if g.inHeight > 1 {
+                    XCTAssertEqual(winograd[0] == direct[0], !winogradWeightGradPays(g), "which path computed dw, " + what)
+                }
+                XCTAssertEqual(Array(winograd[1...]), Array(direct[1...]), "dx, db, dgamma, dbeta " + what)
+            }
+            report.append("\(C)->\(O) \(g.inHeight)x\(g.inWidth) n=\(n): \(String(format: "%.2e", worst))")
+        }
+        print("Winograd dw error relative to the direct dw:\n  " + report.joined(separator: "\n  "))
     }
 
     /// The fused wrappers against the generic fused kernels run in Double.

@@ -25,7 +25,7 @@ enum CompileCommand {
             OptionSpec(name: "passes", kind: .value("A,B,..."), help: "Run these passes instead of the standard pipeline (names as in --print-after)."),
             OptionSpec(name: "max-memory", kind: .value("BYTES"), help: "Fail if the plan needs more than BYTES in total (suffixes K, M, G allowed)."),
             OptionSpec(name: "no-probe", kind: .flag, help: "Skip checking each pass against the unoptimized graph on a probe batch."),
-            OptionSpec(name: "winograd", kind: .value("auto|on|off"), help: "3x3 stride-1 convolutions (forward, and in training plans the input gradient) as Winograd F(4x4,3x3): 'auto' (default) where its measured error is within 1e-4 and the layer has 8+ input channels, 'on' wherever possible, 'off' never."),
+            OptionSpec(name: "winograd", kind: .value("auto|on|off"), help: "3x3 stride-1 convolutions (forward, and in training plans the input and weight gradients) as Winograd F(4x4,3x3): 'auto' (default) where its measured error is within 1e-4 and the layer has 8+ input channels, 'on' wherever possible, 'off' never."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights when no --weights are given (default: the model's)."),
             OptionSpec(name: "tta", kind: .value("KIND"), help: "Test-time augmentation inside the plan: it takes 48x48 faces and outputs the mean softmax over each face's views, run as one batch. KIND: flip (the face and its mirror; models taking 48x48), center, center_flip, fivecrop, tencrop (crops of the model's input side from the face; models trained on crops)."),
         ] + PipelineOptions.specs,

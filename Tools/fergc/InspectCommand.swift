@@ -159,10 +159,19 @@ struct PlanFacts {
 func winogradJSON(_ plan: Plan) -> [[String: Any]] {
     plan.steps.filter { winogradGeometry(of: $0.kernel) != nil }.map { step in
         var row: [String: Any] = ["step": step.name, "algorithm": (step.algorithm ?? .direct).rawValue,
-                                  "computes": winogradIsGradInput(step.kernel) ? "input gradient" : "forward"]
+                                  "computes": winogradComputes(step.kernel)]
         if let e = plan.metadata.winogradErrors?[step.name] { row["error"] = e }
         return row
     }
+}
+
+/// What a Winograd candidate computes: "forward", or for a fused backward step "input gradient"
+/// or, when the step also has the weight gradient (Winograd computes both), "input and weight
+/// gradients".
+func winogradComputes(_ k: Kernel) -> String {
+    guard winogradIsGradInput(k) else { return "forward" }
+    if case .fusedTrainGrad(_, _, _, true) = k { return "input and weight gradients" }
+    return "input gradient"
 }
 
 /// "5 of 7 convolutions (block1_conv2 9.1e-06, ...), direct: block1_conv1 (1 input channel)", or

@@ -69,4 +69,5 @@ func fergcMain() -> Int32 {
     }
 }
 
+useBetterOpenBLASCore()
 exit(fergcMain())

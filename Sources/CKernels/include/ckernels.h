@@ -86,6 +86,19 @@ void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, i
                         int th0, int th1, const float *bias, int preRelu, const float *scale, const float *shift,
                         int postRelu, double *sum, double *sumsq);
 
+/// The weight gradient's transform of the output gradient (the adjoint of the output
+/// transform): Z = A g A^T (6x6) for each 4x4 tile g of dy (zeros outside H x W), for every
+/// channel [0, O) of a chunk of S samples, channel o of sample s at dy + s*sampleStride +
+/// o*channelStride (H x W, rows contiguous): z element (xi, o, t) at xi*ldz + o*nt + t, tiles
+/// numbered as in fk_winograd_input (nt = S*tH*tW). work: 16*nt floats.
+void fk_winograd_grad_output(float *z, long ldz, const float *dy, long sampleStride, long channelStride, int S, int O,
+                             int H, int W, float *work);
+
+/// dw (O, C, 3, 3) rows [o0, o1) = G^T dU G (the adjoint of the filter transform), dU the sum of
+/// the `parts` partials du[0..parts) (in order, in double), each (36, O, C): element (xi, o, c) at
+/// xi*O*C + o*C + c. In double, rounded once.
+void fk_winograd_weight_fold(float *dw, const float *const *du, int parts, int O, int C, int o0, int o1);
+
 // Small-matrix sgemm (gemm.c): row-major C (M x N, rows ldc apart) = op(A) (M x K) * B (K x N),
 // plus the old C when `accumulate` is not 0; op(A) = A (M x K, rows lda apart), or A^T when
 // `transA` (A is K x M, rows lda apart). For the Winograd tile products and batch-1
@@ -93,6 +106,12 @@ void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, i
 // has them (see fk_sgemm_has_simd), plain C otherwise.
 void fk_sgemm(int transA, int M, int N, int K, const float *A, long lda, const float *B, long ldb, float *C,
               long ldc, int accumulate);
+
+/// fk_sgemm with B in panels of 16 columns: element (k, j) of B at
+/// B + k*ldb + (j/16)*panelStride + j%16 (panelStride 16 is a plain row-major B). The Winograd
+/// tile products over several panels of the transformed filters in one call.
+void fk_sgemm_panels(int transA, int M, int N, int K, const float *A, long lda, const float *B, long ldb,
+                     long panelStride, float *C, long ldc, int accumulate);
 
 /// 1 when fk_sgemm (and the Winograd output transform) run their AVX2 + FMA code on this CPU,
 /// 0 when they run the plain C loops.
@@ -102,11 +121,31 @@ int fk_sgemm_has_simd(void);
 /// CPU has AVX2 and FMA (tests use it to check the paths other CPUs take); 1 restores.
 void fk_allow_simd(int allowed);
 
+/// The kernel level fk_sgemm runs on this CPU within the limit of fk_limit_simd: 2 AVX-512F
+/// (12 x 16 zmm kernel), 1 AVX2 + FMA (6 x 16), 0 plain C.
+int fk_simd_level(void);
+
+/// Caps the level of fk_simd_level (2: whatever the CPU has, 1: AVX2 at most, 0: plain C) so
+/// that tests run the paths other CPUs take; fk_allow_simd(1) restores 2.
+void fk_limit_simd(int level);
+
+/// The best OpenBLAS core type (OPENBLAS_CORETYPE) this CPU can run, by its features:
+/// "Cooperlake" (AVX-512F/BW/VL/DQ and AVX512_BF16), "SkylakeX" (AVX-512F/BW/VL/DQ), "Haswell"
+/// (AVX2 + FMA), or NULL (none of these, or not x86-64).
+const char *fk_best_blas_core(void);
+
 // Worker threads (pool.c).
 
 /// Runs fn(ctx, 0..<count) in parallel: part 0 on the calling thread, the others on the pool's
 /// spinning workers; returns when all are done. Nested calls, and calls while another thread
 /// runs a region, run every part on the calling thread.
 void fk_parallel(int count, void (*fn)(void *ctx, int part), void *ctx);
+
+/// Runs every region on its calling thread for the next `ns` nanoseconds (0: from now on as
+/// usual), as the pool does by itself when its workers lag (another busy process holds a core).
+void fk_pool_serial_for(long ns);
+
+/// How many times the pool has set itself aside because its workers lagged.
+long fk_pool_serial_spells(void);
 
 #endif
