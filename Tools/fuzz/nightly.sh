@@ -28,6 +28,8 @@ for spec in "${TARGETS[@]}"; do
     rc=$?
     after=$(ls ".build-fuzz/artifacts-$t" | wc -l)
     execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+    took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 | awk '{print $5}')
+    [ -n "$took" ] && seconds="$took"
     speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | awk '{print $2}')
     corpus=$(ls ".build-fuzz/corpus-$t" 2>/dev/null | wc -l)
     crashes=$((after - before))

@@ -18,6 +18,7 @@
 # The frontend target is built without AddressSanitizer (coverage only): the frontend and
 # GraphIR are safe Swift with no unsafe pointers on the fuzzed path (bounds and overflow trap
 # by themselves), and ASan made each execution about 3x slower.
+# FUZZ_RUNS=N stops after N executions if that comes before SECONDS (a slow target's 10^6).
 # Seeds: Tools/fuzz/corpus/TARGET (committed, small), copied into .build-fuzz/corpus-TARGET,
 # which keeps growing across runs. -timeout turns a hang into a failure, -rss_limit_mb an
 # absurd allocation. Crashing inputs land in .build-fuzz/artifacts-TARGET/; replay one with
@@ -136,6 +137,8 @@ onnx)
     echo "unknown fuzz target '$TARGET' (frontend plan npz csv pgm jpeg png cascade onnx)" >&2; exit 2 ;;
 esac
 if [ -d "Tools/fuzz/corpus/$TARGET" ]; then cp Tools/fuzz/corpus/"$TARGET"/* "$OUT/corpus-$TARGET/"; fi
-SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 exec "$BIN" "$OUT/corpus-$TARGET" \
-    -max_total_time="$DURATION" -timeout=10 -rss_limit_mb=2048 "${EXTRA[@]}" \
+# The CPU time the run got (on a busy machine executions follow it, not the wall time).
+TIMEFORMAT="fuzz: $TARGET took %R s wall, %U s user + %S s system CPU"
+time SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$BIN" "$OUT/corpus-$TARGET" \
+    -max_total_time="$DURATION" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=10 -rss_limit_mb=2048 "${EXTRA[@]}" \
     -artifact_prefix="$OUT/artifacts-$TARGET/" -print_final_stats=1
