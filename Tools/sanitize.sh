@@ -51,7 +51,11 @@ ASAN_FLAGS="--sanitize=address -Xcc -fsanitize=undefined"
 ASAN_FILTER='.'
 TSAN_FILTER='RuntimeTests|PlanFileTests|ConvAlgorithmTests|DetectionTests'
 ASAN_C='-fsanitize=address,undefined'
-TSAN_C='-fsanitize=thread'
+# TSan's runtime intercepts libdispatch: a C program linking it needs the toolchain's
+# libdispatch and BlocksRuntime.
+SWIFT_LIBS="$(dirname "$(command -v swift)")/../lib/swift/linux"
+TSAN_C="-fsanitize=thread -L$SWIFT_LIBS -ldispatch -lBlocksRuntime"
+
 case "$MODE" in
 asan) run "address+undefined" "$ASAN_FLAGS" .build-asan "${2:-$ASAN_FILTER}" "ASAN_OPTIONS=detect_leaks=0" "$ASAN_C" ;;
 tsan) run "thread" "--sanitize=thread" .build-tsan "${2:-$TSAN_FILTER}" "TSAN_OPTIONS=halt_on_error=0" "$TSAN_C" ;;
