@@ -86,6 +86,12 @@ public enum ImageIO {
         let gray = cs == Int32(TJCS_GRAY.rawValue)
         let channels = gray ? 1 : 3
         let format = gray ? Int32(TJPF_GRAY.rawValue) : Int32(TJPF_RGB.rawValue)
+        // A well-formed progressive JPEG can state a huge image in a few hundred bytes (end-of-
+        // band runs: a 252-byte file decoded to 19216x9740): past 4096 pixels a byte (photos
+        // hold a few), beyond a megapixel, it is refused rather than allocated.
+        guard Int(w) * Int(h) <= (1 << 20) + 4096 * bytes.count else {
+            throw ImageError(path: path, message: "a \(bytes.count)-byte JPEG stating \(w)x\(h) pixels (more than 4096 a byte): not a photo fergc reads")
+        }
         if Int(w) * Int(h) > jpegPixelsPerByte * bytes.count {
             // More pixels than a photo's data holds (an 87-byte file asked for 561 MB): first
             // show that the data decodes, at 1/8 scale (a 64th of the memory), before

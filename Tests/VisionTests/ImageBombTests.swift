@@ -1,6 +1,7 @@
 // Tiny files whose headers state huge images (found by the jpeg fuzz target: an 87-byte
 // progressive JPEG stating 19216x9740 pixels made decodeJPEG zero-fill 561 MB before the
-// decoder saw the data end): refused before the image is allocated, with an error saying so.
+// decoder saw the data end, and a well-formed 252-byte one decoded to that size): refused
+// before the image is allocated, with an error saying so.
 
 import CZlib
 import ImageIO
@@ -11,9 +12,28 @@ final class ImageBombTests: XCTestCase {
         let bytes = [UInt8](try XCTUnwrap(Data(base64Encoded:
             "/9j/4AAyMjIyNDUyR4wyNzIyMjIyMjIyMjIyMjIyMnIyMjA2ODgxOTkwMDAxMDM5NzU2Mzc1/8IAEQgmDEsQAwERAAIRAQMRAf/aAAwDAQACEAPI1QDZ")))
         XCTAssertEqual(bytes.count, 87)
+        // Now refused for its pixels per byte (see below); stating 1000x1000 instead (11,494
+        // pixels a byte), its data is decoded at 1/8 scale and found truncated first.
         XCTAssertThrowsError(try ImageIO.decode(bytes, path: "bomb.jpg")) { e in
+            XCTAssertTrue("\(e)".contains("more than 4096 a byte"), "\(e)")
+        }
+        var smaller = bytes
+        let sof = try XCTUnwrap((0..<smaller.count - 1).first { smaller[$0] == 0xFF && smaller[$0 + 1] == 0xC2 })
+        smaller.replaceSubrange(sof + 5..<sof + 9, with: [0x03, 0xE8, 0x03, 0xE8])
+        XCTAssertThrowsError(try ImageIO.decode(smaller, path: "bomb.jpg")) { e in
             XCTAssertTrue("\(e)".hasPrefix("bomb.jpg: cannot decode the JPEG"), "\(e)")
-            XCTAssertTrue("\(e)".contains("19216x9740 pixels were not allocated"), "\(e)")
+            XCTAssertTrue("\(e)".contains("1000x1000 pixels were not allocated"), "\(e)")
+        }
+    }
+
+    /// A well-formed 252-byte progressive JPEG (found by the fuzz target after the fix above)
+    /// that decodes to 19216x9740: refused for its pixels per byte, not decoded.
+    func testWellFormedTinyJPEGOfAHugeImageIsRefused() throws {
+        let bytes = [UInt8](try XCTUnwrap(Data(base64Encoded:
+            "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wgARCCYMSxADAREAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAABQb/xAAYAQACAwAAAAAAAAAAAAAAAAAEBQECBv/aAAwDAQACEAMQAAABnA4Vo7UDxTBJAf/Z")))
+        XCTAssertEqual(bytes.count, 252)
+        XCTAssertThrowsError(try ImageIO.decode(bytes, path: "flat.jpg")) { e in
+            XCTAssertEqual("\(e)", "flat.jpg: a 252-byte JPEG stating 19216x9740 pixels (more than 4096 a byte): not a photo fergc reads")
         }
     }
 
