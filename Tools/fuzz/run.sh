@@ -40,10 +40,12 @@ CK="$OUT/ckernels-$TARGET"
 c_objects() {  # [C target, default CKernels]
     local lib="${1:-CKernels}" header
     header=$(basename Sources/"$lib"/include/*.h)
-    mkdir -p "$CK" "$OUT/modules/$lib"
+    rm -rf "$CK/$lib"
+    rm -f "$CK"/*.o  # objects of older builds, kept loose in $CK
+    mkdir -p "$CK/$lib" "$OUT/modules/$lib"
     for c in Sources/"$lib"/*.c; do
         clang -O1 -g -fsanitize=address,fuzzer-no-link -fPIC -pthread -ISources/"$lib"/include \
-            -c "$c" -o "$CK/$lib-$(basename "$c" .c).o"
+            -c "$c" -o "$CK/$lib/$(basename "$c" .c).o"
     done
     printf 'module %s {\n    header "%s/Sources/%s/include/%s"\n    export *\n}\n' "$lib" "$PWD" "$lib" "$header" > "$OUT/modules/$lib/module.modulemap.tmp"
     mv "$OUT/modules/$lib/module.modulemap.tmp" "$OUT/modules/$lib/module.modulemap"
@@ -97,17 +99,18 @@ frontend)
 plan)
     c_objects
     "${SWIFTC[@]}" -module-name Runtime "${C_FLAGS[@]}" Sources/Runtime/*.swift Tools/fuzz/targets/PlanHarness.swift \
-        "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
+        "$CK"/*/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=65536) ;;
 npz)
     c_objects
     "${SWIFTC[@]}" -module-name Runtime "${C_FLAGS[@]}" Sources/Runtime/*.swift Sources/NumPyIO/*.swift \
-        Tools/fuzz/targets/NPZHarness.swift "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
+        Tools/fuzz/targets/NPZHarness.swift "$CK"/*/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=65536) ;;
 csv)
     c_objects
-    "${SWIFTC[@]}" -module-name Runtime "${C_FLAGS[@]}" Sources/Runtime/*.swift Sources/Training/FER2013.swift \
-        Tools/fuzz/targets/CSVHarness.swift "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
+    swift_module Runtime Sources/Runtime/*.swift
+    "${SWIFTC[@]}" -module-name FuzzCSV -I "$LIB" "${C_FLAGS[@]}" Sources/Training/FER2013.swift \
+        Tools/fuzz/targets/CSVHarness.swift "$LIB"/Runtime.o "$CK"/*/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=16384) ;;
 pgm|jpeg|png|cascade)
     c_objects CKernels
@@ -116,13 +119,13 @@ pgm|jpeg|png|cascade)
     swift_module Vision Sources/Vision/*.swift
     if [ "$TARGET" = cascade ]; then
         "${SWIFTC[@]}" -module-name FuzzCascade -I "$LIB" "${C_FLAGS[@]}" Tools/fuzz/targets/CascadeHarness.swift \
-            "$LIB"/Runtime.o "$LIB"/Vision.o "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
+            "$LIB"/Runtime.o "$LIB"/Vision.o "$CK"/*/*.o "${C_LIBS[@]}" -o "$BIN"
         EXTRA=(-max_len=16384)
     else
         swift_module ImageIO Sources/ImageIO/*.swift
         FORMAT=$(echo "$TARGET" | tr a-z A-Z)
         "${SWIFTC[@]}" -module-name FuzzImage -D "FUZZ_$FORMAT" -I "$LIB" "${C_FLAGS[@]}" Tools/fuzz/targets/ImageHarness.swift \
-            "$LIB"/Runtime.o "$LIB"/Vision.o "$LIB"/ImageIO.o "$CK"/*.o "${C_LIBS[@]}" -lpng16 -lturbojpeg -o "$BIN"
+            "$LIB"/Runtime.o "$LIB"/Vision.o "$LIB"/ImageIO.o "$CK"/*/*.o "${C_LIBS[@]}" -lpng16 -lturbojpeg -o "$BIN"
         EXTRA=(-max_len=16384)
     fi ;;
 onnx)
@@ -131,7 +134,7 @@ onnx)
     swift_module GraphIR Sources/GraphIR/*.swift
     swift_module Interop Sources/Interop/*.swift
     "${SWIFTC[@]}" -module-name FuzzONNX -I "$LIB" "${C_FLAGS[@]}" Tools/fuzz/targets/ONNXHarness.swift \
-        "$LIB"/Runtime.o "$LIB"/GraphIR.o "$LIB"/Interop.o "$CK"/*.o "${C_LIBS[@]}" -o "$BIN"
+        "$LIB"/Runtime.o "$LIB"/GraphIR.o "$LIB"/Interop.o "$CK"/*/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=16384) ;;
 *)
     echo "unknown fuzz target '$TARGET' (frontend plan npz csv pgm jpeg png cascade onnx)" >&2; exit 2 ;;

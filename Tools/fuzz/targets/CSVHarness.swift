@@ -1,6 +1,6 @@
 // libFuzzer target: the FER2013 CSV reader (Training's loadFER2013, plain and gzip, with and
 // without --skip-bad-rows). Built by Tools/fuzz/run.sh csv as one module with FER2013.swift
-// and Runtime's sources. The input is written to a file in /dev/shm (the reader streams files)
+// and the Runtime module. The input is written to a file in /dev/shm (the reader streams files)
 // and read twice: strictly with the default 64 KiB reads, and with --skip-bad-rows in reads of
 // 1...64 bytes (the size from the input's length), so read boundaries fall inside lines, CRLF
 // pairs and gzip members.
