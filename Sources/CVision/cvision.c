@@ -9,7 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
+/* target_clones makes ifunc resolvers, which run during relocation, before ThreadSanitizer's
+ * runtime is up (every TSan binary linking this crashed in the loader): under TSan the plain
+ * versions are used, as in CKernels. */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__x86_64__) && defined(__clang__) && !__has_feature(thread_sanitizer)
 #define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define CLONES

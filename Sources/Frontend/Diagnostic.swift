@@ -44,34 +44,32 @@ struct Loc: Hashable, Sendable {
     var col: Int
 }
 
-/// The text being compiled, split into lines for diagnostics.
+/// The text being compiled; a line's text is made only when a diagnostic quotes it (making
+/// every line a String up front was a tenth of a compile).
 struct SourceFile: Sendable {
     let name: String
-    let lines: [String]
+    private let scalars: [Unicode.Scalar]
+    /// The index in `scalars` where each line starts (after a "\n").
+    private let lineStarts: [Int]
 
     init(name: String, scalars: [Unicode.Scalar]) {
         self.name = name
-        var lines: [String] = []
-        var current = String.UnicodeScalarView()
-        for s in scalars {
-            if s == "\n" {
-                lines.append(Self.trimmedCR(current))
-                current = String.UnicodeScalarView()
-            } else {
-                current.append(s)
-            }
-        }
-        lines.append(Self.trimmedCR(current))
-        self.lines = lines
+        self.scalars = scalars
+        var starts = [0]
+        for (i, s) in scalars.enumerated() where s == "\n" { starts.append(i + 1) }
+        lineStarts = starts
     }
 
-    private static func trimmedCR(_ v: String.UnicodeScalarView) -> String {
-        var v = v
-        if v.last == "\r" { v.removeLast() }
+    /// Line `n` (1-based) without its terminator ("\n", and a "\r" before it), or "".
+    func line(_ n: Int) -> String {
+        guard n >= 1, n <= lineStarts.count else { return "" }
+        let start = lineStarts[n - 1]
+        var end = n < lineStarts.count ? lineStarts[n] - 1 : scalars.count
+        if end > start, scalars[end - 1] == "\r" { end -= 1 }
+        var v = String.UnicodeScalarView()
+        v.append(contentsOf: scalars[start..<end])
         return String(v)
     }
-
-    func line(_ n: Int) -> String { n >= 1 && n <= lines.count ? lines[n - 1] : "" }
 
     func error(_ loc: Loc, _ message: String, notes: [Diagnostic] = []) -> Diagnostic {
         Diagnostic(file: name, line: loc.line, column: loc.col, message: message,

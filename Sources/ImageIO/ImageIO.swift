@@ -67,6 +67,11 @@ public enum ImageIO {
 
     // MARK: JPEG
 
+    /// Photos hold a few pixels per byte of JPEG (flat synthetic images a few hundred); a file
+    /// claiming more is decoded at 1/8 scale first, so it cannot make fergc allocate the image
+    /// its header states before its data is shown to decode.
+    static let jpegPixelsPerByte = 256
+
     public static func decodeJPEG(_ bytes: [UInt8], path: String) throws(ImageError) -> Image {
         guard let tj = tjInitDecompress() else { throw ImageError(path: path, message: "cannot start the JPEG decoder") }
         defer { tjDestroy(tj) }
@@ -80,8 +85,25 @@ public enum ImageIO {
         try checkSize(Int(w), Int(h), path, "JPEG image")
         let gray = cs == Int32(TJCS_GRAY.rawValue)
         let channels = gray ? 1 : 3
-        var out = [UInt8](repeating: 0, count: Int(w) * Int(h) * channels)
         let format = gray ? Int32(TJPF_GRAY.rawValue) : Int32(TJPF_RGB.rawValue)
+        // A well-formed progressive JPEG can state a huge image in a few hundred bytes (end-of-
+        // band runs: a 252-byte file decoded to 19216x9740): past 4096 pixels a byte (photos
+        // hold a few), beyond a megapixel, it is refused rather than allocated.
+        guard Int(w) * Int(h) <= (1 << 20) + 4096 * bytes.count else {
+            throw ImageError(path: path, message: "a \(bytes.count)-byte JPEG stating \(w)x\(h) pixels (more than 4096 a byte): not a photo fergc reads")
+        }
+        if Int(w) * Int(h) > jpegPixelsPerByte * bytes.count {
+            // More pixels than a photo's data holds (an 87-byte file asked for 561 MB): first
+            // show that the data decodes, at 1/8 scale (a 64th of the memory), before
+            // allocating the whole image. A truncated or corrupt stream fails here.
+            let sw = (Int(w) + 7) / 8, sh = (Int(h) + 7) / 8
+            var probe = [UInt8](repeating: 0, count: sw * sh * channels)
+            let r = probe.withUnsafeMutableBufferPointer { o in
+                bytes.withUnsafeBufferPointer { tjDecompress2(tj, $0.baseAddress, UInt(bytes.count), o.baseAddress, Int32(sw), 0, Int32(sh), format, 0) }
+            }
+            guard r == 0 else { throw tjError("cannot decode the JPEG (corrupt or truncated; its \(w)x\(h) pixels were not allocated)") }
+        }
+        var out = [UInt8](repeating: 0, count: Int(w) * Int(h) * channels)
         let r = out.withUnsafeMutableBufferPointer { o in
             bytes.withUnsafeBufferPointer { tjDecompress2(tj, $0.baseAddress, UInt(bytes.count), o.baseAddress, w, 0, h, format, 0) }
         }
@@ -108,6 +130,13 @@ public enum ImageIO {
             throw ImageError(path: path, message: "bad PNG: \(m)")
         }
         do { try checkSize(Int(img.width), Int(img.height), path, "PNG image") } catch { png_image_free(&img); throw error }
+        // Deflate expands at most 1032:1 and a row holds at least 1 + width/8 bytes (1 bit per
+        // pixel): a file too small for its stated size is truncated, found before allocating.
+        let leastRaw = Int(img.height) * (1 + (Int(img.width) + 7) / 8)
+        guard leastRaw <= 1032 * bytes.count else {
+            png_image_free(&img)
+            throw ImageError(path: path, message: "truncated PNG: \(bytes.count) bytes cannot hold a \(img.width)x\(img.height) image")
+        }
         let color = img.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
         img.format = color ? UInt32(PNG_FORMAT_RGB) : UInt32(PNG_FORMAT_GRAY)
         let channels = color ? 3 : 1

@@ -63,16 +63,20 @@ final class LineReader {
     private let file: UnsafeMutablePointer<FILE>
     private let gzip: Bool
     private var stream = z_stream()
-    private let chunk = 1 << 16
+    /// Bytes read per fread, and decompressed per inflate (4x); at most the file's size for
+    /// plain files, so a small file costs small buffers.
+    private let chunk: Int
     private let input: UnsafeMutablePointer<UInt8>
-    private let output: UnsafeMutablePointer<UInt8>
+    private let output: UnsafeMutablePointer<UInt8>?
     private var pending: [UInt8] = []
     private var pendingStart = 0
     private var atEnd = false
     /// 1-based number of the line `next()` returned last.
     private(set) var lineNumber = 0
 
-    init(path: String) throws {
+    /// `chunk` (default 64 KiB) is the read size; tests and the fuzz target pass small ones
+    /// so that chunk boundaries fall inside lines, CRLF pairs and gzip members.
+    init(path: String, chunk: Int = 1 << 16) throws {
         self.path = path
         // Opened without blocking (a FIFO is refused, not waited on); regular files only.
         let opened: (fd: Int32, size: Int)
@@ -86,8 +90,10 @@ final class LineReader {
         let n = withUnsafeMutableBytes(of: &magic) { fread($0.baseAddress, 1, 2, f) }
         rewind(f)
         gzip = n == 2 && magic.0 == 0x1f && magic.1 == 0x8b
-        input = .allocate(capacity: chunk)
-        output = .allocate(capacity: chunk * 4)
+        // A plain file needs no larger reads than itself (+1 to see the end in one read).
+        self.chunk = gzip ? max(1, chunk) : max(1, min(chunk, opened.size + 1))
+        input = .allocate(capacity: self.chunk)
+        output = gzip ? .allocate(capacity: self.chunk * 4) : nil
         if gzip {
             let status = inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
             guard status == Z_OK else {
@@ -100,7 +106,7 @@ final class LineReader {
     deinit {
         if gzip { inflateEnd(&stream) }
         input.deallocate()
-        output.deallocate()
+        output?.deallocate()
         fclose(file)
     }
 
@@ -135,6 +141,7 @@ final class LineReader {
                 inflateReset(&stream)
                 streamEnded = false
             }
+            guard let output else { return false }  // set whenever gzip is
             stream.next_out = output
             stream.avail_out = UInt32(chunk * 4)
             let status = inflate(&stream, Z_NO_FLUSH)
@@ -224,7 +231,12 @@ public struct LoadOptions: Sendable {
 /// Reads a FER2013 CSV (plain or gzip). Columns are found by the header, so `emotion,pixels`
 /// files (no Usage column: every row is Training) work too.
 public func loadFER2013(path: String, options: LoadOptions = LoadOptions()) throws -> FERData {
-    let reader = try LineReader(path: path)
+    try loadFER2013(path: path, options: options, chunk: 1 << 16)
+}
+
+/// `chunk`: the reader's read size (small ones in tests and the fuzz target).
+func loadFER2013(path: String, options: LoadOptions, chunk: Int) throws -> FERData {
+    let reader = try LineReader(path: path, chunk: chunk)
     guard let headerLine = try reader.next() else { throw DataError("\(path): the file is empty") }
     let header = String(decoding: headerLine, as: UTF8.self).split(separator: ",", omittingEmptySubsequences: false)
         .map { String($0).trimmingCharacters(in: " \t\u{FEFF}") }
@@ -235,10 +247,11 @@ public func loadFER2013(path: String, options: LoadOptions = LoadOptions()) thro
     var data = FERData()
     data.source = path
     var pixels = [UInt8](repeating: 0, count: FaceSet.pixelsPerImage)
+    var fields: [ArraySlice<UInt8>] = []
     while let line = try reader.next() {
         if line.allSatisfy({ $0 == 32 || $0 == 9 }) { continue }
         do {
-            let fields = line.split(separator: 44, omittingEmptySubsequences: false)  // ','
+            splitFields(line, into: &fields)
             guard fields.count == header.count else {
                 throw DataError("expected \(header.count) fields (\(header.joined(separator: ","))), found \(fields.count)")
             }
@@ -265,6 +278,24 @@ public func loadFER2013(path: String, options: LoadOptions = LoadOptions()) thro
         }
     }
     return data
+}
+
+/// The comma-separated fields of a line (empty ones kept), found with memchr: a row is ~8 KB
+/// of pixels and this runs once per row.
+private func splitFields(_ line: ArraySlice<UInt8>, into fields: inout [ArraySlice<UInt8>]) {
+    fields.removeAll(keepingCapacity: true)
+    var start = line.startIndex
+    line.withUnsafeBufferPointer { p in
+        guard let base = p.baseAddress else { return }
+        var offset = 0
+        while offset < p.count, let hit = memchr(base + offset, 44, p.count - offset) {  // ','
+            let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            fields.append(line[start..<line.startIndex + at])
+            start = line.startIndex + at + 1
+            offset = at + 1
+        }
+    }
+    fields.append(line[start..<line.endIndex])
 }
 
 private func parseInt(_ bytes: ArraySlice<UInt8>) -> Int? {

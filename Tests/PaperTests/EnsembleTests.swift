@@ -86,9 +86,16 @@ final class EnsembleTests: XCTestCase {
     /// The C API (Examples/c/classify.c over libfergc_runtime.so) classifies with an ensemble
     /// plan as the Swift runtime does.
     func testTheCAPIRunsAnEnsemble() throws {
+        // A sanitized libfergc_runtime.so needs the sanitizer runtime linked into the C program:
+        // Tools/sanitize.sh names the toolchain's clang and its flags.
+        let environment = ProcessInfo.processInfo.environment
+        let sanitizerFlags = environment["FERGC_SANITIZER_CFLAGS"].map { $0.split(separator: " ").map(String.init) } ?? []
+        if let sanitizer = environment["FERGC_SANITIZER"], environment["FERGC_SANITIZER_CC"] == nil {
+            throw XCTSkip("the library is built with \(sanitizer); set FERGC_SANITIZER_CC and FERGC_SANITIZER_CFLAGS to link the C example")
+        }
         let lib = productsDirectory.appendingPathComponent("libfergc_runtime.so")
         guard FileManager.default.fileExists(atPath: lib.path) else { throw XCTSkip("\(lib.path) is not built (swift build)") }
-        guard let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let cc = environment["FERGC_SANITIZER_CC"] ?? ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("no C compiler in /usr/bin")
         }
         let dir = temporaryDirectory("ensemble-c")
@@ -98,7 +105,7 @@ final class EnsembleTests: XCTestCase {
         try writePlan(e, to: dir + "/e.plan")
         let exe = dir + "/classify"
         let build = try runProgram(cc, ["-std=c99", "-o", exe, repoRoot.path + "/Examples/c/classify.c", "-I", repoRoot.path + "/Sources/CFergc/include",
-                                        "-L", productsDirectory.path, "-lfergc_runtime", "-lm"])
+                                        "-L", productsDirectory.path, "-lfergc_runtime", "-lm"] + sanitizerFlags)
         XCTAssertEqual(build.status, 0, build.stderr)
         let env = ["LD_LIBRARY_PATH": [productsDirectory.path, "/opt/swift/usr/lib/swift/linux", ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"] ?? ""].joined(separator: ":")]
         let face = try faces(1)

@@ -31,21 +31,24 @@ final class EmbeddingTests: XCTestCase {
     }
 
     func testCExampleBuildsAndClassifies() throws {
-        // A sanitized libfergc_runtime.so needs the sanitizer runtime linked into the C program.
-        if let sanitizer = ProcessInfo.processInfo.environment["FERGC_SANITIZER"] {
-            throw XCTSkip("the library is built with \(sanitizer); the plain C example cannot link it")
+        // A sanitized libfergc_runtime.so needs the sanitizer runtime linked into the C program:
+        // Tools/sanitize.sh names the toolchain's clang and its flags.
+        let environment = ProcessInfo.processInfo.environment
+        let sanitizerFlags = environment["FERGC_SANITIZER_CFLAGS"].map { $0.split(separator: " ").map(String.init) } ?? []
+        if let sanitizer = environment["FERGC_SANITIZER"], environment["FERGC_SANITIZER_CC"] == nil {
+            throw XCTSkip("the library is built with \(sanitizer); set FERGC_SANITIZER_CC and FERGC_SANITIZER_CFLAGS to link the C example")
         }
         let lib = productsDirectory.appendingPathComponent("libfergc_runtime.so")
         guard FileManager.default.fileExists(atPath: lib.path) else {
             throw XCTSkip("\(lib.path) is not built; run 'swift build' (it builds the fergc_runtime dynamic library product) before 'swift test'")
         }
-        guard let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let cc = environment["FERGC_SANITIZER_CC"] ?? ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("no C compiler (cc, gcc or clang) in /usr/bin")
         }
         let f = try fixture()
         let exe = f.dir.appendingPathComponent("classify").path
         let build = try runProcess(cc, ["-std=c99", "-Wall", "-Wextra", "-Werror", "-o", exe, "\(repoRoot)/Examples/c/classify.c",
-                                        "-I", "\(repoRoot)/Sources/CFergc/include", "-L", productsDirectory.path, "-lfergc_runtime", "-lm"])
+                                        "-I", "\(repoRoot)/Sources/CFergc/include", "-L", productsDirectory.path, "-lfergc_runtime", "-lm"] + sanitizerFlags)
         XCTAssertEqual(build.status, 0, "cc failed:\n\(build.stderr)")
         let env = ["LD_LIBRARY_PATH": [productsDirectory.path, "/opt/swift/usr/lib/swift/linux", ProcessInfo.processInfo.environment["LD_LIBRARY_PATH"] ?? ""].joined(separator: ":")]
 

@@ -232,17 +232,24 @@ final class PredictPhotosTests: XCTestCase {
     /// Models/tiny.graph's plan: the C library's detection and classification against the
     /// Swift API's in this process).
     func testCExampleDetectsAndClassifiesTheAstronaut() throws {
+        // A sanitized libfergc_runtime.so needs the sanitizer runtime linked into the C program:
+        // Tools/sanitize.sh names the toolchain's clang and its flags.
+        let environment = ProcessInfo.processInfo.environment
+        let sanitizerFlags = environment["FERGC_SANITIZER_CFLAGS"].map { $0.split(separator: " ").map(String.init) } ?? []
+        if let sanitizer = environment["FERGC_SANITIZER"], environment["FERGC_SANITIZER_CC"] == nil {
+            throw XCTSkip("the library is built with \(sanitizer); set FERGC_SANITIZER_CC and FERGC_SANITIZER_CFLAGS to link the C example")
+        }
         let photos = try sharedPhotos()
         _ = try defaultCascade()
         let lib = productsDirectory.appendingPathComponent("libfergc_runtime.so")
         guard FileManager.default.fileExists(atPath: lib.path) else { throw XCTSkip("\(lib.path) is not built; run 'swift build' first") }
-        guard let cc = ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let cc = environment["FERGC_SANITIZER_CC"] ?? ["/usr/bin/cc", "/usr/bin/gcc", "/usr/bin/clang"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("no C compiler in /usr/bin")
         }
         let dir = try temporaryDirectory(self)
         let exe = dir.appendingPathComponent("detect").path
         let build = try runProcess(cc, ["-std=c99", "-Wall", "-Wextra", "-Werror", "-o", exe, "\(repoRoot)/Examples/c/detect.c",
-                                        "-I", "\(repoRoot)/Sources/CFergc/include", "-L", productsDirectory.path, "-lfergc_runtime"])
+                                        "-I", "\(repoRoot)/Sources/CFergc/include", "-L", productsDirectory.path, "-lfergc_runtime"] + sanitizerFlags)
         XCTAssertEqual(build.status, 0, "cc failed:\n\(build.stderr)")
         let astro = try ImageIO.read(path: "\(photos)/astronaut.png")
         let ppm = dir.appendingPathComponent("astronaut.ppm").path
