@@ -14,6 +14,17 @@
 #include "ckernels.h"
 #include <string.h>
 
+// F(4x4,3x3)'s filter transform G (6x3): U = G w G^T for the forward and the input gradient,
+// and dw = G^T dU G for the weight gradient.
+static const double G[6][3] = {
+    {1.0 / 4, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+    {0, 0, 1},
+};
+
 // CLONES as in ckernels.c: AVX-512, AVX2 + FMA (the 2-core Zen 4 VM this project is measured
 // on reports avx2 and fma but no avx512 flags) and baseline.
 /* target_clones makes ifunc resolvers, which run during relocation, before ThreadSanitizer's
@@ -49,14 +60,6 @@
 
 CLONES
 void fk_winograd_filter(float *u, const float *w, int O, int C, int o0, int o1, int gradInput) {
-    static const double G[6][3] = {
-        {1.0 / 4, 0, 0},
-        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-        {1.0 / 24, 1.0 / 12, 1.0 / 6},
-        {1.0 / 24, -1.0 / 12, 1.0 / 6},
-        {0, 0, 1},
-    };
     // Panels of 16 output channels of this convolution (N: O forward, C for the gradient),
     // each (36, K, 16) contiguous, K its input channels: element (xi, k, n) at
     // ((n/16)*36 + xi)*K*16 + k*16 + n%16.
@@ -374,14 +377,6 @@ void fk_winograd_grad_output(float *z, long ldz, const float *dy, long sampleStr
 
 CLONES
 void fk_winograd_weight_fold(float *dw, const float *const *du, int parts, int O, int C, int o0, int o1) {
-    static const double G[6][3] = {
-        {1.0 / 4, 0, 0},
-        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-        {1.0 / 24, 1.0 / 12, 1.0 / 6},
-        {1.0 / 24, -1.0 / 12, 1.0 / 6},
-        {0, 0, 1},
-    };
     const long plane = (long)O * C;  // one position's dU
     for (int o = o0; o < o1; o++) {
         for (int c0 = 0; c0 < C; c0 += 16) {
