@@ -71,6 +71,12 @@ public final class Executor<T: BLASReal> {
     /// `setBuffer` writes the weights; those of training steps are recomputed every run. Caches
     /// and scratch are allocated by the first run that needs them.
     public var winograd: Bool? = nil
+    /// Whether the inference convolutions (`conv2d`, `fused` with a conv anchor) run in bf16 on
+    /// AMX (BF16Conv.swift): nil (the default) as the plan asks (`metadata.computeDType ==
+    /// "bf16"`, `fergc compile --compute bf16`), true for every inference plan, false never.
+    /// Only where the CPU has AMX (`bf16ComputeAvailable`); elsewhere, and for training plans,
+    /// f32. `computesInBF16` says what runs.
+    public var bf16: Bool? = nil
     /// Data parallelism (Shards.swift): when set, this executor's batch is one shard of a
     /// global batch. Batchnorm statistics and gradient sums are summed over the shards through
     /// it, dropout draws by the whole batch's element index, and it is called around each step
@@ -111,6 +117,15 @@ public final class Executor<T: BLASReal> {
     private var winogradStale: [Bool] = []
     private var winogradShared: UnsafeMutablePointer<Float>?
     private var winogradWeight: [Int] = []
+    /// The bf16 path, allocated by the first run that takes it: per step its packed weights
+    /// (nil: not a bf16 step), whether they are stale, their weight buffer (-1); per thread its
+    /// scratch; and the thread count and byte total they were sized for.
+    private var bf16Packed: [UnsafeMutablePointer<UInt16>?] = []
+    private var bf16Stale: [Bool] = []
+    private var bf16Weight: [Int] = []
+    private var bf16Scratch: [UnsafeMutableRawPointer] = []
+    private var bf16Threads = 0
+    private var bf16Bytes = 0
     /// For add, mul and concat steps: the input pointers, by step (empty otherwise).
     private let inputTables: [UnsafeMutableBufferPointer<UnsafePointer<T>>]
     /// For each step, the intermediates that die after it, each with the first element that
@@ -222,6 +237,7 @@ public final class Executor<T: BLASReal> {
         workspace.deallocate()
         freeScratch()
         freeWinograd()
+        freeBF16()
         for t in inputTables { t.deallocate() }
     }
 
@@ -238,6 +254,7 @@ public final class Executor<T: BLASReal> {
         checkCount(index, values.count)
         values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: values.count) }
         for (s, w) in winogradWeight.enumerated() where w == index { winogradStale[s] = true }
+        for (s, w) in bf16Weight.enumerated() where w == index { bf16Stale[s] = true }
     }
 
     /// Writes an i32 buffer (labels, counters); counts as for `setBuffer(_:_:)`.
@@ -305,6 +322,7 @@ public final class Executor<T: BLASReal> {
         lastBatch = n
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
+        if fast && computesInBF16 && bf16Threads != max(threads, 1) { allocateBF16() }
         global = shards.map { h in GlobalBatch(samples: h.globalBatch, sum: { [unowned h] in h.sumOverShards($0, count: $1) }) }
         for s in plan.steps.indices {
             let n = n * stepBatchFactor[s]
@@ -332,6 +350,7 @@ public final class Executor<T: BLASReal> {
         lastBatch = n
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
+        if fast && computesInBF16 && bf16Threads != max(threads, 1) { allocateBF16() }
         for s in range {
             if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
             if poisonFreedBuffers { poison(freedAfter[s]) }
@@ -558,7 +577,70 @@ public final class Executor<T: BLASReal> {
     /// areas. Equals `executorWorkspaceBytes(plan, threads:, winograd:, elementBytes:)` for the
     /// thread count and setting of the last run (the tests check it).
     public var workspaceBytesAllocated: Int {
-        max(workspaceElements(plan), 1) * MemoryLayout<T>.stride + scratchBytes
+        max(workspaceElements(plan), 1) * MemoryLayout<T>.stride + scratchBytes + bf16Bytes
+    }
+
+    /// Whether runs compute the inference convolutions in bf16 (the `bf16` setting, the plan's
+    /// request, an inference plan, the fast Float kernels, and AMX on this CPU).
+    public var computesInBF16: Bool {
+        T.self == Float.self && fastKernels && plan.metadata.mode == "inference"
+            && (bf16 ?? (plan.metadata.computeDType == "bf16")) && bf16ComputeAvailable
+    }
+
+    private func freeBF16() {
+        for p in bf16Packed { p?.deallocate() }
+        for p in bf16Scratch { p.deallocate() }
+        bf16Packed = []; bf16Stale = []; bf16Weight = []; bf16Scratch = []
+        bf16Threads = 0; bf16Bytes = 0
+    }
+
+    /// The bf16 path's packed weights (packed by the first run that uses them) and per-thread
+    /// scratch, sized as `bf16WorkspaceBytes` says.
+    private func allocateBF16() {
+        freeBF16()
+        let t = max(threads, 1)
+        let need = bf16WorkspaceBytes(plan, threads: t, enabled: true)
+        for step in plan.steps {
+            guard let g = bf16ConvGeometry(of: step.kernel) else {
+                bf16Packed.append(nil); bf16Weight.append(-1); continue
+            }
+            let p = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16PackedWeightCount(g))
+            p.initialize(repeating: 0, count: bf16PackedWeightCount(g))
+            bf16Packed.append(p); bf16Weight.append(step.inputs[1])
+        }
+        bf16Stale = [Bool](repeating: true, count: plan.steps.count)
+        bf16Scratch = (0..<t).map { _ in
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(need.perThread, 64), alignment: 64)
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: max(need.perThread, 64))
+            return p
+        }
+        bf16Threads = t
+        bf16Bytes = t * need.perThread + need.weights
+    }
+
+    /// Runs step s in bf16 when it is a bf16 step: true when it ran.
+    private func runBF16Step(_ s: Int, n: Int) -> Bool {
+        let step = plan.steps[s]
+        guard let g = bf16ConvGeometry(of: step.kernel), s < bf16Packed.count, let packed = bf16Packed[s] else { return false }
+        let i = step.inputs, o = step.outputs
+        if bf16Stale[s] {
+            bf16PackWeights(packed, cf(i[1]), g)
+            bf16Stale[s] = false
+        }
+        let t = max(threads, 1), w = UnsafePointer(packed)
+        switch step.kernel {
+        case .conv2d(_, let bias):
+            return bf16ConvForward(ff(o[0]), cf(i[0]), w, bias ? cf(i[2]) : nil, preRelu: false, scale: nil, shift: nil,
+                                   postRelu: false, n: n, g, threads: t, scratch: bf16Scratch, maxChunk: plan.maxBatch)
+        case .fused(_, let e):
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            return bf16FusedConvForward(ff(o[0]), cf(i[0]), w, e.bias ? cf(i[2]) : nil,
+                                        gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
+                                        runningMean: bn ? cf(i[k + 2]) : nil, runningVar: bn ? cf(i[k + 3]) : nil,
+                                        n: n, g, e, threads: t, scratch: bf16Scratch, maxChunk: plan.maxBatch)
+        default:
+            return false
+        }
     }
 
     private func freeWinograd() {
@@ -641,6 +723,7 @@ public final class Executor<T: BLASReal> {
         let i = step.inputs, o = step.outputs
         let sc = scratch.unsafelyUnwrapped, t = max(threads, 1)
         let plain = FusedEpilogue(bias: false, relu: false, batchnorm: .none, epsilon: 0)
+        if bf16Threads > 0, computesInBF16, runBF16Step(s, n: n) { return true }
         if let g = winogradGeometry(step) {
             let u = winogradFilters(s, i[winogradWeightSlot(of: step.kernel)], g, threads: t)
             switch step.kernel {

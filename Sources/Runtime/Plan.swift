@@ -307,6 +307,10 @@ public struct PlanMetadata: Sendable, Codable, Equatable {
     /// How the file stores the weights: nil or "f32", or "f16" (IEEE half, widened to f32 when
     /// loaded; `fergc compile --weights-dtype f16`).
     public var weightsDType: String?
+    /// What the plan asks its convolutions to compute in: nil or "f32", or "bf16" (inference
+    /// plans; `fergc compile --compute bf16`): on a CPU with AMX the executor rounds weights and
+    /// activations to bf16 for the convolution products (BF16Conv.swift), elsewhere it runs f32.
+    public var computeDType: String?
     public init() {}
 }
 

@@ -403,6 +403,9 @@ private func check(_ index: Int, _ req: SlotRequirement, slot: String, buffers: 
 /// Throws `ExecutorError` for the first problem found in `plan`.
 func validate(_ plan: Plan) throws {
     guard plan.maxBatch >= 1 else { throw ExecutorError.invalidPlan(reason: "maxBatch \(plan.maxBatch) < 1") }
+    if let c = plan.metadata.computeDType, !computeDTypes.contains(c) {
+        throw ExecutorError.invalidPlan(reason: "compute type '\(c)' is not one of \(computeDTypes.joined(separator: ", "))")
+    }
     for b in plan.buffers where b.perSample.contains(where: { $0 < 0 }) {
         throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' has a negative dimension \(b.perSample)")
     }

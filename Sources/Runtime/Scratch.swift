@@ -9,7 +9,9 @@
 //   - the Winograd filter transforms: one per step whose weights nothing in the plan writes
 //     (cached across runs), plus one shared area for the steps transformed every run
 //     (training: the forward's and the input gradient's) (`winogradFilterLayout`). The
-//     Winograd input gradient needs no panels of its own: it uses the backward's im2col panel.
+//     Winograd input gradient needs no panels of its own: it uses the backward's im2col panel;
+//   - for an inference plan compiled with `--compute bf16` on a CPU with AMX, per thread the
+//     bf16 panels and once every convolution's packed weights (`bf16WorkspaceBytes`).
 // The executor allocates with these same functions.
 
 /// The geometry of a step the Winograd path computes under an executor's `winograd` setting
@@ -86,5 +88,6 @@ public func executorWorkspaceBytes(_ plan: Plan, threads: Int, winograd: Bool? =
     let shared = max(workspaceElements(plan), 1) * elementBytes
     guard fastKernels && elementBytes == 4 else { return shared }
     let need = fastScratchElements(plan, winograd: winograd)
-    return shared + max(threads, 1) * (need.floats * 4 + need.doubles * 8) + need.filters * 4
+    let bf16 = plan.metadata.mode == "inference" ? bf16WorkspaceBytes(plan, threads: threads) : (perThread: 0, weights: 0)
+    return shared + max(threads, 1) * (need.floats * 4 + need.doubles * 8 + bf16.perThread) + need.filters * 4 + bf16.weights
 }

@@ -14,7 +14,7 @@ import Runtime
 enum BenchCommand {
     static let spec = CommandSpec(
         name: "bench",
-        usage: "bench MODEL.graph [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--json]",
+        usage: "bench MODEL.graph [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--bf16] [--json]",
         summary: "Time a training step or an inference batch: img/s, ms per batch, a per-step profile, sgemm GFLOP/s.",
         options: [
             OptionSpec(name: "train", kind: .flag, help: "Time one training step: forward, backward, update (the default)."),
@@ -27,6 +27,7 @@ enum BenchCommand {
             OptionSpec(name: "reference-kernels", kind: .flag, help: "Run the generic reference kernels (the 'before' of docs/performance.md)."),
             OptionSpec(name: "winograd", kind: .flag, help: "Every 3x3 stride-1 convolution forward with Winograd F(4x4,3x3) (Executor.winograd = true)."),
             OptionSpec(name: "no-winograd", kind: .flag, help: "Every convolution direct (im2col + GEMM), whatever the plan chose (Executor.winograd = false)."),
+            OptionSpec(name: "bf16", kind: .flag, help: "With --infer: the convolutions in bf16 on AMX, as a plan compiled with --compute bf16 runs (f32 where the CPU has no AMX; the output says which ran)."),
             OptionSpec(name: "no-sgemm", kind: .flag, help: "Skip measuring the machine's sgemm rate."),
             OptionSpec(name: "json", kind: .flag, help: "Print JSON: img_per_s, ms_per_batch, layers, sgemm_gflops, ..."),
         ],
@@ -79,6 +80,10 @@ enum BenchCommand {
         }
         if a.flag("winograd") { ex.winograd = true }
         if a.flag("no-winograd") { ex.winograd = false }
+        if a.flag("bf16") {
+            guard !training else { throw UsageError(message: "--bf16 times inference plans (add --infer); training computes in f32", command: spec.name) }
+            ex.bf16 = true
+        }
         fillInputs(ex, plan: plan, batch: batch, seed: seed)
 
         for _ in 0..<warmup { try ex.run(batch: batch) }
@@ -109,7 +114,8 @@ enum BenchCommand {
         var result = Result(model: model.name, mode: training ? "train" : "infer", batch: batch, threads: threads,
                             winograd: ex.winograd.map { $0 ? "all" : "none" } ?? "plan",
                             runs: times.map { $0 * 1000 }, msPerBatch: median * 1000, imgPerS: Double(batch) / median,
-                            gflops: totalFLOPs / median / 1e9, sgemm: sgemm, layers: layers)
+                            gflops: totalFLOPs / median / 1e9, sgemm: sgemm, layers: layers,
+                            compute: ex.computesInBF16 ? "bf16 (AMX)" : a.flag("bf16") ? "f32 (asked bf16; this CPU has no AMX)" : "f32")
         if training, let p = plan.metadata.frozenPrefix {
             // The steady state of `fergc train` with the prefix cached: the steps after it.
             var cached: [Double] = []
@@ -201,6 +207,8 @@ enum BenchCommand {
         var msPerBatch: Double, imgPerS: Double, gflops: Double
         var sgemm: Double?
         var layers: [Layer]
+        /// What the convolutions computed in: "f32" or "bf16 (AMX)".
+        var compute = "f32"
         /// Training plans with a frozen prefix: the same step with the prefix's output cached
         /// (what `fergc train` runs after the first epoch).
         var prefixCached: (steps: Int, output: String, imgPerS: Double, msPerBatch: Double)? = nil
@@ -218,6 +226,7 @@ enum BenchCommand {
             if let sgemm { j["sgemm_gflops"] = sgemm }
             j["openblas_core"] = openBLASCoreName()
             j["small_sgemm_level"] = smallSgemmLevel
+            j["compute"] = compute
             if let p = prefixCached {
                 j["frozen_prefix"] = ["steps": p.steps, "output": p.output, "img_per_s_cached": p.imgPerS,
                                       "ms_per_batch_cached": p.msPerBatch, "img_per_s_uncached": imgPerS]
@@ -230,7 +239,7 @@ enum BenchCommand {
             s += String(format: "  %.1f img/s   %.2f ms per batch (median; min %.2f, max %.2f)   %.1f GFLOP/s in conv/dense\n",
                         imgPerS, msPerBatch, runs.min() ?? 0, runs.max() ?? 0, gflops)
             if let sgemm { s += String(format: "  machine sgemm 1024^3: %.1f GFLOP/s (%d thread%@)\n", sgemm, threads, threads == 1 ? "" : "s") }
-            s += "  kernels: OpenBLAS \(openBLASCoreName()), small sgemm \(["plain C", "AVX2+FMA", "AVX-512F"][smallSgemmLevel])\n"
+            s += "  kernels: OpenBLAS \(openBLASCoreName()), small sgemm \(["plain C", "AVX2+FMA", "AVX-512F"][smallSgemmLevel]), convolutions in \(compute)\n"
             if let p = prefixCached {
                 s += String(format: "  frozen prefix (steps 0..<%d, '%@') cached, as fergc train runs after the first epoch: %.1f img/s, %.2f ms per batch (uncached: %.1f img/s)\n",
                             p.steps, p.output, p.imgPerS, p.msPerBatch, imgPerS)

@@ -17,6 +17,7 @@ enum CompileCommand {
             OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
             OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name or a training checkpoint. Default: seeded initial values."),
             OptionSpec(name: "weights-dtype", kind: .value("f32|f16"), help: "How the plan file stores the weights: f32 (default) or f16 (IEEE half, half the size, widened to f32 when loaded; plan format 1.1)."),
+            OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What an inference plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX where the CPU has it; f32 elsewhere). Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
             OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
             OptionSpec(name: "batch", kind: .value("N"), help: "The largest batch the plan runs (default: 1 for inference, the model's batch for --train)."),
             OptionSpec(name: "summary", kind: .flag, help: "Print a Keras-like table: layer, op, output shape, params; then the memory plan."),
@@ -90,6 +91,10 @@ enum CompileCommand {
         case "f32": break
         case "f16": compiled.plan = try halfWeights(compiled.plan, path: path)
         case let other: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: spec.name)
+        }
+        if let c = a.value("compute") {
+            guard !train else { throw UsageError(message: "--compute bf16 is for inference plans; training plans compute in f32", command: spec.name) }
+            compiled.plan = try withComputeType(compiled.plan, c)
         }
         if a.flag("time-passes") {
             var s = "pass timings:\n"
@@ -249,19 +254,45 @@ func halfWeights(_ plan: Plan, path: String) throws -> Plan {
     return p
 }
 
-/// `fergc compile M.plan --weights-dtype f16|f32 -o N.plan`: the same plan with its weights
-/// stored another way (f32 -> f16 rounds them; f16 -> f32 keeps the rounded values).
+/// The plan marked to compute its convolutions in `type` ("f32" or "bf16"), its workspace
+/// re-counted (the bf16 path's panels and packed weights where this CPU has AMX).
+func withComputeType(_ plan: Plan, _ type: String) throws -> Plan {
+    guard computeDTypes.contains(type) else {
+        throw UsageError(message: "--compute expects \(computeDTypes.joined(separator: " or ")), got '\(type)'", command: "compile")
+    }
+    guard plan.metadata.mode == "inference" || type == "f32" else {
+        throw UsageError(message: "--compute bf16 is for inference plans; this is a \(plan.metadata.mode) plan", command: "compile")
+    }
+    var p = plan
+    p.metadata.computeDType = type == "f32" ? nil : type
+    if let threads = p.memory?.workspaceThreads {
+        let bytes = executorWorkspaceBytes(p, threads: threads)
+        p.memory?.workspaceBytes = bytes
+    }
+    return p
+}
+
+/// `fergc compile M.plan --weights-dtype f16|f32 --compute f32|bf16 -o N.plan`: the same plan
+/// with its weights stored another way (f32 -> f16 rounds them; f16 -> f32 keeps the rounded
+/// values), or computing its convolutions in another type.
 private func restore(_ path: String, _ a: ParsedArguments) throws {
-    guard let dtype = a.value("weights-dtype"), let out = a.value("output") else {
-        throw UsageError(message: "a .plan is recompiled only to change how it stores weights: compile M.plan --weights-dtype f16 -o N.plan", command: "compile")
+    let dtype = a.value("weights-dtype"), compute = a.value("compute")
+    guard dtype != nil || compute != nil, let out = a.value("output") else {
+        throw UsageError(message: "a .plan is recompiled only to change how it stores weights or what it computes in: compile M.plan --weights-dtype f16 -o N.plan, or compile M.plan --compute bf16 -o N.plan", command: "compile")
     }
     var plan: Plan
     do { plan = try readPlan(path: path) } catch { throw CLIError(error.description) }
+    var said: [String] = []
     switch dtype {
-    case "f16": plan = try halfWeights(plan, path: path)
-    case "f32": plan.metadata.weightsDType = nil
-    case let other: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: "compile")
+    case nil: break
+    case "f16": plan = try halfWeights(plan, path: path); said.append("weights stored as f16")
+    case "f32": plan.metadata.weightsDType = nil; said.append("weights stored as f32")
+    case let other?: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: "compile")
+    }
+    if let compute {
+        plan = try withComputeType(plan, compute)
+        said.append("convolutions in \(compute)" + (compute == "bf16" && !bf16ComputeAvailable ? " (this CPU has no AMX: it will run them in f32)" : ""))
     }
     do { try writePlan(plan, to: out) } catch { throw CLIError("\(out): \(error)") }
-    Console.err("wrote \(out): the weights of \(path) stored as \(dtype)\n")
+    Console.err("wrote \(out): \(path) with its \(said.joined(separator: ", "))\n")
 }

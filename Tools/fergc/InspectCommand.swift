@@ -72,6 +72,7 @@ struct PlanFacts {
             "model": plan.name,
             "format_version": file.formatVersion,
             "weights_dtype": plan.metadata.weightsDType ?? "f32",
+            "compute_dtype": plan.metadata.computeDType ?? "f32",
             "producer": file.producer,
             "compiled_by": plan.metadata.producer,
             "source_hash": plan.metadata.sourceHash,
@@ -149,6 +150,9 @@ struct PlanFacts {
             s += row("warning", "no values for \(missing.count) parameters (they start at zero): \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
         }
         s += row("weights", (plan.metadata.weightsDType == "f16" ? "stored as f16 (IEEE half, widened to f32 when loaded); " : "") + "sha256 \(file.weightsSHA256)")
+        if plan.metadata.computeDType == "bf16" {
+            s += row("compute", "convolutions in bf16 (sums in f32) " + (bf16ComputeAvailable ? "on this CPU's AMX" : "where the CPU has AMX; this one has not: f32 here"))
+        }
         return terminalSafe(s)
     }
 }

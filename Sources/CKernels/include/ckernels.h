@@ -134,6 +134,43 @@ void fk_limit_simd(int level);
 /// (AVX2 + FMA), or NULL (none of these, or not x86-64).
 const char *fk_best_blas_core(void);
 
+// bf16 convolution products on AMX (amx.c), for inference plans compiled with --compute bf16.
+
+/// 1 when this CPU has AMX-TILE, AMX-BF16 and AVX-512BW, Linux granted the process the tile
+/// state, and fk_allow_amx has not turned it off; 0 otherwise (bf16 plans then run in f32).
+int fk_amx_available(void);
+
+/// With 0, fk_amx_available answers 0 (tests check the f32 fallback on AMX machines); 1 restores.
+void fk_allow_amx(int allowed);
+
+/// f rounded to bf16 (to nearest, ties to even; NaN stays NaN), the rounding of every bf16 path.
+uint16_t fk_bf16_round(float f);
+
+/// dst[KH*KW][Opad][Cpad] = w (O, C, KH, KW) rounded to bf16, tap-major, zeros in the padding
+/// (Opad a multiple of 16 >= O, Cpad a multiple of 32 >= C).
+void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int KH, int KW, int Opad, int Cpad);
+
+/// Pairs [pairBegin, pairEnd) of the padded grid of samples [0, S) of x (each C x H x W, xStride
+/// floats apart): dst[j][s*Hp*Wp + y*Wp + xx] = bf16(x[s][2j][y - padTop][xx - padLeft]) |
+/// bf16(x[s][2j+1][...]) << 16, zeros outside the input, for channels >= C, and from S*Hp*Wp to
+/// rowLen (rows rowLen dwords apart).
+void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
+                       int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd);
+
+/// acc[o][p] (rows ldacc apart), o < O, p in [pBegin, pEnd), = the stride-1 convolution on the
+/// flattened grid: sum over ky < KH, kx < KW, c < Cpad of Wt[ky*KW + kx][o][c] * X(c, p + ky*Wp +
+/// kx), X in the pair layout of fk_bf16_pad_pairs; bf16 products, f32 sums, on AMX tiles. X's
+/// rows must hold pEnd rounded up to 16 plus (KH-1)*Wp + KW - 1 dwords. Needs Cpad % 32 == 0
+/// and pBegin % 16 == 0. Returns 0 (computing nothing) where AMX is not available.
+int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd);
+
+/// out (S, O, OH, OW), channels [oBegin, oEnd) = the epilogue of fk_conv_epilogue (bias, relu
+/// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart).
+void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int S, int OH, int OW, int Hp, int Wp,
+                           const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
+                           int oBegin, int oEnd);
+
 // Worker threads (pool.c).
 
 /// Runs fn(ctx, 0..<count) in parallel: part 0 on the calling thread, the others on the pool's

@@ -1,0 +1,264 @@
+// bf16 convolution products on AMX (Intel's tile matrix unit: Sapphire Rapids and later), for
+// inference plans compiled with `--compute bf16`.
+//
+// Why AMX and not AVX512_BF16's dot product: measured on the Xeon this was written on (family 6,
+// model 207), one core, register-resident loops: vfmadd (f32, zmm) 166-172 GFLOP/s, vdpbf16ps
+// (bf16 pairs into f32, zmm) 86-87 GFLOP/s, tdpbf16ps (AMX tiles) 2,270-2,730 GFLOP/s. The
+// AVX-512 bf16 dot product is half as fast as the f32 FMA there, so only AMX is worth the
+// rounding; elsewhere bf16 plans run in f32.
+//
+// A stride-1 convolution as an implicit GEMM, without im2col: the input of a chunk of samples is
+// rounded once into a zero-padded grid of channel pairs, X[c/2][s][y][x][c%2] (Hp = OH + KH - 1
+// rows, Wp = OW + KW - 1 columns, flattened: row `rowLen` dwords per pair), so that for a tap
+// (ky, kx) the 16 output positions p..p+15 of the flattened grid read X at p + ky*Wp + kx: one
+// strided tile load. The outputs at the grid's extra columns and rows are computed and dropped
+// (6 to 33% more products on 48x48 to 6x6 planes, against K = 9C im2col panels that cost more
+// than the products). acc[o][p] = sum over taps and channels of W[tap][o][c] * X[c][p + off].
+//   W    [KH*KW][Opad][Cpad] bf16 (Opad = O rounded up to 16, Cpad = C rounded up to 32, zeros
+//        in the padding), packed once per plan (fk_bf16_pack_conv_weights);
+//   X    built per chunk (fk_bf16_pad_pairs);
+//   acc  [O][cols] f32, then the epilogue (fk_conv_epilogue_grid) keeps the real outputs.
+// Tiles: C blocks of 16 channels x 16 positions f32 (tiles 0-3, a 2 x 2 block of them), A tiles
+// of 16 channels x 32 input channels (4, 5), B tiles of 16 channel pairs x 16 positions (6, 7).
+// Rounding to bf16 is to nearest, ties to even (fk_bf16_round), the same in every path, so a test
+// can recompute the products exactly from rounded operands.
+#include "ckernels.h"
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__clang__)
+#include <immintrin.h>
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define FK_HAVE_AMX 1
+#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
+#define AVX512 __attribute__((target("avx512f,avx512bw")))
+#endif
+
+static _Atomic int fk_amx_allowed = 1;
+
+void fk_allow_amx(int allowed) { fk_amx_allowed = allowed != 0; }
+
+/// 1 once the CPU has AMX-TILE, AMX-BF16 and AVX-512BW and Linux granted this process the tile
+/// data state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA: without it the first tile
+/// instruction faults). Asked once; the grant holds for every thread of the process.
+static int fk_amx_cpu(void) {
+#ifdef FK_HAVE_AMX
+    static _Atomic int cached = -1;
+    if (cached < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        int ok = 0;
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+            const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
+            const int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1);  // avx512f, avx512bw
+            if (tile && bf16 && avx512) {
+                ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+            }
+        }
+        cached = ok;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+int fk_amx_available(void) { return fk_amx_allowed && fk_amx_cpu(); }
+
+uint16_t fk_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  // NaN stays NaN
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+
+#ifdef FK_HAVE_AMX
+AVX512 static inline __m512i fk_bf16_round16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+    const __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_mask_blend_epi32(nan, r, q);
+}
+
+AVX512 static void fk_bf16_pairs_avx512(uint32_t *dst, const float *a, const float *b, long n) {
+    for (long p = 0; p < n; p += 16) {
+        const __mmask16 m = n - p >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - p)) - 1);
+        const __m512i lo = fk_bf16_round16(_mm512_maskz_loadu_ps(m, a + p));
+        const __m512i hi = b ? _mm512_slli_epi32(fk_bf16_round16(_mm512_maskz_loadu_ps(m, b + p)), 16) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi32(dst + p, m, _mm512_or_si512(lo, hi));
+    }
+}
+#endif
+
+/// dst[p] = rounded a[p] | rounded b[p] << 16 for p < n (b NULL: zeros in the upper halves).
+static void fk_bf16_pairs(uint32_t *dst, const float *a, const float *b, long n) {
+    long p = 0;
+#ifdef FK_HAVE_AMX
+    if (fk_amx_cpu()) {
+        fk_bf16_pairs_avx512(dst, a, b, n);
+        return;
+    }
+#endif
+    for (; p < n; p++) dst[p] = (uint32_t)fk_bf16_round(a[p]) | (b ? (uint32_t)fk_bf16_round(b[p]) << 16 : 0u);
+}
+
+void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int KH, int KW, int Opad, int Cpad) {
+    for (int t = 0; t < KH * KW; t++) {
+        for (int o = 0; o < Opad; o++) {
+            uint16_t *d = dst + ((long)t * Opad + o) * Cpad;
+            for (int c = 0; c < Cpad; c++) d[c] = o < O && c < C ? fk_bf16_round(w[((long)o * C + c) * KH * KW + t]) : 0;
+        }
+    }
+}
+
+void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
+                       int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd) {
+    const long grid = (long)Hp * Wp;
+    for (int j = pairBegin; j < pairEnd; j++) {
+        uint32_t *row = dst + (long)j * rowLen;
+        if (2 * j >= C) { memset(row, 0, (size_t)rowLen * 4); continue; }
+        for (int s = 0; s < S; s++) {
+            const float *a = x + s * xStride + (long)(2 * j) * H * W;
+            const float *b = 2 * j + 1 < C ? a + (long)H * W : NULL;
+            uint32_t *g = row + s * grid;
+            for (int y = 0; y < Hp; y++) {
+                uint32_t *r = g + (long)y * Wp;
+                const int iy = y - padTop;
+                if (iy < 0 || iy >= H) { memset(r, 0, (size_t)Wp * 4); continue; }
+                // columns x = padLeft + ix hold input column ix, for 0 <= ix < W within [0, Wp)
+                const int lo = padLeft < 0 ? 0 : padLeft > Wp ? Wp : padLeft;
+                int hi = padLeft + W > Wp ? Wp : padLeft + W;
+                if (hi < lo) hi = lo;
+                if (lo > 0) memset(r, 0, (size_t)lo * 4);
+                if (hi > lo) fk_bf16_pairs(r + lo, a + (long)iy * W + (lo - padLeft), b ? b + (long)iy * W + (lo - padLeft) : NULL, hi - lo);
+                if (hi < Wp) memset(r + hi, 0, (size_t)(Wp - hi) * 4);
+            }
+        }
+        const long used = S * grid;
+        if (rowLen > used) memset(row + used, 0, (size_t)(rowLen - used) * 4);
+    }
+}
+
+#ifdef FK_HAVE_AMX
+/// One row of fk_conv_epilogue_grid, 16 lanes at a time (the last masked).
+AVX512 static void fk_epilogue_row_avx512(float *y, const float *a, int n, float bo, int preRelu, int hasScale,
+                                          float sc, float sh, int postRelu) {
+    const __m512 vb = _mm512_set1_ps(bo), vs = _mm512_set1_ps(sc), vh = _mm512_set1_ps(sh), zero = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 z = _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i), vb);
+        if (preRelu) z = _mm512_max_ps(z, zero);
+        if (hasScale) z = _mm512_fmadd_ps(z, vs, vh);
+        if (postRelu) z = _mm512_max_ps(z, zero);
+        _mm512_mask_storeu_ps(y + i, m, z);
+    }
+}
+#endif
+
+void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int S, int OH, int OW, int Hp, int Wp,
+                           const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
+                           int oBegin, int oEnd) {
+    #pragma clang fp reassociate(on)
+    for (int o = oBegin; o < oEnd; o++) {
+        const float bo = bias ? bias[o] : 0.0f, sc = scale ? scale[o] : 1.0f, sh = scale ? shift[o] : 0.0f;
+        for (int s = 0; s < S; s++) {
+            for (int oy = 0; oy < OH; oy++) {
+                const float *a = acc + (long)o * ldacc + (long)s * Hp * Wp + (long)oy * Wp;
+                float *y = out + (((long)s * O + o) * OH + oy) * OW;
+#ifdef FK_HAVE_AMX
+                if (fk_amx_cpu()) {
+                    fk_epilogue_row_avx512(y, a, OW, bo, preRelu, scale != 0, sc, sh, postRelu);
+                    continue;
+                }
+#endif
+                for (int ox = 0; ox < OW; ox++) {
+                    float z = a[ox] + bo;
+                    if (preRelu) z = z > 0 ? z : 0;
+                    if (scale) z = z * sc + sh;
+                    if (postRelu) z = z > 0 ? z : 0;
+                    y[ox] = z;
+                }
+            }
+        }
+    }
+}
+
+#ifdef FK_HAVE_AMX
+typedef struct {
+    uint8_t palette, startRow, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} fk_tile_config;
+
+/// Tile T, the C block's (i, j): acc[ob + 16 i..][pb + 16 j..], of which the rows below O and the
+/// columns below pEnd are kept; stored in place when whole, else through `tmp`.
+#define FK_STORE(T, i, j) do {                                                                   \
+    const int vr = O - (ob + 16 * (i)) < 16 ? O - (ob + 16 * (i)) : 16;                          \
+    const long vc = pEnd - (pb + 16 * (j)) < 16 ? pEnd - (pb + 16 * (j)) : 16;                  \
+    float *c = acc + (long)(ob + 16 * (i)) * ldacc + pb + 16 * (j);                             \
+    if (vr == 16 && vc == 16) {                                                                  \
+        _tile_stored(T, c, ldacc * 4);                                                           \
+    } else {                                                                                     \
+        _tile_stored(T, tmp, 64);                                                                \
+        for (int r = 0; r < vr; r++) memcpy(c + (long)r * ldacc, tmp + r * 16, (size_t)vc * 4); \
+    }                                                                                            \
+} while (0)
+
+AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                                  const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd) {
+    fk_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
+    _tile_loadconfig(&cfg);
+    float tmp[256] __attribute__((aligned(64)));
+    const int Opad = (O + 15) & ~15;
+    const long strideA = (long)Cpad * 2, strideB = rowLen * 4;
+    for (long pb = pBegin; pb < pEnd; pb += 32) {
+        const int twoP = pEnd - pb > 16;
+        for (int ob = 0; ob < O; ob += 32) {
+            const int twoO = O - ob > 16;
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            for (int ky = 0; ky < KH; ky++) {
+                for (int kx = 0; kx < KW; kx++) {
+                    const long off = pb + (long)ky * Wp + kx;
+                    const uint16_t *a0 = Wt + ((long)(ky * KW + kx) * Opad + ob) * Cpad;
+                    for (int cb = 0; cb < Cpad; cb += 32) {
+                        const uint32_t *b0 = X + (long)(cb / 2) * rowLen + off;
+                        _tile_loadd(4, a0 + cb, strideA);
+                        _tile_loadd(6, b0, strideB);
+                        _tile_dpbf16ps(0, 4, 6);
+                        if (twoP) { _tile_loadd(7, b0 + 16, strideB); _tile_dpbf16ps(1, 4, 7); }
+                        if (twoO) {
+                            _tile_loadd(5, a0 + 16L * Cpad + cb, strideA);
+                            _tile_dpbf16ps(2, 5, 6);
+                            if (twoP) _tile_dpbf16ps(3, 5, 7);
+                        }
+                    }
+                }
+            }
+            FK_STORE(0, 0, 0);
+            if (twoP) FK_STORE(1, 0, 1);
+            if (twoO) { FK_STORE(2, 1, 0); if (twoP) FK_STORE(3, 1, 1); }
+        }
+    }
+    _tile_release();
+}
+#endif
+
+int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd) {
+#ifdef FK_HAVE_AMX
+    if (!fk_amx_cpu() || (Cpad & 31) || (pBegin & 15) || O <= 0) return 0;
+    if (pEnd > pBegin) fk_amx_conv_tiles(acc, ldacc, Wt, O, Cpad, KH, KW, X, rowLen, Wp, pBegin, pEnd);
+    return 1;
+#else
+    (void)acc; (void)ldacc; (void)Wt; (void)O; (void)Cpad; (void)KH; (void)KW; (void)X; (void)rowLen; (void)Wp;
+    (void)pBegin; (void)pEnd;
+    return 0;
+#endif
+}
