@@ -118,6 +118,18 @@ void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int 
 void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
                        int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd) {
     const long grid = (long)Hp * Wp;
+    if (H == 1 && W == 1 && Hp == 1 && Wp == 1 && padTop == 0 && padLeft == 0) {
+        // A dense layer (a 1x1 plane): sample s's features 2j and 2j+1 are adjacent.
+        for (int j = pairBegin; j < pairEnd; j++) {
+            uint32_t *row = dst + (long)j * rowLen;
+            for (int s = 0; s < S; s++) {
+                const float *f = x + s * xStride + 2 * j;
+                row[s] = 2 * j >= C ? 0u : (uint32_t)fk_bf16_round(f[0]) | (2 * j + 1 < C ? (uint32_t)fk_bf16_round(f[1]) << 16 : 0u);
+            }
+            if (rowLen > S) memset(row + S, 0, (size_t)(rowLen - S) * 4);
+        }
+        return;
+    }
     for (int j = pairBegin; j < pairEnd; j++) {
         uint32_t *row = dst + (long)j * rowLen;
         if (2 * j >= C) { memset(row, 0, (size_t)rowLen * 4); continue; }
@@ -165,6 +177,16 @@ void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int 
     #pragma clang fp reassociate(on)
     for (int o = oBegin; o < oEnd; o++) {
         const float bo = bias ? bias[o] : 0.0f, sc = scale ? scale[o] : 1.0f, sh = scale ? shift[o] : 0.0f;
+        if (OH == 1 && OW == 1 && Hp == 1 && Wp == 1) {  // a dense layer: out (S, O)
+            for (int s = 0; s < S; s++) {
+                float z = acc[(long)o * ldacc + s] + bo;
+                if (preRelu) z = z > 0 ? z : 0;
+                if (scale) z = z * sc + sh;
+                if (postRelu) z = z > 0 ? z : 0;
+                out[(long)s * O + o] = z;
+            }
+            continue;
+        }
         for (int s = 0; s < S; s++) {
             for (int oy = 0; oy < OH; oy++) {
                 const float *a = acc + (long)o * ldacc + (long)s * Hp * Wp + (long)oy * Wp;
@@ -197,7 +219,7 @@ typedef struct {
 /// Tile T, the C block's (i, j): acc[ob + 16 i..][pb + 16 j..], of which the rows below O and the
 /// columns below pEnd are kept; stored in place when whole, else through `tmp`.
 #define FK_STORE(T, i, j) do {                                                                   \
-    const int vr = O - (ob + 16 * (i)) < 16 ? O - (ob + 16 * (i)) : 16;                          \
+    const int vr = oEnd - (ob + 16 * (i)) < 16 ? oEnd - (ob + 16 * (i)) : 16;                    \
     const long vc = pEnd - (pb + 16 * (j)) < 16 ? pEnd - (pb + 16 * (j)) : 16;                  \
     float *c = acc + (long)(ob + 16 * (i)) * ldacc + pb + 16 * (j);                             \
     if (vr == 16 && vc == 16) {                                                                  \
@@ -209,7 +231,7 @@ typedef struct {
 } while (0)
 
 AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
-                                  const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd) {
+                                  const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
     fk_tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -220,8 +242,8 @@ AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, in
     const long strideA = (long)Cpad * 2, strideB = rowLen * 4;
     for (long pb = pBegin; pb < pEnd; pb += 32) {
         const int twoP = pEnd - pb > 16;
-        for (int ob = 0; ob < O; ob += 32) {
-            const int twoO = O - ob > 16;
+        for (int ob = oBegin; ob < oEnd; ob += 32) {
+            const int twoO = oEnd - ob > 16;
             _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
             for (int ky = 0; ky < KH; ky++) {
                 for (int kx = 0; kx < KW; kx++) {
@@ -251,14 +273,16 @@ AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, in
 #endif
 
 int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
-                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd) {
+                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
 #ifdef FK_HAVE_AMX
-    if (!fk_amx_cpu() || (Cpad & 31) || (pBegin & 15) || O <= 0) return 0;
-    if (pEnd > pBegin) fk_amx_conv_tiles(acc, ldacc, Wt, O, Cpad, KH, KW, X, rowLen, Wp, pBegin, pEnd);
+    if (!fk_amx_cpu() || (Cpad & 31) || (pBegin & 15) || (oBegin & 15) || oEnd > O) return 0;
+    if (pEnd > pBegin && oEnd > oBegin) {
+        fk_amx_conv_tiles(acc, ldacc, Wt, O, Cpad, KH, KW, X, rowLen, Wp, pBegin, pEnd, oBegin, oEnd);
+    }
     return 1;
 #else
     (void)acc; (void)ldacc; (void)Wt; (void)O; (void)Cpad; (void)KH; (void)KW; (void)X; (void)rowLen; (void)Wp;
-    (void)pBegin; (void)pEnd;
+    (void)pBegin; (void)pEnd; (void)oBegin; (void)oEnd;
     return 0;
 #endif
 }

@@ -1,23 +1,26 @@
-// Inference convolutions in bf16 on AMX, for plans compiled with `--compute bf16`
-// (`PlanMetadata.computeDType`). Opt-in per plan and chosen at load time: where the CPU has AMX
-// (fk_amx_available) the executor runs every stride-1 inference convolution (`conv2d`, and
-// `fused` with a conv anchor) as an implicit GEMM on AMX tiles over a padded bf16 grid of the
+// Inference convolutions and dense layers in bf16 on AMX, for plans compiled with `--compute
+// bf16` (`PlanMetadata.computeDType`). Opt-in per plan and chosen at load time: where the CPU
+// has AMX (fk_amx_available) the executor runs every stride-1 inference convolution of 16+ input
+// channels (`conv2d`, `fused` with a conv anchor) and every dense layer of 16+ inputs (as a 1x1
+// convolution of a 1x1 plane) as an implicit GEMM on AMX tiles over a padded bf16 grid of the
 // input (CKernels/amx.c), sums in f32, then the same f32 epilogue as the f32 path (bias, relu,
-// batchnorm scale and shift);
-// elsewhere the plan runs in f32 exactly as if compiled without the flag. Everything else
-// (dense layers, pooling, softmax, preprocessing) stays f32.
+// batchnorm scale and shift); elsewhere the plan runs in f32 exactly as if compiled without the
+// flag. Everything else (the first convolution of a 1- or 3-channel image, strided
+// convolutions, pooling, softmax, preprocessing) stays f32.
 //
 // Why only AMX: on the Xeon this was measured on, AVX512_BF16's dot product (vdpbf16ps) does
 // half the f32 FMA's work per second (86 against 170 GFLOP/s on one core) and AMX thirteen times
 // it (2,270-2,730 GFLOP/s); see CKernels/amx.c and docs/performance.md.
 //
 // Accuracy: weights and activations are rounded to bf16 (8 bits of mantissa) before each
-// convolution, so outputs differ from the f32 plan's by about 1e-3 relative; the change in
-// accuracy of a trained plan is measured with `fergc eval` (docs/performance.md).
+// product, so outputs differ from the f32 plan's by about 1e-3 relative; the change in accuracy
+// of a trained plan is measured with `fergc eval` (docs/performance.md).
 //
 // Threads: each thread takes a contiguous range of the batch in chunks (`bf16ConvChunk`); with
 // fewer samples than threads (batch 1), the threads build the one sample's grid together (by
-// channel pairs), then split its positions in blocks of 32, then the channels of the epilogue.
+// channel pairs), then split its positions in blocks of 32 (then the epilogue's channels), or
+// where there are fewer such blocks than threads (small planes, dense layers) the output
+// channels in blocks of 16.
 import CKernels
 
 /// Whether this machine runs bf16 plans in bf16 (AMX-BF16 and the kernel's permission).
@@ -30,10 +33,15 @@ public let computeDTypes = ["f32", "bf16"]
 
 /// The geometry of a step the bf16 path computes, or nil: an inference convolution of stride 1
 /// with at least 16 input channels (the channels are padded to 32 per tile: a first layer of 1
-/// or 3 channels would do 10-32x the products, measured slower than its f32 direct path).
+/// or 3 channels would do 10-32x the products, measured slower than its f32 direct path), or a
+/// dense layer of at least 16 inputs as the 1x1 convolution of a 1x1 plane.
 public func bf16ConvGeometry(of kernel: Kernel) -> ConvGeometry? {
     switch kernel {
     case .conv2d(let g, _), .fused(.conv2d(let g), _): return g.stride == 1 && g.inChannels >= 16 ? g : nil
+    case .dense(let i, let o, _), .fused(.dense(let i, let o), _):
+        guard i >= 16 else { return nil }
+        return ConvGeometry(inChannels: i, inHeight: 1, inWidth: 1, outChannels: o, kernelHeight: 1, kernelWidth: 1,
+                            stride: 1, padTop: 0, padLeft: 0, outHeight: 1, outWidth: 1)
     default: return nil
     }
 }
@@ -121,20 +129,33 @@ public func bf16ConvForward(
     let threadsWanted = max(1, min(threads, scratch.count))
     if T < threadsWanted {
         // Fewer samples than threads (batch 1): sample by sample, every thread building its pairs
-        // of the grid, then its blocks of 32 positions, then its channels' epilogue.
+        // of the grid, then its blocks of 32 positions and their epilogue — or, where there are
+        // fewer blocks than threads (small planes, dense layers), its channels in blocks of 16.
         let X = scratch[0].assumingMemoryBound(to: UInt32.self)
         let acc = (scratch[0] + parts.acc).assumingMemoryBound(to: Float.self)
         let one = bf16ScratchParts(g, samples: 1), cols = hp * wp, ld = roundUp(cols, 16)
-        let blocks = (cols + 31) / 32
+        let blocks = (cols + 31) / 32, channelBlocks = (O + 15) / 16
+        let byChannels = blocks < threadsWanted && channelBlocks > 1
         for s in 0..<n {
+            let y = out + s * O * g.outHeight * g.outWidth
             parallelFor(threadsWanted) { t in fill(X, s, s + 1, one.rowLength, splitRange(pairs, parts: threadsWanted, t)) }
+            if byChannels {
+                let parts = min(threadsWanted, channelBlocks)
+                parallelFor(parts) { t in
+                    let r = splitRange(channelBlocks, parts: parts, t), o0 = r.lowerBound * 16, o1 = min(O, r.upperBound * 16)
+                    _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
+                                    i32(wp), 0, cols, i32(o0), i32(o1))
+                    epilogue(y, acc, ld, samples: 1, o0..<o1)
+                }
+                continue
+            }
             parallelFor(min(threadsWanted, blocks)) { t in
                 let r = splitRange(blocks, parts: min(threadsWanted, blocks), t)
                 _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
-                                i32(wp), r.lowerBound * 32, min(cols, r.upperBound * 32))
+                                i32(wp), r.lowerBound * 32, min(cols, r.upperBound * 32), 0, i32(O))
             }
             parallelFor(min(threadsWanted, O)) { t in
-                epilogue(out + s * O * g.outHeight * g.outWidth, acc, ld, samples: 1, splitRange(O, parts: min(threadsWanted, O), t))
+                epilogue(y, acc, ld, samples: 1, splitRange(O, parts: min(threadsWanted, O), t))
             }
         }
         return true
@@ -148,7 +169,7 @@ public func bf16ConvForward(
             let s1 = min(end, s0 + S), cols = (s1 - s0) * hp * wp, ld = roundUp(cols, 16)
             fill(X, s0, s1, parts.rowLength, 0..<pairs)
             _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, parts.rowLength,
-                            i32(wp), 0, cols)
+                            i32(wp), 0, cols, 0, i32(O))
             epilogue(out + s0 * O * g.outHeight * g.outWidth, acc, ld, samples: s1 - s0, 0..<O)
             s0 = s1
         }

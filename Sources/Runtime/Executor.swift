@@ -71,8 +71,8 @@ public final class Executor<T: BLASReal> {
     /// `setBuffer` writes the weights; those of training steps are recomputed every run. Caches
     /// and scratch are allocated by the first run that needs them.
     public var winograd: Bool? = nil
-    /// Whether the inference convolutions (`conv2d`, `fused` with a conv anchor) run in bf16 on
-    /// AMX (BF16Conv.swift): nil (the default) as the plan asks (`metadata.computeDType ==
+    /// Whether the inference convolutions and dense layers (`conv2d`, `dense`, `fused`) run in
+    /// bf16 on AMX (BF16Conv.swift, `bf16ConvGeometry` says which): nil (the default) as the plan asks (`metadata.computeDType ==
     /// "bf16"`, `fergc compile --compute bf16`), true for every inference plan, false never.
     /// Only where the CPU has AMX (`bf16ComputeAvailable`); elsewhere, and for training plans,
     /// f32. `computesInBF16` says what runs.
@@ -629,7 +629,7 @@ public final class Executor<T: BLASReal> {
         }
         let t = max(threads, 1), w = UnsafePointer(packed)
         switch step.kernel {
-        case .conv2d(_, let bias):
+        case .conv2d(_, let bias), .dense(_, _, let bias):
             return bf16ConvForward(ff(o[0]), cf(i[0]), w, bias ? cf(i[2]) : nil, preRelu: false, scale: nil, shift: nil,
                                    postRelu: false, n: n, g, threads: t, scratch: bf16Scratch, maxChunk: plan.maxBatch)
         case .fused(_, let e):

@@ -127,7 +127,7 @@ final class BF16ConvTests: RuntimeTestCase {
         let cases: [(ConvGeometry, Int, String)] = [
             (geometry(32, 32, 48, 48), 2, "32->32 48x48"),
             (geometry(64, 64, 24, 24), 3, "64->64 24x24"),
-            (geometry(128, 128, 12, 12), 5, "128->128 12x12"),
+            (geometry(128, 128, 12, 12), 2, "128->128 12x12"),
             (geometry(40, 20, 7, 9), 3, "40->20 7x9 (channel and output padding)"),
             (geometry(3, 17, 10, 10), 2, "3->17 (a mostly padded pair grid)"),
             (geometry(33, 18, 10, 11, k: 5), 2, "33->18 5x5 'same'"),
@@ -135,6 +135,8 @@ final class BF16ConvTests: RuntimeTestCase {
             (geometry(32, 16, 8, 8, k: 3, pad: (1, 0), out: (8, 6)), 2, "32->16 padding top only"),
             (geometry(48, 24, 6, 6, k: 1, pad: (0, 0)), 4, "48->24 1x1"),
             (geometry(512, 48, 6, 6), 2, "512->48 6x6"),
+            (geometry(4608, 40, 1, 1, k: 1, pad: (0, 0)), 5, "dense 4608->40 (a 1x1 plane)"),
+            (geometry(70, 33, 1, 1, k: 1, pad: (0, 0)), 1, "dense 70->33 at batch 1"),
         ]
         var worstSeen = 0.0
         for (g, n, name) in cases {
@@ -157,15 +159,17 @@ final class BF16ConvTests: RuntimeTestCase {
         print("bf16 conv: worst relative error against the rounded reference \(worstSeen)")
     }
 
-    /// Batch 1 with more threads takes the position-split path; each sample's outputs are the
+    /// Batch 1 with more threads takes the position-split path (the channel-split one for the
+    /// 6x6 plane and the dense layer); each sample's outputs are the
     /// same bits as in a batch computed in chunks (every output's sum runs in the same order).
     func testBatchOneSplitPathIsBitwiseTheChunkedPath() throws {
         try requireAMX()
         var rng = TestRNG(seed: 22)
-        for g in [geometry(32, 32, 48, 48), geometry(64, 40, 13, 11), geometry(128, 128, 6, 6)] {
+        for g in [geometry(32, 32, 48, 48), geometry(64, 40, 13, 11), geometry(128, 128, 6, 6),
+                  geometry(600, 70, 1, 1, k: 1, pad: (0, 0))] {
             let n = 3, per = g.inChannels * g.inHeight * g.inWidth, outPer = g.outChannels * g.outHeight * g.outWidth
             let x = rng.array(n * per).map(Float.init)
-            let w = rng.array(g.outChannels * g.inChannels * 9, -0.5, 0.5).map(Float.init)
+            let w = rng.array(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth, -0.5, 0.5).map(Float.init)
             let b = rng.array(g.outChannels).map(Float.init)
             let e = Epilogue(bias: true, preRelu: true)
             let batch = try XCTUnwrap(run(x, w, b, b, b, n: n, g, e, threads: 1))

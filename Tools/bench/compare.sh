@@ -21,7 +21,10 @@
 # (Tools/bench/keras_pretrained.py, which runs blocks 1-3 forward every step), N rounds. Then
 # batch 1 against ONNX Runtime, interleaved (Tools/bench/latency_pairs.py), on the machine as it
 # is and with one busy loop running (the contention case). Then the peak resident memory of a
-# training run at batch 128 against a PyTorch loop.
+# training run at batch 128 against a PyTorch loop. Where the CPU has AMX, each round also times
+# the inference with the convolutions and dense layers in bf16 (`fergc bench --bf16`, what a
+# plan compiled with --compute bf16 runs; ORT stays f32), and the batch-1 pairs run once more
+# with it; the ratios say which figure they use.
 # Run nothing else meanwhile: the machine has two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -63,7 +66,11 @@ field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 median() { python3 -c "import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v), 3) if v else '')" "$@"; }
 
 # Per-round figures: F_TRAIN, F_INFER, F_LAT (fergc); P_<fw>_<what> (peers), space-separated lists.
-F_TRAIN=""; F_INFER=""; F_LAT=""
+F_TRAIN=""; F_INFER=""; F_LAT=""; B_INFER=""; B_LAT=""
+BF16=0
+$FERGC bench Models/tiny.graph --infer --batch 1 --runs 5 --warmup 0 --no-sgemm --bf16 --json 2>/dev/null \
+    | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin).get('compute','').startswith('bf16') else 1)" && BF16=1
+echo "bf16 (AMX): $([ $BF16 = 1 ] && echo "yes, measured beside f32" || echo "not on this CPU")"
 declare -A P
 for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r/$ROUNDS ($NAME) =="
@@ -73,6 +80,13 @@ for r in $(seq 1 "$ROUNDS"); do
         | python3 -c "import json,sys,statistics as s; print(round(s.mean(json.load(sys.stdin)['runs_ms']), 3))")
     F_TRAIN+="$t "; F_INFER+="$i "; F_LAT+="$l "
     printf "fergc    train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms (mean)\n" "$t" "$i" "$l"
+    if [ $BF16 = 1 ]; then
+        bi=$($FERGC bench "$MODEL" --infer --batch 128 --warmup 3 --runs 15 --no-sgemm --bf16 --json | field img_per_s)
+        bl=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --bf16 --json \
+            | python3 -c "import json,sys,statistics as s; print(round(s.mean(json.load(sys.stdin)['runs_ms']), 3))")
+        B_INFER+="$bi "; B_LAT+="$bl "
+        printf "fergc bf16                       | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms (mean)\n" "$bi" "$bl"
+    fi
     if [ $HAVE_PEERS = 1 ]; then
         # One framework per process: one that is not installed (jax, say) must not stop the others.
         for fw in torch ort keras jax; do
@@ -81,6 +95,7 @@ for r in $(seq 1 "$ROUNDS"); do
             while read -r pfw model mode bs ips _ ms _; do
                 [ "$model" = "$NAME" ] || continue
                 [ "$pfw" = keras-tf ] && pfw=keras
+                [ "$pfw" = jax-xla ] && pfw=jax
                 case "$mode $bs" in
                     "train bs=128") P[${pfw}_train]+="$ips " ;;
                     "infer bs=128") P[${pfw}_infer]+="$ips " ;;
@@ -105,6 +120,8 @@ fi
 echo "== medians over $ROUNDS rounds ($NAME) =="
 printf "fergc    train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms\n" \
     "$(median $F_TRAIN)" "$(median $F_INFER)" "$(median $F_LAT)"
+[ $BF16 = 1 ] && printf "fergc bf16                       | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms\n" \
+    "$(median $B_INFER)" "$(median $B_LAT)"
 echo "== ratios (median of the rounds' ratios; fergc / peer, for latency peer / fergc: above 1 means fergc is faster) =="
 ratios() {  # fergc list, peer list, invert
     python3 - "$1" "$2" "$3" <<'PY'
@@ -120,6 +137,10 @@ for fw in keras torch jax onnxrt; do
     [ -n "${P[${fw}_train]:-}" ] && line+="  train $(ratios "$F_TRAIN" "${P[${fw}_train]}" 0) (peer median $(median ${P[${fw}_train]}) img/s)"
     [ -n "${P[${fw}_infer]:-}" ] && line+="  infer bs=128 $(ratios "$F_INFER" "${P[${fw}_infer]}" 0) (peer $(median ${P[${fw}_infer]}))"
     [ -n "${P[${fw}_lat]:-}" ] && line+="  bs=1 latency $(ratios "$F_LAT" "${P[${fw}_lat]}" 1) (peer $(median ${P[${fw}_lat]}) ms)"
+    if [ $BF16 = 1 ]; then
+        [ -n "${P[${fw}_infer]:-}" ] && line+=" | fergc bf16: infer bs=128 $(ratios "$B_INFER" "${P[${fw}_infer]}" 0)"
+        [ -n "${P[${fw}_lat]:-}" ] && line+="  bs=1 latency $(ratios "$B_LAT" "${P[${fw}_lat]}" 1)"
+    fi
     echo "$line"
 done
 
@@ -130,7 +151,7 @@ if [ $PRETRAINED = 1 ]; then
     for r in $(seq 1 "$ROUNDS"); do
         J=$($FERGC bench Models/vgg16_pretrained_fast.graph --train --batch 128 --warmup 1 --runs 5 --no-sgemm --json)
         c=$(echo "$J" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['frozen_prefix']['img_per_s_cached'], 2))")
-        u=$(echo "$J" | field img_per_s)
+        u=$(echo "$J" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['img_per_s'], 2))")
         C+="$c "; U+="$u "
         k=""
         if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import keras" 2>/dev/null; then
@@ -152,12 +173,22 @@ if [ $HAVE_PEERS = 1 ] && "$PEERS_VENV/bin/python" -c "import onnxruntime" 2>/de
     echo "== batch-1 latency, fergc and ONNX Runtime interleaved (Tools/bench/latency_pairs.py) =="
     PEERS_DIR=$PEERS_DIR "$PEERS_VENV/bin/python" Tools/bench/latency_pairs.py "$FERGC" "$MODEL" "$ROUNDS" 2>/dev/null \
         || echo "latency pairs: failed"
+    if [ $BF16 = 1 ]; then
+        echo "== the same, fergc in bf16 (ORT in f32) =="
+        PEERS_DIR=$PEERS_DIR "$PEERS_VENV/bin/python" Tools/bench/latency_pairs.py "$FERGC" "$MODEL" "$ROUNDS" --bf16 2>/dev/null \
+            || echo "latency pairs (bf16): failed"
+    fi
     echo "== the same with one busy loop running (the contention case) =="
     sh -c 'while :; do :; done' &
     BUSY=$!
     trap 'kill $BUSY 2>/dev/null || true' EXIT
     PEERS_DIR=$PEERS_DIR "$PEERS_VENV/bin/python" Tools/bench/latency_pairs.py "$FERGC" "$MODEL" "$ROUNDS" 2>/dev/null \
         || echo "latency pairs under load: failed"
+    if [ $BF16 = 1 ]; then
+        echo "== the same under load, fergc in bf16 =="
+        PEERS_DIR=$PEERS_DIR "$PEERS_VENV/bin/python" Tools/bench/latency_pairs.py "$FERGC" "$MODEL" "$ROUNDS" --bf16 2>/dev/null \
+            || echo "latency pairs under load (bf16): failed"
+    fi
     kill $BUSY 2>/dev/null || true
     trap - EXIT
 fi

@@ -1,6 +1,6 @@
 """Batch-1 latency of fergc and ONNX Runtime, interleaved.
 
-    python latency_pairs.py FERGC MODEL.graph [ROUNDS]     (run with the peers' venv python)
+    python latency_pairs.py FERGC MODEL.graph [ROUNDS] [--bf16]     (run with the peers' venv python)
 
 The shared machine's speed drifts by 1.5x within minutes, and batch 1 (a ~1-2 ms run on two
 threads) feels it most; two figures taken minutes apart compare the minutes, not the
@@ -8,7 +8,9 @@ programs. This alternates them: each round times ONNX Runtime (the peers' model,
 bench_peers.py does, 2 intra-op threads, 3 warm-up runs then 200 timed, one at a time) and
 then `fergc bench --infer --batch 1` (20 warm-up, 200 timed runs) in a child process, and
 prints each round's mean and median per program, then the ratio fergc / ORT of the rounds'
-means and medians (below 1: fergc is faster). bench_peers.py reports the mean.
+means and medians (below 1: fergc is faster). bench_peers.py reports the mean. With --bf16,
+fergc runs its convolutions and dense layers in bf16 (`fergc bench --bf16`: AMX where the CPU
+has it; ORT stays f32).
 """
 import json
 import os
@@ -24,8 +26,10 @@ sys.path.insert(0, os.environ.get("PEERS_DIR", os.path.join(os.path.dirname(os.p
 
 
 def main():
-    fergc, model = sys.argv[1], sys.argv[2]
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    args = [a for a in sys.argv[1:] if a != "--bf16"]
+    extra = ["--bf16"] if "--bf16" in sys.argv[1:] else []
+    fergc, model = args[0], args[1]
+    rounds = int(args[2]) if len(args) > 2 else 3
     import onnxruntime as ort
     import torch
     from models import torch_model
@@ -52,7 +56,7 @@ def main():
         ort_means.append(statistics.mean(times))
         ort_medians.append(statistics.median(times))
         out = subprocess.run([fergc, "bench", model, "--infer", "--batch", "1", "--warmup", "20", "--runs", "200",
-                              "--no-sgemm", "--json"], check=True, capture_output=True, text=True).stdout
+                              "--no-sgemm", "--json"] + extra, check=True, capture_output=True, text=True).stdout
         runs = json.loads(out)["runs_ms"]
         f_means.append(statistics.mean(runs))
         f_medians.append(statistics.median(runs))

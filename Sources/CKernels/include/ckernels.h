@@ -157,13 +157,15 @@ void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int 
 void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
                        int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd);
 
-/// acc[o][p] (rows ldacc apart), o < O, p in [pBegin, pEnd), = the stride-1 convolution on the
+/// acc[o][p] (rows ldacc apart), o in [oBegin, oEnd), p in [pBegin, pEnd), = the stride-1 convolution on the
 /// flattened grid: sum over ky < KH, kx < KW, c < Cpad of Wt[ky*KW + kx][o][c] * X(c, p + ky*Wp +
 /// kx), X in the pair layout of fk_bf16_pad_pairs; bf16 products, f32 sums, on AMX tiles. X's
 /// rows must hold pEnd rounded up to 16 plus (KH-1)*Wp + KW - 1 dwords. Needs Cpad % 32 == 0
-/// and pBegin % 16 == 0. Returns 0 (computing nothing) where AMX is not available.
+/// and pBegin % 16 == 0, oBegin % 16 == 0, oEnd <= O (Wt packed for O). A dense layer is the
+/// case C = in features, H = W = KH = KW = 1. Returns 0 (computing nothing) where AMX is not
+/// available.
 int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
-                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd);
+                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
 
 /// out (S, O, OH, OW), channels [oBegin, oEnd) = the epilogue of fk_conv_epilogue (bias, relu
 /// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart).
