@@ -115,6 +115,38 @@ void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int 
     }
 }
 
+#ifdef FK_HAVE_AMX
+/// One sample's plane pair of fk_bf16_pad_pairs: row by row, 16 columns at a time, each lane
+/// loaded (masked: no fault outside the input) where its input column exists, zero elsewhere.
+AVX512 static void fk_pad_plane_avx512(uint32_t *g, const float *a, const float *b, int H, int W, int Hp, int Wp,
+                                       int padTop, int padLeft) {
+    for (int y = 0; y < Hp; y++) {
+        uint32_t *r = g + (long)y * Wp;
+        const int iy = y - padTop;
+        const int inside = iy >= 0 && iy < H;
+        const float *ar = a + (long)iy * W - padLeft, *br = b ? b + (long)iy * W - padLeft : NULL;
+        for (int xx = 0; xx < Wp; xx += 16) {
+            const int n = Wp - xx < 16 ? Wp - xx : 16;
+            const __mmask16 store = (__mmask16)((1u << n) - 1);
+            __mmask16 load = 0;
+            if (inside) {
+                int lo = padLeft - xx, hi = W + padLeft - xx;  // lanes [lo, hi) hold input columns
+                if (lo < 0) lo = 0;
+                if (hi > n) hi = n;
+                if (hi > lo) load = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+            }
+            __m512i v = _mm512_setzero_si512();
+            if (load) {
+                v = fk_bf16_round16(_mm512_maskz_loadu_ps(load, ar + xx));
+                if (br) v = _mm512_or_si512(v, _mm512_slli_epi32(fk_bf16_round16(_mm512_maskz_loadu_ps(load, br + xx)), 16));
+                v = _mm512_maskz_mov_epi32(load, v);
+            }
+            _mm512_mask_storeu_epi32(r + xx, store, v);
+        }
+    }
+}
+#endif
+
 void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
                        int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd) {
     const long grid = (long)Hp * Wp;
@@ -137,6 +169,9 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
             const float *a = x + s * xStride + (long)(2 * j) * H * W;
             const float *b = 2 * j + 1 < C ? a + (long)H * W : NULL;
             uint32_t *g = row + s * grid;
+#ifdef FK_HAVE_AMX
+            if (fk_amx_cpu()) { fk_pad_plane_avx512(g, a, b, H, W, Hp, Wp, padTop, padLeft); continue; }
+#endif
             for (int y = 0; y < Hp; y++) {
                 uint32_t *r = g + (long)y * Wp;
                 const int iy = y - padTop;
