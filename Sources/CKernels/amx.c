@@ -2,10 +2,10 @@
 // inference plans compiled with `--compute bf16`.
 //
 // Why AMX and not AVX512_BF16's dot product: measured on the Xeon this was written on (family 6,
-// model 207), one core, register-resident loops: vfmadd (f32, zmm) 166-172 GFLOP/s, vdpbf16ps
-// (bf16 pairs into f32, zmm) 86-87 GFLOP/s, tdpbf16ps (AMX tiles) 2,270-2,730 GFLOP/s. The
-// AVX-512 bf16 dot product is half as fast as the f32 FMA there, so only AMX is worth the
-// rounding; elsewhere bf16 plans run in f32.
+// model 207), one core, register-resident loops (Tools/bench/bf16_peak.c): vfmadd (f32, zmm)
+// 166-173 GFLOP/s, vdpbf16ps (bf16 pairs into f32, zmm) 84-87, tdpbf16ps (AMX tiles)
+// 1,180-2,730. The AVX-512 bf16 dot product is half as fast as the f32 FMA there, so only AMX
+// is worth the rounding; elsewhere bf16 plans run in f32.
 //
 // A stride-1 convolution as an implicit GEMM, without im2col: the input of a chunk of samples is
 // rounded once into a zero-padded grid of channel pairs, X[c/2][s][y][x][c%2] (Hp = OH + KH - 1

@@ -9,8 +9,8 @@
 // convolutions, pooling, softmax, preprocessing) stays f32.
 //
 // Why only AMX: on the Xeon this was measured on, AVX512_BF16's dot product (vdpbf16ps) does
-// half the f32 FMA's work per second (86 against 170 GFLOP/s on one core) and AMX thirteen times
-// it (2,270-2,730 GFLOP/s); see CKernels/amx.c and docs/performance.md.
+// half the f32 FMA's work per second (84-87 against 166-173 GFLOP/s on one core) and AMX 7-16
+// times it (1,180-2,730 GFLOP/s); Tools/bench/bf16_peak.c measures it, docs/performance.md has it.
 //
 // Accuracy: weights and activations are rounded to bf16 (8 bits of mantissa) before each
 // product, so outputs differ from the f32 plan's by about 1e-3 relative; the change in accuracy
