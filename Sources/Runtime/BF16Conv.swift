@@ -185,17 +185,12 @@ public func bf16FusedConvForward(
     runningMean: UnsafePointer<Float>?, runningVar: UnsafePointer<Float>?,
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: [UnsafeMutableRawPointer], maxChunk: Int = .max
 ) -> Bool {
-    let O = g.outChannels
-    guard e.hasBatchnorm, let gamma, let beta, let runningMean, let runningVar else {
-        return bf16ConvForward(y, x, w, b, preRelu: e.relu, scale: nil, shift: nil, postRelu: false,
-                               n: n, g, threads: threads, scratch: scratch, maxChunk: maxChunk)
-    }
     guard bf16ComputeAvailable, g.stride == 1, !scratch.isEmpty else { return false }
     let offset = bf16ScratchParts(g, samples: max(1, min(bf16ConvChunk(g), maxChunk))).coefficients
-    let coef = (scratch[0] + offset).assumingMemoryBound(to: Float.self)
-    inferenceBatchnormCoefficients(coef, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                                   channels: O, epsilon: e.epsilon)
-    return bf16ConvForward(y, x, w, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
-                           postRelu: e.relu && e.batchnorm == .beforeRelu, n: n, g, threads: threads, scratch: scratch,
-                           maxChunk: maxChunk)
+    return withInferenceEpilogue(e, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                                 channels: g.outChannels,
+                                 coef: { (scratch[0] + offset).assumingMemoryBound(to: Float.self) }) { pre, scale, shift, post in
+        bf16ConvForward(y, x, w, b, preRelu: pre, scale: scale, shift: shift, postRelu: post, n: n, g, threads: threads,
+                        scratch: scratch, maxChunk: maxChunk)
+    }
 }

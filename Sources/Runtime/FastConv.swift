@@ -165,6 +165,51 @@ func addThreadStatistics(_ scratch: FastScratch, threads T: Int, channels O: Int
     }
 }
 
+/// A fused inference step's epilogue as a forward convolution's arguments (preRelu, scale,
+/// shift, postRelu): without batchnorm, bias and relu only; with it, the running statistics
+/// folded into per-channel scale and shift (written to `coef()`, 2 x channels floats) before or
+/// after the relu. The direct, Winograd and bf16 paths all run their convolution through it.
+@inline(__always)
+func withInferenceEpilogue<R>(
+    _ e: FusedEpilogue, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    runningMean: UnsafePointer<Float>?, runningVar: UnsafePointer<Float>?, channels O: Int,
+    coef: () -> UnsafeMutablePointer<Float>,
+    _ conv: (_ preRelu: Bool, _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ postRelu: Bool) -> R
+) -> R {
+    guard e.hasBatchnorm, let gamma, let beta, let runningMean, let runningVar else { return conv(e.relu, nil, nil, false) }
+    let c = coef()
+    inferenceBatchnormCoefficients(c, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                                   channels: O, epsilon: e.epsilon)
+    return conv(e.relu && e.batchnorm == .afterRelu, c, c + O, e.relu && e.batchnorm == .beforeRelu)
+}
+
+/// A fused training step's forward around a convolution that writes its pre-normalization
+/// output and, when asked, the per-channel double sums and sums of squares: without batchnorm
+/// the convolution writes y (bias and relu); with it, z = bnInput, sums into thread 0's doubles
+/// [2O, 4O) (the per-thread partials use [0, 2O)), then the batch's normalization into y with
+/// `coef` as scratch. The direct and Winograd paths run their convolution through it.
+@inline(__always)
+func withTrainingEpilogue(
+    _ y: UnsafeMutablePointer<Float>, _ bnInput: UnsafeMutablePointer<Float>?,
+    _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch, coef: UnsafeMutablePointer<Float>,
+    global: GlobalBatch?,
+    _ conv: (_ out: UnsafeMutablePointer<Float>, _ preRelu: Bool,
+             _ stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)?) -> Void
+) {
+    let O = g.outChannels, P = g.outHeight * g.outWidth
+    let preRelu = e.relu && e.batchnorm != .beforeRelu
+    guard e.hasBatchnorm, let z = bnInput, let mean, let variance, let gamma, let beta else {
+        conv(y, preRelu, nil)
+        return
+    }
+    let sums = scratch.doubles[0] + 2 * O
+    conv(z, preRelu, (sums, sums + O))
+    normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums, coef: coef,
+                                 n: n, channels: O, spatial: P, e, threads: threads, global: global)
+}
+
 /// The fast path of `fusedForward` (inference) for a conv anchor.
 public func fastFusedConvForward(
     _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>?,
@@ -172,17 +217,12 @@ public func fastFusedConvForward(
     runningMean: UnsafePointer<Float>?, runningVar: UnsafePointer<Float>?,
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
 ) {
-    let O = g.outChannels
-    guard e.hasBatchnorm, let gamma, let beta, let runningMean, let runningVar else {
-        fastConvForward(y, x, w, b, preRelu: e.relu, scale: nil, shift: nil, postRelu: false, stats: nil,
+    withInferenceEpilogue(e, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          channels: g.outChannels,
+                          coef: { scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk) }) { pre, scale, shift, post in
+        fastConvForward(y, x, w, b, preRelu: pre, scale: scale, shift: shift, postRelu: post, stats: nil,
                         n: n, g, threads: threads, scratch: scratch)
-        return
     }
-    let coef = scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk)
-    inferenceBatchnormCoefficients(coef, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                                   channels: O, epsilon: e.epsilon)
-    fastConvForward(y, x, w, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
-                    postRelu: e.relu && e.batchnorm == .beforeRelu, stats: nil, n: n, g, threads: threads, scratch: scratch)
 }
 
 /// The fast path of `fusedTrainForward` for a conv anchor.
@@ -194,20 +234,12 @@ public func fastFusedConvTrainForward(
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
     global: GlobalBatch? = nil  // data parallelism: statistics over every shard
 ) {
-    let O = g.outChannels, P = g.outHeight * g.outWidth
-    let preRelu = e.relu && e.batchnorm != .beforeRelu
-    guard e.hasBatchnorm, let z = bnInput, let mean, let variance, let gamma, let beta else {
-        fastConvForward(y, x, w, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false, stats: nil,
+    withTrainingEpilogue(y, bnInput, mean, variance, gamma: gamma, beta: beta, n: n, g, e, threads: threads,
+                         scratch: scratch, coef: scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk),
+                         global: global) { out, pre, stats in
+        fastConvForward(out, x, w, b, preRelu: pre, scale: nil, shift: nil, postRelu: false, stats: stats,
                         n: n, g, threads: threads, scratch: scratch)
-        return
     }
-    // Batch sums land in the last thread-independent area: thread 0's doubles [2O, 4O).
-    let sums = scratch.doubles[0] + 2 * O
-    fastConvForward(z, x, w, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false,
-                    stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
-    normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
-                                 coef: scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk),
-                                 n: n, channels: O, spatial: P, e, threads: threads, global: global)
 }
 
 /// coef[c] and coef[O + c]: the per-channel scale and shift of an inference batchnorm, exactly

@@ -376,18 +376,12 @@ public func winogradFusedConvForward(
     runningMean: UnsafePointer<Float>?, runningVar: UnsafePointer<Float>?,
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch
 ) {
-    let O = g.outChannels
-    guard e.hasBatchnorm, let gamma, let beta, let runningMean, let runningVar else {
-        winogradConvForward(y, x, u, b, preRelu: e.relu, scale: nil, shift: nil, postRelu: false, stats: nil,
+    withInferenceEpilogue(e, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
+                          channels: g.outChannels,
+                          coef: { scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk) }) { pre, scale, shift, post in
+        winogradConvForward(y, x, u, b, preRelu: pre, scale: scale, shift: shift, postRelu: post, stats: nil,
                             n: n, g, threads: threads, scratch: scratch)
-        return
     }
-    let coef = scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk)
-    inferenceBatchnormCoefficients(coef, gamma: gamma, beta: beta, runningMean: runningMean, runningVar: runningVar,
-                                   channels: O, epsilon: e.epsilon)
-    winogradConvForward(y, x, u, b, preRelu: e.relu && e.batchnorm == .afterRelu, scale: coef, shift: coef + O,
-                        postRelu: e.relu && e.batchnorm == .beforeRelu, stats: nil, n: n, g, threads: threads,
-                        scratch: scratch)
 }
 
 /// The Winograd counterpart of `fastFusedConvTrainForward` (training: batchnorm with the
@@ -400,18 +394,10 @@ public func winogradFusedConvTrainForward(
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
     global: GlobalBatch? = nil  // data parallelism: statistics over every shard
 ) {
-    let O = g.outChannels, P = g.outHeight * g.outWidth
-    let preRelu = e.relu && e.batchnorm != .beforeRelu
-    guard e.hasBatchnorm, let z = bnInput, let mean, let variance, let gamma, let beta else {
-        winogradConvForward(y, x, u, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false, stats: nil,
+    withTrainingEpilogue(y, bnInput, mean, variance, gamma: gamma, beta: beta, n: n, g, e, threads: threads,
+                         scratch: scratch, coef: scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk),
+                         global: global) { out, pre, stats in
+        winogradConvForward(out, x, u, b, preRelu: pre, scale: nil, shift: nil, postRelu: false, stats: stats,
                             n: n, g, threads: threads, scratch: scratch)
-        return
     }
-    // Batch sums land in thread 0's doubles [2O, 4O) (the per-thread partials use [0, 2O)).
-    let sums = scratch.doubles[0] + 2 * O
-    winogradConvForward(z, x, u, b, preRelu: preRelu, scale: nil, shift: nil, postRelu: false,
-                        stats: (sums, sums + O), n: n, g, threads: threads, scratch: scratch)
-    normalizeWithBatchStatistics(y, z, mean, variance, gamma: gamma, beta: beta, sums: sums,
-                                 coef: scratch.floats[0] + winogradCoefficientOffset(g, maxChunk: scratch.maxChunk),
-                                 n: n, channels: O, spatial: P, e, threads: threads, global: global)
 }
