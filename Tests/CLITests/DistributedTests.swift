@@ -135,44 +135,18 @@ final class DistributedTests: XCTestCase {
     }
 
     func testKilledRankEndsTheJobAndTheRunResumes() throws {
-        let mpirunURL = try mpirun()
+        _ = try mpirun()  // skips where Open MPI is missing
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
         let steps = 60  // past the end of the first epoch (57 steps): validation and the ranks' weight check
         let args = ["train", "Models/tiny.graph", "--checkpoint-every", "4"]
         XCTAssertEqual(try mpi(2, args + ["--max-steps", "\(steps)", "--out", whole.path]).status, 0)
 
-        let p = Process()
-        p.executableURL = mpirunURL
-        p.arguments = mpiArguments(2, args + ["--max-steps", "\(steps)", "--out", killed.path])
-        p.currentDirectoryURL = repoRoot
-        let errURL = scratch.appendingPathComponent("killed.err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let err = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = err
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let log = killed.appendingPathComponent("events.jsonl")
-        var deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
-            usleep(2_000)
-        }
-        XCTAssertTrue(p.isRunning, "the run ended before it could be killed")
-        // Rank 1 of this job: the process whose environment says so and whose arguments name our run.
-        let rank1 = try XCTUnwrap(processes().first { $0.environment.contains("OMPI_COMM_WORLD_RANK=1") && $0.arguments.contains(killed.path) },
-                                  "rank 1 not found")
-        kill(rank1.pid, SIGKILL)
-        deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, p.isRunning { usleep(20_000) }
-        XCTAssertFalse(p.isRunning, "rank 0 did not end within 60 s of rank 1's death")
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        try err.close()
-        XCTAssertNotEqual(p.terminationStatus, 0)
-        let text = try String(contentsOf: errURL, encoding: .utf8)
+        let job = try startJob(mpiArguments(2, args + ["--max-steps", "\(steps)", "--out", killed.path]), dir: killed,
+                               errName: "killed.err")
+        kill(job.rank1, SIGKILL)
+        let text = try job.finish("dying")
         XCTAssertTrue(text.contains("rank 1"), text)
-        let events = try String(contentsOf: log, encoding: .utf8)
+        let events = try String(contentsOf: job.log, encoding: .utf8)
         XCTAssertFalse(events.contains("\"event\":\"stopped\""), "the kill came after the run ended")
 
         // The last checkpoint is intact; resumed to the same step, the run ends where the
@@ -188,42 +162,16 @@ final class DistributedTests: XCTestCase {
     }
 
     func testStoppedRankEndsTheJobAfterTheDeadlineNamingIt() throws {
-        let mpirunURL = try mpirun()
+        _ = try mpirun()  // skips where Open MPI is missing
         let dir = scratch.appendingPathComponent("stopped")
-        let p = Process()
-        p.executableURL = mpirunURL
         // A stopped rank does not die, so the launcher sees nothing: fergc's own deadline ends the job.
-        p.arguments = ["-x", "FERGC_MPI_TIMEOUT"] + mpiArguments(2, ["train", "Models/tiny.graph", "--checkpoint-every", "2", "--out", dir.path])
         var env = ProcessInfo.processInfo.environment
         env["FERGC_MPI_TIMEOUT"] = "5"
-        p.environment = env
-        p.currentDirectoryURL = repoRoot
-        let errURL = scratch.appendingPathComponent("stopped.err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let err = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = err
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let log = dir.appendingPathComponent("events.jsonl")
-        var deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
-            usleep(2_000)
-        }
-        XCTAssertTrue(p.isRunning, "the run ended before rank 1 could be stopped")
-        let rank1 = try XCTUnwrap(processes().first { $0.environment.contains("OMPI_COMM_WORLD_RANK=1") && $0.arguments.contains(dir.path) },
-                                  "rank 1 not found")
-        kill(rank1.pid, SIGSTOP)
-        defer { kill(rank1.pid, SIGKILL) }
-        deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, p.isRunning { usleep(20_000) }
-        XCTAssertFalse(p.isRunning, "rank 0 did not end within 60 s of rank 1 stopping")
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        try err.close()
-        XCTAssertNotEqual(p.terminationStatus, 0)
-        let text = try String(contentsOf: errURL, encoding: .utf8)
+        let job = try startJob(["-x", "FERGC_MPI_TIMEOUT"] + mpiArguments(2, ["train", "Models/tiny.graph", "--checkpoint-every", "2", "--out", dir.path]),
+                               dir: dir, errName: "stopped.err", environment: env)
+        kill(job.rank1, SIGSTOP)
+        defer { kill(job.rank1, SIGKILL) }
+        let text = try job.finish("stopping")
         XCTAssertTrue(text.contains("error: rank 0 of 2") && text.contains("no answer from rank 1 within 5 s"), text)
         XCTAssertFalse(try tensors(dir).isEmpty, "the last checkpoint is readable")
     }
@@ -253,6 +201,53 @@ final class DistributedTests: XCTestCase {
     }
 
     /// Processes of this machine: pid, arguments, environment (those we may read).
+    /// A two-rank job started in the background, returned once its run directory `dir` has a
+    /// first checkpoint (or after 120 s), with rank 1's pid (the process whose environment says
+    /// so and whose arguments name `dir`): output and errors go to `errName` in the scratch.
+    struct RunningJob {
+        let process: Process
+        let errors: FileHandle
+        let errorsURL: URL
+        let log: URL
+        let rank1: pid_t
+        /// Waits up to 60 s for the launcher to end (asserting it did), then collects its output.
+        func finish(_ what: String) throws -> String {
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline, process.isRunning { usleep(20_000) }
+            XCTAssertFalse(process.isRunning, "rank 0 did not end within 60 s of rank 1 \(what)")
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            try errors.close()
+            XCTAssertNotEqual(process.terminationStatus, 0)
+            return try String(contentsOf: errorsURL, encoding: .utf8)
+        }
+    }
+
+    func startJob(_ arguments: [String], dir: URL, errName: String, environment: [String: String]? = nil) throws -> RunningJob {
+        let p = Process()
+        p.executableURL = try mpirun()
+        p.arguments = arguments
+        if let environment { p.environment = environment }
+        p.currentDirectoryURL = repoRoot
+        let errURL = scratch.appendingPathComponent(errName)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = err
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let log = dir.appendingPathComponent("events.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, p.isRunning {
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the run ended before rank 1 could be reached")
+        let rank1 = try XCTUnwrap(processes().first { $0.environment.contains("OMPI_COMM_WORLD_RANK=1") && $0.arguments.contains(dir.path) },
+                                  "rank 1 not found")
+        return RunningJob(process: p, errors: err, errorsURL: errURL, log: log, rank1: rank1.pid)
+    }
+
     func processes() throws -> [(pid: pid_t, arguments: [String], environment: [String])] {
         var out: [(pid: pid_t, arguments: [String], environment: [String])] = []
         for name in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
