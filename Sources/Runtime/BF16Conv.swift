@@ -18,9 +18,8 @@
 //
 // Threads: each thread takes a contiguous range of the batch in chunks (`bf16ConvChunk`); with
 // fewer samples than threads (batch 1), the threads build the one sample's grid together (by
-// channel pairs), then split its positions in blocks of 32 (then the epilogue's channels), or
-// where there are fewer such blocks than threads (small planes, dense layers) the output
-// channels in blocks of 16.
+// channel pairs), then split the output channels in blocks of 16 (each with its epilogue), or
+// where there are too few channels for that, the positions in blocks of 32.
 import CKernels
 
 /// Whether this machine runs bf16 plans in bf16 (AMX-BF16 and the kernel's permission).
@@ -129,13 +128,16 @@ public func bf16ConvForward(
     let threadsWanted = max(1, min(threads, scratch.count))
     if T < threadsWanted {
         // Fewer samples than threads (batch 1): sample by sample, every thread building its pairs
-        // of the grid, then its blocks of 32 positions and their epilogue — or, where there are
-        // fewer blocks than threads (small planes, dense layers), its channels in blocks of 16.
+        // of the grid, then its output channels in blocks of 16 and their epilogue — or, with
+        // too few channels for the threads, its blocks of 32 positions, then the epilogue.
         let X = scratch[0].assumingMemoryBound(to: UInt32.self)
         let acc = (scratch[0] + parts.acc).assumingMemoryBound(to: Float.self)
         let one = bf16ScratchParts(g, samples: 1), cols = hp * wp, ld = roundUp(cols, 16)
         let blocks = (cols + 31) / 32, channelBlocks = (O + 15) / 16
-        let byChannels = blocks < threadsWanted && channelBlocks > 1
+        // By channels wherever there are enough blocks of 16 for the threads: each thread then
+        // reads only its share of the weights and runs its epilogue in the same region (one
+        // parallel region less per layer than splitting the positions).
+        let byChannels = channelBlocks >= threadsWanted || (blocks < threadsWanted && channelBlocks > 1)
         for s in 0..<n {
             let y = out + s * O * g.outHeight * g.outWidth
             parallelFor(threadsWanted) { t in fill(X, s, s + 1, one.rowLength, splitRange(pairs, parts: threadsWanted, t)) }
