@@ -138,6 +138,8 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
     meta.winogradErrors = winogradErrors.isEmpty ? nil : winogradErrors
     // Members stored as half keep the ensemble half (their values are already rounded).
     if members.allSatisfy({ $0.plan.metadata.weightsDType == "f16" }) { meta.weightsDType = "f16" }
+    // Members that all ask for bf16 convolutions make a bf16 ensemble (one of them in f32: f32).
+    if members.allSatisfy({ $0.plan.metadata.computeDType == "bf16" }) { meta.computeDType = "bf16" }
     meta.ensemble = EnsembleInfo(members: members.enumerated().map { k, m in
         EnsembleInfo.Member(name: m.plan.metadata.modelName, prefix: "m\(k + 1).", weight: weights[k] / total,
                             sourceHash: m.plan.metadata.sourceHash, training: m.plan.metadata.training)

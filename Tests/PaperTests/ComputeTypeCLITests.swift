@@ -1,0 +1,53 @@
+// `fergc compile --compute bf16`: the flag on a graph and on an existing plan, what `inspect`
+// says, the refusals (an unknown type, a training plan), and that an ensemble of bf16 members
+// stays bf16. Whether the executor then runs bf16 is BF16PlanTests' (PassesTests) business.
+import XCTest
+
+final class ComputeTypeCLITests: XCTestCase {
+    func testCompileMarksPlansAndInspectSaysSo() throws {
+        let dir = temporaryDirectory("compute")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try fergc(["compile", "Models/tiny.graph", "--compute", "bf16", "-o", dir + "/b.plan"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let json = try fergc(["inspect", dir + "/b.plan", "--json"])
+        XCTAssertEqual(json.status, 0, json.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(j["compute_dtype"] as? String, "bf16")
+        let text = try fergc(["inspect", dir + "/b.plan"])
+        XCTAssertTrue(text.stdout.contains("convolutions in bf16"), text.stdout)
+
+        // An existing plan: to f32 and back; the weights are untouched either way.
+        XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "-o", dir + "/f.plan"]).status, 0)
+        let again = try fergc(["compile", dir + "/f.plan", "--compute", "bf16", "-o", dir + "/f16c.plan"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("convolutions in bf16"), again.stderr)
+        let sums = try [dir + "/f.plan", dir + "/f16c.plan"].map { p -> String in
+            let o = try fergc(["inspect", p, "--json"])
+            let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+            return try XCTUnwrap(j["weights_sha256"] as? String)
+        }
+        XCTAssertEqual(sums[0], sums[1])
+
+        // Two bf16 members make a bf16 ensemble.
+        let e = try fergc(["ensemble", dir + "/b.plan", dir + "/f16c.plan", "-o", dir + "/e.plan"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let ej = try fergc(["inspect", dir + "/e.plan", "--json"])
+        let ejj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(ej.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(ejj["compute_dtype"] as? String, "bf16")
+    }
+
+    func testRefusals() throws {
+        let dir = temporaryDirectory("compute-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bad = try fergc(["compile", "Models/tiny.graph", "--compute", "fp8", "-o", dir + "/x.plan"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--compute expects f32 or bf16, got 'fp8'"), bad.stderr)
+        let train = try fergc(["compile", "Models/tiny.graph", "--train", "--compute", "bf16", "-o", dir + "/t.plan"])
+        XCTAssertEqual(train.status, 2)
+        XCTAssertTrue(train.stderr.contains("training plans compute in f32"), train.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/t.plan"))
+        let bench = try fergc(["bench", "Models/tiny.graph", "--train", "--bf16", "--runs", "5", "--no-sgemm"])
+        XCTAssertEqual(bench.status, 2)
+        XCTAssertTrue(bench.stderr.contains("--bf16 times inference plans"), bench.stderr)
+    }
+}
