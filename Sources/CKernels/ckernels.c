@@ -279,6 +279,11 @@ void fk_mul(float *y, const float *a, const float *b, long count) {
 }
 
 CLONES
+void fk_add(float *y, const float *a, const float *b, long count) {
+    for (long i = 0; i < count; i++) y[i] = a[i] + b[i];
+}
+
+CLONES
 void fk_maxpool2x2(float *y, const float *x, long planes, int H, int W) {
     const int OH = H / 2, OW = W / 2;
     for (long p = 0; p < planes; p++) {

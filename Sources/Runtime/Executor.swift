@@ -788,13 +788,21 @@ public final class Executor<T: BLASReal> {
         case .maxpoolGrad(let g):
             guard isPlain2x2(g) else { return false }
             fastMaxpool2x2Backward(ff(o[0]), cf(i[0]), cf(i[1]), n: n, g, threads: t)
-        case .mul:
+        case .mul, .add:
+            // Two inputs (the gradient sums and dropout masks of training plans): one pass, split
+            // over the threads; the same sum or product per element as the generic kernels.
             guard i.count == 2 else { return false }
             let total = count(o[0], n), y = ff(o[0]), a = cf(i[0]), b = cf(i[1])
             let parts = total >= 1 << 16 ? t : 1
+            let isAdd: Bool
+            if case .add = step.kernel { isAdd = true } else { isAdd = false }
             parallelFor(parts) { part in
                 let r = splitRange(total, parts: parts, part)
-                fk_mul(y + r.lowerBound, a + r.lowerBound, b + r.lowerBound, r.count)
+                if isAdd {
+                    fk_add(y + r.lowerBound, a + r.lowerBound, b + r.lowerBound, r.count)
+                } else {
+                    fk_mul(y + r.lowerBound, a + r.lowerBound, b + r.lowerBound, r.count)
+                }
             }
         default:
             return false

@@ -265,4 +265,38 @@ final class FastKernelTests: RuntimeTestCase {
         for k in 0..<4 { assertClose(fast[k], slow[k], tol: 1e-4, "output \(k)") }
         XCTAssertEqual(fast[0].count, n * O * P)
     }
+
+    /// The executor's two-input add and mul steps (gradient sums, dropout masks): the fast path
+    /// (CKernels, split over threads) gives the generic kernels' bits, in place too.
+    func testExecutorAddAndMulMatchTheGenericKernels() throws {
+        var rng = TestRNG(seed: 9)
+        let n = 3, per = 40_000  // above the threading threshold at n = 3
+        for kernel in [Kernel.add, Kernel.mul] {
+            for inPlace in [false, true] {
+                let buffers = [
+                    BufferDesc(name: "a", perSample: [per], batched: true, role: .input),
+                    BufferDesc(name: "b", perSample: [per], batched: true, role: .input),
+                    BufferDesc(name: "y", perSample: [per], batched: true, role: .intermediate),
+                ]
+                let out = inPlace ? 0 : 2
+                let plan = Plan(name: "e", buffers: buffers, steps: [Step(name: "s", kernel: kernel, inputs: [0, 1], outputs: [out])],
+                                maxBatch: n, outputs: [out])
+                let a = rng.array(n * per).map(Float.init), b = rng.array(n * per).map(Float.init)
+                func run(fast: Bool, threads: Int) throws -> [Float] {
+                    let ex = try Executor<Float>(plan: plan)
+                    ex.fastKernels = fast
+                    ex.threads = threads
+                    ex.setBuffer(0, a)
+                    ex.setBuffer(1, b)
+                    try ex.run(batch: n)
+                    return ex.buffer(out)
+                }
+                let reference = try run(fast: false, threads: 1)
+                XCTAssertEqual(reference, zip(a, b).map { kernel == .add ? $0 + $1 : $0 * $1 }, "\(kernel)")
+                for t in [1, 2, 3] {
+                    XCTAssertEqual(try run(fast: true, threads: t), reference, "\(kernel), in place \(inPlace), \(t) threads")
+                }
+            }
+        }
+    }
 }

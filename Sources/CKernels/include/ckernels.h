@@ -48,6 +48,9 @@ void fk_dropout(float *y, float *mask, const float *x, long count, uint64_t h, u
 /// y = a * b, count elements.
 void fk_mul(float *y, const float *a, const float *b, long count);
 
+/// y = a + b, count elements (y may be a or b).
+void fk_add(float *y, const float *a, const float *b, long count);
+
 /// 2x2 stride-2 max pooling, no padding, over planes of (H, W) with H, W even:
 /// y (planes, H/2, W/2).
 void fk_maxpool2x2(float *y, const float *x, long planes, int H, int W);
