@@ -20,27 +20,7 @@ struct Result {
 }
 
 func fergc(_ args: [String], cwd: URL = repoRoot) throws -> Result {
-    let p = Process()
-    p.executableURL = productsDirectory.appendingPathComponent("fergc")
-    p.arguments = args
-    p.currentDirectoryURL = cwd
-    // Files, not pipes: a large output cannot block the child, and nothing needs a reader thread.
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-cli-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    p.waitUntilExit()
-    try out.close()
-    try err.close()
-    return Result(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                  stderr: try String(contentsOf: errURL, encoding: .utf8))
+    try runTool(productsDirectory.appendingPathComponent("fergc").path, args, cwd: cwd)
 }
 
 final class CLITests: XCTestCase {

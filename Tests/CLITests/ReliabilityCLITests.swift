@@ -365,12 +365,14 @@ final class ReliabilityCLITests: XCTestCase {
     }
 }
 
-/// Runs a program to completion (output through files).
-func runTool(_ executable: String, _ args: [String]) throws -> Result {
+/// Runs a program to completion in `cwd`. Output goes through files, not pipes: a large output
+/// cannot block the child, and nothing needs a reader thread. Bytes that are not UTF-8 come back
+/// as replacement characters rather than failing the call.
+func runTool(_ executable: String, _ args: [String], cwd: URL = repoRoot) throws -> Result {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
-    p.currentDirectoryURL = repoRoot
+    p.currentDirectoryURL = cwd
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-tool-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
@@ -385,8 +387,8 @@ func runTool(_ executable: String, _ args: [String]) throws -> Result {
     p.waitUntilExit()
     try out.close()
     try err.close()
-    return Result(status: p.terminationStatus, stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                  stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    return Result(status: p.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                  stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
 }
 
 /// The decompressed bytes of a gzip file (through the system's gzip).
