@@ -36,6 +36,27 @@ final class ComputeTypeCLITests: XCTestCase {
         XCTAssertEqual(ejj["compute_dtype"] as? String, "bf16")
     }
 
+    /// `fergc bench` on a .plan times that plan as compiled: its batch bound, its mode, its
+    /// compute type (bf16 where this CPU has AMX).
+    func testBenchTimesAPlanAsCompiled() throws {
+        let dir = temporaryDirectory("compute-bench")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(try fergc(["compile", "Models/small.graph", "--batch", "2", "--compute", "bf16", "-o", dir + "/s.plan"]).status, 0)
+        let r = try fergc(["bench", dir + "/s.plan", "--runs", "5", "--warmup", "0", "--no-sgemm", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(j["batch"] as? Int, 2)
+        XCTAssertEqual(j["mode"] as? String, "infer")
+        let compute = try XCTUnwrap(j["compute"] as? String)
+        XCTAssertTrue(compute.hasPrefix("bf16") || compute == "f32", compute)
+        let big = try fergc(["bench", dir + "/s.plan", "--batch", "3", "--runs", "5", "--no-sgemm"])
+        XCTAssertEqual(big.status, 2)
+        XCTAssertTrue(big.stderr.contains("1...2"), big.stderr)
+        let train = try fergc(["bench", dir + "/s.plan", "--train", "--runs", "5", "--no-sgemm"])
+        XCTAssertEqual(train.status, 2)
+        XCTAssertTrue(train.stderr.contains("is an inference plan"), train.stderr)
+    }
+
     func testRefusals() throws {
         let dir = temporaryDirectory("compute-bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }

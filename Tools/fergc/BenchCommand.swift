@@ -14,7 +14,7 @@ import Runtime
 enum BenchCommand {
     static let spec = CommandSpec(
         name: "bench",
-        usage: "bench MODEL.graph [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--bf16] [--json]",
+        usage: "bench MODEL.graph|M.plan [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--bf16] [--json]",
         summary: "Time a training step or an inference batch: img/s, ms per batch, a per-step profile, sgemm GFLOP/s.",
         options: [
             OptionSpec(name: "train", kind: .flag, help: "Time one training step: forward, backward, update (the default)."),
@@ -41,8 +41,13 @@ enum BenchCommand {
         Winograd convolutions count the direct convolution's flops (an effective rate: they do 4x
         fewer multiplies).
 
+        A .plan is timed as it was compiled (its mode, its weights, its compute type; --batch at
+        most its largest batch, default that batch): e.g. a trained plan recompiled with
+        `fergc compile M.plan --compute bf16 -o N.plan`.
+
         EXAMPLES:
           fergc bench Models/vgg_tuned.graph --train --batch 128
+          fergc bench Models/trained/vgg_tuned.plan --batch 1 --runs 200
           fergc bench Models/vgg_tuned.graph --infer --batch 1 --runs 200 --json
           fergc bench Models/vgg_tuned.graph --infer --no-winograd    # direct vs
           fergc bench Models/vgg_tuned.graph --infer --winograd       # Winograd, same binary
@@ -52,21 +57,37 @@ enum BenchCommand {
         let a = try parseArguments(args, spec)
         guard a.positional.count == 1 else { throw UsageError(message: "expected one model file", command: spec.name) }
         if a.flag("train") && a.flag("infer") { throw UsageError(message: "--train and --infer exclude each other", command: spec.name) }
-        let training = !a.flag("infer")
-        let batch = try a.int("batch", spec.name) ?? 128
+        let path = a.positional[0]
+        let compiledPlan: Plan?
+        if path.hasSuffix(".plan") {
+            do { compiledPlan = try readPlan(path: path) } catch { throw CLIError(error.description) }
+        } else {
+            compiledPlan = nil
+        }
+        let training = compiledPlan.map { $0.metadata.mode == "training" } ?? !a.flag("infer")
+        if compiledPlan != nil, a.flag("train") != training && (a.flag("train") || a.flag("infer")) {
+            throw UsageError(message: "\(path) is a\(training ? " training" : "n inference") plan; drop --\(training ? "infer" : "train")", command: spec.name)
+        }
+        let batch = try a.int("batch", spec.name, range: 1...(compiledPlan?.maxBatch ?? 1_048_576)) ?? compiledPlan?.maxBatch ?? 128
         let threads = try a.int("threads", spec.name, range: 1...256) ?? ProcessInfo.processInfo.activeProcessorCount
         let warmup = try a.int("warmup", spec.name, range: 0...10_000) ?? 2
         let runs = try a.int("runs", spec.name, range: 5...100_000) ?? 5
         let seed = UInt64(try a.int("seed", spec.name, range: 0...Int.max) ?? 1)
 
-        let model = try loadGraph(a.positional[0])
-        var options = CompileOptions()
-        options.mode = training ? .training : .inference
-        options.batch = batch
-        options.probe = false
-        options.seed = seed
-        let plan: Plan
-        do { plan = try compile(model, options).plan } catch { throw CLIError("\(error)") }
+        let plan: Plan, modelName: String
+        if let compiledPlan {
+            plan = compiledPlan
+            modelName = compiledPlan.metadata.modelName.isEmpty ? compiledPlan.name : compiledPlan.metadata.modelName
+        } else {
+            let model = try loadGraph(path)
+            var options = CompileOptions()
+            options.mode = training ? .training : .inference
+            options.batch = batch
+            options.probe = false
+            options.seed = seed
+            do { plan = try compile(model, options).plan } catch { throw CLIError("\(error)") }
+            modelName = model.name
+        }
 
         setBLASThreads(threads)
         let sgemm = a.flag("no-sgemm") ? nil : measureSgemmGFLOPs(size: 1024)
@@ -111,7 +132,7 @@ enum BenchCommand {
                          gflops: flops.map { seconds > 0 ? $0 / seconds / 1e9 : 0 })
         }
 
-        var result = Result(model: model.name, mode: training ? "train" : "infer", batch: batch, threads: threads,
+        var result = Result(model: modelName, mode: training ? "train" : "infer", batch: batch, threads: threads,
                             winograd: ex.winograd.map { $0 ? "all" : "none" } ?? "plan",
                             runs: times.map { $0 * 1000 }, msPerBatch: median * 1000, imgPerS: Double(batch) / median,
                             gflops: totalFLOPs / median / 1e9, sgemm: sgemm, layers: layers,
