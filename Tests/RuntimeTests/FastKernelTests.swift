@@ -2,6 +2,7 @@
 // forward and backward, 1 and 2 threads, several chunks per thread) against the generic
 // kernels, and the C dropout and pooling against theirs (bitwise). Tiny shapes.
 import XCTest
+import CKernels
 @testable import Runtime
 
 final class FastKernelTests: RuntimeTestCase {
@@ -200,6 +201,32 @@ final class FastKernelTests: RuntimeTestCase {
             if count >= 1000 {
                 let kept = Double(m.array.filter { $0 != 0 }.count) / Double(count)
                 XCTAssertEqual(kept, 1 - rate, accuracy: 0.02, "count \(count) rate \(rate)")
+            }
+        }
+    }
+
+    /// The maxpool gradient on wide rows (what the compiler's vectorized clones run), under every
+    /// kernel-level limit: bitwise the reference, with ties (which go to the first maximum in
+    /// scan order), NaNs and infinities among the values. (An explicit AVX-512 version, 16
+    /// windows at a time, measured no faster: the step is bound by memory; not kept.)
+    func testMaxpool2x2GradientWideRowsAtEveryLevel() {
+        var rng = TestRNG(seed: 17)
+        defer { fk_allow_simd(1) }
+        for (h, w) in [(10, 70), (4, 96), (2, 32)] {
+            let g = PoolGeometry(channels: 2, inHeight: h, inWidth: w, size: 2, stride: 2, padTop: 0, padLeft: 0,
+                                 outHeight: h / 2, outWidth: w / 2)
+            XCTAssertTrue(isPlain2x2(g))
+            let n = 3
+            var values = rng.array(n * 2 * h * w, -2, 2).map { Float(($0 * 2).rounded()) }  // many ties
+            values[5] = .nan; values[40] = .infinity; values[77] = -.infinity; values[130] = .nan
+            let x = Buf(values), dy = Buf(rng.array(n * 2 * (h / 2) * (w / 2)).map(Float.init))
+            let reference = Buf<Float>(zeros: x.count)
+            maxpoolBackward(reference.p, dy.c, x.c, n: n, g)
+            for level in [2, 1, 0] {
+                fk_limit_simd(Int32(level))
+                let dx = Buf([Float](repeating: 7, count: x.count))
+                fastMaxpool2x2Backward(dx.p, dy.c, x.c, n: n, g, threads: 2)
+                XCTAssertEqual(dx.array.map(\.bitPattern), reference.array.map(\.bitPattern), "\(h)x\(w), level \(level)")
             }
         }
     }
