@@ -60,6 +60,16 @@ final class EmbeddingTests: XCTestCase {
         for (got, want) in zip(probs.map(\.1), f.expected) { XCTAssertEqual(got, want, accuracy: 1e-6) }
         XCTAssertTrue(r.stdout.contains("emotion: \(fer2013ClassNames[argmax(f.expected)])\n"), r.stdout)
 
+        // The same plan asking for bf16 (AMX where the CPU has it, f32 elsewhere): the C program
+        // needs nothing new, and the probabilities stay close.
+        var bf16 = try readPlan(path: f.plan)
+        bf16.metadata.computeDType = "bf16"
+        let bf16Path = f.dir.appendingPathComponent("bf16.plan").path
+        try writePlan(bf16, to: bf16Path)
+        let rb = try runProcess(exe, [bf16Path, f.image], environment: env)
+        XCTAssertEqual(rb.status, 0, rb.stderr)
+        for (got, want) in zip(probabilities(rb.stdout).map(\.1), f.expected) { XCTAssertEqual(got, want, accuracy: 1e-2) }
+
         // A synthetic image, and errors: a corrupt plan, a wrong-size image.
         let synthetic = try runProcess(exe, [f.plan], environment: env)
         XCTAssertEqual(synthetic.status, 0, synthetic.stderr)
