@@ -80,9 +80,11 @@ public func bf16ConvScratchBytes(_ g: ConvGeometry, maxChunk: Int) -> Int {
 
 /// What an executor allocates for the bf16 path of a plan: per thread, the largest step's
 /// scratch; once, every step's packed weights (bytes). Zero for a plan that does not ask for
-/// bf16 or on a machine without AMX.
+/// bf16, a training plan, or on a machine without AMX.
 public func bf16WorkspaceBytes(_ plan: Plan, threads: Int, enabled: Bool? = nil) -> (perThread: Int, weights: Int) {
-    guard enabled ?? (plan.metadata.computeDType == "bf16"), bf16ComputeAvailable else { return (0, 0) }
+    guard plan.metadata.mode == "inference", enabled ?? (plan.metadata.computeDType == "bf16"), bf16ComputeAvailable else {
+        return (0, 0)
+    }
     var perThread = 0, weights = 0
     for step in plan.steps {
         guard let g = bf16ConvGeometry(of: step.kernel) else { continue }

@@ -126,6 +126,8 @@ public final class Executor<T: BLASReal> {
     private var bf16Scratch: [UnsafeMutableRawPointer] = []
     private var bf16Threads = 0
     private var bf16Bytes = 0
+    /// `computesInBF16`, taken once per run rather than at every step.
+    private var bf16Active = false
     /// For add, mul and concat steps: the input pointers, by step (empty otherwise).
     private let inputTables: [UnsafeMutableBufferPointer<UnsafePointer<T>>]
     /// For each step, the intermediates that die after it, each with the first element that
@@ -322,7 +324,8 @@ public final class Executor<T: BLASReal> {
         lastBatch = n
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
-        if fast && computesInBF16 && bf16Threads != max(threads, 1) { allocateBF16() }
+        bf16Active = fast && computesInBF16
+        if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
         global = shards.map { h in GlobalBatch(samples: h.globalBatch, sum: { [unowned h] in h.sumOverShards($0, count: $1) }) }
         for s in plan.steps.indices {
             let n = n * stepBatchFactor[s]
@@ -350,7 +353,8 @@ public final class Executor<T: BLASReal> {
         lastBatch = n
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
-        if fast && computesInBF16 && bf16Threads != max(threads, 1) { allocateBF16() }
+        bf16Active = fast && computesInBF16
+        if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
         for s in range {
             if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
             if poisonFreedBuffers { poison(freedAfter[s]) }
@@ -723,7 +727,7 @@ public final class Executor<T: BLASReal> {
         let i = step.inputs, o = step.outputs
         let sc = scratch.unsafelyUnwrapped, t = max(threads, 1)
         let plain = FusedEpilogue(bias: false, relu: false, batchnorm: .none, epsilon: 0)
-        if bf16Threads > 0, computesInBF16, runBF16Step(s, n: n) { return true }
+        if bf16Active, runBF16Step(s, n: n) { return true }
         if let g = winogradGeometry(step) {
             let u = winogradFilters(s, i[winogradWeightSlot(of: step.kernel)], g, threads: t)
             switch step.kernel {

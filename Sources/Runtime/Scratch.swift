@@ -88,6 +88,6 @@ public func executorWorkspaceBytes(_ plan: Plan, threads: Int, winograd: Bool? =
     let shared = max(workspaceElements(plan), 1) * elementBytes
     guard fastKernels && elementBytes == 4 else { return shared }
     let need = fastScratchElements(plan, winograd: winograd)
-    let bf16 = plan.metadata.mode == "inference" ? bf16WorkspaceBytes(plan, threads: threads) : (perThread: 0, weights: 0)
+    let bf16 = bf16WorkspaceBytes(plan, threads: threads)
     return shared + max(threads, 1) * (need.floats * 4 + need.doubles * 8 + bf16.perThread) + need.filters * 4 + bf16.weights
 }
