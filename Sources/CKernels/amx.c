@@ -115,6 +115,21 @@ void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int 
     }
 }
 
+void fk_bf16_pack_conv_weights_flipped(uint16_t *dst, const float *w, int O, int C, int KH, int KW, int Cpad, int Opad,
+                                       int cBegin, int cEnd) {
+    const int taps = KH * KW;
+    for (int c = cBegin; c < cEnd; c++) {
+        for (int t = 0; t < taps; t++) {
+            uint16_t *d = dst + ((long)t * Cpad + c) * Opad;
+            if (c >= C) { memset(d, 0, (size_t)Opad * 2); continue; }
+            // tap (ky, kx) of the flipped kernel is tap (KH-1-ky, KW-1-kx) = taps-1-t of w
+            const float *src = w + (long)c * taps + (taps - 1 - t);
+            for (int o = 0; o < O; o++) d[o] = fk_bf16_round(src[(long)o * C * taps]);
+            if (Opad > O) memset(d + O, 0, (size_t)(Opad - O) * 2);
+        }
+    }
+}
+
 #ifdef FK_HAVE_AMX
 /// One sample's plane pair of fk_bf16_pad_pairs: row by row, 16 columns at a time, each lane
 /// loaded (masked: no fault outside the input) where its input column exists, zero elsewhere.
@@ -147,16 +162,16 @@ AVX512 static void fk_pad_plane_avx512(uint32_t *g, const float *a, const float 
 }
 #endif
 
-void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
-                       int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd) {
+void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, long channelStride, int S, int C,
+                       int H, int W, int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd) {
     const long grid = (long)Hp * Wp;
     if (H == 1 && W == 1 && Hp == 1 && Wp == 1 && padTop == 0 && padLeft == 0) {
         // A dense layer (a 1x1 plane): sample s's features 2j and 2j+1 are adjacent.
         for (int j = pairBegin; j < pairEnd; j++) {
             uint32_t *row = dst + (long)j * rowLen;
             for (int s = 0; s < S; s++) {
-                const float *f = x + s * xStride + 2 * j;
-                row[s] = 2 * j >= C ? 0u : (uint32_t)fk_bf16_round(f[0]) | (2 * j + 1 < C ? (uint32_t)fk_bf16_round(f[1]) << 16 : 0u);
+                const float *f = x + s * xStride + 2 * j * channelStride;
+                row[s] = 2 * j >= C ? 0u : (uint32_t)fk_bf16_round(f[0]) | (2 * j + 1 < C ? (uint32_t)fk_bf16_round(f[channelStride]) << 16 : 0u);
             }
             if (rowLen > S) memset(row + S, 0, (size_t)(rowLen - S) * 4);
         }
@@ -166,8 +181,8 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
         uint32_t *row = dst + (long)j * rowLen;
         if (2 * j >= C) { memset(row, 0, (size_t)rowLen * 4); continue; }
         for (int s = 0; s < S; s++) {
-            const float *a = x + s * xStride + (long)(2 * j) * H * W;
-            const float *b = 2 * j + 1 < C ? a + (long)H * W : NULL;
+            const float *a = x + s * xStride + (long)(2 * j) * channelStride;
+            const float *b = 2 * j + 1 < C ? a + channelStride : NULL;
             uint32_t *g = row + s * grid;
 #ifdef FK_HAVE_AMX
             if (fk_amx_cpu()) { fk_pad_plane_avx512(g, a, b, H, W, Hp, Wp, padTop, padLeft); continue; }
@@ -192,9 +207,12 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
 
 #ifdef FK_HAVE_AMX
 /// One row of fk_conv_epilogue_grid, 16 lanes at a time (the last masked).
+/// With `stats`, s12[0..7] += the written values and s12[8..15] += their squares, in double
+/// (lanes kept apart; the caller sums them).
 AVX512 static void fk_epilogue_row_avx512(float *y, const float *a, int n, float bo, int preRelu, int hasScale,
-                                          float sc, float sh, int postRelu) {
+                                          float sc, float sh, int postRelu, double *s12) {
     const __m512 vb = _mm512_set1_ps(bo), vs = _mm512_set1_ps(sc), vh = _mm512_set1_ps(sh), zero = _mm512_setzero_ps();
+    __m512d s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 z = _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i), vb);
@@ -202,16 +220,28 @@ AVX512 static void fk_epilogue_row_avx512(float *y, const float *a, int n, float
         if (hasScale) z = _mm512_fmadd_ps(z, vs, vh);
         if (postRelu) z = _mm512_max_ps(z, zero);
         _mm512_mask_storeu_ps(y + i, m, z);
+        if (s12) {
+            z = _mm512_maskz_mov_ps(m, z);
+            const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(z));
+            const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(z), 1)));
+            s1 = _mm512_add_pd(s1, _mm512_add_pd(lo, hi));
+            s2 = _mm512_fmadd_pd(lo, lo, _mm512_fmadd_pd(hi, hi, s2));
+        }
+    }
+    if (s12) {
+        _mm512_storeu_pd(s12, _mm512_add_pd(_mm512_loadu_pd(s12), s1));
+        _mm512_storeu_pd(s12 + 8, _mm512_add_pd(_mm512_loadu_pd(s12 + 8), s2));
     }
 }
 #endif
 
 void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int S, int OH, int OW, int Hp, int Wp,
                            const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
-                           int oBegin, int oEnd) {
+                           int oBegin, int oEnd, double *sum, double *sumsq) {
     #pragma clang fp reassociate(on)
     for (int o = oBegin; o < oEnd; o++) {
         const float bo = bias ? bias[o] : 0.0f, sc = scale ? scale[o] : 1.0f, sh = scale ? shift[o] : 0.0f;
+        double t1 = 0, t2 = 0;
         if (OH == 1 && OW == 1 && Hp == 1 && Wp == 1) {  // a dense layer: out (S, O)
             for (int s = 0; s < S; s++) {
                 float z = acc[(long)o * ldacc + s] + bo;
@@ -219,16 +249,21 @@ void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int 
                 if (scale) z = z * sc + sh;
                 if (postRelu) z = z > 0 ? z : 0;
                 out[(long)s * O + o] = z;
+                t1 += z; t2 += (double)z * z;
             }
+            if (sum) { sum[o] += t1; sumsq[o] += t2; }
             continue;
         }
+#ifdef FK_HAVE_AMX
+        double s12[16] = {0};
+#endif
         for (int s = 0; s < S; s++) {
             for (int oy = 0; oy < OH; oy++) {
                 const float *a = acc + (long)o * ldacc + (long)s * Hp * Wp + (long)oy * Wp;
                 float *y = out + (((long)s * O + o) * OH + oy) * OW;
 #ifdef FK_HAVE_AMX
                 if (fk_amx_cpu()) {
-                    fk_epilogue_row_avx512(y, a, OW, bo, preRelu, scale != 0, sc, sh, postRelu);
+                    fk_epilogue_row_avx512(y, a, OW, bo, preRelu, scale != 0, sc, sh, postRelu, sum ? s12 : NULL);
                     continue;
                 }
 #endif
@@ -238,9 +273,14 @@ void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int 
                     if (scale) z = z * sc + sh;
                     if (postRelu) z = z > 0 ? z : 0;
                     y[ox] = z;
+                    t1 += z; t2 += (double)z * z;
                 }
             }
         }
+#ifdef FK_HAVE_AMX
+        for (int k = 0; k < 8; k++) { t1 += s12[k]; t2 += s12[8 + k]; }
+#endif
+        if (sum) { sum[o] += t1; sumsq[o] += t2; }
     }
 }
 
@@ -275,10 +315,13 @@ AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, in
     float tmp[256] __attribute__((aligned(64)));
     const int Opad = (O + 15) & ~15;
     const long strideA = (long)Cpad * 2, strideB = rowLen * 4;
-    for (long pb = pBegin; pb < pEnd; pb += 32) {
-        const int twoP = pEnd - pb > 16;
-        for (int ob = oBegin; ob < oEnd; ob += 32) {
-            const int twoO = oEnd - ob > 16;
+    // Output channels outside, positions inside: one block of 32 channels' weights (KH*KW*Cpad*64
+    // bytes, 295 KB for 512 channels of 3x3) stays in L2 while the positions stream past it,
+    // instead of every block of 32 positions reading all the weights again.
+    for (int ob = oBegin; ob < oEnd; ob += 32) {
+        const int twoO = oEnd - ob > 16;
+        for (long pb = pBegin; pb < pEnd; pb += 32) {
+            const int twoP = pEnd - pb > 16;
             _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
             for (int ky = 0; ky < KH; ky++) {
                 for (int kx = 0; kx < KW; kx++) {

@@ -23,9 +23,11 @@ struct TrainSection {
     var augmentation = Augmentation.none
     var labelSmoothing = 0.0
     var ema = 0.0
+    var compute = "f32"
 }
 
-let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema"]
+let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema",
+                 "compute"]
 
 extension Lowering {
     func lowerTrain(keyword: Loc, entries: [Arg], close: Loc) throws(Diagnostic) -> TrainSection {
@@ -82,6 +84,12 @@ extension Lowering {
                 section.labelSmoothing = try number(v, key: key.text, "must be in [0, 1)") { $0 >= 0 && $0 < 1 }
             case "ema":
                 section.ema = try number(v, key: key.text, "must be 0 (off) or in (0, 1)") { $0 >= 0 && $0 < 1 }
+            case "compute":
+                let r = resolved(v)
+                guard case .ident(let name) = r.kind, ["f32", "bf16"].contains(name) else {
+                    throw mismatch(r, key: key.text, expected: "f32 or bf16", symbols: ["f32", "bf16"])
+                }
+                section.compute = name
             default:
                 break
             }
@@ -118,6 +126,7 @@ extension Lowering {
         var config = TrainingConfig(loss: t.loss.text, optimizer: t.optimizer, schedule: t.schedule, batchSize: t.batch,
                                     epochs: t.epochs, seed: t.seed, inputScale: t.inputScale, augmentation: t.augmentation)
         config.labelSmoothing = t.labelSmoothing
+        config.compute = t.compute
         config.ema = t.ema
         return config
     }

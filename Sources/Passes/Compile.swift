@@ -158,7 +158,13 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
     }
     meta.producer = "fergc \(runtimeVersion)"
     if options.mode == .training { meta.frozenPrefix = frozenPrefixInfo(graph) }
+    if options.mode == .training, model.training?.compute == "bf16" { meta.computeDType = "bf16" }
     plan.metadata = meta
+    if meta.computeDType != nil, plan.memory != nil {
+        // The bf16 path's packed weights and scratch (none on a CPU without AMX).
+        let bytes = executorWorkspaceBytes(plan, threads: plan.memory?.workspaceThreads ?? onlineProcessors())
+        plan.memory?.workspaceBytes = bytes
+    }
 
     let policy = options.convAlgorithms
     if policy != .direct {

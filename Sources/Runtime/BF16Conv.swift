@@ -45,6 +45,56 @@ public func bf16ConvGeometry(of kernel: Kernel) -> ConvGeometry? {
     }
 }
 
+/// What the bf16 path computes of a step, and with which packed weights.
+public enum BF16Role: Equatable, Sendable {
+    /// An inference convolution or dense layer, or the forward of a training convolution
+    /// (`fusedTrain`): weights packed by `bf16PackWeights`.
+    case forward(ConvGeometry)
+    /// The input gradient of a training convolution (`fusedTrainGrad` with an input gradient):
+    /// the convolution of the output gradient by the flipped kernel (`flipped`, weights packed
+    /// by `bf16PackFlippedWeights`), in chunks of `samples`; the weight gradient stays f32.
+    case gradInput(ConvGeometry, flipped: ConvGeometry, samples: Int)
+
+    /// The geometry the packed weights and the grid are for.
+    public var packedGeometry: ConvGeometry {
+        switch self {
+        case .forward(let g): return g
+        case .gradInput(_, let f, _): return f
+        }
+    }
+}
+
+/// The stride-1 convolution that computes the input gradient of `g`: the output gradient
+/// (g.outChannels planes of OH x OW) padded by KH-1-padTop and KW-1-padLeft, convolved with the
+/// flipped kernel into g.inChannels planes of H x W. nil unless g has stride 1 and paddings
+/// that leave the flipped ones non-negative.
+public func bf16FlippedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
+    guard g.stride == 1, g.padTop >= 0, g.padLeft >= 0, g.padTop < g.kernelHeight, g.padLeft < g.kernelWidth,
+          g.outHeight <= g.inHeight + g.padTop, g.outWidth <= g.inWidth + g.padLeft else { return nil }
+    return ConvGeometry(inChannels: g.outChannels, inHeight: g.outHeight, inWidth: g.outWidth, outChannels: g.inChannels,
+                        kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, stride: 1,
+                        padTop: g.kernelHeight - 1 - g.padTop, padLeft: g.kernelWidth - 1 - g.padLeft,
+                        outHeight: g.inHeight, outWidth: g.inWidth)
+}
+
+/// The bf16 role of a step of a plan in `mode` ("inference" or "training"), or nil: in
+/// inference plans as `bf16ConvGeometry`; in training plans the forward of every fused
+/// training convolution of stride 1 with 16+ input channels, and the input gradient of every
+/// fused one whose output has 16+ channels (chunks of the f32 backward's `fastConvChunk`, at
+/// most `maxChunk` samples).
+public func bf16Role(of kernel: Kernel, mode: String, maxChunk: Int) -> BF16Role? {
+    if mode == "inference" { return bf16ConvGeometry(of: kernel).map { .forward($0) } }
+    switch kernel {
+    case .fusedTrain(.conv2d(let g), _):
+        return g.stride == 1 && g.inChannels >= 16 ? .forward(g) : nil
+    case .fusedTrainGrad(.conv2d(let g), _, let inputGrad, _):
+        guard inputGrad, g.outChannels >= 16, let f = bf16FlippedGeometry(g) else { return nil }
+        return .gradInput(g, flipped: f, samples: max(1, min(fastConvChunk(g), maxChunk)))
+    default:
+        return nil
+    }
+}
+
 /// The packed weights of a convolution: [KH*KW][Opad][Cpad] bf16, O rounded up to 16, C to 32.
 public func bf16PackedWeightCount(_ g: ConvGeometry) -> Int {
     g.kernelHeight * g.kernelWidth * roundUp(g.outChannels, 16) * roundUp(g.inChannels, 32)
@@ -66,7 +116,10 @@ public func bf16ConvChunk(_ g: ConvGeometry) -> Int {
 /// `rowLength` dwords), the f32 products, the batchnorm coefficients.
 private func bf16ScratchParts(_ g: ConvGeometry, samples S: Int) -> (rowLength: Int, acc: Int, coefficients: Int) {
     let (hp, wp) = grid(g), cols = S * hp * wp
-    let rowLength = roundUp(cols + (g.kernelHeight - 1) * wp + g.kernelWidth + 16, 16)
+    // An odd number of cache lines per row: a B tile's 16 rows then fall in 16 different sets of
+    // L1 and L2 (rows a power-of-two number of lines apart share a few sets and evict each other).
+    var rowLength = roundUp(cols + (g.kernelHeight - 1) * wp + g.kernelWidth + 16, 16)
+    if (rowLength / 16) % 2 == 0 { rowLength += 16 }
     let pairs = roundUp(roundUp(g.inChannels, 32) / 2 * rowLength * 4, 64)
     let acc = roundUp(g.outChannels * roundUp(cols, 16) * 4, 64)
     return (rowLength, pairs, pairs + acc)
@@ -78,18 +131,27 @@ public func bf16ConvScratchBytes(_ g: ConvGeometry, maxChunk: Int) -> Int {
     bf16ScratchParts(g, samples: max(1, min(bf16ConvChunk(g), maxChunk))).coefficients + 3 * g.outChannels * 4
 }
 
+/// Bytes of one thread's scratch for a step's role: a forward's (`bf16ConvScratchBytes`), or an
+/// input gradient's grid and products for one chunk of the f32 backward.
+public func bf16RoleScratchBytes(_ role: BF16Role, maxChunk: Int) -> Int {
+    switch role {
+    case .forward(let g): return bf16ConvScratchBytes(g, maxChunk: maxChunk)
+    case .gradInput(_, let f, let samples): return bf16ScratchParts(f, samples: samples).coefficients
+    }
+}
+
 /// What an executor allocates for the bf16 path of a plan: per thread, the largest step's
 /// scratch; once, every step's packed weights (bytes). Zero for a plan that does not ask for
-/// bf16, a training plan, or on a machine without AMX.
+/// bf16 or on a machine without AMX.
 public func bf16WorkspaceBytes(_ plan: Plan, threads: Int, enabled: Bool? = nil) -> (perThread: Int, weights: Int) {
-    guard plan.metadata.mode == "inference", enabled ?? (plan.metadata.computeDType == "bf16"), bf16ComputeAvailable else {
+    guard enabled ?? (plan.metadata.computeDType == "bf16"), bf16ComputeAvailable else {
         return (0, 0)
     }
     var perThread = 0, weights = 0
     for step in plan.steps {
-        guard let g = bf16ConvGeometry(of: step.kernel) else { continue }
-        perThread = max(perThread, bf16ConvScratchBytes(g, maxChunk: plan.maxBatch))
-        weights += bf16PackedWeightCount(g) * 2
+        guard let role = bf16Role(of: step.kernel, mode: plan.metadata.mode, maxChunk: plan.maxBatch) else { continue }
+        perThread = max(perThread, bf16RoleScratchBytes(role, maxChunk: plan.maxBatch))
+        weights += bf16PackedWeightCount(role.packedGeometry) * 2
     }
     return (perThread, weights)
 }
@@ -100,7 +162,45 @@ public func bf16PackWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafeP
                               Int32(g.kernelWidth), Int32(roundUp(g.outChannels, 16)), Int32(roundUp(g.inChannels, 32)))
 }
 
+/// The flipped weights of `g`'s input gradient (`fk_bf16_pack_conv_weights_flipped`) into
+/// `packed` (`bf16PackedWeightCount(bf16FlippedGeometry(g)!)` values), the threads splitting
+/// the input channels.
+public func bf16PackFlippedWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
+                                   threads: Int) {
+    let cPad = roundUp(g.inChannels, 16), oPad = roundUp(g.outChannels, 32)
+    let T = max(1, min(threads, cPad / 16))
+    parallelFor(T) { t in
+        let r = splitRange(cPad / 16, parts: T, t)
+        fk_bf16_pack_conv_weights_flipped(packed, w, Int32(g.outChannels), Int32(g.inChannels), Int32(g.kernelHeight),
+                                          Int32(g.kernelWidth), Int32(cPad), Int32(oPad), Int32(r.lowerBound * 16),
+                                          Int32(r.upperBound * 16))
+    }
+}
+
 @inline(__always) private func i32(_ v: Int) -> Int32 { Int32(truncatingIfNeeded: v) }
+
+/// The input gradient of a chunk of `samples` samples in bf16 on AMX: dx (samples, C, H, W) =
+/// the flipped convolution (`bf16FlippedGeometry(g)`, weights by `bf16PackFlippedWeights`) of
+/// dz, the chunk's output gradient as the f32 backward holds it ([O][samples * OH * OW], rows
+/// `ld` apart); the products in bf16, the sums in f32. `scratch`: this thread's, of
+/// `bf16RoleScratchBytes(.gradInput(...))` bytes for at least `samples`. False (nothing
+/// computed) where AMX is not available.
+public func bf16GradInputChunk(
+    _ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, _ g: ConvGeometry,
+    _ flipped: ConvGeometry, _ w: UnsafePointer<UInt16>, scratch: UnsafeMutableRawPointer
+) -> Bool {
+    let f = flipped, (hp, wp) = grid(f), parts = bf16ScratchParts(f, samples: S)
+    let X = scratch.assumingMemoryBound(to: UInt32.self)
+    let acc = (scratch + parts.acc).assumingMemoryBound(to: Float.self)
+    let cols = S * hp * wp, ldAcc = roundUp(cols, 16)
+    fk_bf16_pad_pairs(X, parts.rowLength, dz, g.outHeight * g.outWidth, ld, i32(S), i32(f.inChannels), i32(f.inHeight),
+                      i32(f.inWidth), i32(hp), i32(wp), i32(f.padTop), i32(f.padLeft), 0, i32(roundUp(f.inChannels, 32) / 2))
+    guard fk_amx_conv(acc, ldAcc, w, i32(f.outChannels), i32(roundUp(f.inChannels, 32)), i32(f.kernelHeight),
+                      i32(f.kernelWidth), X, parts.rowLength, i32(wp), 0, cols, 0, i32(f.outChannels)) != 0 else { return false }
+    fk_conv_epilogue_grid(dx, acc, ldAcc, i32(f.outChannels), i32(S), i32(f.outHeight), i32(f.outWidth), i32(hp), i32(wp),
+                          nil, 0, nil, nil, 0, 0, i32(f.outChannels), nil, nil)
+    return true
+}
 
 /// out = epilogue(conv(x, w) + b) with the products in bf16 on AMX (`w` packed by
 /// `bf16PackWeights`; stride 1); the epilogue as `fastConvForward`'s. `scratch`: one pointer per
@@ -110,22 +210,27 @@ public func bf16ConvForward(
     _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>,
     _ b: UnsafePointer<Float>?,
     preRelu: Bool, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, postRelu: Bool,
+    stats: (sum: UnsafeMutablePointer<Double>, sumsq: UnsafeMutablePointer<Double>)? = nil,
+    statScratch: FastScratch? = nil,  // with stats and a batch over threads: per-thread sums in doubles[t][0, 2O)
     n: Int, _ g: ConvGeometry, threads: Int, scratch: [UnsafeMutableRawPointer], maxChunk: Int = .max
 ) -> Bool {
     guard bf16ComputeAvailable, g.stride == 1, !scratch.isEmpty else { return false }
+    precondition(stats == nil || statScratch != nil, "bf16ConvForward: stats need statScratch")
     let O = g.outChannels, Cpad = roundUp(g.inChannels, 32), pairs = Cpad / 2
     let (hp, wp) = grid(g)
     let xStride = g.inChannels * g.inHeight * g.inWidth
     let S = max(1, min(bf16ConvChunk(g), maxChunk)), T = max(1, min(threads, n, scratch.count))
     let parts = bf16ScratchParts(g, samples: S)
     func fill(_ X: UnsafeMutablePointer<UInt32>, _ s0: Int, _ s1: Int, _ rowLength: Int, _ range: Range<Int>) {
-        fk_bf16_pad_pairs(X, rowLength, x + s0 * xStride, xStride, i32(s1 - s0), i32(g.inChannels), i32(g.inHeight),
-                          i32(g.inWidth), i32(hp), i32(wp), i32(g.padTop), i32(g.padLeft),
-                          i32(range.lowerBound), i32(range.upperBound))
+        fk_bf16_pad_pairs(X, rowLength, x + s0 * xStride, xStride, g.inHeight * g.inWidth, i32(s1 - s0),
+                          i32(g.inChannels), i32(g.inHeight), i32(g.inWidth), i32(hp), i32(wp), i32(g.padTop),
+                          i32(g.padLeft), i32(range.lowerBound), i32(range.upperBound))
     }
-    func epilogue(_ o: UnsafeMutablePointer<Float>, _ acc: UnsafePointer<Float>, _ ld: Int, samples: Int, _ r: Range<Int>) {
+    func epilogue(_ o: UnsafeMutablePointer<Float>, _ acc: UnsafePointer<Float>, _ ld: Int, samples: Int, _ r: Range<Int>,
+                  _ sums: UnsafeMutablePointer<Double>? = nil) {
         fk_conv_epilogue_grid(o, acc, ld, i32(O), i32(samples), i32(g.outHeight), i32(g.outWidth), i32(hp), i32(wp), b,
-                              preRelu ? 1 : 0, scale, shift, postRelu ? 1 : 0, i32(r.lowerBound), i32(r.upperBound))
+                              preRelu ? 1 : 0, scale, shift, postRelu ? 1 : 0, i32(r.lowerBound), i32(r.upperBound),
+                              sums, sums.map { $0 + O })
     }
     let threadsWanted = max(1, min(threads, scratch.count))
     if T < threadsWanted {
@@ -140,6 +245,12 @@ public func bf16ConvForward(
         // reads only its share of the weights and runs its epilogue in the same region (one
         // parallel region less per layer than splitting the positions).
         let byChannels = channelBlocks >= threadsWanted || (blocks < threadsWanted && channelBlocks > 1)
+        // Statistics: each channel's epilogue runs on one thread, so they add into `stats` directly.
+        let sums: UnsafeMutablePointer<Double>? = stats.map { st in
+            st.sum.update(repeating: 0, count: O); st.sumsq.update(repeating: 0, count: O)
+            return st.sum
+        }
+        precondition(stats == nil || stats!.sumsq == stats!.sum + O, "bf16ConvForward: sumsq must follow sum")
         for s in 0..<n {
             let y = out + s * O * g.outHeight * g.outWidth
             parallelFor(threadsWanted) { t in fill(X, s, s + 1, one.rowLength, splitRange(pairs, parts: threadsWanted, t)) }
@@ -149,7 +260,7 @@ public func bf16ConvForward(
                     let r = splitRange(channelBlocks, parts: parts, t), o0 = r.lowerBound * 16, o1 = min(O, r.upperBound * 16)
                     _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
                                     i32(wp), 0, cols, i32(o0), i32(o1))
-                    epilogue(y, acc, ld, samples: 1, o0..<o1)
+                    epilogue(y, acc, ld, samples: 1, o0..<o1, sums)
                 }
                 continue
             }
@@ -159,7 +270,7 @@ public func bf16ConvForward(
                                 i32(wp), r.lowerBound * 32, min(cols, r.upperBound * 32), 0, i32(O))
             }
             parallelFor(min(threadsWanted, O)) { t in
-                epilogue(y, acc, ld, samples: 1, splitRange(O, parts: min(threadsWanted, O), t))
+                epilogue(y, acc, ld, samples: 1, splitRange(O, parts: min(threadsWanted, O), t), sums)
             }
         }
         return true
@@ -167,6 +278,8 @@ public func bf16ConvForward(
     parallelFor(T) { t in
         let X = scratch[t].assumingMemoryBound(to: UInt32.self)
         let acc = (scratch[t] + parts.acc).assumingMemoryBound(to: Float.self)
+        let sums: UnsafeMutablePointer<Double>? = stats == nil ? nil : statScratch.unsafelyUnwrapped.doubles[t]
+        sums?.update(repeating: 0, count: 2 * O)
         var s0 = splitRange(n, parts: T, t).lowerBound
         let end = splitRange(n, parts: T, t).upperBound
         while s0 < end {
@@ -174,10 +287,11 @@ public func bf16ConvForward(
             fill(X, s0, s1, parts.rowLength, 0..<pairs)
             _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, parts.rowLength,
                             i32(wp), 0, cols, 0, i32(O))
-            epilogue(out + s0 * O * g.outHeight * g.outWidth, acc, ld, samples: s1 - s0, 0..<O)
+            epilogue(out + s0 * O * g.outHeight * g.outWidth, acc, ld, samples: s1 - s0, 0..<O, sums)
             s0 = s1
         }
     }
+    if let stats, let statScratch { addThreadStatistics(statScratch, threads: T, channels: O, into: stats) }
     return true
 }
 
@@ -197,4 +311,26 @@ public func bf16FusedConvForward(
         bf16ConvForward(y, x, w, b, preRelu: pre, scale: scale, shift: shift, postRelu: post, n: n, g, threads: threads,
                         scratch: scratch, maxChunk: maxChunk)
     }
+}
+
+/// The bf16 path of `fusedTrainForward` for a conv anchor (`w` packed by `bf16PackWeights`): the
+/// convolution on AMX, its batch statistics from the f32 outputs, then the f32 normalization of
+/// `fastFusedConvTrainForward`. `scratch`: the f32 path's (its per-thread doubles hold the
+/// statistics, its coefficients the normalization's). False where AMX is not available.
+public func bf16FusedConvTrainForward(
+    _ y: UnsafeMutablePointer<Float>, _ bnInput: UnsafeMutablePointer<Float>?,
+    _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
+    _ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>, _ b: UnsafePointer<Float>?,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
+    bf16Scratch: [UnsafeMutableRawPointer], maxChunk: Int = .max, global: GlobalBatch? = nil
+) -> Bool {
+    guard bf16ComputeAvailable, g.stride == 1, !bf16Scratch.isEmpty else { return false }
+    withTrainingEpilogue(y, bnInput, mean, variance, gamma: gamma, beta: beta, n: n, g, e, threads: threads,
+                         scratch: scratch, coef: scratch.floats[0] + fastConvCoefficientOffset(g, maxChunk: scratch.maxChunk),
+                         global: global) { out, pre, stats in
+        _ = bf16ConvForward(out, x, w, b, preRelu: pre, scale: nil, shift: nil, postRelu: false, stats: stats,
+                            statScratch: scratch, n: n, g, threads: threads, scratch: bf16Scratch, maxChunk: maxChunk)
+    }
+    return true
 }

@@ -71,11 +71,12 @@ public final class Executor<T: BLASReal> {
     /// `setBuffer` writes the weights; those of training steps are recomputed every run. Caches
     /// and scratch are allocated by the first run that needs them.
     public var winograd: Bool? = nil
-    /// Whether the inference convolutions and dense layers (`conv2d`, `dense`, `fused`) run in
-    /// bf16 on AMX (BF16Conv.swift, `bf16ConvGeometry` says which): nil (the default) as the plan asks (`metadata.computeDType ==
-    /// "bf16"`, `fergc compile --compute bf16`), true for every inference plan, false never.
-    /// Only where the CPU has AMX (`bf16ComputeAvailable`); elsewhere, and for training plans,
-    /// f32. `computesInBF16` says what runs.
+    /// Whether convolutions run in bf16 on AMX (BF16Conv.swift, `bf16Role` says which: in
+    /// inference plans the convolutions and dense layers, in training plans the forward and the
+    /// input gradient of the fused convolutions, their weight gradients staying f32): nil (the
+    /// default) as the plan asks (`metadata.computeDType == "bf16"`: `fergc compile --compute
+    /// bf16`, a train block's `compute = bf16`), true always, false never. Only where the CPU
+    /// has AMX (`bf16ComputeAvailable`); elsewhere f32. `computesInBF16` says what runs.
     public var bf16: Bool? = nil
     /// Data parallelism (Shards.swift): when set, this executor's batch is one shard of a
     /// global batch. Batchnorm statistics and gradient sums are summed over the shards through
@@ -123,6 +124,7 @@ public final class Executor<T: BLASReal> {
     private var bf16Packed: [UnsafeMutablePointer<UInt16>?] = []
     private var bf16Stale: [Bool] = []
     private var bf16Weight: [Int] = []
+    private var bf16Roles: [BF16Role?] = []
     private var bf16Scratch: [UnsafeMutableRawPointer] = []
     private var bf16Threads = 0
     private var bf16Bytes = 0
@@ -326,6 +328,7 @@ public final class Executor<T: BLASReal> {
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
         bf16Active = fast && computesInBF16
         if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
+        if bf16Active && isTrainingPlan { markBF16WeightsStale() }
         global = shards.map { h in GlobalBatch(samples: h.globalBatch, sum: { [unowned h] in h.sumOverShards($0, count: $1) }) }
         for s in plan.steps.indices {
             let n = n * stepBatchFactor[s]
@@ -355,6 +358,7 @@ public final class Executor<T: BLASReal> {
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
         bf16Active = fast && computesInBF16
         if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
+        if bf16Active && isTrainingPlan { markBF16WeightsStale() }
         for s in range {
             if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
             if poisonFreedBuffers { poison(freedAfter[s]) }
@@ -584,17 +588,24 @@ public final class Executor<T: BLASReal> {
         max(workspaceElements(plan), 1) * MemoryLayout<T>.stride + scratchBytes + bf16Bytes
     }
 
-    /// Whether runs compute the inference convolutions in bf16 (the `bf16` setting, the plan's
-    /// request, an inference plan, the fast Float kernels, and AMX on this CPU).
+    /// Whether runs compute the convolutions `bf16Role` names in bf16 (the `bf16` setting or the
+    /// plan's request, the fast Float kernels, and AMX on this CPU).
     public var computesInBF16: Bool {
-        T.self == Float.self && fastKernels && plan.metadata.mode == "inference"
+        T.self == Float.self && fastKernels
             && (bf16 ?? (plan.metadata.computeDType == "bf16")) && bf16ComputeAvailable
+    }
+
+    /// A training plan's steps write its weights: the packed copies are redone every run.
+    private var isTrainingPlan: Bool { plan.metadata.mode != "inference" }
+
+    private func markBF16WeightsStale() {
+        for s in bf16Stale.indices { bf16Stale[s] = true }
     }
 
     private func freeBF16() {
         for p in bf16Packed { p?.deallocate() }
         for p in bf16Scratch { p.deallocate() }
-        bf16Packed = []; bf16Stale = []; bf16Weight = []; bf16Scratch = []
+        bf16Packed = []; bf16Stale = []; bf16Weight = []; bf16Roles = []; bf16Scratch = []
         bf16Threads = 0; bf16Bytes = 0
     }
 
@@ -605,12 +616,15 @@ public final class Executor<T: BLASReal> {
         let t = max(threads, 1)
         let need = bf16WorkspaceBytes(plan, threads: t, enabled: true)
         for step in plan.steps {
-            guard let g = bf16ConvGeometry(of: step.kernel) else {
-                bf16Packed.append(nil); bf16Weight.append(-1); continue
+            guard let role = bf16Role(of: step.kernel, mode: plan.metadata.mode, maxChunk: plan.maxBatch) else {
+                bf16Packed.append(nil); bf16Weight.append(-1); bf16Roles.append(nil); continue
             }
-            let p = UnsafeMutablePointer<UInt16>.allocate(capacity: bf16PackedWeightCount(g))
-            p.initialize(repeating: 0, count: bf16PackedWeightCount(g))
-            bf16Packed.append(p); bf16Weight.append(step.inputs[1])
+            let count = bf16PackedWeightCount(role.packedGeometry)
+            let p = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
+            p.initialize(repeating: 0, count: count)
+            let weightSlot: Int
+            if case .gradInput = role { weightSlot = 2 } else { weightSlot = 1 }
+            bf16Packed.append(p); bf16Weight.append(step.inputs[weightSlot]); bf16Roles.append(role)
         }
         bf16Stale = [Bool](repeating: true, count: plan.steps.count)
         bf16Scratch = (0..<t).map { _ in
@@ -624,24 +638,42 @@ public final class Executor<T: BLASReal> {
 
     /// Runs step s in bf16 when it is a bf16 step: true when it ran.
     private func runBF16Step(_ s: Int, n: Int) -> Bool {
+        guard s < bf16Packed.count, let packed = bf16Packed[s], let role = bf16Roles[s] else { return false }
         let step = plan.steps[s]
-        guard let g = bf16ConvGeometry(of: step.kernel), s < bf16Packed.count, let packed = bf16Packed[s] else { return false }
-        let i = step.inputs, o = step.outputs
+        let i = step.inputs, o = step.outputs, t = max(threads, 1)
         if bf16Stale[s] {
-            bf16PackWeights(packed, cf(i[1]), g)
+            switch role {
+            case .forward(let g): bf16PackWeights(packed, cf(bf16Weight[s]), g)
+            case .gradInput(let g, _, _): bf16PackFlippedWeights(packed, cf(bf16Weight[s]), g, threads: t)
+            }
             bf16Stale[s] = false
         }
-        let t = max(threads, 1), w = UnsafePointer(packed)
-        switch step.kernel {
-        case .conv2d(_, let bias), .dense(_, _, let bias):
+        let w = UnsafePointer(packed)
+        switch (step.kernel, role) {
+        case (.conv2d(_, let bias), .forward(let g)), (.dense(_, _, let bias), .forward(let g)):
             return bf16ConvForward(ff(o[0]), cf(i[0]), w, bias ? cf(i[2]) : nil, preRelu: false, scale: nil, shift: nil,
                                    postRelu: false, n: n, g, threads: t, scratch: bf16Scratch, maxChunk: plan.maxBatch)
-        case .fused(_, let e):
+        case (.fused(_, let e), .forward(let g)):
             let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
             return bf16FusedConvForward(ff(o[0]), cf(i[0]), w, e.bias ? cf(i[2]) : nil,
                                         gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
                                         runningMean: bn ? cf(i[k + 2]) : nil, runningVar: bn ? cf(i[k + 3]) : nil,
                                         n: n, g, e, threads: t, scratch: bf16Scratch, maxChunk: plan.maxBatch)
+        case (.fusedTrain(_, let e), .forward(let g)):
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            return bf16FusedConvTrainForward(ff(o[0]), bn ? ff(o[1]) : nil, bn ? ff(o[2]) : nil, bn ? ff(o[3]) : nil,
+                                             cf(i[0]), w, e.bias ? cf(i[2]) : nil,
+                                             gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
+                                             n: n, g, e, threads: t, scratch: scratch.unsafelyUnwrapped,
+                                             bf16Scratch: bf16Scratch, maxChunk: plan.maxBatch, global: global)
+        case (.fusedTrainGrad(_, let e, let inputGrad, let weightGrad), .gradInput(let g, let flipped, _)):
+            // dx on AMX; dw (and db, the batchnorm gradients) in f32, by Winograd where the plan
+            // computes this step's dw by Winograd.
+            let winoDW = winogradGeometry(step) != nil
+            fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
+                             gradInputFilters: nil, winogradWeightGrad: winoDW,
+                             bf16GradInput: BF16GradInput(flipped: flipped, weights: w, scratch: bf16Scratch))
+            return true
         default:
             return false
         }
@@ -710,7 +742,8 @@ public final class Executor<T: BLASReal> {
     /// The fast fused conv backward of `step` (slots `p`), dx by Winograd when
     /// `gradInputFilters` (`winogradGradInputFilterTransform` of the weights) is given.
     private func fastConvBackward(_ step: Step, n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, _ p: FusedGradSlots,
-                                  gradInputFilters: UnsafePointer<Float>?, winogradWeightGrad: Bool = false) {
+                                  gradInputFilters: UnsafePointer<Float>?, winogradWeightGrad: Bool = false,
+                                  bf16GradInput: BF16GradInput? = nil) {
         let i = step.inputs, o = step.outputs
         fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
                                    dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
@@ -719,7 +752,7 @@ public final class Executor<T: BLASReal> {
                                    mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
                                    n: n, g, e, threads: max(threads, 1), scratch: scratch.unsafelyUnwrapped,
                                    gradInputFilters: gradInputFilters, global: global,
-                                   winogradWeightGrad: winogradWeightGrad)
+                                   winogradWeightGrad: winogradWeightGrad, bf16GradInput: bf16GradInput)
     }
 
     private func runFastStep(_ s: Int, n: Int) -> Bool {

@@ -46,6 +46,10 @@ public func fastConvScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats:
     (coefficientOffset(g, maxChunk: maxChunk) + 3 * g.outChannels, 4 * g.outChannels)
 }
 
+/// Where a geometry's per-channel coefficients start in thread 0's scratch floats.
+@inline(__always)
+func fastConvCoefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int { coefficientOffset(g, maxChunk: maxChunk) }
+
 @inline(__always)
 private func coefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
     let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
@@ -57,6 +61,19 @@ private func coefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
 public func fastConvWinogradBackwardScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats: Int, doubles: Int) {
     let base = fastConvScratch(g, maxChunk: maxChunk)
     return (base.floats + winogradGradWeightScratch(g, samples: min(fastConvChunk(g), maxChunk)), base.doubles)
+}
+
+/// The bf16 input gradient of a backward (`BF16Role.gradInput`): the flipped geometry, its
+/// packed weights, and per thread a scratch of `bf16RoleScratchBytes` for the backward's chunks.
+public struct BF16GradInput {
+    public var flipped: ConvGeometry
+    public var weights: UnsafePointer<UInt16>
+    public var scratch: [UnsafeMutableRawPointer]
+    public init(flipped: ConvGeometry, weights: UnsafePointer<UInt16>, scratch: [UnsafeMutableRawPointer]) {
+        self.flipped = flipped
+        self.weights = weights
+        self.scratch = scratch
+    }
 }
 
 /// Per-thread scratch, owned by the executor.
@@ -300,8 +317,9 @@ public func fastFusedConvTrainBackward(
     n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, threads: Int, scratch: FastScratch,
     gradInputFilters: UnsafePointer<Float>? = nil,  // winogradGradInputFilterTransform(w): dx by Winograd
     global: GlobalBatch? = nil,                     // data parallelism: batchnorm sums over every shard
-    winogradWeightGrad: Bool = false                // dw by Winograd (a Winograd geometry; scratch per
+    winogradWeightGrad: Bool = false,               // dw by Winograd (a Winograd geometry; scratch per
                                                     // fastConvWinogradBackwardScratch)
+    bf16GradInput: BF16GradInput? = nil             // dx in bf16 on AMX (BF16Conv.swift)
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     let xStride = g.inChannels * g.inHeight * g.inWidth
@@ -388,7 +406,11 @@ public func fastFusedConvTrainBackward(
                     Float.gemm(transA: false, transB: true, m: O, n: K, k: ld, alpha: 1, a: dz, lda: ld,
                                b: col, ldb: ld, beta: s0 == range.lowerBound ? 0 : 1, c: dwT, ldc: K)
                 }
-                if let dx, let u = gradInputFilters, isWinogradGeometry(g),
+                if let dx, let bf = bf16GradInput,
+                   bf16GradInputChunk(dx + s0 * xStride, dz, ld: ld, samples: s1 - s0, g, bf.flipped, bf.weights,
+                                      scratch: bf.scratch[t]) {
+                    // dx from dz on AMX (the chunk's grid and products in this thread's bf16 scratch).
+                } else if let dx, let u = gradInputFilters, isWinogradGeometry(g),
                    winogradGradInputScratch(g, samples: s1 - s0) <= S * K * P {
                     // The im2col panel is free once dw has its product: Winograd's V and M go there.
                     winogradGradInputChunk(dx + s0 * xStride, dz, u, samples: s1 - s0, g, work: col)

@@ -71,6 +71,14 @@ public final class Trainer {
     /// What the trainer did about a frozen prefix (nil: the model has none).
     public private(set) var prefixCacheNote: String?
 
+    /// What the training step computes in, when the train block asks for bf16 (nil for f32).
+    public var computeNote: String? {
+        guard stepExecutor.plan.metadata.computeDType == "bf16" else { return nil }
+        return stepExecutor.computesInBF16
+            ? "compute: bf16 on AMX (convolution forwards and input gradients; weight gradients, batchnorm and updates in f32)"
+            : "compute: f32 (the train block asks for bf16; this CPU has no AMX)"
+    }
+
     public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }
     public var bestCheckpointPath: String { options.outDir + "/checkpoint-best.npz" }
     public var logPath: String { options.outDir + "/events.jsonl" }

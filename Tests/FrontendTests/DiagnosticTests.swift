@@ -378,7 +378,7 @@ final class DiagnosticTests: XCTestCase {
         expectError(header + "train {\n  loss = l\n  optimiser = adam(lr=1)\n}\n", 7, 3,
                     "unknown train setting 'optimiser' (did you mean 'optimizer'?)")
         expectError(header + "train {\n  colour = 3\n}\n", 6, 3,
-                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema)")
+                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, compute)")
     }
 
     func testTrainKeySetTwice() {

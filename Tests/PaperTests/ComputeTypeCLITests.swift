@@ -1,6 +1,7 @@
 // `fergc compile --compute bf16`: the flag on a graph and on an existing plan, what `inspect`
-// says, the refusals (an unknown type, a training plan), and that an ensemble of bf16 members
+// says, the refusal of an unknown type, training plans in bf16, and that an ensemble of bf16 members
 // stays bf16. Whether the executor then runs bf16 is BF16PlanTests' (PassesTests) business.
+import Runtime
 import XCTest
 
 final class ComputeTypeCLITests: XCTestCase {
@@ -63,12 +64,23 @@ final class ComputeTypeCLITests: XCTestCase {
         let bad = try fergc(["compile", "Models/tiny.graph", "--compute", "fp8", "-o", dir + "/x.plan"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("--compute expects f32 or bf16, got 'fp8'"), bad.stderr)
-        let train = try fergc(["compile", "Models/tiny.graph", "--train", "--compute", "bf16", "-o", dir + "/t.plan"])
-        XCTAssertEqual(train.status, 2)
-        XCTAssertTrue(train.stderr.contains("training plans compute in f32"), train.stderr)
+        let bad2 = try fergc(["compile", "Models/tiny.graph", "--train", "--compute", "f16", "-o", dir + "/t.plan"])
+        XCTAssertEqual(bad2.status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/t.plan"))
-        let bench = try fergc(["bench", "Models/tiny.graph", "--train", "--bf16", "--runs", "5", "--no-sgemm"])
-        XCTAssertEqual(bench.status, 2)
-        XCTAssertTrue(bench.stderr.contains("--bf16 times inference plans"), bench.stderr)
+    }
+
+    /// Training plans take bf16 too (the convolutions' forwards and input gradients): compile
+    /// --train --compute marks them, inspect and bench --train --bf16 say what runs.
+    func testTrainingPlansTakeBF16() throws {
+        let dir = temporaryDirectory("compute-train")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let c = try fergc(["compile", "Models/vgg_k_narrow.graph", "--train", "--compute", "bf16", "--batch", "8", "-o", dir + "/t.plan"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let i = try fergc(["inspect", dir + "/t.plan"])
+        XCTAssertEqual(i.status, 0, i.stderr)
+        XCTAssertTrue(i.stdout.contains("bf16"), i.stdout)
+        let b = try fergc(["bench", "Models/vgg_k_narrow.graph", "--train", "--bf16", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertTrue(b.stdout.contains(bf16ComputeAvailable ? "convolutions in bf16 (AMX)" : "asked bf16"), b.stdout)
     }
 }

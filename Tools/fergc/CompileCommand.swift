@@ -17,7 +17,7 @@ enum CompileCommand {
             OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
             OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name or a training checkpoint. Default: seeded initial values."),
             OptionSpec(name: "weights-dtype", kind: .value("f32|f16"), help: "How the plan file stores the weights: f32 (default) or f16 (IEEE half, half the size, widened to f32 when loaded; plan format 1.1)."),
-            OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What an inference plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX where the CPU has it; f32 elsewhere). Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
+            OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What the plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX where the CPU has it; f32 elsewhere). Inference plans: every convolution and dense layer of 16+ inputs; training plans (--train, or the train block's 'compute = bf16'): the convolutions' forwards and input gradients. Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
             OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
             OptionSpec(name: "batch", kind: .value("N"), help: "The largest batch the plan runs (default: 1 for inference, the model's batch for --train)."),
             OptionSpec(name: "summary", kind: .flag, help: "Print a Keras-like table: layer, op, output shape, params; then the memory plan."),
@@ -93,7 +93,6 @@ enum CompileCommand {
         case let other: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: spec.name)
         }
         if let c = a.value("compute") {
-            guard !train else { throw UsageError(message: "--compute bf16 is for inference plans; training plans compute in f32", command: spec.name) }
             compiled.plan = try withComputeType(compiled.plan, c)
         }
         if a.flag("time-passes") {
@@ -259,9 +258,6 @@ func halfWeights(_ plan: Plan, path: String) throws -> Plan {
 func withComputeType(_ plan: Plan, _ type: String) throws -> Plan {
     guard computeDTypes.contains(type) else {
         throw UsageError(message: "--compute expects \(computeDTypes.joined(separator: " or ")), got '\(type)'", command: "compile")
-    }
-    guard plan.metadata.mode == "inference" || type == "f32" else {
-        throw UsageError(message: "--compute bf16 is for inference plans; this is a \(plan.metadata.mode) plan", command: "compile")
     }
     var p = plan
     p.metadata.computeDType = type == "f32" ? nil : type

@@ -94,6 +94,7 @@ enum TrainCommand {
         let trainer = try Trainer(model: model, data: data, options: options)
         if let group { Console.out(TrainDistributed.describeExchange(group)) }
         if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
+        if let note = trainer.computeNote { Console.out(note + "\n") }
         if let w = a.value("init") {
             if options.resume {
                 Console.err("--init \(w) ignored: resuming from \(outDir)/checkpoint-last.npz\n")

@@ -153,12 +153,21 @@ uint16_t fk_bf16_round(float f);
 /// (Opad a multiple of 16 >= O, Cpad a multiple of 32 >= C).
 void fk_bf16_pack_conv_weights(uint16_t *dst, const float *w, int O, int C, int KH, int KW, int Opad, int Cpad);
 
-/// Pairs [pairBegin, pairEnd) of the padded grid of samples [0, S) of x (each C x H x W, xStride
-/// floats apart): dst[j][s*Hp*Wp + y*Wp + xx] = bf16(x[s][2j][y - padTop][xx - padLeft]) |
-/// bf16(x[s][2j+1][...]) << 16, zeros outside the input, for channels >= C, and from S*Hp*Wp to
-/// rowLen (rows rowLen dwords apart).
-void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W,
-                       int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd);
+/// The weights of the input gradient of a stride-1 convolution w (O, C, KH, KW), itself a
+/// convolution of the output gradient (O channels) into C channels with the kernel flipped:
+/// dst[KH*KW][Cpad][Opad] with dst[ky*KW + kx][c][o] = bf16(w[o][c][KH-1-ky][KW-1-kx]), zeros in
+/// the padding (Cpad a multiple of 16 >= C, Opad a multiple of 32 >= O). Channels [cBegin, cEnd)
+/// of Cpad only (threads split them).
+void fk_bf16_pack_conv_weights_flipped(uint16_t *dst, const float *w, int O, int C, int KH, int KW, int Cpad, int Opad,
+                                       int cBegin, int cEnd);
+
+/// Pairs [pairBegin, pairEnd) of the padded grid of samples [0, S) of x (sample s's channel c
+/// the H x W plane at x + s*xStride + c*channelStride, rows contiguous; channelStride = H*W for
+/// NCHW, the chunk width for a [C][S*H*W] panel): dst[j][s*Hp*Wp + y*Wp + xx] =
+/// bf16(x[s][2j][y - padTop][xx - padLeft]) | bf16(x[s][2j+1][...]) << 16, zeros outside the
+/// input, for channels >= C, and from S*Hp*Wp to rowLen (rows rowLen dwords apart).
+void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride, long channelStride, int S, int C,
+                       int H, int W, int Hp, int Wp, int padTop, int padLeft, int pairBegin, int pairEnd);
 
 /// acc[o][p] (rows ldacc apart), o in [oBegin, oEnd), p in [pBegin, pEnd), = the stride-1 convolution on the
 /// flattened grid: sum over ky < KH, kx < KW, c < Cpad of Wt[ky*KW + kx][o][c] * X(c, p + ky*Wp +
@@ -171,10 +180,12 @@ int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int
                 const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
 
 /// out (S, O, OH, OW), channels [oBegin, oEnd) = the epilogue of fk_conv_epilogue (bias, relu
-/// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart).
+/// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart);
+/// when `sum` is not null, sum[o] += the written values and sumsq[o] += their squares (double),
+/// for the batch statistics of a training forward.
 void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int S, int OH, int OW, int Hp, int Wp,
                            const float *bias, int preRelu, const float *scale, const float *shift, int postRelu,
-                           int oBegin, int oEnd);
+                           int oBegin, int oEnd, double *sum, double *sumsq);
 
 // Worker threads (pool.c).
 

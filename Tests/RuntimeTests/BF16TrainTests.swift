@@ -1,0 +1,223 @@
+// The training side of the bf16 path (BF16Conv.swift): the forward's batch statistics, and the
+// input gradient as the flipped convolution of the output gradient on AMX, each against an
+// independent reference in Double on the same bf16-rounded operands — the forward against the
+// naive convolution (and the statistics against sums of the outputs it wrote), the input
+// gradient against the naive seven-loop backward (scatter form, no flipping). The weight
+// gradient of a bf16 backward must be the f32 path's, bitwise: it stays f32. Skips without AMX.
+import XCTest
+import CKernels
+@testable import Runtime
+
+final class BF16TrainTests: RuntimeTestCase {
+    func requireAMX() throws {
+        guard bf16ComputeAvailable else { throw XCTSkip("this CPU has no AMX-BF16: bf16 training runs in f32 here") }
+    }
+
+    func geometry(_ c: Int, _ o: Int, _ h: Int, _ w: Int, k: Int = 3, pad: (Int, Int)? = nil) -> ConvGeometry {
+        let p = pad ?? (k / 2, k / 2)
+        return ConvGeometry(inChannels: c, inHeight: h, inWidth: w, outChannels: o, kernelHeight: k, kernelWidth: k,
+                            stride: 1, padTop: p.0, padLeft: p.1, outHeight: h + 2 * p.0 - k + 1,
+                            outWidth: w + 2 * p.1 - k + 1)
+    }
+
+    func rounded(_ v: [Float]) -> [Double] { v.map { Double(Float(bitPattern: UInt32(fk_bf16_round($0)) << 16)) } }
+
+    func floats(_ rng: inout TestRNG, _ count: Int) -> [Float] { rng.array(count, -1, 1).map(Float.init) }
+
+    func fastScratch(_ g: ConvGeometry, threads: Int, maxChunk: Int) -> FastScratch {
+        let need = fastConvScratch(g, maxChunk: maxChunk)
+        return FastScratch(floats: (0..<threads).map { _ in Buf<Float>(zeros: need.floats).p },
+                           doubles: (0..<threads).map { _ in Buf<Double>(zeros: need.doubles).p }, maxChunk: maxChunk)
+    }
+
+    func rawScratch(bytes: Int, threads: Int) -> [UnsafeMutableRawPointer] {
+        (0..<threads).map { _ in
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            p.initializeMemory(as: UInt8.self, repeating: 0xff, count: max(bytes, 64))  // garbage, not zeros
+            addTeardownBlock { p.deallocate() }
+            return p
+        }
+    }
+
+    func relativeError(_ a: [Float], _ b: [Double]) -> Double {
+        var worst = 0.0, scale = 0.0
+        for (u, v) in zip(a, b) {
+            let e = abs(Double(u) - v)
+            worst = e.isNaN ? .infinity : max(worst, e)
+            scale = max(scale, abs(v))
+        }
+        return worst / max(scale, 1e-30)
+    }
+
+    /// dx[s][c][ih][iw] = sum of dy[s][o][oh][ow] * w[o][c][kh][kw] over ih = oh - padTop + kh,
+    /// iw = ow - padLeft + kw: the backward of the convolution as written, in Double.
+    func naiveGradInput(_ dy: [Double], _ w: [Double], n: Int, _ g: ConvGeometry) -> [Double] {
+        var dx = [Double](repeating: 0, count: n * g.inChannels * g.inHeight * g.inWidth)
+        for s in 0..<n {
+            for o in 0..<g.outChannels {
+                for oh in 0..<g.outHeight {
+                    for ow in 0..<g.outWidth {
+                        let d = dy[((s * g.outChannels + o) * g.outHeight + oh) * g.outWidth + ow]
+                        for c in 0..<g.inChannels {
+                            for kh in 0..<g.kernelHeight {
+                                let ih = oh - g.padTop + kh
+                                if ih < 0 || ih >= g.inHeight { continue }
+                                for kw in 0..<g.kernelWidth {
+                                    let iw = ow - g.padLeft + kw
+                                    if iw < 0 || iw >= g.inWidth { continue }
+                                    dx[((s * g.inChannels + c) * g.inHeight + ih) * g.inWidth + iw] +=
+                                        d * w[((o * g.inChannels + c) * g.kernelHeight + kh) * g.kernelWidth + kw]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+
+    // MARK: - Geometry
+
+    func testFlippedGeometryReadsTheOutputGradientBack() {
+        let same = geometry(32, 64, 12, 10)
+        let f = bf16FlippedGeometry(same)!
+        XCTAssertEqual([f.inChannels, f.outChannels, f.inHeight, f.inWidth, f.outHeight, f.outWidth, f.padTop, f.padLeft],
+                       [64, 32, 12, 10, 12, 10, 1, 1])
+        let valid = geometry(16, 16, 9, 8, k: 3, pad: (0, 0))
+        let v = bf16FlippedGeometry(valid)!
+        XCTAssertEqual([v.inHeight, v.inWidth, v.outHeight, v.outWidth, v.padTop, v.padLeft], [7, 6, 9, 8, 2, 2])
+        var strided = same
+        strided.stride = 2
+        XCTAssertNil(bf16FlippedGeometry(strided))
+        // Roles: forward for 16+ input channels, input gradient for 16+ output channels.
+        let e = FusedEpilogue(bias: true, relu: true, batchnorm: .none, epsilon: 1e-3)
+        XCTAssertEqual(bf16Role(of: .fusedTrain(.conv2d(same), e), mode: "training", maxChunk: 8), .forward(same))
+        XCTAssertNil(bf16Role(of: .fusedTrain(.conv2d(geometry(3, 64, 12, 10)), e), mode: "training", maxChunk: 8))
+        XCTAssertNil(bf16Role(of: .fusedTrainGrad(.conv2d(same), e, inputGrad: false, weightGrad: true),
+                              mode: "training", maxChunk: 8))
+        if case .gradInput(let g, let fl, let samples)? = bf16Role(of: .fusedTrainGrad(.conv2d(same), e, inputGrad: true,
+                                                                                         weightGrad: true),
+                                                                     mode: "training", maxChunk: 3) {
+            XCTAssertEqual(g, same); XCTAssertEqual(fl, f); XCTAssertEqual(samples, min(fastConvChunk(same), 3))
+        } else {
+            XCTFail("a fused backward with an input gradient of 64 channels is a bf16 input gradient")
+        }
+        XCTAssertNil(bf16Role(of: .fusedTrainGrad(.conv2d(geometry(32, 8, 12, 10)), e, inputGrad: true, weightGrad: true),
+                              mode: "training", maxChunk: 8))
+        // Inference plans keep the inference roles.
+        XCTAssertNil(bf16Role(of: .fusedTrain(.conv2d(same), e), mode: "inference", maxChunk: 8))
+    }
+
+    // MARK: - Forward statistics
+
+    func testForwardStatisticsAreTheSumsOfTheWrittenOutputs() throws {
+        try requireAMX()
+        var rng = TestRNG(seed: 11)
+        for (g, n, threads, chunk) in [(geometry(16, 24, 9, 7), 5, 2, 2), (geometry(40, 17, 6, 6), 3, 2, Int.max),
+                                       (geometry(16, 48, 12, 12), 1, 2, Int.max), (geometry(32, 32, 5, 5, k: 1), 4, 3, 1)] {
+            let x = floats(&rng, n * g.inChannels * g.inHeight * g.inWidth)
+            let w = floats(&rng, g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+            let b = floats(&rng, g.outChannels)
+            let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(g)))
+            let wb = Buf(w), xb = Buf(x), bb = Buf(b)
+            bf16PackWeights(packed.p, wb.c, g)
+            let O = g.outChannels, P = g.outHeight * g.outWidth
+            let y = Buf<Float>([Float](repeating: .nan, count: n * O * P))
+            let fs = fastScratch(g, threads: threads, maxChunk: chunk)
+            let sums = Buf<Double>([Double](repeating: .nan, count: 2 * O))
+            let ok = bf16ConvForward(y.p, xb.c, packed.c, bb.c, preRelu: true, scale: nil, shift: nil, postRelu: false,
+                                     stats: (sums.p, sums.p + O), statScratch: fs, n: n, g, threads: threads,
+                                     scratch: rawScratch(bytes: bf16ConvScratchBytes(g, maxChunk: chunk), threads: threads),
+                                     maxChunk: chunk)
+            XCTAssertTrue(ok)
+            // The outputs: relu(conv + b) of the rounded operands.
+            var want = [Double](repeating: 0, count: n * O * P)
+            let xd = rounded(x), wd = rounded(w)
+            xd.withUnsafeBufferPointer { xp in
+                wd.withUnsafeBufferPointer { wp in
+                    want.withUnsafeMutableBufferPointer { yp in
+                        conv2dForwardNaive(yp.baseAddress!, xp.baseAddress!, wp.baseAddress!, nil, n: n, g)
+                    }
+                }
+            }
+            want = want.enumerated().map { i, v in max(v + Double(b[(i / P) % O]), 0) }
+            let out = y.array
+            XCTAssertLessThan(relativeError(out, want), 1e-5, "\(g) n \(n) threads \(threads)")
+            // The statistics: of the f32 values written, per channel.
+            for o in 0..<O {
+                var s1 = 0.0, s2 = 0.0
+                for s in 0..<n { for p in 0..<P { let v = Double(out[(s * O + o) * P + p]); s1 += v; s2 += v * v } }
+                XCTAssertEqual(sums.p[o], s1, accuracy: 1e-9 * max(1, abs(s1)), "sum, channel \(o), \(g)")
+                XCTAssertEqual(sums.p[O + o], s2, accuracy: 1e-9 * max(1, s2), "sum of squares, channel \(o), \(g)")
+            }
+        }
+    }
+
+    // MARK: - Input gradient
+
+    /// The backward with dx in bf16 against the naive backward on rounded dy and w; dw and db
+    /// bitwise the f32 backward's.
+    func testGradInputMatchesTheNaiveBackwardAndLeavesTheWeightGradientF32() throws {
+        try requireAMX()
+        var rng = TestRNG(seed: 12)
+        let plain = FusedEpilogue(bias: true, relu: false, batchnorm: .none, epsilon: 0)
+        let cases: [(ConvGeometry, Int, Int, Int)] = [
+            (geometry(16, 32, 8, 8), 3, 2, Int.max),             // "same" 3x3
+            (geometry(5, 20, 7, 9), 4, 2, 1),                   // few input channels, O not a multiple of 32, chunks of 1
+            (geometry(24, 40, 6, 6, k: 5), 2, 1, Int.max),      // 5x5
+            (geometry(16, 16, 9, 8, k: 3, pad: (0, 0)), 3, 3, 2),  // "valid"
+            (geometry(18, 33, 5, 4, k: 3, pad: (2, 0)), 2, 2, Int.max),  // uneven padding
+            (geometry(32, 64, 4, 4, k: 1), 5, 2, 2),            // 1x1
+        ]
+        for (g, n, threads, chunk) in cases {
+            let O = g.outChannels, C = g.inChannels
+            let xCount = n * C * g.inHeight * g.inWidth, yCount = n * O * g.outHeight * g.outWidth
+            let wCount = O * C * g.kernelHeight * g.kernelWidth
+            let x = Buf(floats(&rng, xCount)), dy = Buf(floats(&rng, yCount)), w = Buf(floats(&rng, wCount))
+            guard let f = bf16FlippedGeometry(g) else { XCTFail("\(g) has a flipped geometry"); continue }
+            let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(f)))
+            bf16PackFlippedWeights(packed.p, w.c, g, threads: threads)
+            let role = BF16Role.gradInput(g, flipped: f, samples: max(1, min(fastConvChunk(g), chunk)))
+            let bfScratch = rawScratch(bytes: bf16RoleScratchBytes(role, maxChunk: chunk), threads: threads)
+            func backward(bf16: Bool) -> (dx: [Float], dw: [Float], db: [Float]) {
+                let dx = Buf<Float>([Float](repeating: .nan, count: xCount)), dw = Buf<Float>(zeros: wCount)
+                let db = Buf<Float>(zeros: O)
+                fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: db.p, dgamma: nil, dbeta: nil, dy: dy.c, x: x.c, w: w.c,
+                                           y: nil, bnInput: nil, gamma: nil, mean: nil, variance: nil, n: n, g, plain,
+                                           threads: threads, scratch: fastScratch(g, threads: threads, maxChunk: chunk),
+                                           bf16GradInput: bf16 ? BF16GradInput(flipped: f, weights: packed.c,
+                                                                               scratch: bfScratch) : nil)
+                return (dx.array, dw.array, db.array)
+            }
+            let amx = backward(bf16: true), f32 = backward(bf16: false)
+            let want = naiveGradInput(rounded(dy.array), rounded(w.array), n: n, g)
+            let err = relativeError(amx.dx, want)
+            XCTAssertLessThan(err, 1e-5, "dx of \(g), n \(n), threads \(threads), chunk \(chunk)")
+            XCTAssertNotEqual(amx.dx, f32.dx, "the bf16 dx is rounded, not the f32 one")
+            XCTAssertLessThan(relativeError(amx.dx, f32.dx.map(Double.init)), 2e-2, "close to f32, \(g)")
+            XCTAssertEqual(amx.dw, f32.dw, "dw stays f32, \(g)")
+            XCTAssertEqual(amx.db, f32.db, "db stays f32, \(g)")
+        }
+    }
+
+    func testFlippedPackingPutsEveryWeightWhereTheReferenceExpectsIt() {
+        var rng = TestRNG(seed: 13)
+        let g = geometry(5, 19, 4, 4, k: 3)
+        let w = floats(&rng, 19 * 5 * 9)
+        let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(bf16FlippedGeometry(g)!)))
+        let wb = Buf(w)
+        bf16PackFlippedWeights(packed.p, wb.c, g, threads: 2)
+        let cPad = 16, oPad = 32
+        XCTAssertEqual(packed.count, 9 * cPad * oPad)
+        for t in 0..<9 {
+            for c in 0..<cPad {
+                for o in 0..<oPad {
+                    let got = packed.p[(t * cPad + c) * oPad + o]
+                    let want: UInt16 = c < 5 && o < 19 ? fk_bf16_round(w[(o * 5 + c) * 9 + (8 - t)]) : 0
+                    XCTAssertEqual(got, want, "tap \(t) c \(c) o \(o)")
+                }
+            }
+        }
+    }
+}
