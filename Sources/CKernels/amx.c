@@ -32,15 +32,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #define FK_HAVE_AMX 1
-#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw")))
-#define AVX512 __attribute__((target("avx512f,avx512bw")))
+#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #endif
 
 static _Atomic int fk_amx_allowed = 1;
 
 void fk_allow_amx(int allowed) { fk_amx_allowed = allowed != 0; }
 
-/// 1 once the CPU has AMX-TILE, AMX-BF16 and AVX-512BW and Linux granted this process the tile
+/// 1 once the CPU has AMX-TILE, AMX-BF16 and AVX-512F/BW/VL and Linux granted this process the tile
 /// data state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA: without it the first tile
 /// instruction faults). Asked once; the grant holds for every thread of the process.
 static int fk_amx_cpu(void) {
@@ -51,7 +51,7 @@ static int fk_amx_cpu(void) {
         int ok = 0;
         if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
             const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
-            const int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1);  // avx512f, avx512bw
+            const int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // avx512f, bw, vl
             if (tile && bf16 && avx512) {
                 ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
             }
@@ -363,4 +363,181 @@ int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int
     (void)pBegin; (void)pEnd; (void)oBegin; (void)oEnd;
     return 0;
 #endif
+}
+
+// The weight gradient in bf16 (training with `compute = bf16`). Per tap t = ky*KW + kx,
+// dw[o][c][t] = sum over positions p of dz[o][p] * x_t[c][p], x_t the input shifted by the tap
+// (an im2col row). On AMX as C^T = A * B with A = the im2col rows in bf16 (rows t*Cpad + c,
+// positions along the row: a tile row is 32 consecutive positions) and B = dz transposed into
+// position pairs (row r holds positions 2r and 2r+1 of every output channel): tiles of 16 input
+// channels x 16 output channels accumulate over all positions, in f32.
+
+#ifdef FK_HAVE_AMX
+/// dst[i] = bf16(src[i]) for i < n, 16 at a time (the last masked).
+AVX512 static void fk_bf16_row_avx512(uint16_t *dst, const float *src, long n) {
+    for (long i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i r = fk_bf16_round16(_mm512_maskz_loadu_ps(m, src + i));
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(r));
+    }
+}
+#endif
+
+static void fk_bf16_row(uint16_t *dst, const float *src, long n) {
+#ifdef FK_HAVE_AMX
+    if (fk_amx_cpu()) { fk_bf16_row_avx512(dst, src, n); return; }
+#endif
+    for (long i = 0; i < n; i++) dst[i] = fk_bf16_round(src[i]);
+}
+
+void fk_bf16_im2col_rows(uint16_t *dst, long ldK, const float *x, long xStride, int S, int C, int H, int W, int KH,
+                         int KW, int padTop, int padLeft, int OH, int OW, int Cpad, int cBegin, int cEnd) {
+    const long P = (long)OH * OW, used = S * P;
+    for (int c = cBegin; c < cEnd; c++) {
+        for (int ky = 0; ky < KH; ky++) {
+            for (int kx = 0; kx < KW; kx++) {
+                uint16_t *row = dst + ((long)(ky * KW + kx) * Cpad + c) * ldK;
+                if (c >= C) { memset(row, 0, (size_t)ldK * 2); continue; }
+                // output columns [lo, hi) read input columns lo - padLeft + kx .. inside [0, W)
+                int lo = padLeft - kx, hi = W + padLeft - kx;
+                if (lo < 0) lo = 0;
+                if (hi > OW) hi = OW;
+                if (hi < lo) hi = lo;
+                for (int s = 0; s < S; s++) {
+                    const float *xc = x + s * xStride + (long)c * H * W;
+                    for (int oy = 0; oy < OH; oy++) {
+                        uint16_t *o = row + s * P + (long)oy * OW;
+                        const int iy = oy - padTop + ky;
+                        if (iy < 0 || iy >= H) { memset(o, 0, (size_t)OW * 2); continue; }
+                        if (lo > 0) memset(o, 0, (size_t)lo * 2);
+                        fk_bf16_row(o + lo, xc + (long)iy * W + (lo - padLeft + kx), hi - lo);
+                        if (hi < OW) memset(o + hi, 0, (size_t)(OW - hi) * 2);
+                    }
+                }
+                if (ldK > used) memset(row + used, 0, (size_t)(ldK - used) * 2);
+            }
+        }
+    }
+}
+
+#ifdef FK_HAVE_AMX
+/// Row o of fk_bf16_pair_rows_transposed: 32 positions at a time, paired and scattered down
+/// the column.
+AVX512 static void fk_pair_column_avx512(uint32_t *dst, long ldB, const float *src, long K, long Kpad) {
+    __m512i idx;
+    {
+        uint16_t ix[32];
+        for (int i = 0; i < 16; i++) { ix[2 * i] = (uint16_t)(4 * i); ix[2 * i + 1] = (uint16_t)(4 * i + 2); }
+        idx = _mm512_loadu_si512(ix);
+    }
+    __m512i vindex;
+    {
+        int32_t vi[16];
+        for (int i = 0; i < 16; i++) vi[i] = (int32_t)(i * ldB);
+        vindex = _mm512_loadu_si512(vi);
+    }
+    for (long p = 0; p < Kpad; p += 32) {
+        const long n = K - p;
+        const __mmask16 ma = n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+        const __mmask16 mb = n >= 32 ? (__mmask16)0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+        const __m512i a = fk_bf16_round16(_mm512_maskz_loadu_ps(ma, src + p));
+        const __m512i b = fk_bf16_round16(_mm512_maskz_loadu_ps(mb, src + p + 16));
+        // zero the lanes beyond K (the rounding of a masked zero is zero already)
+        const __m512i pairs = _mm512_permutex2var_epi16(a, idx, b);
+        const long rows = (Kpad - p) / 2 < 16 ? (Kpad - p) / 2 : 16;
+        const __mmask16 ms = rows >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rows) - 1);
+        _mm512_mask_i32scatter_epi32(dst + (p / 2) * ldB, ms, vindex, pairs, 4);
+    }
+}
+#endif
+
+void fk_bf16_pair_rows_transposed(uint32_t *dst, long ldB, const float *dz, long ld, int O, int Opad, long K, long Kpad,
+                                  int oBegin, int oEnd) {
+    for (int o = oBegin; o < oEnd; o++) {
+        if (o >= O) {
+            for (long r = 0; r < Kpad / 2; r++) dst[r * ldB + o] = 0;
+            continue;
+        }
+        const float *src = dz + (long)o * ld;
+#ifdef FK_HAVE_AMX
+        if (fk_amx_cpu() && ldB * 15 <= 0x7fffffff) { fk_pair_column_avx512(dst + o, ldB, src, K, Kpad); continue; }
+#endif
+        for (long r = 0; r < Kpad / 2; r++) {
+            const long p = 2 * r;
+            const uint32_t lo = p < K ? fk_bf16_round(src[p]) : 0u, hi = p + 1 < K ? fk_bf16_round(src[p + 1]) : 0u;
+            dst[r * ldB + o] = lo | hi << 16;
+        }
+    }
+    (void)Opad;
+}
+
+#ifdef FK_HAVE_AMX
+AMX static void fk_amx_weight_grad_tiles(float *acc, const uint16_t *A, long ldK, const uint32_t *B, long ldB, int taps,
+                                         int Cpad, int Opad, long Kpad, int accumulate) {
+    fk_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
+    _tile_loadconfig(&cfg);
+    const long strideA = ldK * 2, strideB = ldB * 4, strideC = (long)Opad * 4;
+    for (int t = 0; t < taps; t++) {
+        for (int cb = 0; cb < Cpad; cb += 32) {
+            const int twoC = Cpad - cb > 16;
+            const uint16_t *a0 = A + ((long)t * Cpad + cb) * ldK, *a1 = a0 + 16 * ldK;
+            for (int ob = 0; ob < Opad; ob += 32) {
+                const int twoO = Opad - ob > 16;
+                float *c00 = acc + ((long)t * Cpad + cb) * Opad + ob, *c10 = c00 + 16L * Opad;
+                if (accumulate) {
+                    _tile_loadd(0, c00, strideC);
+                    if (twoO) _tile_loadd(1, c00 + 16, strideC);
+                    if (twoC) { _tile_loadd(2, c10, strideC); if (twoO) _tile_loadd(3, c10 + 16, strideC); }
+                } else {
+                    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+                }
+                for (long k = 0; k < Kpad; k += 32) {
+                    const uint32_t *b0 = B + (k / 2) * ldB + ob;
+                    _tile_loadd(4, a0 + k, strideA);
+                    _tile_loadd(6, b0, strideB);
+                    _tile_dpbf16ps(0, 4, 6);
+                    if (twoO) { _tile_loadd(7, b0 + 16, strideB); _tile_dpbf16ps(1, 4, 7); }
+                    if (twoC) {
+                        _tile_loadd(5, a1 + k, strideA);
+                        _tile_dpbf16ps(2, 5, 6);
+                        if (twoO) _tile_dpbf16ps(3, 5, 7);
+                    }
+                }
+                _tile_stored(0, c00, strideC);
+                if (twoO) _tile_stored(1, c00 + 16, strideC);
+                if (twoC) { _tile_stored(2, c10, strideC); if (twoO) _tile_stored(3, c10 + 16, strideC); }
+            }
+        }
+    }
+    _tile_release();
+}
+#endif
+
+int fk_amx_weight_grad(float *acc, const uint16_t *A, long ldK, const uint32_t *B, long ldB, int taps, int Cpad, int Opad,
+                       long Kpad, int accumulate) {
+#ifdef FK_HAVE_AMX
+    if (!fk_amx_cpu() || (Cpad & 15) || (Opad & 15) || (Kpad & 31)) return 0;
+    fk_amx_weight_grad_tiles(acc, A, ldK, B, ldB, taps, Cpad, Opad, Kpad, accumulate);
+    return 1;
+#else
+    (void)acc; (void)A; (void)ldK; (void)B; (void)ldB; (void)taps; (void)Cpad; (void)Opad; (void)Kpad; (void)accumulate;
+    return 0;
+#endif
+}
+
+void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
+                              int oBegin, int oEnd) {
+    for (int o = oBegin; o < oEnd; o++) {
+        for (int c = 0; c < C; c++) {
+            for (int t = 0; t < taps; t++) {
+                const long at = ((long)t * Cpad + c) * Opad + o;
+                float s = parts[0][at];
+                for (int i = 1; i < T; i++) s += parts[i][at];
+                dw[((long)o * C + c) * taps + t] = s;
+            }
+        }
+    }
 }

@@ -108,9 +108,9 @@ public struct TrainingConfig: Hashable, Sendable {
     /// Decay of an exponential moving average of the weights and batchnorm statistics, kept by
     /// the trainer (0: none). Validation and the checkpoints' weights are the average.
     public var ema: Double = 0
-    /// What the training step's convolutions compute in: "f32", or "bf16" (forward and input
-    /// gradients on AMX with bf16 products and f32 sums, weight gradients, batchnorm and the
-    /// update in f32; f32 where the CPU has no AMX). The training plan carries it
+    /// What the training step's convolutions compute in: "f32", or "bf16" (their forwards, input
+    /// and weight gradients on AMX with bf16 products and f32 sums; the weights, batchnorm, the
+    /// loss and the update in f32; all f32 where the CPU has no AMX). The training plan carries it
     /// (`PlanMetadata.computeDType`); plans compiled for inference stay f32.
     public var compute = "f32"
 

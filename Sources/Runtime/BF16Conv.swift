@@ -8,6 +8,12 @@
 // flag. Everything else (the first convolution of a 1- or 3-channel image, strided
 // convolutions, pooling, softmax, preprocessing) stays f32.
 //
+// Training plans of a train block with `compute = bf16` (`bf16Role`): each fused stride-1
+// convolution's forward runs on the same kernel (its epilogue also sums the batch statistics),
+// its input gradient as the convolution of the output gradient by the flipped kernel, and its
+// weight gradient as bf16 im2col rows times the output gradient in pairs (`fk_amx_weight_grad`),
+// each in the f32 backward's chunks; weights, batchnorm and the updates stay f32.
+//
 // Why only AMX: on the Xeon this was measured on, AVX512_BF16's dot product (vdpbf16ps) does
 // half the f32 FMA's work per second (84-87 against 166-173 GFLOP/s on one core) and AMX 7-16
 // times it (1,180-2,730 GFLOP/s); Tools/bench/bf16_peak.c measures it, docs/performance.md has it.
@@ -50,16 +56,18 @@ public enum BF16Role: Equatable, Sendable {
     /// An inference convolution or dense layer, or the forward of a training convolution
     /// (`fusedTrain`): weights packed by `bf16PackWeights`.
     case forward(ConvGeometry)
-    /// The input gradient of a training convolution (`fusedTrainGrad` with an input gradient):
-    /// the convolution of the output gradient by the flipped kernel (`flipped`, weights packed
-    /// by `bf16PackFlippedWeights`), in chunks of `samples`; the weight gradient stays f32.
-    case gradInput(ConvGeometry, flipped: ConvGeometry, samples: Int)
+    /// The backward of a training convolution (`fusedTrainGrad`), in chunks of `samples`: its
+    /// input gradient when `flipped` is set (the convolution of the output gradient by the
+    /// flipped kernel, weights packed by `bf16PackFlippedWeights`), its weight gradient when
+    /// `weightGrad` (im2col rows and the output gradient in bf16, `fk_amx_weight_grad`). What
+    /// is not in bf16 (and the bias and batchnorm gradients) stays f32.
+    case backward(ConvGeometry, flipped: ConvGeometry?, weightGrad: Bool, samples: Int)
 
-    /// The geometry the packed weights and the grid are for.
-    public var packedGeometry: ConvGeometry {
+    /// The geometry the packed weights are for (nil: no packed weights).
+    public var packedGeometry: ConvGeometry? {
         switch self {
         case .forward(let g): return g
-        case .gradInput(_, let f, _): return f
+        case .backward(_, let f, _, _): return f
         }
     }
 }
@@ -79,17 +87,20 @@ public func bf16FlippedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
 
 /// The bf16 role of a step of a plan in `mode` ("inference" or "training"), or nil: in
 /// inference plans as `bf16ConvGeometry`; in training plans the forward of every fused
-/// training convolution of stride 1 with 16+ input channels, and the input gradient of every
-/// fused one whose output has 16+ channels (chunks of the f32 backward's `fastConvChunk`, at
-/// most `maxChunk` samples).
+/// training convolution of stride 1 with 16+ input channels, and the backward of every fused one
+/// of stride 1: its input gradient where the output has 16+ channels, its weight gradient where
+/// input and output have 16+ (chunks of the f32 backward's `fastConvChunk`, at most `maxChunk`
+/// samples).
 public func bf16Role(of kernel: Kernel, mode: String, maxChunk: Int) -> BF16Role? {
     if mode == "inference" { return bf16ConvGeometry(of: kernel).map { .forward($0) } }
     switch kernel {
     case .fusedTrain(.conv2d(let g), _):
         return g.stride == 1 && g.inChannels >= 16 ? .forward(g) : nil
-    case .fusedTrainGrad(.conv2d(let g), _, let inputGrad, _):
-        guard inputGrad, g.outChannels >= 16, let f = bf16FlippedGeometry(g) else { return nil }
-        return .gradInput(g, flipped: f, samples: max(1, min(fastConvChunk(g), maxChunk)))
+    case .fusedTrainGrad(.conv2d(let g), _, let inputGrad, let weightGrad):
+        let dx = inputGrad && g.outChannels >= 16 ? bf16FlippedGeometry(g) : nil
+        let dw = weightGrad && g.stride == 1 && g.inChannels >= 16 && g.outChannels >= 16
+        guard dx != nil || dw else { return nil }
+        return .backward(g, flipped: dx, weightGrad: dw, samples: max(1, min(fastConvChunk(g), maxChunk)))
     default:
         return nil
     }
@@ -131,13 +142,38 @@ public func bf16ConvScratchBytes(_ g: ConvGeometry, maxChunk: Int) -> Int {
     bf16ScratchParts(g, samples: max(1, min(bf16ConvChunk(g), maxChunk))).coefficients + 3 * g.outChannels * 4
 }
 
-/// Bytes of one thread's scratch for a step's role: a forward's (`bf16ConvScratchBytes`), or an
-/// input gradient's grid and products for one chunk of the f32 backward.
+/// Bytes of one thread's scratch for a step's role: a forward's (`bf16ConvScratchBytes`), or a
+/// backward's for one chunk of the f32 backward: the input gradient's grid and products, then
+/// (from `bf16WeightGradOffset`) the weight gradient's panels and partial sums.
 public func bf16RoleScratchBytes(_ role: BF16Role, maxChunk: Int) -> Int {
     switch role {
     case .forward(let g): return bf16ConvScratchBytes(g, maxChunk: maxChunk)
-    case .gradInput(_, let f, let samples): return bf16ScratchParts(f, samples: samples).coefficients
+    case .backward(let g, let f, let dw, let samples):
+        let dxBytes = bf16WeightGradOffset(f, samples: samples)
+        return dxBytes + (dw ? bf16WeightGradLayout(g, samples: samples).bytes : 0)
     }
+}
+
+/// Where the weight gradient's part of a backward's scratch starts: after the input gradient's.
+public func bf16WeightGradOffset(_ flipped: ConvGeometry?, samples: Int) -> Int {
+    flipped.map { roundUp(bf16ScratchParts($0, samples: samples).coefficients, 64) } ?? 0
+}
+
+/// The weight gradient's scratch for chunks of `samples` samples: the A panel (taps x Cpad rows
+/// of ldK bf16), the B panel (Kpad/2 rows of ldB dwords), the partial sums (taps x Cpad x Opad
+/// f32); byte offsets of B and the sums, and the total. Row lengths are an odd number of cache
+/// lines (rows a power of two lines apart share cache sets).
+func bf16WeightGradLayout(_ g: ConvGeometry, samples: Int)
+    -> (cPad: Int, oPad: Int, kPad: Int, ldK: Int, ldB: Int, b: Int, sums: Int, bytes: Int) {
+    let taps = g.kernelHeight * g.kernelWidth, cPad = roundUp(g.inChannels, 16), oPad = roundUp(g.outChannels, 16)
+    let kPad = roundUp(samples * g.outHeight * g.outWidth, 32)
+    var ldK = kPad
+    if (ldK / 32) % 2 == 0 { ldK += 32 }
+    var ldB = oPad
+    if (ldB / 16) % 2 == 0 { ldB += 16 }
+    let b = roundUp(taps * cPad * ldK * 2, 64)
+    let sums = b + roundUp(kPad / 2 * ldB * 4, 64)
+    return (cPad, oPad, kPad, ldK, ldB, b, sums, sums + taps * cPad * oPad * 4)
 }
 
 /// What an executor allocates for the bf16 path of a plan: per thread, the largest step's
@@ -151,7 +187,7 @@ public func bf16WorkspaceBytes(_ plan: Plan, threads: Int, enabled: Bool? = nil)
     for step in plan.steps {
         guard let role = bf16Role(of: step.kernel, mode: plan.metadata.mode, maxChunk: plan.maxBatch) else { continue }
         perThread = max(perThread, bf16RoleScratchBytes(role, maxChunk: plan.maxBatch))
-        weights += bf16PackedWeightCount(role.packedGeometry) * 2
+        weights += role.packedGeometry.map { bf16PackedWeightCount($0) * 2 } ?? 0
     }
     return (perThread, weights)
 }
@@ -183,7 +219,7 @@ public func bf16PackFlippedWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: 
 /// the flipped convolution (`bf16FlippedGeometry(g)`, weights by `bf16PackFlippedWeights`) of
 /// dz, the chunk's output gradient as the f32 backward holds it ([O][samples * OH * OW], rows
 /// `ld` apart); the products in bf16, the sums in f32. `scratch`: this thread's, of
-/// `bf16RoleScratchBytes(.gradInput(...))` bytes for at least `samples`. False (nothing
+/// `bf16RoleScratchBytes(.backward(...))` bytes for at least `samples`. False (nothing
 /// computed) where AMX is not available.
 public func bf16GradInputChunk(
     _ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, _ g: ConvGeometry,
@@ -333,4 +369,45 @@ public func bf16FusedConvTrainForward(
                             statScratch: scratch, n: n, g, threads: threads, scratch: bf16Scratch, maxChunk: maxChunk)
     }
     return true
+}
+
+/// The weight gradient of a chunk in bf16 on AMX: for samples [0, S) of x (the chunk's input)
+/// and dz (the chunk's output gradient as the f32 backward holds it: [O][S * OH * OW], rows `ld`
+/// apart), the partial sums at `scratch + bf16WeightGradLayout(g, samples:).sums` (this
+/// thread's) start from zero (`accumulate` false) or add. `layoutSamples`: the chunk size the
+/// scratch was laid out for (at least S). False where AMX is not available.
+public func bf16WeightGradChunk(
+    _ x: UnsafePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, layoutSamples: Int, _ g: ConvGeometry,
+    scratch: UnsafeMutableRawPointer, accumulate: Bool
+) -> Bool {
+    let l = bf16WeightGradLayout(g, samples: layoutSamples)
+    let A = scratch.assumingMemoryBound(to: UInt16.self)
+    let B = (scratch + l.b).assumingMemoryBound(to: UInt32.self)
+    let sums = (scratch + l.sums).assumingMemoryBound(to: Float.self)
+    let K = S * g.outHeight * g.outWidth, kPad = roundUp(K, 32)
+    fk_bf16_im2col_rows(A, l.ldK, x, g.inChannels * g.inHeight * g.inWidth, i32(S), i32(g.inChannels), i32(g.inHeight),
+                        i32(g.inWidth), i32(g.kernelHeight), i32(g.kernelWidth), i32(g.padTop), i32(g.padLeft),
+                        i32(g.outHeight), i32(g.outWidth), i32(l.cPad), 0, i32(l.cPad))
+    fk_bf16_pair_rows_transposed(B, l.ldB, dz, ld, i32(g.outChannels), i32(l.oPad), K, kPad, 0, i32(l.oPad))
+    return fk_amx_weight_grad(sums, A, l.ldK, B, l.ldB, i32(g.kernelHeight * g.kernelWidth), i32(l.cPad), i32(l.oPad),
+                              kPad, accumulate ? 1 : 0) != 0
+}
+
+/// dw (O, C, KH, KW) = the sum, in thread order, of the T threads' partial sums (scratch laid
+/// out for chunks of `layoutSamples`), output channels split over the threads.
+public func bf16WeightGradFold(_ dw: UnsafeMutablePointer<Float>, _ g: ConvGeometry, layoutSamples: Int,
+                               scratch: [UnsafeMutableRawPointer], offset: Int, threads T: Int) {
+    let l = bf16WeightGradLayout(g, samples: layoutSamples)
+    let parts: [UnsafePointer<Float>?] = (0..<T).map {
+        UnsafePointer((scratch[$0] + offset + l.sums).assumingMemoryBound(to: Float.self))
+    }
+    parts.withUnsafeBufferPointer { pp in
+        let T2 = max(1, min(T, g.outChannels))
+        parallelFor(T2) { t in
+            let r = splitRange(g.outChannels, parts: T2, t)
+            fk_bf16_weight_grad_fold(dw, pp.baseAddress, i32(T), i32(g.outChannels), i32(g.inChannels),
+                                     i32(g.kernelHeight * g.kernelWidth), i32(l.cPad), i32(l.oPad),
+                                     i32(r.lowerBound), i32(r.upperBound))
+        }
+    }
 }

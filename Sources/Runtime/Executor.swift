@@ -72,8 +72,8 @@ public final class Executor<T: BLASReal> {
     /// and scratch are allocated by the first run that needs them.
     public var winograd: Bool? = nil
     /// Whether convolutions run in bf16 on AMX (BF16Conv.swift, `bf16Role` says which: in
-    /// inference plans the convolutions and dense layers, in training plans the forward and the
-    /// input gradient of the fused convolutions, their weight gradients staying f32): nil (the
+    /// inference plans the convolutions and dense layers, in training plans the forward, input
+    /// and weight gradients of the fused convolutions): nil (the
     /// default) as the plan asks (`metadata.computeDType == "bf16"`: `fergc compile --compute
     /// bf16`, a train block's `compute = bf16`), true always, false never. Only where the CPU
     /// has AMX (`bf16ComputeAvailable`); elsewhere f32. `computesInBF16` says what runs.
@@ -619,12 +619,15 @@ public final class Executor<T: BLASReal> {
             guard let role = bf16Role(of: step.kernel, mode: plan.metadata.mode, maxChunk: plan.maxBatch) else {
                 bf16Packed.append(nil); bf16Weight.append(-1); bf16Roles.append(nil); continue
             }
-            let count = bf16PackedWeightCount(role.packedGeometry)
-            let p = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
-            p.initialize(repeating: 0, count: count)
             let weightSlot: Int
-            if case .gradInput = role { weightSlot = 2 } else { weightSlot = 1 }
-            bf16Packed.append(p); bf16Weight.append(step.inputs[weightSlot]); bf16Roles.append(role)
+            if case .backward = role { weightSlot = 2 } else { weightSlot = 1 }
+            bf16Packed.append(role.packedGeometry.map { g in
+                let count = bf16PackedWeightCount(g)
+                let p = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
+                p.initialize(repeating: 0, count: count)
+                return p
+            })
+            bf16Weight.append(step.inputs[weightSlot]); bf16Roles.append(role)
         }
         bf16Stale = [Bool](repeating: true, count: plan.steps.count)
         bf16Scratch = (0..<t).map { _ in
@@ -638,16 +641,28 @@ public final class Executor<T: BLASReal> {
 
     /// Runs step s in bf16 when it is a bf16 step: true when it ran.
     private func runBF16Step(_ s: Int, n: Int) -> Bool {
-        guard s < bf16Packed.count, let packed = bf16Packed[s], let role = bf16Roles[s] else { return false }
+        guard s < bf16Roles.count, let role = bf16Roles[s] else { return false }
         let step = plan.steps[s]
         let i = step.inputs, o = step.outputs, t = max(threads, 1)
-        if bf16Stale[s] {
+        let packed = bf16Packed[s]
+        if bf16Stale[s], let packed {
             switch role {
             case .forward(let g): bf16PackWeights(packed, cf(bf16Weight[s]), g)
-            case .gradInput(let g, _, _): bf16PackFlippedWeights(packed, cf(bf16Weight[s]), g, threads: t)
+            case .backward(let g, _, _, _): bf16PackFlippedWeights(packed, cf(bf16Weight[s]), g, threads: t)
             }
             bf16Stale[s] = false
         }
+        if case .backward(let g, let flipped, let weightGrad, let samples) = role,
+           case .fusedTrainGrad(_, let e, let inputGrad, let wantWeightGrad) = step.kernel {
+            // dx and/or dw on AMX; the rest (and db, the batchnorm gradients) in f32, dw by
+            // Winograd where it stays f32 and the plan computes this step's dw by Winograd.
+            fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: wantWeightGrad),
+                             gradInputFilters: nil, winogradWeightGrad: winogradGeometry(step) != nil,
+                             bf16: BF16Backward(flipped: flipped, weights: packed.map { UnsafePointer($0) },
+                                                weightGrad: weightGrad, samples: samples, scratch: bf16Scratch))
+            return true
+        }
+        guard let packed else { return false }
         let w = UnsafePointer(packed)
         switch (step.kernel, role) {
         case (.conv2d(_, let bias), .forward(let g)), (.dense(_, _, let bias), .forward(let g)):
@@ -666,14 +681,6 @@ public final class Executor<T: BLASReal> {
                                              gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
                                              n: n, g, e, threads: t, scratch: scratch.unsafelyUnwrapped,
                                              bf16Scratch: bf16Scratch, maxChunk: plan.maxBatch, global: global)
-        case (.fusedTrainGrad(_, let e, let inputGrad, let weightGrad), .gradInput(let g, let flipped, _)):
-            // dx on AMX; dw (and db, the batchnorm gradients) in f32, by Winograd where the plan
-            // computes this step's dw by Winograd.
-            let winoDW = winogradGeometry(step) != nil
-            fastConvBackward(step, n: n, g, e, FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad),
-                             gradInputFilters: nil, winogradWeightGrad: winoDW,
-                             bf16GradInput: BF16GradInput(flipped: flipped, weights: w, scratch: bf16Scratch))
-            return true
         default:
             return false
         }
@@ -743,7 +750,7 @@ public final class Executor<T: BLASReal> {
     /// `gradInputFilters` (`winogradGradInputFilterTransform` of the weights) is given.
     private func fastConvBackward(_ step: Step, n: Int, _ g: ConvGeometry, _ e: FusedEpilogue, _ p: FusedGradSlots,
                                   gradInputFilters: UnsafePointer<Float>?, winogradWeightGrad: Bool = false,
-                                  bf16GradInput: BF16GradInput? = nil) {
+                                  bf16: BF16Backward? = nil) {
         let i = step.inputs, o = step.outputs
         fastFusedConvTrainBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, db: p.db.map { ff(o[$0]) },
                                    dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
@@ -752,7 +759,7 @@ public final class Executor<T: BLASReal> {
                                    mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
                                    n: n, g, e, threads: max(threads, 1), scratch: scratch.unsafelyUnwrapped,
                                    gradInputFilters: gradInputFilters, global: global,
-                                   winogradWeightGrad: winogradWeightGrad, bf16GradInput: bf16GradInput)
+                                   winogradWeightGrad: winogradWeightGrad, bf16: bf16)
     }
 
     private func runFastStep(_ s: Int, n: Int) -> Bool {

@@ -63,15 +63,21 @@ public func fastConvWinogradBackwardScratch(_ g: ConvGeometry, maxChunk: Int = .
     return (base.floats + winogradGradWeightScratch(g, samples: min(fastConvChunk(g), maxChunk)), base.doubles)
 }
 
-/// The bf16 input gradient of a backward (`BF16Role.gradInput`): the flipped geometry, its
-/// packed weights, and per thread a scratch of `bf16RoleScratchBytes` for the backward's chunks.
-public struct BF16GradInput {
-    public var flipped: ConvGeometry
-    public var weights: UnsafePointer<UInt16>
+/// The bf16 parts of a backward (`BF16Role.backward`): the input gradient's flipped geometry and
+/// packed weights (nil: dx in f32), whether the weight gradient is bf16 too, and per thread a
+/// scratch of `bf16RoleScratchBytes` for chunks of `samples` (the f32 backward's chunk).
+public struct BF16Backward {
+    public var flipped: ConvGeometry?
+    public var weights: UnsafePointer<UInt16>?
+    public var weightGrad: Bool
+    public var samples: Int
     public var scratch: [UnsafeMutableRawPointer]
-    public init(flipped: ConvGeometry, weights: UnsafePointer<UInt16>, scratch: [UnsafeMutableRawPointer]) {
+    public init(flipped: ConvGeometry?, weights: UnsafePointer<UInt16>?, weightGrad: Bool, samples: Int,
+                scratch: [UnsafeMutableRawPointer]) {
         self.flipped = flipped
         self.weights = weights
+        self.weightGrad = weightGrad
+        self.samples = samples
         self.scratch = scratch
     }
 }
@@ -319,7 +325,7 @@ public func fastFusedConvTrainBackward(
     global: GlobalBatch? = nil,                     // data parallelism: batchnorm sums over every shard
     winogradWeightGrad: Bool = false,               // dw by Winograd (a Winograd geometry; scratch per
                                                     // fastConvWinogradBackwardScratch)
-    bf16GradInput: BF16GradInput? = nil             // dx in bf16 on AMX (BF16Conv.swift)
+    bf16: BF16Backward? = nil                       // dx and/or dw in bf16 on AMX (BF16Conv.swift)
 ) {
     let O = g.outChannels, P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     let xStride = g.inChannels * g.inHeight * g.inWidth
@@ -376,7 +382,9 @@ public func fastFusedConvTrainBackward(
     }
 
     // Pass 2: chunks.
-    let winoDW = winogradWeightGrad && dw != nil && isWinogradGeometry(g) && winogradWeightGradPays(g)
+    let bfDW = bf16?.weightGrad == true && dw != nil && bf16ComputeAvailable
+    let bfDWOffset = bf16WeightGradOffset(bf16?.flipped, samples: bf16?.samples ?? 1)
+    let winoDW = !bfDW && winogradWeightGrad && dw != nil && isWinogradGeometry(g) && winogradWeightGradPays(g)
     let duOffset = coefficientOffset(g, maxChunk: scratch.maxChunk) + 3 * O  // the Winograd dU partial
     withSingleThreadedBLAS(T) {
         parallelFor(T) { t in
@@ -398,7 +406,11 @@ public func fastFusedConvTrainBackward(
                                                  e.batchnorm == .afterRelu ? 1 : 0)
                     }
                 }
-                if winoDW {
+                if bfDW, let bf = bf16 {
+                    precondition(s1 - s0 <= bf.samples, "bf16 weight gradient: a chunk of \(s1 - s0) > \(bf.samples) samples")
+                    _ = bf16WeightGradChunk(x + s0 * xStride, dz, ld: ld, samples: s1 - s0, layoutSamples: bf.samples, g,
+                                            scratch: bf.scratch[t] + bfDWOffset, accumulate: s0 != range.lowerBound)
+                } else if winoDW {
                     winogradGradWeightChunk(du, accumulate: s0 != range.lowerBound, x + s0 * xStride, dz, samples: s1 - s0, g,
                                             work: du + 36 * O * g.inChannels)
                 } else if let dwT {
@@ -406,9 +418,8 @@ public func fastFusedConvTrainBackward(
                     Float.gemm(transA: false, transB: true, m: O, n: K, k: ld, alpha: 1, a: dz, lda: ld,
                                b: col, ldb: ld, beta: s0 == range.lowerBound ? 0 : 1, c: dwT, ldc: K)
                 }
-                if let dx, let bf = bf16GradInput,
-                   bf16GradInputChunk(dx + s0 * xStride, dz, ld: ld, samples: s1 - s0, g, bf.flipped, bf.weights,
-                                      scratch: bf.scratch[t]) {
+                if let dx, let bf = bf16, let flipped = bf.flipped, let w = bf.weights,
+                   bf16GradInputChunk(dx + s0 * xStride, dz, ld: ld, samples: s1 - s0, g, flipped, w, scratch: bf.scratch[t]) {
                     // dx from dz on AMX (the chunk's grid and products in this thread's bf16 scratch).
                 } else if let dx, let u = gradInputFilters, isWinogradGeometry(g),
                    winogradGradInputScratch(g, samples: s1 - s0) <= S * K * P {
@@ -428,7 +439,9 @@ public func fastFusedConvTrainBackward(
             }
         }
     }
-    if let dw, winoDW {
+    if let dw, bfDW, let bf = bf16 {
+        bf16WeightGradFold(dw, g, layoutSamples: bf.samples, scratch: bf.scratch, offset: bfDWOffset, threads: T)
+    } else if let dw, winoDW {
         // dw = G^T dU G over the threads' partials (in thread order), output channels split.
         let parts: [UnsafePointer<Float>?] = (0..<T).map { UnsafePointer(scratch.floats[$0] + duOffset) }
         parts.withUnsafeBufferPointer { pp in

@@ -1,9 +1,9 @@
-// The training side of the bf16 path (BF16Conv.swift): the forward's batch statistics, and the
-// input gradient as the flipped convolution of the output gradient on AMX, each against an
-// independent reference in Double on the same bf16-rounded operands — the forward against the
-// naive convolution (and the statistics against sums of the outputs it wrote), the input
-// gradient against the naive seven-loop backward (scatter form, no flipping). The weight
-// gradient of a bf16 backward must be the f32 path's, bitwise: it stays f32. Skips without AMX.
+// The training side of the bf16 path (BF16Conv.swift): the forward's batch statistics, the
+// input gradient as the flipped convolution of the output gradient, and the weight gradient
+// from bf16 im2col rows, on AMX, each against an independent reference in Double on the same
+// bf16-rounded operands — the forward against the naive convolution (and the statistics
+// against sums of the outputs it wrote), the gradients against the naive seven-loop backward
+// (scatter form, no flipping, no im2col). The bias gradient stays f32, bitwise. Skips without AMX.
 import XCTest
 import CKernels
 @testable import Runtime
@@ -94,17 +94,22 @@ final class BF16TrainTests: RuntimeTestCase {
         let e = FusedEpilogue(bias: true, relu: true, batchnorm: .none, epsilon: 1e-3)
         XCTAssertEqual(bf16Role(of: .fusedTrain(.conv2d(same), e), mode: "training", maxChunk: 8), .forward(same))
         XCTAssertNil(bf16Role(of: .fusedTrain(.conv2d(geometry(3, 64, 12, 10)), e), mode: "training", maxChunk: 8))
-        XCTAssertNil(bf16Role(of: .fusedTrainGrad(.conv2d(same), e, inputGrad: false, weightGrad: true),
-                              mode: "training", maxChunk: 8))
-        if case .gradInput(let g, let fl, let samples)? = bf16Role(of: .fusedTrainGrad(.conv2d(same), e, inputGrad: true,
-                                                                                         weightGrad: true),
-                                                                     mode: "training", maxChunk: 3) {
-            XCTAssertEqual(g, same); XCTAssertEqual(fl, f); XCTAssertEqual(samples, min(fastConvChunk(same), 3))
-        } else {
-            XCTFail("a fused backward with an input gradient of 64 channels is a bf16 input gradient")
-        }
+        XCTAssertEqual(bf16Role(of: .fusedTrainGrad(.conv2d(same), e, inputGrad: true, weightGrad: true), mode: "training",
+                                maxChunk: 3),
+                       .backward(same, flipped: f, weightGrad: true, samples: min(fastConvChunk(same), 3)))
+        // No input gradient wanted: the weight gradient alone.
+        XCTAssertEqual(bf16Role(of: .fusedTrainGrad(.conv2d(same), e, inputGrad: false, weightGrad: true), mode: "training",
+                                maxChunk: 3),
+                       .backward(same, flipped: nil, weightGrad: true, samples: min(fastConvChunk(same), 3)))
+        // Few output channels: neither (both products would be mostly padding).
         XCTAssertNil(bf16Role(of: .fusedTrainGrad(.conv2d(geometry(32, 8, 12, 10)), e, inputGrad: true, weightGrad: true),
                               mode: "training", maxChunk: 8))
+        // Few input channels: dx in bf16, dw in f32.
+        let narrow = geometry(3, 32, 12, 10)
+        XCTAssertEqual(bf16Role(of: .fusedTrainGrad(.conv2d(narrow), e, inputGrad: true, weightGrad: true), mode: "training",
+                                maxChunk: 8),
+                       .backward(narrow, flipped: bf16FlippedGeometry(narrow), weightGrad: false,
+                                 samples: min(fastConvChunk(narrow), 8)))
         // Inference plans keep the inference roles.
         XCTAssertNil(bf16Role(of: .fusedTrain(.conv2d(same), e), mode: "inference", maxChunk: 8))
     }
@@ -156,9 +161,36 @@ final class BF16TrainTests: RuntimeTestCase {
 
     // MARK: - Input gradient
 
-    /// The backward with dx in bf16 against the naive backward on rounded dy and w; dw and db
-    /// bitwise the f32 backward's.
-    func testGradInputMatchesTheNaiveBackwardAndLeavesTheWeightGradientF32() throws {
+    /// dw[o][c][kh][kw] = sum of dy[s][o][oh][ow] * x[s][c][oh - padTop + kh][ow - padLeft + kw], in Double.
+    func naiveGradWeight(_ dy: [Double], _ x: [Double], n: Int, _ g: ConvGeometry) -> [Double] {
+        var dw = [Double](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+        for s in 0..<n {
+            for o in 0..<g.outChannels {
+                for oh in 0..<g.outHeight {
+                    for ow in 0..<g.outWidth {
+                        let d = dy[((s * g.outChannels + o) * g.outHeight + oh) * g.outWidth + ow]
+                        for c in 0..<g.inChannels {
+                            for kh in 0..<g.kernelHeight {
+                                let ih = oh - g.padTop + kh
+                                if ih < 0 || ih >= g.inHeight { continue }
+                                for kw in 0..<g.kernelWidth {
+                                    let iw = ow - g.padLeft + kw
+                                    if iw < 0 || iw >= g.inWidth { continue }
+                                    dw[((o * g.inChannels + c) * g.kernelHeight + kh) * g.kernelWidth + kw] +=
+                                        d * x[((s * g.inChannels + c) * g.inHeight + ih) * g.inWidth + iw]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dw
+    }
+
+    /// The backward with dx and dw in bf16 against the naive backward on rounded operands; db
+    /// bitwise the f32 backward's; and each of dx and dw alone in bf16, the other then bitwise f32.
+    func testBackwardMatchesTheNaiveBackwardOnRoundedOperands() throws {
         try requireAMX()
         var rng = TestRNG(seed: 12)
         let plain = FusedEpilogue(bias: true, relu: false, batchnorm: .none, epsilon: 0)
@@ -178,26 +210,38 @@ final class BF16TrainTests: RuntimeTestCase {
             guard let f = bf16FlippedGeometry(g) else { XCTFail("\(g) has a flipped geometry"); continue }
             let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(f)))
             bf16PackFlippedWeights(packed.p, w.c, g, threads: threads)
-            let role = BF16Role.gradInput(g, flipped: f, samples: max(1, min(fastConvChunk(g), chunk)))
+            let samples = max(1, min(fastConvChunk(g), chunk))
+            let role = BF16Role.backward(g, flipped: f, weightGrad: true, samples: samples)
             let bfScratch = rawScratch(bytes: bf16RoleScratchBytes(role, maxChunk: chunk), threads: threads)
-            func backward(bf16: Bool) -> (dx: [Float], dw: [Float], db: [Float]) {
-                let dx = Buf<Float>([Float](repeating: .nan, count: xCount)), dw = Buf<Float>(zeros: wCount)
+            func backward(dx bfDX: Bool, dw bfDW: Bool) -> (dx: [Float], dw: [Float], db: [Float]) {
+                let dx = Buf<Float>([Float](repeating: .nan, count: xCount))
+                let dw = Buf<Float>([Float](repeating: .nan, count: wCount))
                 let db = Buf<Float>(zeros: O)
+                let bf = bfDX || bfDW ? BF16Backward(flipped: bfDX ? f : nil, weights: bfDX ? packed.c : nil, weightGrad: bfDW,
+                                                     samples: samples, scratch: bfScratch) : nil
                 fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: db.p, dgamma: nil, dbeta: nil, dy: dy.c, x: x.c, w: w.c,
                                            y: nil, bnInput: nil, gamma: nil, mean: nil, variance: nil, n: n, g, plain,
                                            threads: threads, scratch: fastScratch(g, threads: threads, maxChunk: chunk),
-                                           bf16GradInput: bf16 ? BF16GradInput(flipped: f, weights: packed.c,
-                                                                               scratch: bfScratch) : nil)
+                                           bf16: bf)
                 return (dx.array, dw.array, db.array)
             }
-            let amx = backward(bf16: true), f32 = backward(bf16: false)
-            let want = naiveGradInput(rounded(dy.array), rounded(w.array), n: n, g)
-            let err = relativeError(amx.dx, want)
-            XCTAssertLessThan(err, 1e-5, "dx of \(g), n \(n), threads \(threads), chunk \(chunk)")
+            let amx = backward(dx: true, dw: true), f32 = backward(dx: false, dw: false)
+            let label = "\(g), n \(n), threads \(threads), chunk \(chunk)"
+            let wantDX = naiveGradInput(rounded(dy.array), rounded(w.array), n: n, g)
+            XCTAssertLessThan(relativeError(amx.dx, wantDX), 1e-5, "dx of " + label)
+            let wantDW = naiveGradWeight(rounded(dy.array), rounded(x.array), n: n, g)
+            XCTAssertLessThan(relativeError(amx.dw, wantDW), 1e-5, "dw of " + label)
             XCTAssertNotEqual(amx.dx, f32.dx, "the bf16 dx is rounded, not the f32 one")
-            XCTAssertLessThan(relativeError(amx.dx, f32.dx.map(Double.init)), 2e-2, "close to f32, \(g)")
-            XCTAssertEqual(amx.dw, f32.dw, "dw stays f32, \(g)")
-            XCTAssertEqual(amx.db, f32.db, "db stays f32, \(g)")
+            XCTAssertNotEqual(amx.dw, f32.dw, "the bf16 dw is rounded, not the f32 one")
+            XCTAssertLessThan(relativeError(amx.dx, f32.dx.map(Double.init)), 2e-2, "dx close to f32, " + label)
+            XCTAssertLessThan(relativeError(amx.dw, f32.dw.map(Double.init)), 2e-2, "dw close to f32, " + label)
+            XCTAssertEqual(amx.db, f32.db, "db stays f32, " + label)
+            // One in bf16, the other f32 as without bf16.
+            let dxOnly = backward(dx: true, dw: false), dwOnly = backward(dx: false, dw: true)
+            XCTAssertEqual(dxOnly.dx, amx.dx, label)
+            XCTAssertEqual(dxOnly.dw, f32.dw, label)
+            XCTAssertEqual(dwOnly.dw, amx.dw, label)
+            XCTAssertEqual(dwOnly.dx, f32.dx, label)
         }
     }
 

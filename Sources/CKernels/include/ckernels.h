@@ -137,9 +137,10 @@ void fk_limit_simd(int level);
 /// (AVX2 + FMA), or NULL (none of these, or not x86-64).
 const char *fk_best_blas_core(void);
 
-// bf16 convolution products on AMX (amx.c), for inference plans compiled with --compute bf16.
+// bf16 convolution products on AMX (amx.c), for plans compiled with --compute bf16 (inference)
+// or trained with `compute = bf16` (training).
 
-/// 1 when this CPU has AMX-TILE, AMX-BF16 and AVX-512BW, Linux granted the process the tile
+/// 1 when this CPU has AMX-TILE, AMX-BF16 and AVX-512F/BW/VL, Linux granted the process the tile
 /// state, and fk_allow_amx has not turned it off; 0 otherwise (bf16 plans then run in f32).
 int fk_amx_available(void);
 
@@ -178,6 +179,31 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
 /// available.
 int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
                 const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
+
+/// The weight gradient's A panel (bf16 training): rows t*Cpad + c for c in [cBegin, cEnd), tap
+/// t = ky*KW + kx, each ldK bf16: position p = s*OH*OW + oy*OW + ox of the S samples of x
+/// (xStride apart) holds bf16(x[s][c][oy - padTop + ky][ox - padLeft + kx]) (0 outside the
+/// input); zeros from S*OH*OW to ldK and in rows c >= C. Stride 1.
+void fk_bf16_im2col_rows(uint16_t *dst, long ldK, const float *x, long xStride, int S, int C, int H, int W, int KH,
+                         int KW, int padTop, int padLeft, int OH, int OW, int Cpad, int cBegin, int cEnd);
+
+/// The weight gradient's B panel: dst[r*ldB + o] = bf16(dz[o][2r]) | bf16(dz[o][2r+1]) << 16
+/// (dz rows ld floats apart, positions < K; zeros beyond K and for o >= O), r < Kpad/2, for
+/// output channels [oBegin, oEnd) of Opad.
+void fk_bf16_pair_rows_transposed(uint32_t *dst, long ldB, const float *dz, long ld, int O, int Opad, long K, long Kpad,
+                                  int oBegin, int oEnd);
+
+/// acc[t][c][o] (Cpad x Opad f32 per tap) = (accumulate ? acc : 0) + sum over k < Kpad of
+/// A[t*Cpad + c][k] * B(k, o), A from fk_bf16_im2col_rows (rows ldK apart), B from
+/// fk_bf16_pair_rows_transposed (rows ldB dwords apart); bf16 products, f32 sums, on AMX.
+/// Needs Cpad, Opad multiples of 16 and Kpad of 32; returns 0 (nothing computed) without AMX.
+int fk_amx_weight_grad(float *acc, const uint16_t *A, long ldK, const uint32_t *B, long ldB, int taps, int Cpad, int Opad,
+                       long Kpad, int accumulate);
+
+/// dw[o][c][t] (O, C, taps) = the sum over the T partials of fk_amx_weight_grad's acc[t][c][o],
+/// in order 0..T-1, for output channels [oBegin, oEnd).
+void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
+                              int oBegin, int oEnd);
 
 /// out (S, O, OH, OW), channels [oBegin, oEnd) = the epilogue of fk_conv_epilogue (bias, relu
 /// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart);
