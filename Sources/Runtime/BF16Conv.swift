@@ -11,8 +11,9 @@
 // Training plans of a train block with `compute = bf16` (`bf16Role`): each fused stride-1
 // convolution's forward runs on the same kernel (its epilogue also sums the batch statistics),
 // its input gradient as the convolution of the output gradient by the flipped kernel, and its
-// weight gradient as bf16 im2col rows times the output gradient in pairs (`fk_amx_weight_grad`),
-// each in the f32 backward's chunks; weights, batchnorm and the updates stay f32.
+// weight gradient as the padded input times the output gradient in pairs (`fk_amx_weight_grad`),
+// each in the f32 backward's chunks (the weight gradient on the forward's padded grid: the input
+// rounded once per chunk); weights, batchnorm and the updates stay f32.
 //
 // Why only AMX: on the Xeon this was measured on, AVX512_BF16's dot product (vdpbf16ps) does
 // half the f32 FMA's work per second (84-87 against 166-173 GFLOP/s on one core) and AMX 7-16
@@ -59,7 +60,7 @@ public enum BF16Role: Equatable, Sendable {
     /// The backward of a training convolution (`fusedTrainGrad`), in chunks of `samples`: its
     /// input gradient when `flipped` is set (the convolution of the output gradient by the
     /// flipped kernel, weights packed by `bf16PackFlippedWeights`), its weight gradient when
-    /// `weightGrad` (im2col rows and the output gradient in bf16, `fk_amx_weight_grad`). What
+    /// `weightGrad` (the padded input and the output gradient in bf16, `fk_amx_weight_grad`). What
     /// is not in bf16 (and the bias and batchnorm gradients) stays f32.
     case backward(ConvGeometry, flipped: ConvGeometry?, weightGrad: Bool, samples: Int)
 
@@ -159,21 +160,23 @@ public func bf16WeightGradOffset(_ flipped: ConvGeometry?, samples: Int) -> Int 
     flipped.map { roundUp(bf16ScratchParts($0, samples: samples).coefficients, 64) } ?? 0
 }
 
-/// The weight gradient's scratch for chunks of `samples` samples: the A panel (taps x Cpad rows
-/// of ldK bf16), the B panel (Kpad/2 rows of ldB dwords), the partial sums (taps x Cpad x Opad
-/// f32); byte offsets of B and the sums, and the total. Row lengths are an odd number of cache
-/// lines (rows a power of two lines apart share cache sets).
+/// The weight gradient's scratch for chunks of `samples` samples: the A panel (the padded grid,
+/// Cpad rows of rowLen bf16), the B panel (Kpad/2 rows of ldB dwords), the partial sums (taps x
+/// Cpad x Opad f32), the transposition's work row (Kpad f32); byte offsets and the total. Row
+/// lengths are an odd number of cache lines (rows a power of two lines apart share cache sets).
 func bf16WeightGradLayout(_ g: ConvGeometry, samples: Int)
-    -> (cPad: Int, oPad: Int, kPad: Int, ldK: Int, ldB: Int, b: Int, sums: Int, bytes: Int) {
+    -> (cPad: Int, oPad: Int, kPad: Int, rowLen: Int, ldB: Int, b: Int, sums: Int, work: Int, bytes: Int) {
+    let (hp, wp) = grid(g)
     let taps = g.kernelHeight * g.kernelWidth, cPad = roundUp(g.inChannels, 16), oPad = roundUp(g.outChannels, 16)
-    let kPad = roundUp(samples * g.outHeight * g.outWidth, 32)
-    var ldK = kPad
-    if (ldK / 32) % 2 == 0 { ldK += 32 }
+    let kPad = roundUp(samples * hp * wp, 32)
+    var rowLen = roundUp(kPad + (g.kernelHeight - 1) * wp + g.kernelWidth + 32, 32)
+    if (rowLen / 32) % 2 == 0 { rowLen += 32 }
     var ldB = oPad
     if (ldB / 16) % 2 == 0 { ldB += 16 }
-    let b = roundUp(taps * cPad * ldK * 2, 64)
+    let b = roundUp(cPad * rowLen * 2, 64)
     let sums = b + roundUp(kPad / 2 * ldB * 4, 64)
-    return (cPad, oPad, kPad, ldK, ldB, b, sums, sums + taps * cPad * oPad * 4)
+    let work = sums + roundUp(taps * cPad * oPad * 4, 64)
+    return (cPad, oPad, kPad, rowLen, ldB, b, sums, work, work + kPad * 4)
 }
 
 /// What an executor allocates for the bf16 path of a plan: per thread, the largest step's
@@ -380,17 +383,18 @@ public func bf16WeightGradChunk(
     _ x: UnsafePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, layoutSamples: Int, _ g: ConvGeometry,
     scratch: UnsafeMutableRawPointer, accumulate: Bool
 ) -> Bool {
-    let l = bf16WeightGradLayout(g, samples: layoutSamples)
+    let l = bf16WeightGradLayout(g, samples: layoutSamples), (hp, wp) = grid(g)
     let A = scratch.assumingMemoryBound(to: UInt16.self)
     let B = (scratch + l.b).assumingMemoryBound(to: UInt32.self)
     let sums = (scratch + l.sums).assumingMemoryBound(to: Float.self)
-    let K = S * g.outHeight * g.outWidth, kPad = roundUp(K, 32)
-    fk_bf16_im2col_rows(A, l.ldK, x, g.inChannels * g.inHeight * g.inWidth, i32(S), i32(g.inChannels), i32(g.inHeight),
-                        i32(g.inWidth), i32(g.kernelHeight), i32(g.kernelWidth), i32(g.padTop), i32(g.padLeft),
-                        i32(g.outHeight), i32(g.outWidth), i32(l.cPad), 0, i32(l.cPad))
-    fk_bf16_pair_rows_transposed(B, l.ldB, dz, ld, i32(g.outChannels), i32(l.oPad), K, kPad, 0, i32(l.oPad))
-    return fk_amx_weight_grad(sums, A, l.ldK, B, l.ldB, i32(g.kernelHeight * g.kernelWidth), i32(l.cPad), i32(l.oPad),
-                              kPad, accumulate ? 1 : 0) != 0
+    let work = (scratch + l.work).assumingMemoryBound(to: Float.self)
+    let kPad = roundUp(S * hp * wp, 32)
+    fk_bf16_pad_rows(A, l.rowLen, x, g.inChannels * g.inHeight * g.inWidth, i32(S), i32(g.inChannels), i32(g.inHeight),
+                     i32(g.inWidth), i32(hp), i32(wp), i32(g.padTop), i32(g.padLeft), 0, i32(l.cPad))
+    fk_bf16_grid_pairs_transposed(B, l.ldB, work, dz, ld, i32(g.outChannels), i32(S), i32(g.outHeight), i32(g.outWidth),
+                                  i32(hp), i32(wp), kPad, 0, i32(l.oPad))
+    return fk_amx_weight_grad(sums, A, l.rowLen, B, l.ldB, i32(g.kernelHeight), i32(g.kernelWidth), i32(wp), i32(l.cPad),
+                              i32(l.oPad), kPad, accumulate ? 1 : 0) != 0
 }
 
 /// dw (O, C, KH, KW) = the sum, in thread order, of the T threads' partial sums (scratch laid

@@ -180,25 +180,27 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
 int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
                 const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
 
-/// The weight gradient's A panel (bf16 training): rows t*Cpad + c for c in [cBegin, cEnd), tap
-/// t = ky*KW + kx, each ldK bf16: position p = s*OH*OW + oy*OW + ox of the S samples of x
-/// (xStride apart) holds bf16(x[s][c][oy - padTop + ky][ox - padLeft + kx]) (0 outside the
-/// input); zeros from S*OH*OW to ldK and in rows c >= C. Stride 1.
-void fk_bf16_im2col_rows(uint16_t *dst, long ldK, const float *x, long xStride, int S, int C, int H, int W, int KH,
-                         int KW, int padTop, int padLeft, int OH, int OW, int Cpad, int cBegin, int cEnd);
+/// The weight gradient's A panel (bf16 training): channels [cBegin, cEnd) of the padded grid of
+/// samples [0, S) of x (each C x H x W, xStride floats apart), one channel per row of rowLen
+/// bf16: dst[c][s*Hp*Wp + y*Wp + xx] = bf16(x[s][c][y - padTop][xx - padLeft]), zeros outside
+/// the input, in rows c >= C and from S*Hp*Wp to rowLen.
+void fk_bf16_pad_rows(uint16_t *dst, long rowLen, const float *x, long xStride, int S, int C, int H, int W, int Hp,
+                      int Wp, int padTop, int padLeft, int cBegin, int cEnd);
 
-/// The weight gradient's B panel: dst[r*ldB + o] = bf16(dz[o][2r]) | bf16(dz[o][2r+1]) << 16
-/// (dz rows ld floats apart, positions < K; zeros beyond K and for o >= O), r < Kpad/2, for
-/// output channels [oBegin, oEnd) of Opad.
-void fk_bf16_pair_rows_transposed(uint32_t *dst, long ldB, const float *dz, long ld, int O, int Opad, long K, long Kpad,
-                                  int oBegin, int oEnd);
+/// The weight gradient's B panel: the output gradient dz ([O][S*OH*OW], rows ld floats apart)
+/// placed on the grid (position s*Hp*Wp + y*Wp + xx; zeros where y >= OH or xx >= OW and from
+/// S*Hp*Wp to Kpad), in position pairs: dst[r*ldB + o] = bf16(g[o][2r]) | bf16(g[o][2r+1]) << 16,
+/// r < Kpad/2, zeros for o >= O; output channels [oBegin, oEnd). work: Kpad floats.
+void fk_bf16_grid_pairs_transposed(uint32_t *dst, long ldB, float *work, const float *dz, long ld, int O, int S, int OH,
+                                   int OW, int Hp, int Wp, long Kpad, int oBegin, int oEnd);
 
-/// acc[t][c][o] (Cpad x Opad f32 per tap) = (accumulate ? acc : 0) + sum over k < Kpad of
-/// A[t*Cpad + c][k] * B(k, o), A from fk_bf16_im2col_rows (rows ldK apart), B from
-/// fk_bf16_pair_rows_transposed (rows ldB dwords apart); bf16 products, f32 sums, on AMX.
-/// Needs Cpad, Opad multiples of 16 and Kpad of 32; returns 0 (nothing computed) without AMX.
-int fk_amx_weight_grad(float *acc, const uint16_t *A, long ldK, const uint32_t *B, long ldB, int taps, int Cpad, int Opad,
-                       long Kpad, int accumulate);
+/// acc[t][c][o] (Cpad x Opad f32 per tap t = ky*KW + kx) = (accumulate ? acc : 0) + the sum over
+/// grid positions k < Kpad of A[c][k + ky*Wp + kx] * B(k, o), A from fk_bf16_pad_rows (rows
+/// rowLen bf16 apart, at least Kpad + (KH-1)*Wp + KW - 1 long), B from
+/// fk_bf16_grid_pairs_transposed (rows ldB dwords apart); bf16 products, f32 sums, on AMX. Needs
+/// Cpad, Opad multiples of 16 and Kpad of 32; returns 0 (nothing computed) without AMX.
+int fk_amx_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW, int Wp,
+                       int Cpad, int Opad, long Kpad, int accumulate);
 
 /// dw[o][c][t] (O, C, taps) = the sum over the T partials of fk_amx_weight_grad's acc[t][c][o],
 /// in order 0..T-1, for output channels [oBegin, oEnd).
