@@ -23,28 +23,45 @@ final class PreprocessCLITests: XCTestCase {
         XCTAssertTrue(try fergc(["data", "--help"]).stdout.contains("data preprocess"))
     }
 
-    /// The study's files are what the committed script makes from vgg_scratch_fast.graph.
-    func testStudyFilesMatchTheirGenerator() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-study-\(UUID().uuidString)")
+    /// The files of `Models/<folder>` are what its committed generate.sh makes (and `count` of them).
+    func checkGeneratedFiles(_ folder: String, count: Int) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-gen-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = [repoRoot.appendingPathComponent("Models/study/generate.sh").path]
+        p.arguments = [repoRoot.appendingPathComponent("Models/\(folder)/generate.sh").path]
         p.environment = ["OUT": dir.path, "PATH": "/usr/bin:/bin"]
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0)
         let made = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".graph") }.sorted()
-        let committed = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("Models/study").path)
+        let committed = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("Models/\(folder)").path)
             .filter { $0.hasSuffix(".graph") }.sorted()
-        XCTAssertEqual(made.count, 19)
+        XCTAssertEqual(made.count, count)
         XCTAssertEqual(made, committed)
         for name in made {
             XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent(name)),
-                           try Data(contentsOf: repoRoot.appendingPathComponent("Models/study/\(name)")), name)
+                           try Data(contentsOf: repoRoot.appendingPathComponent("Models/\(folder)/\(name)")), name)
         }
+    }
+
+    /// The study's files are what the committed script makes from vgg_scratch_fast.graph.
+    func testStudyFilesMatchTheirGenerator() throws {
+        try checkGeneratedFiles("study", count: 19)
+    }
+
+    /// The issue-13 proxies: what their script makes from vgg_k_narrow.graph and vgg_k.graph, each
+    /// a valid training model whose train block differs as the script says.
+    func testProxyFilesMatchTheirGenerator() throws {
+        try checkGeneratedFiles("proxy", count: 6)
+        let r = try fergc(["compile", "Models/proxy/narrow_adam.graph", "--train", "--batch", "2", "--no-probe", "--emit", "ir"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let text = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_adam.graph").path, encoding: .utf8)
+        XCTAssertTrue(text.contains("optimizer = adam(lr=1e-3)") && text.contains("compute = bf16") && text.contains("epochs = 10"))
+        let f32 = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_f32.graph").path, encoding: .utf8)
+        XCTAssertFalse(f32.contains("compute ="))
     }
 
     func testSummaryNamesTheTechnique() throws {
