@@ -22,9 +22,10 @@
 # batch 1 against ONNX Runtime, interleaved (Tools/bench/latency_pairs.py), on the machine as it
 # is and with one busy loop running (the contention case). Then the peak resident memory of a
 # training run at batch 128 against a PyTorch loop. Where the CPU has AMX, each round also times
-# the inference with the convolutions and dense layers in bf16 (`fergc bench --bf16`, what a
-# plan compiled with --compute bf16 runs; ORT stays f32), and the batch-1 pairs run once more
-# with it; the ratios say which figure they use.
+# the training step and the inference with the convolutions in bf16 (`fergc bench --bf16`: what
+# a train block's `compute = bf16` and a plan compiled with --compute bf16 run; the peers stay
+# f32), the pretrained model's cached step too, and the batch-1 pairs run once more with it;
+# the ratios say which figure they use.
 # Run nothing else meanwhile: the machine has two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -66,7 +67,7 @@ field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 median() { python3 -c "import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(round(statistics.median(v), 3) if v else '')" "$@"; }
 
 # Per-round figures: F_TRAIN, F_INFER, F_LAT (fergc); P_<fw>_<what> (peers), space-separated lists.
-F_TRAIN=""; F_INFER=""; F_LAT=""; B_INFER=""; B_LAT=""
+F_TRAIN=""; F_INFER=""; F_LAT=""; B_TRAIN=""; B_INFER=""; B_LAT=""
 BF16=0
 $FERGC bench Models/tiny.graph --infer --batch 1 --runs 5 --warmup 0 --no-sgemm --bf16 --json 2>/dev/null \
     | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin).get('compute','').startswith('bf16') else 1)" && BF16=1
@@ -81,11 +82,12 @@ for r in $(seq 1 "$ROUNDS"); do
     F_TRAIN+="$t "; F_INFER+="$i "; F_LAT+="$l "
     printf "fergc    train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms (mean)\n" "$t" "$i" "$l"
     if [ $BF16 = 1 ]; then
+        bt=$($FERGC bench "$MODEL" --train --batch 128 --warmup 2 --runs 5 --no-sgemm --bf16 --json | field img_per_s)
         bi=$($FERGC bench "$MODEL" --infer --batch 128 --warmup 3 --runs 15 --no-sgemm --bf16 --json | field img_per_s)
         bl=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --bf16 --json \
             | python3 -c "import json,sys,statistics as s; print(round(s.mean(json.load(sys.stdin)['runs_ms']), 3))")
-        B_INFER+="$bi "; B_LAT+="$bl "
-        printf "fergc bf16                       | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms (mean)\n" "$bi" "$bl"
+        B_TRAIN+="$bt "; B_INFER+="$bi "; B_LAT+="$bl "
+        printf "fergc bf16 train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms (mean)\n" "$bt" "$bi" "$bl"
     fi
     if [ $HAVE_PEERS = 1 ]; then
         # One framework per process: one that is not installed (jax, say) must not stop the others.
@@ -120,8 +122,8 @@ fi
 echo "== medians over $ROUNDS rounds ($NAME) =="
 printf "fergc    train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms\n" \
     "$(median $F_TRAIN)" "$(median $F_INFER)" "$(median $F_LAT)"
-[ $BF16 = 1 ] && printf "fergc bf16                       | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms\n" \
-    "$(median $B_INFER)" "$(median $B_LAT)"
+[ $BF16 = 1 ] && printf "fergc bf16 train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms\n" \
+    "$(median $B_TRAIN)" "$(median $B_INFER)" "$(median $B_LAT)"
 echo "== ratios (median of the rounds' ratios; fergc / peer, for latency peer / fergc: above 1 means fergc is faster) =="
 ratios() {  # fergc list, peer list, invert
     python3 - "$1" "$2" "$3" <<'PY'
@@ -138,7 +140,9 @@ for fw in keras torch jax onnxrt; do
     [ -n "${P[${fw}_infer]:-}" ] && line+="  infer bs=128 $(ratios "$F_INFER" "${P[${fw}_infer]}" 0) (peer $(median ${P[${fw}_infer]}))"
     [ -n "${P[${fw}_lat]:-}" ] && line+="  bs=1 latency $(ratios "$F_LAT" "${P[${fw}_lat]}" 1) (peer $(median ${P[${fw}_lat]}) ms)"
     if [ $BF16 = 1 ]; then
-        [ -n "${P[${fw}_infer]:-}" ] && line+=" | fergc bf16: infer bs=128 $(ratios "$B_INFER" "${P[${fw}_infer]}" 0)"
+        line+=" | fergc bf16:"
+        [ -n "${P[${fw}_train]:-}" ] && line+=" train $(ratios "$B_TRAIN" "${P[${fw}_train]}" 0)"
+        [ -n "${P[${fw}_infer]:-}" ] && line+=" infer bs=128 $(ratios "$B_INFER" "${P[${fw}_infer]}" 0)"
         [ -n "${P[${fw}_lat]:-}" ] && line+="  bs=1 latency $(ratios "$B_LAT" "${P[${fw}_lat]}" 1)"
     fi
     echo "$line"
@@ -147,22 +151,28 @@ done
 # The pretrained VGG16, blocks 1-3 frozen, against Keras (which runs them forward every step).
 if [ $PRETRAINED = 1 ]; then
     echo "== pretrained VGG16 (Models/vgg16_pretrained_fast.graph), training bs=128, $ROUNDS rounds =="
-    C=""; U=""; K=""
+    C=""; U=""; K=""; BC=""
     for r in $(seq 1 "$ROUNDS"); do
         J=$($FERGC bench Models/vgg16_pretrained_fast.graph --train --batch 128 --warmup 1 --runs 5 --no-sgemm --json)
         c=$(echo "$J" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['frozen_prefix']['img_per_s_cached'], 2))")
         u=$(echo "$J" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['img_per_s'], 2))")
         C+="$c "; U+="$u "
+        bc=""
+        if [ $BF16 = 1 ]; then
+            bc=$($FERGC bench Models/vgg16_pretrained_fast.graph --train --batch 128 --warmup 1 --runs 5 --no-sgemm --bf16 --json \
+                | python3 -c "import json,sys; print(round(json.load(sys.stdin)['frozen_prefix']['img_per_s_cached'], 2))")
+            BC+="$bc "
+        fi
         k=""
         if [ -x "$PEERS_VENV/bin/python" ] && "$PEERS_VENV/bin/python" -c "import keras" 2>/dev/null; then
             k=$("$PEERS_VENV/bin/python" Tools/bench/keras_pretrained.py 8 2>/dev/null | awk '{print $5}' || true)
             [ -n "$k" ] && K+="$k "
         fi
-        echo "round $r: fergc $c img/s (frozen prefix cached), $u img/s (uncached) | keras ${k:-not measured} img/s"
+        echo "round $r: fergc $c img/s (frozen prefix cached), $u img/s (uncached)${bc:+, bf16 $bc img/s cached} | keras ${k:-not measured} img/s"
     done
     echo "medians: fergc $(median $C) img/s cached, $(median $U) uncached | keras $([ -n "$K" ] && median $K || echo "not measured (no keras in $PEERS_VENV)")"
     if [ -n "$K" ]; then
-        echo "fergc / keras (median of the rounds' ratios): cached $(ratios "$C" "$K" 0), uncached $(ratios "$U" "$K" 0)"
+        echo "fergc / keras (median of the rounds' ratios): cached $(ratios "$C" "$K" 0), uncached $(ratios "$U" "$K" 0)${BC:+, bf16 cached $(ratios "$BC" "$K" 0)}"
     fi
 fi
 
