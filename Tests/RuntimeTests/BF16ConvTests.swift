@@ -81,16 +81,6 @@ final class BF16ConvTests: RuntimeTestCase {
         return ok ? y.array : nil
     }
 
-    func relativeError(_ a: [Float], _ b: [Double]) -> Double {
-        var worst = 0.0, scale = 0.0
-        for (u, v) in zip(a, b) {
-            let e = abs(Double(u) - v)
-            worst = e.isNaN ? .infinity : max(worst, e)
-            scale = max(scale, abs(v))
-        }
-        return worst / max(scale, 1e-30)
-    }
-
     func requireAMX() throws {
         guard bf16ComputeAvailable else { throw XCTSkip("this CPU has no AMX-BF16: bf16 plans run in f32 here") }
     }

@@ -130,3 +130,16 @@ func assertClose<T: BLASReal>(_ a: [T], _ b: [T], tol: Double, _ message: String
         XCTFail("\(message): max relative difference \(worst) at \(at): \(a[at]) vs \(b[at])", file: file, line: line)
     }
 }
+
+/// max |a - b| / max |b| (infinity where a difference is NaN): the error of a fast kernel's
+/// result against a reference in Double, relative to the reference's magnitude.
+func relativeError(_ a: [Float], _ b: [Double]) -> Double {
+    XCTAssertEqual(a.count, b.count)
+    var worst = 0.0, scale = 0.0
+    for i in 0..<min(a.count, b.count) {
+        let e = abs(Double(a[i]) - b[i])
+        worst = e.isNaN ? .infinity : max(worst, e)
+        scale = max(scale, abs(b[i]))
+    }
+    return worst / max(scale, 1e-30)
+}

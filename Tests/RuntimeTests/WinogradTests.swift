@@ -32,18 +32,6 @@ final class WinogradTests: RuntimeTestCase {
         rng.array(count, lo, hi).map(Float.init)
     }
 
-    /// max |a - b| / max |b|.
-    func relativeError(_ a: [Float], _ b: [Double]) -> Double {
-        XCTAssertEqual(a.count, b.count)
-        var worst = 0.0, scale = 0.0
-        for i in 0..<min(a.count, b.count) {
-            let e = abs(Double(a[i]) - b[i])
-            worst = e.isNaN ? .infinity : max(worst, e)
-            scale = max(scale, abs(b[i]))
-        }
-        return worst / max(scale, 1e-30)
-    }
-
     // MARK: - The matrices
 
     /// A^T [(G g G^T) (.) (B^T d B)] A is the 4x4 valid correlation of a 6x6 d with a 3x3 g.
