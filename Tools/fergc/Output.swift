@@ -11,11 +11,19 @@ enum Console {
     }
 }
 
-/// An error the CLI reports as `error: message` and exit status 1.
+/// An error the CLI reports as `error: message` and exit status 1 — or, for a located
+/// diagnostic that already reads `FILE:LINE:COL: error: ...`, as it is.
 struct CLIError: Error, CustomStringConvertible {
     var message: String
     init(_ message: String) { self.message = message }
-    var description: String { "error: \(message)" }
+    var description: String { isLocatedDiagnostic ? message : "error: \(message)" }
+
+    private var isLocatedDiagnostic: Bool {
+        let head = message.prefix { $0 != "\n" }
+        guard let r = head.range(of: ": error: ") else { return false }
+        let location = head[..<r.lowerBound].split(separator: ":")
+        return location.count >= 3 && location.suffix(2).allSatisfy { $0.allSatisfy(\.isNumber) && !$0.isEmpty }
+    }
 }
 
 /// JSON text for a value built from dictionaries, arrays, strings, numbers and booleans, with
