@@ -87,7 +87,7 @@ final class ModelFileTests: XCTestCase {
     }
 
     func testModelFilesRoundTrip() throws {
-        for name in ["vgg_scratch", "vgg_tuned", "tiny"] {
+        for name in ["vgg_scratch", "vgg_tuned", "tiny", "proxy/narrow_bf16"] {
             let g = try compileModel(name)
             let text = g.printed()
             let again = try Frontend.compile(source: text, file: "\(name).printed")
@@ -98,6 +98,8 @@ final class ModelFileTests: XCTestCase {
             let untyped = try Frontend.compile(source: g.printed(types: false), file: "\(name).untyped")
             XCTAssertEqual(untyped.printed(), text, name)
         }
+        XCTAssertEqual(try compileModel("proxy/narrow_bf16").training?.compute, "bf16")
+        XCTAssertTrue(try compileModel("proxy/narrow_bf16").printed().contains("  compute = bf16\n"))
     }
 
     func testUnreadableFile() {

@@ -64,6 +64,10 @@ final class BF16TrainingTests: XCTestCase {
         }
         let t = try Trainer(model: m, data: data, options: TrainOptions(epochs: epochs, batchSize: 16, seed: 3, outDir: dir))
         _ = try t.run { _ in }
+        // The run's report says what it computed in.
+        _ = try writeRunReport(dir: dir)
+        let report = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
+        XCTAssertEqual(report.contains("Compute: `compute = bf16`"), compute == "bf16")
         return (try Checkpoint.read(t.lastCheckpointPath).tensors, t.computeNote)
     }
 
