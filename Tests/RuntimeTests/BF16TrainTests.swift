@@ -115,7 +115,8 @@ final class BF16TrainTests: RuntimeTestCase {
         try requireAMX()
         var rng = TestRNG(seed: 11)
         for (g, n, threads, chunk) in [(geometry(16, 24, 9, 7), 5, 2, 2), (geometry(40, 17, 6, 6), 3, 2, Int.max),
-                                       (geometry(16, 48, 12, 12), 1, 2, Int.max), (geometry(32, 32, 5, 5, k: 1), 4, 3, 1)] {
+                                       (geometry(16, 48, 12, 12), 1, 2, Int.max), (geometry(32, 32, 5, 5, k: 1), 4, 3, 1),
+                                       (geometry(40, 24, 1, 1, k: 1), 9, 2, Int.max), (geometry(40, 24, 1, 1, k: 1), 1, 2, Int.max)] {
             let x = floats(&rng, n * g.inChannels * g.inHeight * g.inWidth)
             let w = floats(&rng, g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
             let b = floats(&rng, g.outChannels)
@@ -169,6 +170,8 @@ final class BF16TrainTests: RuntimeTestCase {
             (geometry(16, 16, 9, 8, k: 3, pad: (0, 0)), 3, 3, 2),  // "valid"
             (geometry(18, 33, 5, 4, k: 3, pad: (2, 0)), 2, 2, Int.max),  // uneven padding
             (geometry(32, 64, 4, 4, k: 1), 5, 2, 2),            // 1x1
+            (geometry(40, 24, 1, 1, k: 1), 37, 2, Int.max),      // a 1x1 plane (a dense layer's shape)
+            (geometry(300, 33, 1, 1, k: 1), 9, 2, 4),           // and in chunks
         ]
         for (g, n, threads, chunk) in cases {
             let O = g.outChannels, C = g.inChannels
