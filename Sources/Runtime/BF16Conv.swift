@@ -366,7 +366,7 @@ public func bf16FusedConvTrainForward(
 ) -> Bool {
     guard bf16ComputeAvailable, g.stride == 1, !bf16Scratch.isEmpty else { return false }
     withTrainingEpilogue(y, bnInput, mean, variance, gamma: gamma, beta: beta, n: n, g, e, threads: threads,
-                         scratch: scratch, coef: scratch.floats[0] + fastConvCoefficientOffset(g, maxChunk: scratch.maxChunk),
+                         scratch: scratch, coef: scratch.floats[0] + coefficientOffset(g, maxChunk: scratch.maxChunk),
                          global: global) { out, pre, stats in
         _ = bf16ConvForward(out, x, w, b, preRelu: pre, scale: nil, shift: nil, postRelu: false, stats: stats,
                             statScratch: scratch, n: n, g, threads: threads, scratch: bf16Scratch, maxChunk: maxChunk)

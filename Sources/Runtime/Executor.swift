@@ -324,11 +324,7 @@ public final class Executor<T: BLASReal> {
     public func run(batch n: Int) throws {
         guard n >= 1 && n <= plan.maxBatch else { throw ExecutorError.invalidBatch(n: n, maxBatch: plan.maxBatch) }
         lastBatch = n
-        let fast = T.self == Float.self && fastKernels
-        if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
-        bf16Active = fast && computesInBF16
-        if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
-        if bf16Active && isTrainingPlan { markBF16WeightsStale() }
+        let fast = prepareFastKernels()
         global = shards.map { h in GlobalBatch(samples: h.globalBatch, sum: { [unowned h] in h.sumOverShards($0, count: $1) }) }
         for s in plan.steps.indices {
             let n = n * stepBatchFactor[s]
@@ -354,11 +350,7 @@ public final class Executor<T: BLASReal> {
         guard n >= 1 && n <= plan.maxBatch else { throw ExecutorError.invalidBatch(n: n, maxBatch: plan.maxBatch) }
         precondition(range.lowerBound >= 0 && range.upperBound <= plan.steps.count, "steps \(range) outside the plan's \(plan.steps.count)")
         lastBatch = n
-        let fast = T.self == Float.self && fastKernels
-        if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
-        bf16Active = fast && computesInBF16
-        if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
-        if bf16Active && isTrainingPlan { markBF16WeightsStale() }
+        let fast = prepareFastKernels()
         for s in range {
             if !(fast && runFastStep(s, n: n)) { try runStep(s, n: n) }
             if poisonFreedBuffers { poison(freedAfter[s]) }
@@ -593,6 +585,18 @@ public final class Executor<T: BLASReal> {
     public var computesInBF16: Bool {
         T.self == Float.self && fastKernels
             && (bf16 ?? (plan.metadata.computeDType == "bf16")) && bf16ComputeAvailable
+    }
+
+    /// Before a run: whether it takes the fast Float kernels, their scratch sized for the thread
+    /// count and settings, and the bf16 path's state (a training plan's packed weights redone,
+    /// since its steps write the weights).
+    private func prepareFastKernels() -> Bool {
+        let fast = T.self == Float.self && fastKernels
+        if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
+        bf16Active = fast && computesInBF16
+        if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
+        if bf16Active && isTrainingPlan { markBF16WeightsStale() }
+        return fast
     }
 
     /// A training plan's steps write its weights: the packed copies are redone every run.

@@ -48,10 +48,7 @@ public func fastConvScratch(_ g: ConvGeometry, maxChunk: Int = .max) -> (floats:
 
 /// Where a geometry's per-channel coefficients start in thread 0's scratch floats.
 @inline(__always)
-func fastConvCoefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int { coefficientOffset(g, maxChunk: maxChunk) }
-
-@inline(__always)
-private func coefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
+func coefficientOffset(_ g: ConvGeometry, maxChunk: Int) -> Int {
     let P = g.outHeight * g.outWidth, K = g.inChannels * g.kernelHeight * g.kernelWidth
     return min(fastConvChunk(g), maxChunk) * (K + g.outChannels) * P + g.outChannels * K
 }
