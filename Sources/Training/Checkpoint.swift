@@ -44,6 +44,9 @@ public struct CheckpointMeta: Codable, Sendable {
     public var partialLossSum: Double = 0
     public var partialCorrect: Int = 0
     public var partialSeen: Int = 0
+    /// Seconds the current epoch had run when checkpointed mid-epoch (absent in checkpoints
+    /// written before it was recorded): a resumed epoch's time and rate count both parts.
+    public var partialSeconds: Double? = nil
     public var history: [EpochRecord]
     public var elapsedSeconds: Double
     /// The data the run trains on (absent in checkpoints written before it was recorded).

@@ -197,6 +197,8 @@ public final class Trainer {
         var elapsedBefore = 0.0
         /// Running sums of the current epoch: loss * images, correct, images.
         var lossSum = 0.0, correct = 0, seen = 0
+        /// Seconds the current epoch ran before this process took over the run.
+        var epochSecondsBefore = 0.0
     }
 
     /// The buffers a step reads and writes around each run.
@@ -244,11 +246,14 @@ public final class Trainer {
         while state.epoch < options.epochs {
             let epoch = state.epoch
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
-            let epochStart = monotonicSeconds()
+            // A resumed epoch's clock starts where the checkpoint left it.
+            let epochStart = monotonicSeconds() - state.epochSecondsBefore
+            state.epochSecondsBefore = 0
+            func epochSeconds() -> Double { monotonicSeconds() - epochStart }
             var rate = 0.0
             while state.batch < stepsPerEpoch {
                 if let m = options.maxSteps, stepsThisRun >= m {
-                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
+                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed(), epochSeconds: epochSeconds())
                     log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
                     return state.history
                 }
@@ -268,17 +273,17 @@ public final class Trainer {
                 updateAverage(afterStep: state.iteration)
                 state.batch += 1
                 stepsThisRun += 1
-                let ips = Double(state.seen) / max(monotonicSeconds() - epochStart, 1e-9)
+                let ips = Double(state.seen) / max(epochSeconds(), 1e-9)
                 let remainingImages = Double(stepsPerEpoch - state.batch) * Double(options.batchSize)
                     + Double(options.epochs - epoch - 1) * Double(trainSet.count)
                 report(.step(epoch: epoch, batch: b, steps: stepsPerEpoch, loss: state.lossSum / Double(state.seen),
                              accuracy: Double(state.correct) / Double(state.seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
                 if options.checkpointEvery > 0, state.iteration % options.checkpointEvery == 0, state.batch < stepsPerEpoch {
-                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed())
+                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed(), epochSeconds: epochSeconds())
                     log.write(["event": "checkpoint", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
                 }
             }
-            let record = try finishEpoch(&state, seconds: monotonicSeconds() - epochStart, rate: rate)
+            let record = try finishEpoch(&state, seconds: epochSeconds(), rate: rate)
             let isBest = record.valAccuracy.map { $0 > (state.best ?? -1) } ?? true
             if isBest { state.best = record.valAccuracy ?? state.best }
             // Best before last: a kill between the two leaves a `last` of the previous epoch, so
@@ -370,6 +375,8 @@ public final class Trainer {
             throw bad("partial epoch sums \(m.partialLossSum), \(m.partialCorrect), \(m.partialSeen)")
         }
         guard m.elapsedSeconds.isFinite, m.elapsedSeconds >= 0 else { throw bad("elapsed seconds \(m.elapsedSeconds)") }
+        let partialSeconds = m.partialSeconds ?? 0
+        guard partialSeconds.isFinite, partialSeconds >= 0 else { throw bad("epoch seconds \(partialSeconds)") }
         // The same schedule and data, or an explicit override.
         if !options.forceResume {
             guard m.epochs == options.epochs else {
@@ -395,7 +402,8 @@ public final class Trainer {
         }
         average = try averaged.map { try tensor(persistent[$0].name, persistent[$0]) }
         return RunState(epoch: m.epoch, batch: m.batch, iteration: m.iteration, history: m.history, best: m.bestValAccuracy,
-                        elapsedBefore: m.elapsedSeconds, lossSum: m.partialLossSum, correct: m.partialCorrect, seen: m.partialSeen)
+                        elapsedBefore: m.elapsedSeconds, lossSum: m.partialLossSum, correct: m.partialCorrect, seen: m.partialSeen,
+                        epochSecondsBefore: partialSeconds)
     }
 
     /// Copies the weights into the inference plan and evaluates the validation split.
@@ -412,7 +420,8 @@ public final class Trainer {
         return try evaluateInference(evalExecutor, plan: eval, set: set, inputScale: Float(training.inputScale))
     }
 
-    func checkpoint(_ state: RunState, to path: String, elapsed: Double) throws {
+    /// `epochSeconds`: how long the current epoch has run (mid-epoch checkpoints; 0 at its end).
+    func checkpoint(_ state: RunState, to path: String, elapsed: Double, epochSeconds: Double = 0) throws {
         guard isWriter else { return }
         var tensors: [String: [Float]] = [:]
         for p in persistent {
@@ -430,7 +439,8 @@ public final class Trainer {
         let meta = CheckpointMeta(model: model.name, modelHash: modelHash, modelIR: modelIR, epoch: state.epoch, batch: state.batch,
                                   iteration: state.iteration, seed: options.seed, epochs: options.epochs, batchSize: options.batchSize,
                                   bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
-                                  partialSeen: state.seen, history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
+                                  partialSeen: state.seen, partialSeconds: state.seen > 0 ? epochSeconds : nil,
+                                  history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
                                   ranks: options.group?.size)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }

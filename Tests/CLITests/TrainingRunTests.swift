@@ -100,10 +100,29 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertFalse(events.contains("\"event\":\"end\""), "the run was not interrupted")
         XCTAssertFalse(events.contains("\"event\":\"epoch\""), "the kill came after the first epoch ended")
 
+        // The checkpoint records how long the epoch had run; the resumed epoch's time counts it.
+        let before = try epochSecondsRecorded(killed)
+        XCTAssertGreaterThan(before, 0)
         let resumed = try fergc(["train", "--resume", killed.path])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stdout.contains("resuming at epoch 1"), resumed.stdout)
         XCTAssertEqual(try tensors(killed), try tensors(whole))
+        let first = try XCTUnwrap(eventRecords(killed).first { $0["event"] as? String == "epoch" })
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(first["seconds"] as? Double), before)
+    }
+
+    /// The `partialSeconds` of a run's last checkpoint.
+    func epochSecondsRecorded(_ dir: URL) throws -> Double {
+        let meta = try XCTUnwrap(NumPyIO.readNPZ(path: dir.appendingPathComponent("checkpoint-last.npz").path)
+            .first { $0.name == "__meta__" }?.array.data)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any])
+        return try XCTUnwrap(json["partialSeconds"] as? Double)
+    }
+
+    func eventRecords(_ dir: URL) throws -> [[String: Any]] {
+        try String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
     }
 
     func testResumeRefusesAnotherModelAndExistingRunDirectory() throws {
