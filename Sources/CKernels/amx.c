@@ -533,14 +533,147 @@ int fk_amx_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_
 
 void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
                               int oBegin, int oEnd) {
-    for (int o = oBegin; o < oEnd; o++) {
-        for (int c = 0; c < C; c++) {
-            for (int t = 0; t < taps; t++) {
-                const long at = ((long)t * Cpad + c) * Opad + o;
-                float s = parts[0][at];
-                for (int i = 1; i < T; i++) s += parts[i][at];
-                dw[((long)o * C + c) * taps + t] = s;
+    // A transposition: the partials run along o, dw along (c, t). In blocks of 16 input channels,
+    // the block's taps * 16 rows of the partials each advance one float per o (their cache lines
+    // stay in L1 for 16 values of o) and dw's row o gets the block's taps * 16 values at once;
+    // o outermost, every read was a new line of L2.
+    (void)O;
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        const int c1 = C - c0 < 16 ? C : c0 + 16;
+        for (int o = oBegin; o < oEnd; o++) {
+            float *d = dw + ((long)o * C + c0) * taps;
+            for (int c = c0; c < c1; c++) {
+                for (int t = 0; t < taps; t++) {
+                    const long at = ((long)t * Cpad + c) * Opad + o;
+                    float s = parts[0][at];
+                    for (int i = 1; i < T; i++) s += parts[i][at];
+                    d[(c - c0) * taps + t] = s;
+                }
             }
         }
     }
+}
+
+// General products for the dense layers of bf16 training (C = A B, C f32 M x N): both operands
+// packed tile by tile so that every tile load reads 1 KB of consecutive memory (the dense
+// layers' weights are 4608 x 2048: a tile read 16 rows 18 KB apart would touch 16 pages).
+//   A: M x K bf16 as [ceil(M/16)][Kp/32][16 rows][32] (Kp = K rounded up to 32), zeros beyond;
+//   B: K x N bf16 in K pairs as [ceil(N/16)][Kp/32][16 pair rows][16] dwords, zeros beyond.
+// Either packer reads an f32 source through two strides (element (i, j) at src[i*rs + j*cs]),
+// so that a matrix and its transpose pack alike; the contiguous cases run 16 lanes at a time.
+
+void fk_bf16_pack_a(uint16_t *dst, const float *src, long rs, long cs, int M, int K, int mBegin, int mEnd) {
+    const int KB = (K + 31) / 32;
+    for (int m = mBegin; m < mEnd; m++) {
+        for (int kb = 0; kb < KB; kb++) {
+            uint16_t *d = dst + (((long)(m / 16) * KB + kb) * 16 + m % 16) * 32;
+            const int k0 = kb * 32, n = m >= M ? 0 : K - k0 < 32 ? K - k0 : 32;
+#ifdef FK_HAVE_AMX
+            if (cs == 1 && fk_amx_cpu() && fk_simd_level() >= 2) {
+                if (n > 0) fk_bf16_row_avx512(d, src + (long)m * rs + k0, n);
+                if (n < 32) memset(d + n, 0, (size_t)(32 - n) * 2);
+                continue;
+            }
+#endif
+            for (int k = 0; k < 32; k++) d[k] = k < n ? fk_bf16_round(src[(long)m * rs + (long)(k0 + k) * cs]) : 0;
+        }
+    }
+}
+
+void fk_bf16_pack_b(uint32_t *dst, const float *src, long rs, long cs, int K, int N, int nBegin, int nEnd) {
+    const int KB = (K + 31) / 32;
+    for (int nb = nBegin / 16; nb < (nEnd + 15) / 16; nb++) {
+        const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
+        for (int p = 0; p < KB * 16; p++) {
+            uint32_t *d = dst + (((long)nb * KB + p / 16) * 16 + p % 16) * 16;
+            const int k = 2 * p;
+            const float *a = k < K ? src + (long)k * rs + (long)n0 * cs : NULL;
+            const float *b = k + 1 < K ? a + rs : NULL;
+#ifdef FK_HAVE_AMX
+            if (cs == 1 && fk_amx_cpu() && fk_simd_level() >= 2) {
+                if (a && nn > 0) fk_bf16_pairs_avx512(d, a, b, nn);
+                if (!a || nn < 16) memset(d + (a ? nn : 0), 0, (size_t)(16 - (a ? nn : 0)) * 4);
+                continue;
+            }
+#endif
+            for (int j = 0; j < 16; j++) {
+                d[j] = a && j < nn ? (uint32_t)fk_bf16_round(a[(long)j * cs]) |
+                                         (b ? (uint32_t)fk_bf16_round(b[(long)j * cs]) << 16 : 0u)
+                                   : 0u;
+            }
+        }
+    }
+}
+
+#ifdef FK_HAVE_AMX
+/// Tile T, C's block (i, j) of the 32 x 32 block at (mb, nb): stored in place when whole, else
+/// its rows below mEnd and columns below nEnd through `tmp`.
+#define FK_STORE_MN(T, i, j) do {                                                                 \
+    const int vr = mEnd - (mb + 16 * (i)) < 16 ? mEnd - (mb + 16 * (i)) : 16;                    \
+    const int vc = nEnd - (nb + 16 * (j)) < 16 ? nEnd - (nb + 16 * (j)) : 16;                    \
+    float *c = C + (long)(mb + 16 * (i)) * ldc + nb + 16 * (j);                                  \
+    if (vr == 16 && vc == 16) {                                                                  \
+        _tile_stored(T, c, ldc * 4);                                                             \
+    } else {                                                                                     \
+        _tile_stored(T, tmp, 64);                                                                \
+        for (int r = 0; r < vr; r++) memcpy(c + (long)r * ldc, tmp + r * 16, (size_t)vc * 4);   \
+    }                                                                                            \
+} while (0)
+
+/// One 32 x 32 block of C (fewer rows or columns at the ends): four accumulators, the K loop
+/// loading two A and two B tiles per step.
+AMX static inline void fk_amx_gemm_block(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int KB, int mb,
+                                         int nb, int mEnd, int nEnd, float *tmp) {
+    const int twoM = mEnd - mb > 16, twoN = nEnd - nb > 16;
+    const uint16_t *a0 = Ap + (long)(mb / 16) * KB * 512, *a1 = a0 + (long)KB * 512;
+    const uint32_t *b0 = Bp + (long)(nb / 16) * KB * 256, *b1 = b0 + (long)KB * 256;
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (int kb = 0; kb < KB; kb++) {
+        _tile_loadd(4, a0 + (long)kb * 512, 64);
+        _tile_loadd(6, b0 + (long)kb * 256, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        if (twoN) { _tile_loadd(7, b1 + (long)kb * 256, 64); _tile_dpbf16ps(1, 4, 7); }
+        if (twoM) {
+            _tile_loadd(5, a1 + (long)kb * 512, 64);
+            _tile_dpbf16ps(2, 5, 6);
+            if (twoN) _tile_dpbf16ps(3, 5, 7);
+        }
+    }
+    FK_STORE_MN(0, 0, 0);
+    if (twoN) FK_STORE_MN(1, 0, 1);
+    if (twoM) { FK_STORE_MN(2, 1, 0); if (twoN) FK_STORE_MN(3, 1, 1); }
+}
+
+AMX static void fk_amx_gemm_tiles(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin,
+                                  int mEnd, int nBegin, int nEnd, int nOuter) {
+    fk_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
+    _tile_loadconfig(&cfg);
+    float tmp[256] __attribute__((aligned(64)));
+    const int KB = Kp / 32;
+    // The operand of the outer loop is read once; the inner one's panel of 32 rows or columns
+    // (32 * Kp * 2 bytes) once per block of the outer one, from L2 when it fits.
+    if (nOuter) {
+        for (int nb = nBegin; nb < nEnd; nb += 32)
+            for (int mb = mBegin; mb < mEnd; mb += 32) fk_amx_gemm_block(C, ldc, Ap, Bp, KB, mb, nb, mEnd, nEnd, tmp);
+    } else {
+        for (int mb = mBegin; mb < mEnd; mb += 32)
+            for (int nb = nBegin; nb < nEnd; nb += 32) fk_amx_gemm_block(C, ldc, Ap, Bp, KB, mb, nb, mEnd, nEnd, tmp);
+    }
+    _tile_release();
+}
+#endif
+
+int fk_amx_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd, int nBegin,
+                int nEnd, int nOuter) {
+#ifdef FK_HAVE_AMX
+    if (!fk_amx_cpu() || (Kp & 31) || (mBegin & 15) || (nBegin & 15)) return 0;
+    if (mEnd > mBegin && nEnd > nBegin && Kp > 0) fk_amx_gemm_tiles(C, ldc, Ap, Bp, Kp, mBegin, mEnd, nBegin, nEnd, nOuter);
+    return 1;
+#else
+    (void)C; (void)ldc; (void)Ap; (void)Bp; (void)Kp; (void)mBegin; (void)mEnd; (void)nBegin; (void)nEnd; (void)nOuter;
+    return 0;
+#endif
 }

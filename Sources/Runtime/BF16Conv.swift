@@ -63,12 +63,30 @@ public enum BF16Role: Equatable, Sendable {
     /// `weightGrad` (the padded input and the output gradient in bf16, `fk_amx_weight_grad`). What
     /// is not in bf16 (and the bias and batchnorm gradients) stays f32.
     case backward(ConvGeometry, flipped: ConvGeometry?, weightGrad: Bool, samples: Int)
+    /// The forward of a training dense layer (`fusedTrain` with a dense anchor): the product on
+    /// AMX over the whole batch (`bf16DenseForward`), weights packed by `bf16PackDenseWeights`.
+    case denseForward(inFeatures: Int, outFeatures: Int)
+    /// The backward of a training dense layer (`fusedTrainGrad`): its output gradient in f32 for
+    /// the whole batch, then the input and/or weight gradient on AMX (`bf16DenseBackward`; the
+    /// weights packed by `bf16PackDenseWeights(transposed: true)` when the input gradient is
+    /// wanted).
+    case denseBackward(inFeatures: Int, outFeatures: Int, inputGrad: Bool, weightGrad: Bool)
 
-    /// The geometry the packed weights are for (nil: no packed weights).
-    public var packedGeometry: ConvGeometry? {
+    /// bf16 values of the step's packed weights (0: none).
+    public var packedWeightCount: Int {
         switch self {
-        case .forward(let g): return g
-        case .backward(_, let f, _, _): return f
+        case .forward(let g): return bf16PackedWeightCount(g)
+        case .backward(_, let f, _, _): return f.map(bf16PackedWeightCount) ?? 0
+        case .denseForward(let i, let o): return roundUp(o, 16) * roundUp(i, 32)
+        case .denseBackward(let i, let o, let dx, _): return dx ? roundUp(i, 16) * roundUp(o, 32) : 0
+        }
+    }
+
+    /// The input slot of the f32 weights the packed ones are made from.
+    public var weightSlot: Int {
+        switch self {
+        case .forward, .denseForward: return 1
+        case .backward, .denseBackward: return 2
         }
     }
 }
@@ -95,6 +113,11 @@ public func bf16FlippedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
 public func bf16Role(of kernel: Kernel, mode: String, maxChunk: Int) -> BF16Role? {
     if mode == "inference" { return bf16ConvGeometry(of: kernel).map { .forward($0) } }
     switch kernel {
+    case .fusedTrain(.dense(let i, let o), _):
+        return i >= 16 && o >= 16 ? .denseForward(inFeatures: i, outFeatures: o) : nil
+    case .fusedTrainGrad(.dense(let i, let o), _, let inputGrad, let weightGrad):
+        return i >= 16 && o >= 16 && (inputGrad || weightGrad)
+            ? .denseBackward(inFeatures: i, outFeatures: o, inputGrad: inputGrad, weightGrad: weightGrad) : nil
     case .fusedTrain(.conv2d(let g), _):
         return g.stride == 1 && g.inChannels >= 16 ? .forward(g) : nil
     case .fusedTrainGrad(.conv2d(let g), _, let inputGrad, let weightGrad):
@@ -152,6 +175,7 @@ public func bf16RoleScratchBytes(_ role: BF16Role, maxChunk: Int) -> Int {
     case .backward(let g, let f, let dw, let samples):
         let dxBytes = bf16WeightGradOffset(f, samples: samples)
         return dxBytes + (dw ? bf16WeightGradLayout(g, samples: samples).bytes : 0)
+    case .denseForward, .denseBackward: return 0
     }
 }
 
@@ -179,20 +203,146 @@ func bf16WeightGradLayout(_ g: ConvGeometry, samples: Int)
     return (cPad, oPad, kPad, rowLen, ldB, b, sums, work, work + kPad * 4)
 }
 
-/// What an executor allocates for the bf16 path of a plan: per thread, the largest step's
-/// scratch; once, every step's packed weights (bytes). Zero for a plan that does not ask for
-/// bf16 or on a machine without AMX.
-public func bf16WorkspaceBytes(_ plan: Plan, threads: Int, enabled: Bool? = nil) -> (perThread: Int, weights: Int) {
-    guard enabled ?? (plan.metadata.computeDType == "bf16"), bf16ComputeAvailable else {
-        return (0, 0)
+/// The scratch all threads share in a dense role's step, for batches of up to `samples`: byte
+/// offsets of its parts (each 64-byte aligned) and the total. Forward: X's B tiles (`bx`), the
+/// product [O][n] (`acc`). Backward: the output gradient [n][O] (`dz`), its A tiles for the input
+/// gradient (`aDz`) and transposed for the weight gradient (`aDzT`), X's B tiles (`bx`).
+func bf16DenseLayout(_ role: BF16Role, samples S: Int) -> (bx: Int, acc: Int, dz: Int, aDz: Int, aDzT: Int, bytes: Int) {
+    func bytes(_ count: Int, _ size: Int) -> Int { roundUp(count * size, 64) }
+    switch role {
+    case .denseForward(let i, let o):
+        let bx = bytes(roundUp(S, 16) * roundUp(i, 32) / 2, 4)
+        return (0, bx, 0, 0, 0, bx + bytes(o * S, 4))
+    case .denseBackward(let i, let o, let dx, let dw):
+        let dz = bytes(S * o, 4)
+        let aDz = dx ? bytes(roundUp(S, 16) * roundUp(o, 32), 2) : 0
+        let aDzT = dw ? bytes(roundUp(o, 16) * roundUp(S, 32), 2) : 0
+        let bx = dw ? bytes(roundUp(i, 16) * roundUp(S, 32) / 2, 4) : 0
+        return (dz + aDz + aDzT, 0, 0, dz, dz + aDz, dz + aDz + aDzT + bx)
+    case .forward, .backward:
+        return (0, 0, 0, 0, 0, 0)
     }
-    var perThread = 0, weights = 0
+}
+
+/// What an executor allocates for the bf16 path of a plan: per thread, the largest step's
+/// scratch; once, the largest dense step's shared scratch (`bf16DenseLayout`) and every step's
+/// packed weights (bytes). Zero for a plan that does not ask for bf16 or on a machine without
+/// AMX.
+public func bf16WorkspaceBytes(_ plan: Plan, threads: Int, enabled: Bool? = nil)
+    -> (perThread: Int, shared: Int, weights: Int) {
+    guard enabled ?? (plan.metadata.computeDType == "bf16"), bf16ComputeAvailable else {
+        return (0, 0, 0)
+    }
+    var perThread = 0, shared = 0, weights = 0
     for step in plan.steps {
         guard let role = bf16Role(of: step.kernel, mode: plan.metadata.mode, maxChunk: plan.maxBatch) else { continue }
         perThread = max(perThread, bf16RoleScratchBytes(role, maxChunk: plan.maxBatch))
-        weights += role.packedGeometry.map { bf16PackedWeightCount($0) * 2 } ?? 0
+        shared = max(shared, bf16DenseLayout(role, samples: plan.maxBatch).bytes)
+        weights += role.packedWeightCount * 2
     }
-    return (perThread, weights)
+    return (perThread, shared, weights)
+}
+
+/// A dense layer's weights w (O, I) rounded to bf16 for its bf16 training steps, the threads
+/// splitting blocks of 16 rows: as the A operand of the forward's W X^T (`fk_bf16_pack_a`,
+/// `.denseForward`'s `packedWeightCount` values), or `transposed` as the B operand of the input
+/// gradient's dz W (`fk_bf16_pack_b`, `.denseBackward`'s).
+public func bf16PackDenseWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<Float>, inFeatures I: Int,
+                                 outFeatures O: Int, transposed: Bool, threads: Int) {
+    let blocks = (transposed ? roundUp(I, 16) : roundUp(O, 16)) / 16, T = max(1, min(threads, blocks))
+    parallelFor(T) { t in
+        let r = splitRange(blocks, parts: T, t)
+        if transposed {
+            packed.withMemoryRebound(to: UInt32.self, capacity: roundUp(I, 16) * roundUp(O, 32) / 2) {
+                fk_bf16_pack_b($0, w, I, 1, i32(O), i32(I), i32(r.lowerBound * 16), i32(r.upperBound * 16))
+            }
+        } else {
+            fk_bf16_pack_a(packed, w, I, 1, i32(O), i32(I), i32(r.lowerBound * 16), i32(r.upperBound * 16))
+        }
+    }
+}
+
+/// z (n, O) = x (n, I) w^T + b with the products in bf16 on AMX (w packed by
+/// `bf16PackDenseWeights`), the batch as one product W X^T ([O][n]) transposed into z.
+/// `scratch`: `bf16DenseLayout(.denseForward(...), samples: >= n).bytes`, 64-byte aligned.
+/// False (nothing computed) where AMX is not available.
+public func bf16DenseForward(_ z: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>,
+                             _ b: UnsafePointer<Float>?, n: Int, inFeatures I: Int, outFeatures O: Int, threads: Int,
+                             scratch: UnsafeMutableRawPointer) -> Bool {
+    guard bf16ComputeAvailable, n > 0 else { return false }
+    let l = bf16DenseLayout(.denseForward(inFeatures: I, outFeatures: O), samples: n)
+    let bx = scratch.assumingMemoryBound(to: UInt32.self), acc = (scratch + l.acc).assumingMemoryBound(to: Float.self)
+    let sBlocks = roundUp(n, 16) / 16, oBlocks = roundUp(O, 32) / 32
+    // X^T as B: element (i, s) at x[s*I + i].
+    let T1 = max(1, min(threads, sBlocks))
+    parallelFor(T1) { t in
+        let r = splitRange(sBlocks, parts: T1, t)
+        fk_bf16_pack_b(bx, x, 1, I, i32(I), i32(n), i32(r.lowerBound * 16), i32(r.upperBound * 16))
+    }
+    // acc = W X^T, the threads splitting the output features (W, the larger operand, read once).
+    let T2 = max(1, min(threads, oBlocks))
+    parallelFor(T2) { t in
+        let r = splitRange(oBlocks, parts: T2, t)
+        _ = fk_amx_gemm(acc, n, w, bx, i32(roundUp(I, 32)), i32(r.lowerBound * 32), i32(min(O, r.upperBound * 32)), 0,
+                        i32(n), 0)
+    }
+    let T3 = max(1, min(threads, n))
+    parallelFor(T3) { t in
+        for s in splitRange(n, parts: T3, t) {
+            let row = z + s * O
+            for o in 0..<O { row[o] = acc[o * n + s] + (b?[o] ?? 0) }
+        }
+    }
+    return true
+}
+
+/// The products of a dense layer's backward in bf16 on AMX, from its output gradient dz (n, O)
+/// (in the scratch's `dz` part): dx (n, I) = dz w (w packed by `bf16PackDenseWeights(transposed:
+/// true)`), dw (O, I) = dz^T x, each overwritten; the threads split dx's columns and dw's rows.
+/// False (nothing computed) where AMX is not available.
+public func bf16DenseBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
+                              x: UnsafePointer<Float>, w: UnsafePointer<UInt16>?, n: Int, inFeatures I: Int,
+                              outFeatures O: Int, threads: Int, scratch: UnsafeMutableRawPointer) -> Bool {
+    guard bf16ComputeAvailable, n > 0 else { return false }
+    let role = BF16Role.denseBackward(inFeatures: I, outFeatures: O, inputGrad: dx != nil, weightGrad: dw != nil)
+    let l = bf16DenseLayout(role, samples: n)
+    let dz = UnsafePointer((scratch + l.dz).assumingMemoryBound(to: Float.self))
+    if let dx, let w {
+        let aDz = (scratch + l.aDz).assumingMemoryBound(to: UInt16.self)
+        let sBlocks = roundUp(n, 16) / 16, T1 = max(1, min(threads, sBlocks))
+        parallelFor(T1) { t in
+            let r = splitRange(sBlocks, parts: T1, t)
+            fk_bf16_pack_a(aDz, dz, O, 1, i32(n), i32(O), i32(r.lowerBound * 16), i32(r.upperBound * 16))
+        }
+        // Columns outside: W's tiles (the larger operand) read once, dz's panels from cache.
+        let iBlocks = roundUp(I, 32) / 32, T2 = max(1, min(threads, iBlocks))
+        w.withMemoryRebound(to: UInt32.self, capacity: roundUp(I, 16) * roundUp(O, 32) / 2) { wb in
+            parallelFor(T2) { t in
+                let r = splitRange(iBlocks, parts: T2, t)
+                _ = fk_amx_gemm(dx, I, aDz, wb, i32(roundUp(O, 32)), 0, i32(n), i32(r.lowerBound * 32),
+                                i32(min(I, r.upperBound * 32)), 1)
+            }
+        }
+    }
+    if let dw {
+        let aDzT = (scratch + l.aDzT).assumingMemoryBound(to: UInt16.self)
+        let bx = (scratch + l.bx).assumingMemoryBound(to: UInt32.self)
+        let oBlocks16 = roundUp(O, 16) / 16, iBlocks16 = roundUp(I, 16) / 16
+        let T1 = max(1, min(threads, oBlocks16 + iBlocks16))
+        parallelFor(T1) { t in
+            // dz^T as A: element (o, s) at dz[s*O + o]; x as B: element (s, i) at x[s*I + i].
+            let ra = splitRange(oBlocks16, parts: T1, t), rb = splitRange(iBlocks16, parts: T1, t)
+            fk_bf16_pack_a(aDzT, dz, 1, O, i32(O), i32(n), i32(ra.lowerBound * 16), i32(ra.upperBound * 16))
+            fk_bf16_pack_b(bx, x, I, 1, i32(n), i32(I), i32(rb.lowerBound * 16), i32(rb.upperBound * 16))
+        }
+        let oBlocks = roundUp(O, 32) / 32, T2 = max(1, min(threads, oBlocks))
+        parallelFor(T2) { t in
+            let r = splitRange(oBlocks, parts: T2, t)
+            _ = fk_amx_gemm(dw, I, aDzT, bx, i32(roundUp(n, 32)), i32(r.lowerBound * 32), i32(min(O, r.upperBound * 32)),
+                            0, i32(I), 0)
+        }
+    }
+    return true
 }
 
 /// w (O, C, KH, KW) rounded to bf16 into `packed` (`bf16PackedWeightCount(g)` values).

@@ -126,6 +126,8 @@ public final class Executor<T: BLASReal> {
     private var bf16Weight: [Int] = []
     private var bf16Roles: [BF16Role?] = []
     private var bf16Scratch: [UnsafeMutableRawPointer] = []
+    /// The dense steps' scratch, shared by the threads (`bf16DenseLayout`).
+    private var bf16Shared: UnsafeMutableRawPointer? = nil
     private var bf16Threads = 0
     private var bf16Bytes = 0
     /// `computesInBF16`, taken once per run rather than at every step.
@@ -609,7 +611,8 @@ public final class Executor<T: BLASReal> {
     private func freeBF16() {
         for p in bf16Packed { p?.deallocate() }
         for p in bf16Scratch { p.deallocate() }
-        bf16Packed = []; bf16Stale = []; bf16Weight = []; bf16Roles = []; bf16Scratch = []
+        bf16Shared?.deallocate()
+        bf16Packed = []; bf16Stale = []; bf16Weight = []; bf16Roles = []; bf16Scratch = []; bf16Shared = nil
         bf16Threads = 0; bf16Bytes = 0
     }
 
@@ -623,15 +626,13 @@ public final class Executor<T: BLASReal> {
             guard let role = bf16Role(of: step.kernel, mode: plan.metadata.mode, maxChunk: plan.maxBatch) else {
                 bf16Packed.append(nil); bf16Weight.append(-1); bf16Roles.append(nil); continue
             }
-            let weightSlot: Int
-            if case .backward = role { weightSlot = 2 } else { weightSlot = 1 }
-            bf16Packed.append(role.packedGeometry.map { g in
-                let count = bf16PackedWeightCount(g)
+            let count = role.packedWeightCount
+            bf16Packed.append(count == 0 ? nil : {
                 let p = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
                 p.initialize(repeating: 0, count: count)
                 return p
-            })
-            bf16Weight.append(step.inputs[weightSlot]); bf16Roles.append(role)
+            }())
+            bf16Weight.append(step.inputs[role.weightSlot]); bf16Roles.append(role)
         }
         bf16Stale = [Bool](repeating: true, count: plan.steps.count)
         bf16Scratch = (0..<t).map { _ in
@@ -639,8 +640,13 @@ public final class Executor<T: BLASReal> {
             p.initializeMemory(as: UInt8.self, repeating: 0, count: max(need.perThread, 64))
             return p
         }
+        if need.shared > 0 {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: need.shared, alignment: 64)
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: need.shared)
+            bf16Shared = p
+        }
         bf16Threads = t
-        bf16Bytes = t * need.perThread + need.weights
+        bf16Bytes = t * need.perThread + need.shared + need.weights
     }
 
     /// Runs step s in bf16 when it is a bf16 step: true when it ran.
@@ -653,8 +659,40 @@ public final class Executor<T: BLASReal> {
             switch role {
             case .forward(let g): bf16PackWeights(packed, cf(bf16Weight[s]), g)
             case .backward(let g, _, _, _): bf16PackFlippedWeights(packed, cf(bf16Weight[s]), g, threads: t)
+            case .denseForward(let inF, let outF), .denseBackward(let inF, let outF, _, _):
+                var transposed = false
+                if case .denseBackward = role { transposed = true }
+                bf16PackDenseWeights(packed, cf(bf16Weight[s]), inFeatures: inF, outFeatures: outF, transposed: transposed,
+                                     threads: t)
             }
             bf16Stale[s] = false
+        }
+        if case .denseForward(let inF, let outF) = role, case .fusedTrain(let a, let e) = step.kernel,
+           let packed, let shared = bf16Shared {
+            // The product on AMX into the batchnorm's input (or y), then the f32 epilogue.
+            let k = e.bias ? 3 : 2, bn = e.hasBatchnorm
+            guard bf16DenseForward(bn ? ff(o[1]) : ff(o[0]), cf(i[0]), packed, e.bias ? cf(i[2]) : nil, n: n,
+                                   inFeatures: inF, outFeatures: outF, threads: t, scratch: shared) else { return false }
+            fusedTrainForward(ff(o[0]), bn ? ff(o[1]) : nil, bn ? ff(o[2]) : nil, bn ? ff(o[3]) : nil,
+                              cf(i[0]), cf(i[1]), e.bias ? cf(i[2]) : nil,
+                              gamma: bn ? cf(i[k]) : nil, beta: bn ? cf(i[k + 1]) : nil,
+                              n: n, a, e, global: global, anchorComputed: true)
+            return true
+        }
+        if case .denseBackward(let inF, let outF, _, _) = role,
+           case .fusedTrainGrad(let a, let e, let inputGrad, let weightGrad) = step.kernel, let shared = bf16Shared {
+            // The output gradient (and db, the batchnorm's) in f32, the products on AMX.
+            guard bf16ComputeAvailable else { return false }
+            let p = FusedGradSlots(e, inputGrad: inputGrad, weightGrad: weightGrad)
+            fusedTrainBackward(dx: nil, dw: nil, db: p.db.map { ff(o[$0]) },
+                               dgamma: p.dgamma.map { ff(o[$0]) }, dbeta: p.dbeta.map { ff(o[$0]) },
+                               dy: cf(i[0]), x: cf(i[1]), w: cf(i[2]), y: p.y.map { cf(i[$0]) },
+                               bnInput: p.bnInput.map { cf(i[$0]) }, gamma: p.gamma.map { cf(i[$0]) },
+                               mean: p.mean.map { cf(i[$0]) }, variance: p.variance.map { cf(i[$0]) },
+                               n: n, a, e, global: global, gradientOut: shared.assumingMemoryBound(to: Float.self))
+            return bf16DenseBackward(dx: p.dx.map { ff(o[$0]) }, dw: p.dw.map { ff(o[$0]) }, x: cf(i[1]),
+                                     w: packed.map { UnsafePointer($0) }, n: n, inFeatures: inF, outFeatures: outF,
+                                     threads: t, scratch: shared)
         }
         if case .backward(let g, let flipped, let weightGrad, let samples) = role,
            case .fusedTrainGrad(_, let e, let inputGrad, let wantWeightGrad) = step.kernel {

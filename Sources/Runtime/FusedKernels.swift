@@ -168,16 +168,17 @@ public func fusedTrainForward<T: BLASReal>(
     beta: UnsafePointer<T>?,                // (O)
     n: Int, _ a: FusedAnchor, _ e: FusedEpilogue,
     workspace: UnsafeMutablePointer<T>? = nil,  // fusedForwardWorkspace(a)
-    global: GlobalBatch? = nil                  // data parallelism: statistics over every shard
+    global: GlobalBatch? = nil,                 // data parallelism: statistics over every shard
+    anchorComputed: Bool = false                // anchor(x, w) + b is already in bnInput (with a batchnorm) or y
 ) {
     let channels = a.outputChannels, spatial = a.outputSpatial
     let count = n * channels * spatial
     guard e.hasBatchnorm, let z = bnInput, let mean, let variance, let gamma, let beta else {
-        anchorForward(y, x, w, b, n: n, a, workspace: workspace)
+        if !anchorComputed { anchorForward(y, x, w, b, n: n, a, workspace: workspace) }
         if e.relu { reluForward(y, UnsafePointer(y), count: count) }
         return
     }
-    anchorForward(z, x, w, b, n: n, a, workspace: workspace)
+    if !anchorComputed { anchorForward(z, x, w, b, n: n, a, workspace: workspace) }
     if e.batchnorm == .afterRelu { reluForward(z, UnsafePointer(z), count: count) }
     batchnormTrainForward(y, mean, variance, UnsafePointer(z), gamma, beta,
                           n: n, channels: channels, spatial: spatial, epsilon: T(e.epsilon), global: global)
@@ -186,6 +187,8 @@ public func fusedTrainForward<T: BLASReal>(
 
 /// Training backward of `fusedTrainForward`. Gradients not asked for are nil; dgamma and dbeta
 /// are required with a batchnorm (they also carry the per-channel sums to the second pass).
+/// With `gradientOut`, dx and dw are not computed: the anchor's output gradient (what they
+/// would be computed from) goes there for the whole batch, with db, dgamma and dbeta as usual.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func fusedTrainBackward<T: BLASReal>(
@@ -204,7 +207,8 @@ public func fusedTrainBackward<T: BLASReal>(
     variance: UnsafePointer<T>?,        // (O) batch variance (biased) from the forward
     n: Int, _ a: FusedAnchor, _ e: FusedEpilogue,
     workspace: UnsafeMutablePointer<T>? = nil,  // fusedTrainBackwardWorkspace(a)
-    global: GlobalBatch? = nil                  // data parallelism: sums over every shard
+    global: GlobalBatch? = nil,                 // data parallelism: sums over every shard
+    gradientOut: UnsafeMutablePointer<T>? = nil // the anchor's output gradient (N, O, spatial) instead of dx and dw
 ) {
     let channels = a.outputChannels, spatial = a.outputSpatial
     let m = Double((global?.samples ?? n) * spatial)
@@ -281,6 +285,12 @@ public func fusedTrainBackward<T: BLASReal>(
         }
     }
 
+    if let gradientOut {
+        // The caller computes dx and dw from it (the bf16 path of a dense layer).
+        preactivationGradient(gradientOut, 0, n)
+        if let db { accumulateBias(db, gradientOut, 0, n) }
+        return
+    }
     withWorkspace(workspace, count: fusedTrainBackwardWorkspace(a)) { ws in
         switch a {
         case .conv2d(let g):

@@ -10,8 +10,9 @@
 //     (cached across runs), plus one shared area for the steps transformed every run
 //     (training: the forward's and the input gradient's) (`winogradFilterLayout`). The
 //     Winograd input gradient needs no panels of its own: it uses the backward's im2col panel;
-//   - for an inference plan compiled with `--compute bf16` on a CPU with AMX, per thread the
-//     bf16 panels and once every convolution's packed weights (`bf16WorkspaceBytes`).
+//   - for a plan compiled with `--compute bf16` (or trained with `compute = bf16`) on a CPU
+//     with AMX, per thread the bf16 panels, once the dense steps' shared panels and every bf16
+//     step's packed weights (`bf16WorkspaceBytes`).
 // The executor allocates with these same functions.
 
 /// The geometry of a step the Winograd path computes under an executor's `winograd` setting
@@ -89,5 +90,6 @@ public func executorWorkspaceBytes(_ plan: Plan, threads: Int, winograd: Bool? =
     guard fastKernels && elementBytes == 4 else { return shared }
     let need = fastScratchElements(plan, winograd: winograd)
     let bf16 = bf16WorkspaceBytes(plan, threads: threads)
-    return shared + max(threads, 1) * (need.floats * 4 + need.doubles * 8 + bf16.perThread) + need.filters * 4 + bf16.weights
+    return shared + max(threads, 1) * (need.floats * 4 + need.doubles * 8 + bf16.perThread) + need.filters * 4 + bf16.shared
+        + bf16.weights
 }

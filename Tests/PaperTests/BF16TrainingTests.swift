@@ -1,5 +1,5 @@
 // Training in bf16 (`compute = bf16` in the train block): the training plan carries it, the
-// step computes the convolutions' forwards and input gradients on AMX and stays close to the
+// step computes the convolutions and the dense layers of 16+ units on AMX and stays close to the
 // f32 step without being it, runs are deterministic and resume bitwise, and where AMX is off
 // the same model trains bitwise as in f32. The kernels themselves are checked against naive
 // references in RuntimeTests/BF16TrainTests.
@@ -86,12 +86,11 @@ final class BF16TrainingTests: XCTestCase {
         XCTAssertEqual(bf.metadata.computeDType, "bf16")
         let f = try compile(try model(source: source(compute: "f32")), o).plan
         XCTAssertNil(f.metadata.computeDType)
-        // The bf16 steps: the forwards of c2 and c3 (16 and 32 input channels; c1 has one) and
-        // the backwards of c2 and c3 (c1's has no input gradient and one input channel); the
-        // dense layers stay f32 (measured: on AMX as 1x1 planes their backward was 3x slower
-        // than f32 sgemm; docs/performance.md).
+        // The bf16 steps: the forwards of c2 and c3 (16 and 32 input channels; c1 has one), the
+        // backwards of c2 and c3 (c1's has no input gradient and one input channel), and the
+        // forward and backward of the dense layer h (32 units); the 7-unit output layer stays f32.
         let roles = bf.steps.filter { bf16Role(of: $0.kernel, mode: "training", maxChunk: 4) != nil }.map(\.name)
-        XCTAssertEqual(roles.count, 4, "\(roles)")
+        XCTAssertEqual(roles.count, 6, "\(roles)")
         // What an executor allocates for it is what the plan's summary says.
         let ex = try Executor<Float>(plan: bf)
         ex.threads = 2

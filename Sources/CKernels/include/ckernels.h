@@ -207,6 +207,24 @@ int fk_amx_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_
 void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
                               int oBegin, int oEnd);
 
+/// A's tiles for C = A B (the dense layers of bf16 training): rows [mBegin, mEnd) (multiples of
+/// 16; rows >= M come out zero) of the M x K matrix at src[m*rs + k*cs], rounded to bf16, as
+/// dst[m/16][k/32][m%16][k%32] (K padded with zeros to a multiple of 32).
+void fk_bf16_pack_a(uint16_t *dst, const float *src, long rs, long cs, int M, int K, int mBegin, int mEnd);
+
+/// B's tiles for C = A B: columns [nBegin, nEnd) (in blocks of 16; columns >= N come out zero)
+/// of the K x N matrix at src[k*rs + n*cs] in K pairs, dst[n/16][k/32][(k%32)/2][n%16] =
+/// bf16(B[k][n]) | bf16(B[k+1][n]) << 16 for even k (zeros from K to K rounded up to 32).
+void fk_bf16_pack_b(uint32_t *dst, const float *src, long rs, long cs, int K, int N, int nBegin, int nEnd);
+
+/// C[m][n] (rows ldc floats apart) = sum over k < Kp of A[m][k] B[k][n] for m in [mBegin, mEnd),
+/// n in [nBegin, nEnd), A and B packed by fk_bf16_pack_a / fk_bf16_pack_b for Kp (a multiple of
+/// 32); bf16 products, f32 sums, on AMX tiles. mBegin and nBegin multiples of 16; the blocks of
+/// 32 x 32 run with the columns outside when nOuter (then B is streamed once and A's panels
+/// reread), else the rows. Returns 0 (computing nothing) where AMX is not available.
+int fk_amx_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd, int nBegin,
+                int nEnd, int nOuter);
+
 /// out (S, O, OH, OW), channels [oBegin, oEnd) = the epilogue of fk_conv_epilogue (bias, relu
 /// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart);
 /// when `sum` is not null, sum[o] += the written values and sumsq[o] += their squares (double),
