@@ -439,9 +439,9 @@ public final class Executor<T: BLASReal> {
         case .scale(let factor):
             scaleForward(f(o[0]), c(i[0]), count: count(i[0], n), factor: T(factor))
         case .l2Penalty(let factor):
-            l2PenaltyForward(f(o[0]), c(i[0]), count: count(i[0], n), factor: T(factor))
+            l2PenaltyForward(f(o[0]), c(i[0]), count: count(i[0], n), factor: T(factor), threads: threads)
         case .l2PenaltyGrad(let factor):
-            l2PenaltyBackward(f(o[0]), c(i[0]), c(i[1]), count: count(i[1], n), factor: T(factor))
+            l2PenaltyBackward(f(o[0]), c(i[0]), c(i[1]), count: count(i[1], n), factor: T(factor), threads: threads)
         case .constant(let value):
             constantForward(f(o[0]), count: count(o[0], n), value: T(value))
 
@@ -485,7 +485,7 @@ public final class Executor<T: BLASReal> {
                        lr: Double(c(i[4])[0]), t: counterValue(i[5]) + 1,
                        beta1: T(beta1), beta2: T(beta2), epsilon: T(eps), threads: threads)
         case .maxNormProject(let maxValue, let mode, let shape):
-            maxNormProject(f(i[0]), shape: shape, maxValue: Double(maxValue), mode: mode)
+            maxNormProject(f(i[0]), shape: shape, maxValue: Double(maxValue), mode: mode, threads: threads)
         case .batchnormStatsUpdate(let momentum, let ch, let sp):
             batchnormStatsUpdate(f(i[0]), f(i[1]), c(i[2]), c(i[3]), channels: ch,
                                  elementsPerChannel: (global?.samples ?? n) * sp, momentum: T(momentum))

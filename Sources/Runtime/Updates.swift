@@ -65,7 +65,8 @@ public func adamUpdate<T: BLASReal>(
 @_specialize(where T == Double)
 public func maxNormProject<T: BLASReal>(
     _ w: UnsafeMutablePointer<T>,   // shape: (O, C, KH, KW) or (O, I)
-    shape: [Int], maxValue: Double, mode: MaxNormMode
+    shape: [Int], maxValue: Double, mode: MaxNormMode,
+    threads: Int = 1   // each norm on one thread: any split gives the same bits
 ) {
     // Seen as [outer, length, inner]: one norm over the middle axis per (outer, inner).
     let outer: Int, inner: Int, length: Int
@@ -74,14 +75,23 @@ public func maxNormProject<T: BLASReal>(
     } else {
         outer = shape[0]; length = shape.dropFirst().reduce(1, *); inner = 1  // O x rest
     }
-    for a in 0..<outer {
-        for b in 0..<inner {
-            let base = w + a * length * inner + b
-            var sq = 0.0
-            for k in 0..<length { let v = Double(base[k * inner]); sq += v * v }
-            let norm = sq.squareRoot()
-            let factor = T(min(max(norm, 0), maxValue) / (1e-7 + norm))
-            for k in 0..<length { base[k * inner] *= factor }
+    // Norms of contiguous values (inner == 1: dense rows, per-filter) in `sumOfSquares`' eight
+    // lanes; strided ones (Keras' conv norms over KH, a few values each) in order.
+    let parts = outer * length * inner >= 1 << 16 ? max(1, min(threads, outer)) : 1
+    parallelFor(parts) { part in
+        for a in splitRange(outer, parts: parts, part) {
+            for b in 0..<inner {
+                let base = w + a * length * inner + b
+                var sq = 0.0
+                if inner == 1 {
+                    sq = sumOfSquares(UnsafePointer(base), count: length)
+                } else {
+                    for k in 0..<length { let v = Double(base[k * inner]); sq += v * v }
+                }
+                let norm = sq.squareRoot()
+                let factor = T(min(max(norm, 0), maxValue) / (1e-7 + norm))
+                for k in 0..<length { base[k * inner] *= factor }
+            }
         }
     }
 }

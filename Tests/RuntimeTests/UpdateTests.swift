@@ -1,5 +1,6 @@
 // Update kernels against hand-computed numbers.
 import XCTest
+import CKernels
 @testable import Runtime
 
 final class UpdateTests: RuntimeTestCase {
@@ -102,5 +103,71 @@ final class UpdateTests: RuntimeTestCase {
         batchnormStatsUpdate(rm1.p, rv1.p, DBuf([2]).c, DBuf([3]).c, channels: 1,
                              elementsPerChannel: 1, momentum: 0.9)
         assertClose(rv1.array, [1.2], tol: 1e-15, "variance m = 1")
+    }
+}
+
+/// The passes over a layer's weights that do little arithmetic (the L2 penalty, its gradient,
+/// the max-norm projection): threads and SIMD levels give the same bits, and the sums equal a
+/// naive Double sum to rounding.
+final class WeightPassTests: RuntimeTestCase {
+    func values(_ count: Int, seed: UInt64) -> [Float] {
+        var rng = TestRNG(seed: seed)
+        return rng.array(count, -0.2, 0.2).map(Float.init)
+    }
+
+    func testSumOfSquaresIsTheSameOnEveryPathAndCloseToTheNaiveSum() {
+        for count in [0, 1, 7, 8, 9, 4608, 100_003] {
+            let x = values(count, seed: UInt64(count) + 1)
+            let naive = x.reduce(0.0) { $0 + Double($1) * Double($1) }
+            var bits: [UInt64] = []
+            for level: Int32 in [2, 1, 0] {
+                fk_limit_simd(level)
+                bits.append(fk_sumsq(x, count).bitPattern)
+            }
+            fk_limit_simd(2)
+            XCTAssertEqual(Set(bits).count, 1, "count \(count): the SIMD levels disagree")
+            XCTAssertEqual(Double(bitPattern: bits[0]), naive, accuracy: max(naive, 1e-300) * 1e-13, "count \(count)")
+            // The Double path of sumOfSquares keeps the same lanes.
+            let d = x.map(Double.init)
+            XCTAssertEqual(d.withUnsafeBufferPointer { sumOfSquares($0.baseAddress!, count: count) },
+                           naive, accuracy: max(naive, 1e-300) * 1e-13)
+        }
+    }
+
+    func testL2PenaltyAndItsGradientAreTheSameBitsForAnyThreadCount() {
+        let count = 9 * l2PenaltyBlock + 123
+        let w = values(count, seed: 5)
+        let naive = 1e-4 * w.reduce(0.0) { $0 + Double($1) * Double($1) }
+        var y: [[Float]] = [], dw: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let out = Buf<Float>(zeros: 1), grad = Buf<Float>(zeros: count)
+            l2PenaltyForward(out.p, w, count: count, factor: 1e-4, threads: threads)
+            l2PenaltyBackward(grad.p, [Float(0.5)], w, count: count, factor: 1e-4, threads: threads)
+            y.append(out.array); dw.append(grad.array)
+        }
+        XCTAssertEqual(y[0], y[1]); XCTAssertEqual(y[0], y[2])
+        XCTAssertEqual(dw[0], dw[1]); XCTAssertEqual(dw[0], dw[2])
+        XCTAssertEqual(Double(y[0][0]), naive, accuracy: naive * 1e-6)
+        XCTAssertEqual(dw[0][count - 1], 2 * 1e-4 * 0.5 * w[count - 1])
+    }
+
+    func testMaxNormProjectionIsTheSameBitsForAnyThreadCountAndBoundsEveryRow() {
+        let (rows, cols) = (64, 4608)
+        let w = values(rows * cols, seed: 9).enumerated().map { $0.element * 0.25 * Float($0.offset / cols % 3 + 1) }
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let b = Buf<Float>(w)
+            maxNormProject(b.p, shape: [rows, cols], maxValue: 4, mode: .keras, threads: threads)
+            results.append(b.array)
+        }
+        XCTAssertEqual(results[0], results[1]); XCTAssertEqual(results[0], results[2])
+        var clipped = 0
+        for r in 0..<rows {
+            let before = w[(r * cols)..<((r + 1) * cols)].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            let after = results[0][(r * cols)..<((r + 1) * cols)].reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            if before > 4 { clipped += 1; XCTAssertEqual(after, 4, accuracy: 1e-4) } else { XCTAssertEqual(after, before, accuracy: before * 1e-6) }
+        }
+        XCTAssertGreaterThan(clipped, 0, "some rows must exceed the bound for the test to mean anything")
+        XCTAssertLessThan(clipped, rows)
     }
 }

@@ -51,6 +51,13 @@ void fk_mul(float *y, const float *a, const float *b, long count);
 /// y = a + b, count elements (y may be a or b).
 void fk_add(float *y, const float *a, const float *b, long count);
 
+/// The sum of x[i]^2 in Double, in eight lanes (element i in lane i % 8, the lanes added
+/// pairwise): the same bits on every CPU.
+double fk_sumsq(const float *x, long count);
+
+/// y = k * x, count elements (y may be x).
+void fk_scale(float *y, const float *x, float k, long count);
+
 /// 2x2 stride-2 max pooling, no padding, over planes of (H, W) with H, W even:
 /// y (planes, H/2, W/2).
 void fk_maxpool2x2(float *y, const float *x, long planes, int H, int W);
