@@ -13,7 +13,11 @@
 // its input gradient as the convolution of the output gradient by the flipped kernel, and its
 // weight gradient as the padded input times the output gradient in pairs (`fk_amx_weight_grad`),
 // each in the f32 backward's chunks (the weight gradient on the forward's padded grid: the input
-// rounded once per chunk); weights, batchnorm and the updates stay f32.
+// rounded once per chunk); each dense layer of 16+ inputs and units over the whole batch at
+// once, on operands packed tile by tile (`fk_bf16_pack_a`/`fk_bf16_pack_b`, `fk_amx_gemm`): the
+// forward as W X^T, the input gradient as dz W, the weight gradient as dz^T X, its output
+// gradient computed in f32 first (`fusedTrainBackward`'s `gradientOut`); weights, batchnorm and
+// the updates stay f32.
 //
 // Why only AMX: on the Xeon this was measured on, AVX512_BF16's dot product (vdpbf16ps) does
 // half the f32 FMA's work per second (84-87 against 166-173 GFLOP/s on one core) and AMX 7-16

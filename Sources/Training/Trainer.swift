@@ -75,7 +75,7 @@ public final class Trainer {
     public var computeNote: String? {
         guard stepExecutor.plan.metadata.computeDType == "bf16" else { return nil }
         return stepExecutor.computesInBF16
-            ? "compute: bf16 on AMX (the convolutions' products, forward and backward; weights, batchnorm and updates in f32)"
+            ? "compute: bf16 on AMX (the products of the convolutions and dense layers, forward and backward; weights, batchnorm and updates in f32)"
             : "compute: f32 (the train block asks for bf16; this CPU has no AMX)"
     }
 

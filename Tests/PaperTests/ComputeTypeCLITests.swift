@@ -69,7 +69,7 @@ final class ComputeTypeCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/t.plan"))
     }
 
-    /// Training plans take bf16 too (the convolutions' forwards and input gradients): compile
+    /// Training plans take bf16 too (the products of the convolutions and dense layers): compile
     /// --train --compute marks them, inspect and bench --train --bf16 say what runs.
     func testTrainingPlansTakeBF16() throws {
         let dir = temporaryDirectory("compute-train")

@@ -37,8 +37,9 @@ enum TrainCommand {
         share of every batch:
           mpirun -np 2 fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
         The recipe (optimizer, schedule, augmentation, ...) is the model file's train { } block
-        (docs/graph-language.md); its 'compute = bf16' trains with the convolutions' products in
-        bf16 on AMX where the CPU has it (1.2-1.5x faster; weights and updates stay f32).
+        (docs/graph-language.md); its 'compute = bf16' trains with the products of the convolutions and
+        dense layers in bf16 on AMX where the CPU has it (1.2-1.5x faster; weights and updates
+        stay f32).
         """)
 
     static func main(_ args: [String]) throws {
