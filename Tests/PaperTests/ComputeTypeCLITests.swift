@@ -82,5 +82,20 @@ final class ComputeTypeCLITests: XCTestCase {
         let b = try fergc(["bench", "Models/vgg_k_narrow.graph", "--train", "--bf16", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm"])
         XCTAssertEqual(b.status, 0, b.stderr)
         XCTAssertTrue(b.stdout.contains(bf16ComputeAvailable ? "convolutions in bf16 (AMX)" : "asked bf16"), b.stdout)
+        // --f32 runs a model whose train block asks bf16 in f32 (the f32 figure beside it);
+        // --bf16 with --f32 is a usage error.
+        let source = try String(contentsOfFile: "Models/vgg_k_narrow.graph", encoding: .utf8)
+            .replacingOccurrences(of: "  seed = 1\n", with: "  compute = bf16\n  seed = 1\n")
+        XCTAssertTrue(source.contains("compute = bf16"))
+        try source.write(toFile: dir + "/m.graph", atomically: true, encoding: .utf8)
+        let asked = try fergc(["bench", dir + "/m.graph", "--train", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm", "--json"])
+        XCTAssertEqual(asked.status, 0, asked.stderr)
+        XCTAssertTrue(asked.stdout.contains(bf16ComputeAvailable ? "\"bf16 (AMX)\"" : "\"f32\""), asked.stdout)
+        let f = try fergc(["bench", dir + "/m.graph", "--train", "--f32", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm", "--json"])
+        XCTAssertEqual(f.status, 0, f.stderr)
+        XCTAssertTrue(f.stdout.contains("\"compute\" : \"f32\"") || f.stdout.contains("\"compute\":\"f32\""), f.stdout)
+        let both = try fergc(["bench", dir + "/m.graph", "--train", "--f32", "--bf16", "--no-sgemm"])
+        XCTAssertEqual(both.status, 2)
+        XCTAssertTrue(both.stderr.contains("--bf16 and --f32 exclude each other"), both.stderr)
     }
 }

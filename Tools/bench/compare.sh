@@ -75,9 +75,9 @@ echo "bf16 (AMX): $([ $BF16 = 1 ] && echo "yes, measured beside f32" || echo "no
 declare -A P
 for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r/$ROUNDS ($NAME) =="
-    t=$($FERGC bench "$MODEL" --train --batch 128 --warmup 2 --runs 5 --no-sgemm --json | field img_per_s)
-    i=$($FERGC bench "$MODEL" --infer --batch 128 --warmup 3 --runs 15 --no-sgemm --json | field img_per_s)
-    l=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --json \
+    t=$($FERGC bench "$MODEL" --train --batch 128 --warmup 2 --runs 5 --no-sgemm --f32 --json | field img_per_s)
+    i=$($FERGC bench "$MODEL" --infer --batch 128 --warmup 3 --runs 15 --no-sgemm --f32 --json | field img_per_s)
+    l=$($FERGC bench "$MODEL" --infer --batch 1 --warmup 20 --runs 200 --no-sgemm --f32 --json \
         | python3 -c "import json,sys,statistics as s; print(round(s.mean(json.load(sys.stdin)['runs_ms']), 3))")
     F_TRAIN+="$t "; F_INFER+="$i "; F_LAT+="$l "
     printf "fergc    train bs=128 %8.1f img/s | infer bs=128 %8.1f img/s | infer bs=1 %6.3f ms (mean)\n" "$t" "$i" "$l"
@@ -153,7 +153,7 @@ if [ $PRETRAINED = 1 ]; then
     echo "== pretrained VGG16 (Models/vgg16_pretrained_fast.graph), training bs=128, $ROUNDS rounds =="
     C=""; U=""; K=""; BC=""
     for r in $(seq 1 "$ROUNDS"); do
-        J=$($FERGC bench Models/vgg16_pretrained_fast.graph --train --batch 128 --warmup 1 --runs 5 --no-sgemm --json)
+        J=$($FERGC bench Models/vgg16_pretrained_fast.graph --train --batch 128 --warmup 1 --runs 5 --no-sgemm --f32 --json)
         c=$(echo "$J" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['frozen_prefix']['img_per_s_cached'], 2))")
         u=$(echo "$J" | python3 -c "import json,sys; print(round(json.load(sys.stdin)['img_per_s'], 2))")
         C+="$c "; U+="$u "

@@ -14,7 +14,7 @@ import Runtime
 enum BenchCommand {
     static let spec = CommandSpec(
         name: "bench",
-        usage: "bench MODEL.graph|M.plan [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--bf16] [--json]",
+        usage: "bench MODEL.graph|M.plan [--train|--infer] [--batch N] [--threads N] [--warmup K] [--runs R] [--winograd|--no-winograd] [--bf16|--f32] [--json]",
         summary: "Time a training step or an inference batch: img/s, ms per batch, a per-step profile, sgemm GFLOP/s.",
         options: [
             OptionSpec(name: "train", kind: .flag, help: "Time one training step: forward, backward, update (the default)."),
@@ -28,6 +28,7 @@ enum BenchCommand {
             OptionSpec(name: "winograd", kind: .flag, help: "Every 3x3 stride-1 convolution forward with Winograd F(4x4,3x3) (Executor.winograd = true)."),
             OptionSpec(name: "no-winograd", kind: .flag, help: "Every convolution direct (im2col + GEMM), whatever the plan chose (Executor.winograd = false)."),
             OptionSpec(name: "bf16", kind: .flag, help: "The convolutions in bf16 on AMX, as a plan compiled with --compute bf16 (inference) or trained with 'compute = bf16' (training: the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units) runs; f32 where the CPU has no AMX (the output says which ran)."),
+            OptionSpec(name: "f32", kind: .flag, help: "Everything in f32, whatever the plan or its train block asks (e.g. the f32 figure of a model whose train block says 'compute = bf16')."),
             OptionSpec(name: "no-sgemm", kind: .flag, help: "Skip measuring the machine's sgemm rate."),
             OptionSpec(name: "json", kind: .flag, help: "Print JSON: img_per_s, ms_per_batch, layers, sgemm_gflops, ..."),
         ],
@@ -101,9 +102,11 @@ enum BenchCommand {
         }
         if a.flag("winograd") { ex.winograd = true }
         if a.flag("no-winograd") { ex.winograd = false }
-        if a.flag("bf16") {
-            ex.bf16 = true
+        if a.flag("bf16") && a.flag("f32") {
+            throw UsageError(message: "--bf16 and --f32 exclude each other", command: spec.name)
         }
+        if a.flag("bf16") { ex.bf16 = true }
+        if a.flag("f32") { ex.bf16 = false }
         fillInputs(ex, plan: plan, batch: batch, seed: seed)
 
         for _ in 0..<warmup { try ex.run(batch: batch) }
