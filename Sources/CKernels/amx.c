@@ -291,27 +291,36 @@ typedef struct {
     uint8_t rows[16];
 } fk_tile_config;
 
-/// Tile T, the C block's (i, j): acc[ob + 16 i..][pb + 16 j..], of which the rows below O and the
-/// columns below pEnd are kept; stored in place when whole, else through `tmp`.
-#define FK_STORE(T, i, j) do {                                                                   \
-    const int vr = oEnd - (ob + 16 * (i)) < 16 ? oEnd - (ob + 16 * (i)) : 16;                    \
-    const long vc = pEnd - (pb + 16 * (j)) < 16 ? pEnd - (pb + 16 * (j)) : 16;                  \
-    float *c = acc + (long)(ob + 16 * (i)) * ldacc + pb + 16 * (j);                             \
-    if (vr == 16 && vc == 16) {                                                                  \
-        _tile_stored(T, c, ldacc * 4);                                                           \
-    } else {                                                                                     \
-        _tile_stored(T, tmp, 64);                                                                \
-        for (int r = 0; r < vr; r++) memcpy(c + (long)r * ldacc, tmp + r * 16, (size_t)vc * 4); \
-    }                                                                                            \
-} while (0)
-
-AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
-                                  const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
+/// Every kernel here uses the 8 tiles as 16 rows of 64 bytes (f32 16 x 16, bf16 16 x 32, pairs
+/// 16 x 16); each thread configures its tiles before its first tile instruction.
+AMX static inline void fk_amx_configure(void) {
     fk_tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
     _tile_loadconfig(&cfg);
+}
+
+/// Tile T into the f32 matrix M (rows ld floats apart) at (row, col), of which the rows below
+/// rowEnd and the columns below colEnd are kept: stored in place when whole, else through `tmp`.
+#define FK_STORE_TILE(T, M, ld, row, col, rowEnd, colEnd) do {                                   \
+    const long vr = (rowEnd) - (row) < 16 ? (rowEnd) - (row) : 16;                               \
+    const long vc = (colEnd) - (col) < 16 ? (colEnd) - (col) : 16;                               \
+    float *c = (M) + (long)(row) * (ld) + (col);                                                 \
+    if (vr == 16 && vc == 16) {                                                                  \
+        _tile_stored(T, c, (ld) * 4);                                                            \
+    } else {                                                                                     \
+        _tile_stored(T, tmp, 64);                                                                \
+        for (long r = 0; r < vr; r++) memcpy(c + r * (ld), tmp + r * 16, (size_t)vc * 4);       \
+    }                                                                                            \
+} while (0)
+
+/// Tile T, the conv C block's (i, j): acc[ob + 16 i..][pb + 16 j..] within oEnd and pEnd.
+#define FK_STORE(T, i, j) FK_STORE_TILE(T, acc, ldacc, ob + 16 * (i), pb + 16 * (j), oEnd, pEnd)
+
+AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                                  const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
+    fk_amx_configure();
     float tmp[256] __attribute__((aligned(64)));
     const int Opad = (O + 15) & ~15;
     const long strideA = (long)Cpad * 2, strideB = rowLen * 4;
@@ -475,11 +484,7 @@ void fk_bf16_grid_pairs_transposed(uint32_t *dst, long ldB, float *work, const f
 #ifdef FK_HAVE_AMX
 AMX static void fk_amx_weight_grad_tiles(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH,
                                          int KW, int Wp, int Cpad, int Opad, long Kpad, int accumulate) {
-    fk_tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
-    _tile_loadconfig(&cfg);
+    fk_amx_configure();
     const long strideA = rowLen * 2, strideB = ldB * 4, strideC = (long)Opad * 4;
     for (int t = 0; t < KH * KW; t++) {
         const long off = (long)(t / KW) * Wp + t % KW;
@@ -606,19 +611,8 @@ void fk_bf16_pack_b(uint32_t *dst, const float *src, long rs, long cs, int K, in
 }
 
 #ifdef FK_HAVE_AMX
-/// Tile T, C's block (i, j) of the 32 x 32 block at (mb, nb): stored in place when whole, else
-/// its rows below mEnd and columns below nEnd through `tmp`.
-#define FK_STORE_MN(T, i, j) do {                                                                 \
-    const int vr = mEnd - (mb + 16 * (i)) < 16 ? mEnd - (mb + 16 * (i)) : 16;                    \
-    const int vc = nEnd - (nb + 16 * (j)) < 16 ? nEnd - (nb + 16 * (j)) : 16;                    \
-    float *c = C + (long)(mb + 16 * (i)) * ldc + nb + 16 * (j);                                  \
-    if (vr == 16 && vc == 16) {                                                                  \
-        _tile_stored(T, c, ldc * 4);                                                             \
-    } else {                                                                                     \
-        _tile_stored(T, tmp, 64);                                                                \
-        for (int r = 0; r < vr; r++) memcpy(c + (long)r * ldc, tmp + r * 16, (size_t)vc * 4);   \
-    }                                                                                            \
-} while (0)
+/// Tile T, C's block (i, j) of the 32 x 32 block at (mb, nb), within mEnd and nEnd.
+#define FK_STORE_MN(T, i, j) FK_STORE_TILE(T, C, ldc, mb + 16 * (i), nb + 16 * (j), mEnd, nEnd)
 
 /// One 32 x 32 block of C (fewer rows or columns at the ends): four accumulators, the K loop
 /// loading two A and two B tiles per step.
@@ -646,11 +640,7 @@ AMX static inline void fk_amx_gemm_block(float *C, long ldc, const uint16_t *Ap,
 
 AMX static void fk_amx_gemm_tiles(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin,
                                   int mEnd, int nBegin, int nEnd, int nOuter) {
-    fk_tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
-    _tile_loadconfig(&cfg);
+    fk_amx_configure();
     float tmp[256] __attribute__((aligned(64)));
     const int KB = Kp / 32;
     // The operand of the outer loop is read once; the inner one's panel of 32 rows or columns
