@@ -567,14 +567,25 @@ void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O
 // Either packer reads an f32 source through two strides (element (i, j) at src[i*rs + j*cs]),
 // so that a matrix and its transpose pack alike; the contiguous cases run 16 lanes at a time.
 
+/// Whether the packers take their 16-lane path: contiguous rows on a CPU with AVX-512 (every
+/// AMX CPU has it), unless fk_limit_simd lowered the level for a test of the plain C path.
+static int fk_pack_simd(long cs) {
+#ifdef FK_HAVE_AMX
+    return cs == 1 && fk_amx_cpu() && fk_simd_level() >= 2;
+#else
+    (void)cs;
+    return 0;
+#endif
+}
+
 void fk_bf16_pack_a(uint16_t *dst, const float *src, long rs, long cs, int M, int K, int mBegin, int mEnd) {
-    const int KB = (K + 31) / 32;
+    const int KB = (K + 31) / 32, simd = fk_pack_simd(cs);
     for (int m = mBegin; m < mEnd; m++) {
         for (int kb = 0; kb < KB; kb++) {
             uint16_t *d = dst + (((long)(m / 16) * KB + kb) * 16 + m % 16) * 32;
             const int k0 = kb * 32, n = m >= M ? 0 : K - k0 < 32 ? K - k0 : 32;
 #ifdef FK_HAVE_AMX
-            if (cs == 1 && fk_amx_cpu() && fk_simd_level() >= 2) {
+            if (simd) {
                 if (n > 0) fk_bf16_row_avx512(d, src + (long)m * rs + k0, n);
                 if (n < 32) memset(d + n, 0, (size_t)(32 - n) * 2);
                 continue;
@@ -586,7 +597,7 @@ void fk_bf16_pack_a(uint16_t *dst, const float *src, long rs, long cs, int M, in
 }
 
 void fk_bf16_pack_b(uint32_t *dst, const float *src, long rs, long cs, int K, int N, int nBegin, int nEnd) {
-    const int KB = (K + 31) / 32;
+    const int KB = (K + 31) / 32, simd = fk_pack_simd(cs);
     for (int nb = nBegin / 16; nb < (nEnd + 15) / 16; nb++) {
         const int n0 = nb * 16, nn = N - n0 < 16 ? (N - n0 > 0 ? N - n0 : 0) : 16;
         for (int p = 0; p < KB * 16; p++) {
@@ -595,7 +606,7 @@ void fk_bf16_pack_b(uint32_t *dst, const float *src, long rs, long cs, int K, in
             const float *a = k < K ? src + (long)k * rs + (long)n0 * cs : NULL;
             const float *b = k + 1 < K ? a + rs : NULL;
 #ifdef FK_HAVE_AMX
-            if (cs == 1 && fk_amx_cpu() && fk_simd_level() >= 2) {
+            if (simd) {
                 if (a && nn > 0) fk_bf16_pairs_avx512(d, a, b, nn);
                 if (!a || nn < 16) memset(d + (a ? nn : 0), 0, (size_t)(16 - (a ? nn : 0)) * 4);
                 continue;

@@ -128,7 +128,7 @@ func sumOfSquares<T: BLASReal>(_ x: UnsafePointer<T>, count: Int) -> Double {
     if T.self == Float.self {
         return x.withMemoryRebound(to: Float.self, capacity: count) { fk_sumsq($0, count) }
     }
-    var lane = [Double](repeating: 0, count: 8)
+    var lane = SIMD8<Double>()
     for i in 0..<count { let v = Double(x[i]); lane[i % 8] += v * v }
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]))
 }
