@@ -38,6 +38,9 @@ public enum PlanFormat {
     /// Format 1.1: the PARM table's second word says how values are stored (0: f32, 1: IEEE
     /// half); files with f32 weights are still written as 1.0, byte for byte.
     public static let halfWeightsMinor: UInt16 = 1
+    /// Format 1.2: encoding 2, f16 weights with a per-tensor word, so a tensor beyond the half
+    /// range stays f32; written only when some tensor needs it.
+    public static let mixedWeightsMinor: UInt16 = 2
     /// Who writes the file, in the header.
     public static var producer: String { "fergc-runtime \(runtimeVersion)" }
 
@@ -180,29 +183,33 @@ private func align(_ n: Int, _ a: Int = PlanFormat.alignment) -> Int { (n + a - 
 private func utf8Precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
 /// The PARM payload: its canonical bytes (the input of `weightsSHA256`).
-///   u32 count, u32 encoding (0: f32; 1: IEEE half, format 1.1), then per tensor in ascending
-///   UTF-8 name order: u32 name length, name, u64 element count, u64 data offset (from the data
-///   start); zero padding to 64; the data: each tensor's little-endian values, zero-padded to 64.
+///   u32 count, u32 encoding (0: f32; 1: IEEE half, format 1.1; 2: per tensor, format 1.2), then
+///   per tensor in ascending UTF-8 name order: u32 name length, name, [u32 tensor encoding (0 f32,
+///   1 half), only under encoding 2], u64 element count, u64 data offset (from the data start);
+///   zero padding to 64; the data: each tensor's little-endian values, zero-padded to 64.
+/// With `half`, a tensor whose values are all halves (`isHalfExact`) is stored in 2 bytes per
+/// value and any other in 4; encoding 1 when every tensor is a half (the 1.1 layout, byte for
+/// byte), 2 otherwise.
 func encodeParameters(_ parameters: [String: [Float]], half: Bool = false) -> [UInt8] {
-    let names = parameters.keys.sorted(by: utf8Precedes)
-    let valueBytes = half ? 2 : 4
+    let layout = parametersLayout(parameters, half: half)
     var w = ByteWriter()
-    w.u32(UInt32(names.count))
-    w.u32(half ? 1 : 0)   // the encoding word: 0 f32, 1 IEEE half
+    w.u32(UInt32(layout.names.count))
+    w.u32(layout.encoding)
     var offset = 0
-    for name in names {
+    for (name, isHalf) in zip(layout.names, layout.halves) {
         let count = parameters[name]!.count
         w.u32(UInt32(name.utf8.count))
         w.bytes += Array(name.utf8)
+        if layout.encoding == 2 { w.u32(isHalf ? 1 : 0) }
         w.u64(UInt64(count))
         w.u64(UInt64(offset))
-        offset = align(offset + valueBytes * count)
+        offset = align(offset + (isHalf ? 2 : 4) * count)
     }
     w.zeros(until: PlanFormat.alignment)
     w.bytes.reserveCapacity(w.bytes.count + offset)
-    for name in names {
+    for (name, isHalf) in zip(layout.names, layout.halves) {
         let values = parameters[name]!
-        if half {
+        if isHalf {
             for v in values {
                 let h = Float16(v).bitPattern
                 w.bytes.append(UInt8(h & 0xFF))
@@ -220,13 +227,29 @@ func encodeParameters(_ parameters: [String: [Float]], half: Bool = false) -> [U
     return w.bytes
 }
 
+/// The names in file order, which of them are stored as halves, and the PARM encoding word.
+private func parametersLayout(_ parameters: [String: [Float]], half: Bool) -> (names: [String], halves: [Bool], encoding: UInt32) {
+    let names = parameters.keys.sorted(by: utf8Precedes)
+    guard half else { return (names, names.map { _ in false }, 0) }
+    let halves = names.map { isHalfExact(parameters[$0]!) }
+    return (names, halves, halves.allSatisfy { $0 } ? 1 : 2)
+}
+
+/// The format version a plan's file carries: 1.0 for f32 weights, 1.1 for f16 weights, 1.2 for
+/// f16 weights with some tensors kept in f32.
+func formatVersion(of plan: Plan) -> UInt32 {
+    guard plan.metadata.weightsDType == "f16" else { return PlanFormat.version }
+    let minor = parametersLayout(plan.parameters, half: true).encoding == 1 ? PlanFormat.halfWeightsMinor : PlanFormat.mixedWeightsMinor
+    return UInt32(PlanFormat.major) << 16 | UInt32(minor)
+}
+
 /// A .plan file's bytes for `plan`. Deterministic: equal plans give equal bytes. The plan is
 /// not validated here (`writePlan` does).
 public func encodePlan(_ plan: Plan) -> [UInt8] {
     var w = ByteWriter()
     w.bytes += PlanFormat.magic
     let half = plan.metadata.weightsDType == "f16"
-    w.u32(half ? UInt32(PlanFormat.major) << 16 | UInt32(PlanFormat.halfWeightsMinor) : PlanFormat.version)
+    w.u32(formatVersion(of: plan))
     let producer = Array(PlanFormat.producer.utf8)
     w.u32(UInt32(producer.count))
     w.bytes += producer
@@ -463,11 +486,10 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
     guard payloadBytes >= 8 else { throw bad(range.lowerBound, "payload of \(payloadBytes) bytes; the table needs at least 8") }
     let count = Int(try r.u32("the parameter count"))
     guard count <= payloadBytes / 20 else { throw bad(range.lowerBound, "\(count) parameters cannot fit a \(payloadBytes)-byte section") }
-    // The value encoding (format 1.1): 0 f32, 1 IEEE half (widened to f32 here).
+    // The value encoding: 0 f32; 1 IEEE half (widened to f32 here), format 1.1; 2 per tensor, 1.2.
     let encoding = try r.u32("the value encoding")
-    guard encoding <= 1 else { throw bad(range.lowerBound + 4, "value encoding \(encoding) is not 0 (f32) or 1 (f16)") }
-    let size = encoding == 1 ? 2 : 4
-    var entries: [(name: String, count: Int, offset: Int)] = []
+    guard encoding <= 2 else { throw bad(range.lowerBound + 4, "value encoding \(encoding) is not 0 (f32), 1 (f16) or 2 (per tensor)") }
+    var entries: [(name: String, count: Int, offset: Int, size: Int)] = []
     var expectedOffset = 0
     for i in 0..<count {
         let entryOffset = r.pos
@@ -480,12 +502,19 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
         if let previous = entries.last?.name, !utf8Precedes(previous, name) {
             throw bad(entryOffset, "parameter \(i) '\(name)' is not after '\(previous)': names must be distinct and sorted")
         }
+        var size = encoding == 1 ? 2 : 4
+        if encoding == 2 {
+            guard r.pos + 4 <= range.upperBound else { throw bad(r.pos, "parameter \(i) '\(name)': the table runs past the section") }
+            let own = try r.u32("the encoding of parameter \(i)")
+            guard own <= 1 else { throw bad(r.pos - 4, "parameter \(i) '\(name)': encoding \(own) is not 0 (f32) or 1 (f16)") }
+            size = own == 1 ? 2 : 4
+        }
         guard r.pos + 16 <= range.upperBound else { throw bad(r.pos, "parameter \(i) '\(name)': the table runs past the section") }
         let elements = try r.u64("the element count of parameter \(i)")
         let offset = try r.u64("the data offset of parameter \(i)")
         guard elements <= UInt64(payloadBytes / size) else { throw bad(entryOffset, "parameter \(i) '\(name)': \(elements) elements cannot fit a \(payloadBytes)-byte section") }
         guard offset == UInt64(expectedOffset) else { throw bad(entryOffset, "parameter \(i) '\(name)': data offset \(offset), expected \(expectedOffset)") }
-        entries.append((name, Int(elements), expectedOffset))
+        entries.append((name, Int(elements), expectedOffset, size))
         expectedOffset = align(expectedOffset + size * Int(elements))
     }
     // The table, the padding to 64 (relative to the payload, itself 64-aligned), then the data.
@@ -498,9 +527,13 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
     guard range.upperBound - dataStart == expectedOffset else {
         throw bad(dataStart, "the data is \(range.upperBound - dataStart) bytes; the table describes \(expectedOffset)")
     }
+    if encoding == 2, entries.allSatisfy({ $0.size == 2 }) {
+        throw bad(range.lowerBound + 4, "value encoding 2 (per tensor) but every tensor is f16; such a file is written with encoding 1")
+    }
     var result: [String: [Float]] = [:]
     for (k, e) in entries.enumerated() {
         let start = dataStart + e.offset
+        let size = e.size
         let values = size == 2 ? decodeHalves(bytes, start: start, count: e.count) : bytes.withUnsafeBytes { raw in
             [Float](unsafeUninitializedCapacity: e.count) { out, initialized in
                 #if _endian(little)
@@ -510,6 +543,10 @@ private func decodeParameters(_ bytes: [UInt8], _ range: Range<Int>) throws(Plan
                 #endif
                 initialized = e.count
             }
+        }
+        // Canonical per-tensor layout: under encoding 2 a tensor is f32 only when it must be.
+        if encoding == 2, size == 4, isHalfExact(values) {
+            throw bad(start, "parameter '\(e.name)' is stored as f32 but every value is a half; encoding 2 keeps f32 only for tensors that need it")
         }
         let end = k + 1 < entries.count ? dataStart + entries[k + 1].offset : range.upperBound
         for p in start + size * e.count..<end where bytes[p] != 0 {

@@ -57,6 +57,31 @@ final class HalfWeightsTests: XCTestCase {
         XCTAssertThrowsError(try decodePlanFile(bytes))  // the CRC catches it first; either way it is refused
     }
 
+    /// A tensor beyond the half range (a batchnorm running variance of 10^6 after training on
+    /// raw pixels) stays f32, the command says which, and `inspect` shows it.
+    func testTheCompileCommandKeepsBigTensorsInF32() throws {
+        let dir = temporaryDirectory("f16big")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = CompileOptions()
+        options.probe = false
+        var plan = try compile(try model("Models/tiny.graph"), options).plan
+        let name = try XCTUnwrap(plan.parameters.keys.sorted().first { $0.hasSuffix("running_var") })
+        plan.parameters[name]![1] = 1_029_609.2
+        try writePlan(plan, to: dir + "/big.plan")
+        let r = try fergc(["compile", dir + "/big.plan", "--weights-dtype", "f16", "-o", dir + "/h.plan"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("kept in f32") && r.stderr.contains(name), r.stderr)
+        let inspect = try fergc(["inspect", dir + "/h.plan"])
+        XCTAssertTrue(inspect.stdout.contains("kept f32") && inspect.stdout.contains(name), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("1.2"), inspect.stdout)
+        let back = try readPlan(path: dir + "/h.plan")
+        XCTAssertEqual(back.parameters[name], plan.parameters[name], "the kept tensor keeps every f32 value")
+        for (other, values) in back.parameters where other != name {
+            XCTAssertEqual(values, roundedToHalf([other: plan.parameters[other]!])[other], other)
+        }
+        XCTAssertEqual(back.metadata.weightsDType, "f16")
+    }
+
     func testTheCompileCommandStoresHalfWeights() throws {
         let dir = temporaryDirectory("f16")
         defer { try? FileManager.default.removeItem(atPath: dir) }

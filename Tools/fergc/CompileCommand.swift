@@ -89,7 +89,7 @@ enum CompileCommand {
         }
         switch a.value("weights-dtype") ?? "f32" {
         case "f32": break
-        case "f16": compiled.plan = try halfWeights(compiled.plan, path: path)
+        case "f16": compiled.plan = halfWeights(compiled.plan, path: path)
         case let other: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: spec.name)
         }
         if let c = a.value("compute") {
@@ -239,17 +239,18 @@ func sourceHash(_ path: String) -> String {
     return String(h, radix: 16)
 }
 
-/// The plan with its weights rounded to IEEE half and marked to be stored so; a weight beyond
-/// the half range is an error naming it.
-func halfWeights(_ plan: Plan, path: String) throws -> Plan {
-    for (name, values) in plan.parameters.sorted(by: { $0.key < $1.key }) {
-        if let v = values.first(where: { abs($0) > halfMax }) {
-            throw CLIError("\(path): --weights-dtype f16: '\(name)' holds \(v), beyond the half range (±\(halfMax)); keep f32")
-        }
-    }
+/// The plan with its weights rounded to IEEE half and marked to be stored so. A tensor holding a
+/// value beyond the half range keeps its f32 values (the file says so per tensor, format 1.2),
+/// and stderr names it.
+func halfWeights(_ plan: Plan, path: String) -> Plan {
     var p = plan
     p.parameters = roundedToHalf(plan.parameters)
     p.metadata.weightsDType = "f16"
+    let kept = halfKeptTensors(p.parameters)
+    if !kept.isEmpty {
+        let list = kept.map { "'\($0.name)' (holds \($0.value))" }.joined(separator: ", ")
+        Console.err("\(path): --weights-dtype f16: kept in f32, beyond the half range (±\(halfMax)): \(list)\n")
+    }
     return p
 }
 
@@ -281,7 +282,7 @@ private func restore(_ path: String, _ a: ParsedArguments) throws {
     var said: [String] = []
     switch dtype {
     case nil: break
-    case "f16": plan = try halfWeights(plan, path: path); said.append("weights stored as f16")
+    case "f16": plan = halfWeights(plan, path: path); said.append("weights stored as f16")
     case "f32": plan.metadata.weightsDType = nil; said.append("weights stored as f32")
     case let other?: throw UsageError(message: "--weights-dtype expects f32 or f16, got '\(other)'", command: "compile")
     }

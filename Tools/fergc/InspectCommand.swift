@@ -72,6 +72,7 @@ struct PlanFacts {
             "model": plan.name,
             "format_version": file.formatVersion,
             "weights_dtype": plan.metadata.weightsDType ?? "f32",
+            "weights_kept_f32": plan.metadata.weightsDType == "f16" ? halfKeptTensors(plan.parameters).map(\.name) : [String](),
             "compute_dtype": plan.metadata.computeDType ?? "f32",
             "producer": file.producer,
             "compiled_by": plan.metadata.producer,
@@ -150,6 +151,12 @@ struct PlanFacts {
             s += row("warning", "no values for \(missing.count) parameters (they start at zero): \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? ", ..." : "")")
         }
         s += row("weights", (plan.metadata.weightsDType == "f16" ? "stored as f16 (IEEE half, widened to f32 when loaded); " : "") + "sha256 \(file.weightsSHA256)")
+        if plan.metadata.weightsDType == "f16" {
+            let kept = halfKeptTensors(plan.parameters)
+            if !kept.isEmpty {
+                s += row("kept f32", "\(kept.count) tensor\(kept.count == 1 ? "" : "s") beyond the half range: " + kept.prefix(5).map(\.name).joined(separator: ", ") + (kept.count > 5 ? ", ..." : ""))
+            }
+        }
         if plan.metadata.computeDType == "bf16" {
             s += row("compute", "convolutions in bf16 (sums in f32) " + (bf16ComputeAvailable ? "on this CPU's AMX" : "where the CPU has AMX; this one has not: f32 here"))
         }

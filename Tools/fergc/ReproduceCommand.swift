@@ -233,7 +233,7 @@ enum ReproduceCommand {
         var plan: Plan
         do { plan = try compile(model, compileOptions).plan } catch { throw CLIError("\(modelPath): \(error)") }
         let dtype = row.weightsDtype ?? "f32"
-        if dtype == "f16" { plan = try halfWeights(plan, path: modelPath) }
+        if dtype == "f16" { plan = halfWeights(plan, path: modelPath) }
         plan.metadata.training = ["run": dir, "epochs": "\(last.meta.history.count)", "data": s.dataPath]
         let path = planPath(row, s)
         try makeDirectories(URL(fileURLWithPath: path).deletingLastPathComponent().path)
