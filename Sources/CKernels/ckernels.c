@@ -306,6 +306,21 @@ double fk_sumsq(const float *x, long count) {
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+/// 1 when every value is finite (no NaN, no infinity), 0 otherwise: an OR of the exponent
+/// tests over blocks of 4,096 (vectorized), stopping at the first block with a bad value. The
+/// trainer checks every gradient after every step with it.
+CLONES
+int fk_all_finite(const float *x, long count) {
+    const uint32_t *b = (const uint32_t *)x;
+    for (long start = 0; start < count; start += 4096) {
+        const long end = start + 4096 < count ? start + 4096 : count;
+        uint32_t bad = 0;
+        for (long i = start; i < end; i++) bad |= (uint32_t)((b[i] & 0x7f800000u) == 0x7f800000u);
+        if (bad) return 0;
+    }
+    return 1;
+}
+
 /// y = k * x, count elements.
 CLONES
 void fk_scale(float *y, const float *x, float k, long count) {

@@ -33,21 +33,25 @@ public func sgdWeightDecayUpdate<T: BLASReal>(
     _ p: UnsafeMutablePointer<T>,   // (count) parameter
     _ v: UnsafeMutablePointer<T>,   // (count) velocity
     _ g: UnsafePointer<T>,          // (count) gradient
-    count: Int, lr: T, momentum: T, nesterov: Bool, weightDecay: T, decoupled: Bool
+    count: Int, lr: T, momentum: T, nesterov: Bool, weightDecay: T, decoupled: Bool,
+    threads: Int = 1   // elementwise: any split of the range gives the same bits
 ) {
-    for i in 0..<count {
-        let p0 = p[i]
-        let gi = decoupled ? g[i] : g[i] + weightDecay * p0
-        var step: T
-        if momentum == 0 {
-            step = -lr * gi
-        } else {
-            let vi = momentum * v[i] - lr * gi
-            v[i] = vi
-            step = nesterov ? momentum * vi - lr * gi : vi
+    let parts = count >= 1 << 16 ? max(1, threads) : 1
+    parallelFor(parts) { part in
+        for i in splitRange(count, parts: parts, part) {
+            let p0 = p[i]
+            let gi = decoupled ? g[i] : g[i] + weightDecay * p0
+            var step: T
+            if momentum == 0 {
+                step = -lr * gi
+            } else {
+                let vi = momentum * v[i] - lr * gi
+                v[i] = vi
+                step = nesterov ? momentum * vi - lr * gi : vi
+            }
+            if decoupled { step -= lr * weightDecay * p0 }
+            p[i] = p0 + step
         }
-        if decoupled { step -= lr * weightDecay * p0 }
-        p[i] = p0 + step
     }
 }
 

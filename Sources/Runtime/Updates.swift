@@ -55,6 +55,16 @@ public func adamUpdate<T: BLASReal>(
     }
 }
 
+/// The weight average's step (the trainer's EMA): a = d * a + (1 - d) * w, elementwise, so any
+/// split of the range over threads gives the same bits.
+public func averageUpdate(_ a: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, count: Int, decay d: Float, threads: Int = 1) {
+    let e = 1 - d
+    let parts = count >= 1 << 16 ? max(1, threads) : 1
+    parallelFor(parts) { part in
+        for i in splitRange(count, parts: parts, part) { a[i] = d * a[i] + e * w[i] }
+    }
+}
+
 /// Max-norm constraint: w *= clip(norm, 0, maxValue) / (1e-7 + norm), with norms (Double)
 ///   .keras, conv [O, C, KH, KW]: over KH for each (O, C, KW) — Keras' MaxNorm(axis=0) on its
 ///                                (kh, kw, in, out) kernel;

@@ -173,11 +173,12 @@ public final class Trainer {
     func updateAverage(afterStep t: Int) {
         guard !averaged.isEmpty else { return }
         let d = Float(min(training.ema, Double(1 + t) / Double(10 + t)))
-        let e = 1 - d
+        // In place on the executor's storage (a copy of every weight per step cost 2-3% of a
+        // vgg_k step), on the executor's threads; the same expression, so the same bits.
         for (k, p) in averaged.enumerated() {
-            let w = stepExecutor.buffer(persistent[p].stepIndex)
+            let w = stepExecutor.storage(persistent[p].stepIndex)
             average[k].withUnsafeMutableBufferPointer { a in
-                for i in 0..<a.count { a[i] = d * a[i] + e * w[i] }
+                averageUpdate(a.baseAddress!, w, count: a.count, decay: d, threads: stepExecutor.threads)
             }
         }
     }

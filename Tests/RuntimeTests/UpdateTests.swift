@@ -45,6 +45,34 @@ final class UpdateTests: RuntimeTestCase {
         XCTAssertNotEqual(results[0][0], p0[0], "the update moved the parameters")
     }
 
+    /// SGD with weight decay (both forms, Nesterov or not) and the weight average's step split
+    /// over threads: the same bits as one thread.
+    func testSGDWeightDecayAndAverageWithThreadsAreBitwiseOneThread() {
+        var rng = TestRNG(seed: 43)
+        let count = 70_001
+        let g = Buf(rng.array(count).map(Float.init)), p0 = rng.array(count).map(Float.init)
+        for (nesterov, decoupled) in [(true, false), (false, true), (true, true)] {
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                let p = Buf(p0), v = Buf<Float>(zeros: count), a = Buf(p0.map { $0 * 0.5 })
+                for _ in 1...2 {
+                    sgdWeightDecayUpdate(p.p, v.p, g.c, count: count, lr: 0.01, momentum: 0.9, nesterov: nesterov,
+                                         weightDecay: 1e-4, decoupled: decoupled, threads: threads)
+                    averageUpdate(a.p, p.c, count: count, decay: 0.999, threads: threads)
+                }
+                results.append(p.array + v.array + a.array)
+            }
+            XCTAssertEqual(results[1], results[0], "2 threads")
+            XCTAssertEqual(results[2], results[0], "3 threads")
+            XCTAssertNotEqual(results[0][0], p0[0], "the update moved the parameters")
+            // The average's step is d * a + (1 - d) * w, in Float.
+            let p = Buf(p0), a = Buf(p0.map { $0 * 0.5 })
+            averageUpdate(a.p, p.c, count: count, decay: 0.999, threads: 2)
+            let d: Float = 0.999, e: Float = 1 - d
+            XCTAssertEqual(a.array[12_345], d * (p0[12_345] * 0.5) + e * p0[12_345])
+        }
+    }
+
     func testSGD() {
         // p = 1, g = 0.5, v = 0.1, lr = 0.1, momentum 0.9: v = 0.09 - 0.05 = 0.04.
         var p = DBuf([1]), v = DBuf([0.1])
@@ -131,6 +159,27 @@ final class WeightPassTests: RuntimeTestCase {
             let d = x.map(Double.init)
             XCTAssertEqual(d.withUnsafeBufferPointer { sumOfSquares($0.baseAddress!, count: count) },
                            naive, accuracy: max(naive, 1e-300) * 1e-13)
+        }
+    }
+
+    /// The vectorized finiteness check against Float.isFinite: a NaN, an infinity of either
+    /// sign, or a signalling NaN at any place (first, inside and at the end of a block, in the
+    /// tail); the largest finite values and subnormals are finite. (fk_all_finite is plain C
+    /// compiled as clones for three targets: this checks the clone this CPU loads.)
+    func testAllFiniteFindsEveryNonFiniteValue() {
+        let specials: [Float] = [.nan, .infinity, -.infinity, .signalingNaN, -.nan]
+        for count in [0, 1, 15, 16, 17, 4095, 4096, 4097, 10_003] {
+            var x = values(count, seed: UInt64(count) + 7)
+            if count > 2 { x[1] = .greatestFiniteMagnitude; x[2] = -.leastNonzeroMagnitude }
+            XCTAssertEqual(fk_all_finite(x, count), 1, "count \(count)")
+            for at in Set([0, count / 2, 4095, 4096, count - 1]) where at >= 0 && at < count {
+                for v in specials {
+                    var y = x
+                    y[at] = v
+                    XCTAssertFalse(y[at].isFinite)
+                    XCTAssertEqual(fk_all_finite(y, count), 0, "count \(count), \(v) at \(at)")
+                }
+            }
         }
     }
 

@@ -55,6 +55,9 @@ void fk_add(float *y, const float *a, const float *b, long count);
 /// pairwise): the same bits on every CPU.
 double fk_sumsq(const float *x, long count);
 
+/// 1 when every one of the count values is finite, 0 when one is a NaN or an infinity.
+int fk_all_finite(const float *x, long count);
+
 /// y = k * x, count elements (y may be x).
 void fk_scale(float *y, const float *x, float k, long count);
 
