@@ -306,6 +306,28 @@ double fk_sumsq(const float *x, long count) {
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+/// SGD with weight decay over [lo, hi), the expression of Runtime's sgdWeightDecayUpdate
+/// term by term without contraction, so the same bits as the Swift loop.
+CLONES
+void fk_sgd_wd(float *p, float *v, const float *g, long lo, long hi, float lr, float momentum,
+               int nesterov, float wd, int decoupled) {
+    #pragma clang fp contract(off)
+    for (long i = lo; i < hi; i++) {
+        const float p0 = p[i];
+        const float gi = decoupled ? g[i] : g[i] + wd * p0;
+        float step;
+        if (momentum == 0) {
+            step = -lr * gi;
+        } else {
+            const float vi = momentum * v[i] - lr * gi;
+            v[i] = vi;
+            step = nesterov ? momentum * vi - lr * gi : vi;
+        }
+        if (decoupled) step -= lr * wd * p0;
+        p[i] = p0 + step;
+    }
+}
+
 /// 1 when every value is finite (no NaN, no infinity), 0 otherwise: an OR of the exponent
 /// tests over blocks of 4,096 (vectorized), stopping at the first block with a bad value. The
 /// trainer checks every gradient after every step with it.

@@ -65,6 +65,22 @@ final class UpdateTests: RuntimeTestCase {
             XCTAssertEqual(results[1], results[0], "2 threads")
             XCTAssertEqual(results[2], results[0], "3 threads")
             XCTAssertNotEqual(results[0][0], p0[0], "the update moved the parameters")
+            // The C loop against the expression in Swift Float arithmetic, two steps.
+            var rp = p0, rv = [Float](repeating: 0, count: count)
+            let (lr, m, wd): (Float, Float, Float) = (0.01, 0.9, 1e-4)
+            for _ in 1...2 {
+                for i in 0..<count {
+                    let q = rp[i]
+                    let gi = decoupled ? g.array[i] : g.array[i] + wd * q
+                    let vi = m * rv[i] - lr * gi
+                    rv[i] = vi
+                    var step = nesterov ? m * vi - lr * gi : vi
+                    if decoupled { step -= lr * wd * q }
+                    rp[i] = q + step
+                }
+            }
+            XCTAssertEqual(Array(results[0][0..<count]), rp, "parameters: the Swift expression's bits")
+            XCTAssertEqual(Array(results[0][count..<2 * count]), rv, "velocity")
             // The average's step is d * a + (1 - d) * w, in Float.
             let p = Buf(p0), a = Buf(p0.map { $0 * 0.5 })
             averageUpdate(a.p, p.c, count: count, decay: 0.999, threads: 2)

@@ -55,6 +55,10 @@ void fk_add(float *y, const float *a, const float *b, long count);
 /// pairwise): the same bits on every CPU.
 double fk_sumsq(const float *x, long count);
 
+/// SGD with weight decay on [lo, hi): the same bits as Runtime's sgdWeightDecayUpdate.
+void fk_sgd_wd(float *p, float *v, const float *g, long lo, long hi, float lr, float momentum,
+               int nesterov, float wd, int decoupled);
+
 /// 1 when every one of the count values is finite, 0 when one is a NaN or an infinity.
 int fk_all_finite(const float *x, long count);
 
