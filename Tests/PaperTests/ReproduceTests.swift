@@ -65,6 +65,12 @@ final class ReproduceTests: XCTestCase {
         XCTAssertEqual(adoptedRow[6], "2 min 5 s")
         XCTAssertEqual(never[3...7].map { $0 }, ["not run", "not run", "not run", "not run", "not run"])
         XCTAssertTrue(readme.contains("a-confusion-PublicTest.png"))
+        // The learning curves of the trained rows, as a chart beside the table.
+        XCTAssertTrue(readme.contains("## Learning curves") && readme.contains("(curves.png)"), readme)
+        let curvesPNG = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/out/curves.png"))
+        XCTAssertEqual(Array(curvesPNG.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        let curvesSVG = try String(contentsOfFile: dir + "/out/curves.svg", encoding: .utf8)
+        XCTAssertTrue(curvesSVG.contains(">a<") && curvesSVG.contains(">b<"), "one series per trained row, named")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/ens-confusion-PublicTest.png"))
         XCTAssertTrue(readme.contains("fergc ensemble \(dir)/plans/a.plan \(dir)/plans/b.plan"), readme)
         XCTAssertTrue(readme.contains("- Tiny models."))

@@ -101,7 +101,18 @@ enum ReproduceCommand {
         if !failures.isEmpty { throw CLIError("\(failures.count) row\(failures.count == 1 ? "" : "s") not run: \(failures.joined(separator: ", "))") }
     }
 
-    /// OUT/README.md from the row results in OUT/rows, and the study's chart beside it.
+    /// The learning curves of the table's rows (not the study's) that trained here, one series
+    /// per row, in manifest order.
+    static func curveSeries(_ manifest: PaperManifest, results: [String: RowResult]) -> [ChartSeries] {
+        let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+        let rows = manifest.rows.filter { $0.study == nil && !(results[$0.name]?.curve ?? []).isEmpty }
+        return rows.enumerated().map { i, row in
+            (row.name, palette[i % palette.count], results[row.name]!.curve!.enumerated().map { (Double($0.offset + 1), $0.element) })
+        }
+    }
+
+    /// OUT/README.md from the row results in OUT/rows, the study's chart and the rows' learning
+    /// curves (OUT/curves.svg and .png) beside it.
     static func writeTable(_ manifest: PaperManifest, _ s: Settings, quiet: Bool) throws {
         let readme = s.out + "/README.md"
         let results = loadResults(manifest, s)
@@ -109,6 +120,16 @@ enum ReproduceCommand {
             let chart = studyChart(manifest, results: results)
             for (ext, bytes) in [("svg", Array(chart.svg.utf8)), ("png", chart.png)] {
                 let path = s.out + "/\(study.chart).\(ext)"
+                do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }
+                if !quiet { Console.out("wrote \(path)\n") }
+            }
+        }
+        let curves = curveSeries(manifest, results: results)
+        if !curves.isEmpty {
+            let title = "PublicTest accuracy by epoch"
+            for (ext, bytes) in [("svg", Array(lineChartSVG(title: title, yLabel: "accuracy", series: curves).utf8)),
+                                 ("png", lineChartPNG(title: title, yLabel: "accuracy", series: curves))] {
+                let path = s.out + "/curves.\(ext)"
                 do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }
                 if !quiet { Console.out("wrote \(path)\n") }
             }
