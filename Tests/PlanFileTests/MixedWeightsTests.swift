@@ -76,6 +76,33 @@ final class MixedWeightsTests: XCTestCase {
         refused(bad, "every value is a half")
     }
 
+    /// Random byte changes in the PARM section of a mixed plan, behind valid checksums: each is
+    /// refused with an offset or decodes to a plan the executor accepts; nothing crashes.
+    func testMutatedMixedParametersNeverCrash() throws {
+        let original = encodePlan(try mixedPlan().plan)
+        let parm = try XCTUnwrap(try decodePlanFile(original).sections.first { $0.tag == "PARM" })
+        var state: UInt64 = 777
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(state >> 33)
+        }
+        var rejected = 0
+        for round in 0..<400 {
+            var bytes = original
+            // Half the rounds aim at the table (the encoding words, counts, offsets).
+            let span = round % 2 == 0 ? min(parm.length, 256) : parm.length
+            for _ in 0..<(1 + next() % 3) { bytes[parm.offset + next() % span] = UInt8(next() % 256) }
+            fixChecksums(&bytes)
+            do {
+                _ = try Executor<Float>(plan: try decodePlan(bytes))
+            } catch let e as PlanFileError {
+                XCTAssertTrue(e.kind == .invalidPlan || e.offset != nil, "\(e)")
+                rejected += 1
+            }
+        }
+        XCTAssertGreaterThan(rejected, 100)
+    }
+
     /// The start of the data area of a PARM payload with encoding 2 (each entry: u32 length,
     /// name, u32 encoding, u64 count, u64 offset; then padding to 64).
     private func firstDataOffset(_ bytes: [UInt8], payload: Int, count: Int) -> Int {
