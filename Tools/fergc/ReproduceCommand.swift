@@ -31,7 +31,9 @@ enum ReproduceCommand {
         rewritten after each row that finishes. A row whose run directory holds a checkpoint
         continues from it exactly (fergc train --resume). A row initialized from another row
         ("init_from": "row:NAME") needs that row's best checkpoint first. Rows that have not
-        run show as "not run" in the table, never as a number.
+        run show as "not run" in the table, never as a number. Beside the table: each row's
+        PublicTest confusion matrix (OUT/NAME-confusion-PublicTest.png) and the learning curves
+        of the rows that recorded them (OUT/curves.svg and .png).
 
         The rows of the preprocessing study (Figure 12, named study/...) have their own table
         in the same README and a bar chart beside it (OUT/CHART.svg and .png, CHART named by
