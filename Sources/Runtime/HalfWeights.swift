@@ -9,27 +9,30 @@
 // equal bytes.
 
 /// `parameters` with every value rounded to the nearest half, except the tensors holding a value
-/// beyond the half range (`halfKeptNames`), which keep their f32 values.
+/// beyond the half range, which keep their f32 values (`halfKeptTensors` lists them).
 public func roundedToHalf(_ parameters: [String: [Float]]) -> [String: [Float]] {
     parameters.mapValues { fitsHalf($0) ? $0.map { Float(Float16($0)) } : $0 }
 }
 
 /// Whether rounding `values` to half keeps them finite (every magnitude at most `halfMax`).
-public func fitsHalf(_ values: [Float]) -> Bool {
+func fitsHalf(_ values: [Float]) -> Bool {
     values.allSatisfy { abs($0) <= halfMax }
 }
 
 /// Whether every value is exactly a half (same bits after the round trip): such a tensor is
 /// stored in 2 bytes per value in an f16 plan, any other in 4.
 public func isHalfExact(_ values: [Float]) -> Bool {
-    values.allSatisfy { Float(Float16($0)).bitPattern == $0.bitPattern }
+    values.allSatisfy(isHalf)
 }
+
+/// Whether `v` is exactly a half: the same bits after the round trip through Float16.
+private func isHalf(_ v: Float) -> Bool { Float(Float16(v)).bitPattern == v.bitPattern }
 
 /// The tensors an f16 plan stores as f32 (values that are not halves), by name, sorted; with
 /// the first such value of each, for messages.
 public func halfKeptTensors(_ parameters: [String: [Float]]) -> [(name: String, value: Float)] {
     parameters.compactMap { name, values -> (name: String, value: Float)? in
-        guard let v = values.first(where: { Float(Float16($0)).bitPattern != $0.bitPattern }) else { return nil }
+        guard let v = values.first(where: { !isHalf($0) }) else { return nil }
         return (name, v)
     }.sorted { $0.name < $1.name }
 }

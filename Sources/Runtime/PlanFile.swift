@@ -235,21 +235,16 @@ private func parametersLayout(_ parameters: [String: [Float]], half: Bool) -> (n
     return (names, halves, halves.allSatisfy { $0 } ? 1 : 2)
 }
 
-/// The format version a plan's file carries: 1.0 for f32 weights, 1.1 for f16 weights, 1.2 for
-/// f16 weights with some tensors kept in f32.
-func formatVersion(of plan: Plan) -> UInt32 {
-    guard plan.metadata.weightsDType == "f16" else { return PlanFormat.version }
-    let minor = parametersLayout(plan.parameters, half: true).encoding == 1 ? PlanFormat.halfWeightsMinor : PlanFormat.mixedWeightsMinor
-    return UInt32(PlanFormat.major) << 16 | UInt32(minor)
-}
-
 /// A .plan file's bytes for `plan`. Deterministic: equal plans give equal bytes. The plan is
 /// not validated here (`writePlan` does).
 public func encodePlan(_ plan: Plan) -> [UInt8] {
     var w = ByteWriter()
     w.bytes += PlanFormat.magic
-    let half = plan.metadata.weightsDType == "f16"
-    w.u32(formatVersion(of: plan))
+    // The PARM payload first: its encoding word (0, 1 or 2) gives the format version, 1.0, 1.1
+    // or 1.2, without a second pass over the values.
+    let parameters = encodeParameters(plan.parameters, half: plan.metadata.weightsDType == "f16")
+    let minor = [PlanFormat.minor, PlanFormat.halfWeightsMinor, PlanFormat.mixedWeightsMinor][Int(parameters[4])]
+    w.u32(UInt32(PlanFormat.major) << 16 | UInt32(minor))
     let producer = Array(PlanFormat.producer.utf8)
     w.u32(UInt32(producer.count))
     w.bytes += producer
@@ -262,7 +257,7 @@ public func encodePlan(_ plan: Plan) -> [UInt8] {
     } catch {
         preconditionFailure("encoding a plan as JSON failed: \(error)")
     }
-    w.section(PlanFormat.parametersTag, encodeParameters(plan.parameters, half: half))
+    w.section(PlanFormat.parametersTag, parameters)
     w.zeros(until: PlanFormat.alignment, remainder: PlanFormat.alignment - 16)
     let fileCRC = crc32(w.bytes)
     var end = ByteWriter()

@@ -118,23 +118,22 @@ enum ReproduceCommand {
     static func writeTable(_ manifest: PaperManifest, _ s: Settings, quiet: Bool) throws {
         let readme = s.out + "/README.md"
         let results = loadResults(manifest, s)
-        if let study = manifest.study {
-            let chart = studyChart(manifest, results: results)
-            for (ext, bytes) in [("svg", Array(chart.svg.utf8)), ("png", chart.png)] {
-                let path = s.out + "/\(study.chart).\(ext)"
+        func writeChart(_ stem: String, svg: String, png: [UInt8]) throws {
+            for (ext, bytes) in [("svg", Array(svg.utf8)), ("png", png)] {
+                let path = s.out + "/\(stem).\(ext)"
                 do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }
                 if !quiet { Console.out("wrote \(path)\n") }
             }
         }
+        if let study = manifest.study {
+            let chart = studyChart(manifest, results: results)
+            try writeChart(study.chart, svg: chart.svg, png: chart.png)
+        }
         let curves = curveSeries(manifest, results: results)
         if !curves.isEmpty {
             let title = "PublicTest accuracy by epoch"
-            for (ext, bytes) in [("svg", Array(lineChartSVG(title: title, yLabel: "accuracy", series: curves).utf8)),
-                                 ("png", lineChartPNG(title: title, yLabel: "accuracy", series: curves))] {
-                let path = s.out + "/curves.\(ext)"
-                do { try writeFileAtomically(bytes, to: path) } catch { throw CLIError("\(error)") }
-                if !quiet { Console.out("wrote \(path)\n") }
-            }
+            try writeChart("curves", svg: lineChartSVG(title: title, yLabel: "accuracy", series: curves),
+                           png: lineChartPNG(title: title, yLabel: "accuracy", series: curves))
         }
         let text = paperReport(manifest, results: results, settings: s)
         do { try writeFileAtomically(Array(text.utf8), to: readme) } catch { throw CLIError("\(error)") }

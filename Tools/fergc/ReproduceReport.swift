@@ -40,7 +40,7 @@ func paperReport(_ m: PaperManifest, results: [String: RowResult], settings s: R
         out += "| " + done.map { "![\($0.name)](\($0.name)-confusion-PublicTest.png)" }.joined(separator: " | ") + " |\n"
     }
 
-    if m.rows.contains(where: { $0.study == nil && !(results[$0.name]?.curve ?? []).isEmpty }) {
+    if !ReproduceCommand.curveSeries(m, results: results).isEmpty {
         out += "\n## Learning curves\n\n"
         out += "Validation (PublicTest) accuracy after each epoch, for the rows whose run directory recorded it (a fine-tuned "
         out += "row's epoch 1 follows its starting row's best checkpoint); the numbers are under each row below.\n\n"
