@@ -1,9 +1,9 @@
 // ensemble: several inference plans merged into one. One image input feeds every member (a
 // member whose input scale differs gets a `scale` step first); the members' steps follow one
-// another in one schedule; each member's class scores go through a softmax (unless its plan
-// already ends in one), are multiplied by the member's weight (weights normalized to sum 1) and
-// added: the output is the weighted mean of the members' probabilities, as Keras' `average`
-// of softmax outputs. Buffers and parameters are renamed `m<k>.<name>`; the memory planner then
+// another in one schedule; each member's class scores go through a softmax (unless they are
+// probabilities already: a member ending in a softmax, a TTA plan, an ensemble), are
+// multiplied by the member's weight (weights normalized to sum 1) and added: the output is the
+// weighted mean of the members' probabilities, as Keras' `average` of softmax outputs. Buffers and parameters are renamed `m<k>.<name>`; the memory planner then
 // runs over the whole schedule, so the members share one arena (a member's activations are
 // dead before the next member starts).
 
@@ -54,11 +54,7 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
         }
         images.append(inputs[0])
         outputs.append(out)
-        if let w = p.steps.lastIndex(where: { $0.outputs.contains(out) }), case .softmax = p.steps[w].kernel {
-            probabilities.append(true)
-        } else {
-            probabilities.append(false)
-        }
+        probabilities.append(p.outputIsProbabilities)
     }
     let first = members[0].plan
     let shape = first.buffers[images[0]].perSample

@@ -53,6 +53,31 @@ final class EnsembleTests: XCTestCase {
         XCTAssertEqual(e.metadata.ensemble?.members.map(\.weight), [0.25, 0.5, 0.25])
     }
 
+    /// Members whose output is already a probability vector (a TTA plan's mean softmax, an
+    /// ensemble's mean) enter the mean as they are: a second softmax would flatten them toward
+    /// uniform and hand the ensemble to the other members.
+    func testTTAAndEnsembleMembersAreNotSoftmaxedTwice() throws {
+        let tiny = try model("Models/tiny.graph")
+        let plain = try plan(tiny, seed: 4)
+        let flip = try applyTTA(try plan(tiny, seed: 5), kind: .flip)
+        let inner = try ensemblePlans([EnsembleMember(label: "a", plan: try plan(tiny, seed: 6)),
+                                       EnsembleMember(label: "b", plan: try plan(tiny, seed: 7))])
+        let members = [plain, flip, inner]
+        XCTAssertEqual(members.map(\.outputIsProbabilities), [false, true, true])
+        let weights = [1.0, 1.0, 2.0]
+        let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
+        let pixels = try faces(4)
+        let got = try Session(LoadedPlan(bytes: encodePlan(e))).predictRaw(pixels: pixels)
+        let each = try members.map { try Session(LoadedPlan(bytes: encodePlan($0))).predictRaw(pixels: pixels) }
+        XCTAssertEqual(got.count, 4)
+        for i in 0..<4 {
+            for c in 0..<7 {
+                let mean = (0..<3).reduce(0.0) { $0 + weights[$1] * Double(each[$1][i][c]) } / 4
+                XCTAssertEqual(Double(got[i][c]), mean, accuracy: 1e-6, "face \(i) class \(c)")
+            }
+        }
+    }
+
     func testMembersThatDisagreeAreNamed() throws {
         let tiny = try model("Models/tiny.graph")
         let five = try model(source: try String(contentsOfFile: repoRoot.appendingPathComponent("Models/tiny.graph").path, encoding: .utf8)
