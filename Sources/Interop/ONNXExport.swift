@@ -213,10 +213,8 @@ struct Exporter {
         }
         if options.probabilities, plan.outputs.count == 1 {
             let o = plan.outputs[0]
-            let writtenBySoftmax = plan.steps.contains { s in
-                if case .softmax = s.kernel { return s.outputs.contains(o) } else { return false }
-            }
-            if !writtenBySoftmax, plan.buffers[o].batched, plan.buffers[o].perSample.count == 1 {
+            // Not after an output that already is probabilities (a softmax's, an ensemble's mean).
+            if !plan.outputIsProbabilities, plan.buffers[o].batched, plan.buffers[o].perSample.count == 1 {
                 let p = fresh("probabilities")
                 node("Softmax", [valueName[o]!], [p], [ONNXAttribute(name: "axis", value: .int(-1))], name: "probabilities")
                 graph.outputs.append(ONNXValueInfo(name: p, elementType: ONNXDataType.float, shape: shape(o)))

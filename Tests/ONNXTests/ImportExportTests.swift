@@ -39,6 +39,20 @@ final class ImportExportTests: XCTestCase {
 
     func testImportVGGFixtureReproducesEvalLogits() throws { try checkFixture("vgg_tuned") }
 
+    /// An ensemble's output is already probabilities (the weighted mean of its members'): the
+    /// export adds no Softmax after it, where a plan of logits gets one as `probabilities`.
+    func testExportAddsNoSoftmaxAfterAnEnsemblesProbabilities() throws {
+        let plan = try trainedPlanFile().plan
+        let single = try exportONNX(plan)
+        XCTAssertEqual(single.graph.outputs.count, 2, "the logits and the added probabilities")
+        XCTAssertEqual(single.graph.nodes.last?.opType, "Softmax")
+        let pair = try ensemblePlans([EnsembleMember(label: "a", plan: plan), EnsembleMember(label: "b", plan: plan)])
+        XCTAssertTrue(pair.outputIsProbabilities)
+        let model = try exportONNX(pair)
+        XCTAssertEqual(model.graph.outputs.map(\.name), ["probabilities"])
+        XCTAssertEqual(model.graph.nodes.last?.opType, "Add")
+    }
+
     /// The trained plan: export, decode the bytes, import, compile; the plan's logits on the
     /// same faces agree to 1e-6. Both run every convolution directly: which algorithm a
     /// convolution uses is a compile option (`--winograd`), not part of the model.
