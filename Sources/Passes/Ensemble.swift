@@ -3,9 +3,10 @@
 // another in one schedule; each member's class scores go through a softmax (unless they are
 // probabilities already: a member ending in a softmax, a TTA plan, an ensemble), are
 // multiplied by the member's weight (weights normalized to sum 1) and added: the output is the
-// weighted mean of the members' probabilities, as Keras' `average` of softmax outputs. Buffers and parameters are renamed `m<k>.<name>`; the memory planner then
-// runs over the whole schedule, so the members share one arena (a member's activations are
-// dead before the next member starts).
+// weighted mean of the members' probabilities, as Keras' `average` of softmax outputs. Buffers
+// and parameters are renamed `m<k>.<name>`; the memory planner then runs over the whole
+// schedule, so the members share one arena (a member's activations are dead before the next
+// member starts).
 
 import Runtime
 
