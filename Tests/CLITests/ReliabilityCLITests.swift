@@ -278,6 +278,17 @@ final class ReliabilityCLITests: XCTestCase {
         XCTAssertEqual(try fergc(["train", "--resume", run, "--epochs", "5", "--max-steps", "1", "--force-resume"]).status, 0)
     }
 
+    // A run started with a seed and batch other than the model's (tiny: 7, 16) resumes with
+    // --resume alone; naming the model's own seed or batch then is refused.
+    func testResumeTakesSeedAndBatchFromTheRun() throws {
+        let run = path("seeded")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--out", run, "--seed", "3", "--batch", "8", "--max-steps", "2"]).status, 0)
+        let resumed = try fergc(["train", "--resume", run, "--max-steps", "1"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        assertClearError(try fergc(["train", "--resume", run, "--seed", "7", "--max-steps", "1"]), "used seed 3 and batch 8")
+        assertClearError(try fergc(["train", "--resume", run, "--batch", "16", "--max-steps", "1"]), "used seed 3 and batch 8")
+    }
+
     // #20 / W10, U9: run refuses float labels and reports a huge label as it is.
     func testRunRefusesInexactLabels() throws {
         let w = try tinyWeights()

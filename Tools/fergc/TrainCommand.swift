@@ -16,10 +16,10 @@ enum TrainCommand {
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV in Kaggle's format (emotion,pixels,Usage), plain or .gz. Default: the embedded sample."),
             OptionSpec(name: "epochs", kind: .value("N"), help: "Epochs (default: the model's train section)."),
-            OptionSpec(name: "batch", kind: .value("B"), help: "Batch size (default: the model's train section)."),
-            OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's)."),
+            OptionSpec(name: "batch", kind: .value("B"), help: "Batch size (default: the model's train section, or the resumed run's)."),
+            OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's, or the resumed run's)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where checkpoints, the event log and the report go (default: runs/<model>-<time>)."),
-            OptionSpec(name: "resume", kind: .value("DIR"), help: "Continue the run in DIR exactly where its last checkpoint left it."),
+            OptionSpec(name: "resume", kind: .value("DIR"), help: "Continue the run in DIR exactly where its last checkpoint left it, with the model, data, epochs, seed and batch it recorded."),
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
@@ -50,9 +50,10 @@ enum TrainCommand {
 
     static func train(_ a: ParsedArguments, group: MPIGroup?) throws {
         guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
-        var resumeDir = a.value("resume")
+        let resumeDir = a.value("resume")
         var modelPath = a.positional.first
-        // The checkpoint remembers the model, the data and the epoch count.
+        // The checkpoint remembers the model, the data, the epoch count, the seed and the batch:
+        // --resume DIR alone continues the run as it was started.
         let resumed = try resumeDir.map { try Checkpoint.read($0 + "/checkpoint-last.npz").meta }
         if let dir = resumeDir, modelPath == nil {
             modelPath = try ResumeInfo.modelPath(dir)
@@ -65,19 +66,18 @@ enum TrainCommand {
         let dataPath = a.value("data") ?? recordedData ?? repoPath("Data/fer2013-sample.csv.gz")
         let epochs = try a.int("epochs", spec.name) ?? resumed?.epochs ?? training.epochs
         // The plan format's batch limit, checked before anything is sized by it.
-        let batch = try a.int("batch", spec.name, range: 1...maxPlanBatch) ?? training.batchSize
+        let batch = try a.int("batch", spec.name, range: 1...maxPlanBatch) ?? resumed?.batchSize ?? training.batchSize
         guard (1...maxPlanBatch).contains(batch) else {
             throw CLIError("\(path): batch_size \(batch) is outside 1...\(maxPlanBatch)")
         }
         let seed = try a.value("seed").map { s -> UInt64 in
             guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
             return v
-        } ?? training.seed
+        } ?? resumed?.seed ?? training.seed
         let outDir = resumeDir ?? a.value("out") ?? "runs/\(model.name)-\(timestamp())"
         if resumeDir == nil, FileManager.default.fileExists(atPath: outDir + "/checkpoint-last.npz") {
             throw CLIError("\(outDir) already holds a run; use --resume \(outDir) to continue it or another --out")
         }
-        resumeDir = resumeDir.map { $0 }
 
         let loadStart = Date()
         Console.err("loading \(dataPath)\(usingSample ? " (the embedded sample)" : "") ...\n")
