@@ -22,6 +22,26 @@ final class EnsembleTests: XCTestCase {
         return Array(set.pixels[0..<(n * FaceSet.pixelsPerImage)])
     }
 
+    /// Runs the ensemble and its members (through the file format, as a user gets them) on n
+    /// sample faces and checks every probability against the members' weighted mean (1e-6).
+    /// Returns the members' outputs.
+    @discardableResult
+    func assertWeightedMean(_ e: Plan, of members: [Plan], weights: [Double], faces n: Int,
+                            file: StaticString = #filePath, line: UInt = #line) throws -> [[[Float]]] {
+        let pixels = try faces(n)
+        let got = try Session(LoadedPlan(bytes: encodePlan(e))).predictRaw(pixels: pixels)
+        let each = try members.map { try Session(LoadedPlan(bytes: encodePlan($0))).predictRaw(pixels: pixels) }
+        XCTAssertEqual(got.count, n, file: file, line: line)
+        let total = weights.reduce(0, +)
+        for i in 0..<min(got.count, n) {
+            for c in 0..<got[i].count {
+                let mean = members.indices.reduce(0.0) { $0 + weights[$1] * Double(each[$1][i][c]) } / total
+                XCTAssertEqual(Double(got[i][c]), mean, accuracy: 1e-6, "face \(i) class \(c)", file: file, line: line)
+            }
+        }
+        return each
+    }
+
     func testProbabilitiesAreTheWeightedMeanOfTheMembers() throws {
         let tiny = try model("Models/tiny.graph")
         var scaled = tiny
@@ -29,21 +49,9 @@ final class EnsembleTests: XCTestCase {
         let members = [try plan(tiny, seed: 1), try plan(tiny, seed: 2), try plan(scaled, seed: 3)]
         let weights = [1.0, 2.0, 1.0]
         let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
-        // Through the file format, as a user gets it.
-        let loaded = try LoadedPlan(bytes: encodePlan(e))
-        XCTAssertTrue(loaded.outputIsProbabilities)
-        let pixels = try faces(5)
-        let got = try Session(loaded).predictRaw(pixels: pixels)
-        let each = try members.map { try Session(LoadedPlan(bytes: encodePlan($0))).predictRaw(pixels: pixels) }
-        XCTAssertEqual(got.count, 5)
-        var differ = false
-        for i in 0..<5 {
-            for c in 0..<7 {
-                let mean = (0..<3).reduce(0.0) { $0 + weights[$1] * Double(each[$1][i][c]) } / 4
-                XCTAssertEqual(Double(got[i][c]), mean, accuracy: 1e-6)
-                if abs(each[0][i][c] - each[1][i][c]) > 1e-3 { differ = true }
-            }
-        }
+        XCTAssertTrue(try LoadedPlan(bytes: encodePlan(e)).outputIsProbabilities)
+        let each = try assertWeightedMean(e, of: members, weights: weights, faces: 5)
+        let differ = zip(each[0], each[1]).contains { zip($0, $1).contains { abs($0 - $1) > 1e-3 } }
         XCTAssertTrue(differ, "the members should differ for the mean to mean something")
         // One arena: two members of one scale need less than their two arenas.
         let pair = try ensemblePlans([EnsembleMember(label: "a", plan: members[0]), EnsembleMember(label: "b", plan: members[1])])
@@ -66,16 +74,7 @@ final class EnsembleTests: XCTestCase {
         XCTAssertEqual(members.map(\.outputIsProbabilities), [false, true, true])
         let weights = [1.0, 1.0, 2.0]
         let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
-        let pixels = try faces(4)
-        let got = try Session(LoadedPlan(bytes: encodePlan(e))).predictRaw(pixels: pixels)
-        let each = try members.map { try Session(LoadedPlan(bytes: encodePlan($0))).predictRaw(pixels: pixels) }
-        XCTAssertEqual(got.count, 4)
-        for i in 0..<4 {
-            for c in 0..<7 {
-                let mean = (0..<3).reduce(0.0) { $0 + weights[$1] * Double(each[$1][i][c]) } / 4
-                XCTAssertEqual(Double(got[i][c]), mean, accuracy: 1e-6, "face \(i) class \(c)")
-            }
-        }
+        try assertWeightedMean(e, of: members, weights: weights, faces: 4)
     }
 
     func testMembersThatDisagreeAreNamed() throws {
