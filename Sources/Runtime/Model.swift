@@ -40,7 +40,7 @@ public final class LoadedPlan: Sendable {
     /// The buffer the images go into, and the buffer the class scores come out of.
     public let inputBuffer: Int
     public let outputBuffer: Int
-    /// Whether the output already is probabilities (`Plan.outputIsProbabilities`: written by
+    /// Whether the output already is probabilities (`Plan.outputIsProbabilities`, Plan.swift: written by
     /// a softmax step, the mean of a test-time-augmentation plan, or an ensemble's).
     public let outputIsProbabilities: Bool
     /// Per-image shape (e.g. [1, 48, 48]) and element count.
@@ -221,20 +221,4 @@ public func argmax(_ values: [Float]) -> Int {
     var best = 0
     for i in values.indices where values[i] > values[best] { best = i }
     return best
-}
-
-extension Plan {
-    /// Whether the first output is already a probability vector: an ensemble's (the weighted
-    /// mean of its members' probabilities), a test-time-augmentation plan's (the mean softmax
-    /// over the views) or one written by a softmax. Otherwise it holds logits. The one answer
-    /// for the runtime (which applies a softmax to logits) and for `fergc ensemble` (which must
-    /// not apply a second one to probabilities).
-    public var outputIsProbabilities: Bool {
-        if metadata.ensemble != nil { return true }
-        guard let out = outputs.first, let writer = steps.lastIndex(where: { $0.outputs.contains(out) }) else { return false }
-        switch steps[writer].kernel {
-        case .softmax, .ttaMean: return true
-        default: return false
-        }
-    }
 }

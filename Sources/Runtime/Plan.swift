@@ -360,3 +360,19 @@ public struct Plan: Sendable, Codable {
 
     public func buffer(named name: String) -> Int? { buffers.firstIndex { $0.name == name } }
 }
+
+extension Plan {
+    /// Whether the first output is already a probability vector: an ensemble's (the weighted
+    /// mean of its members' probabilities), a test-time-augmentation plan's (the mean softmax
+    /// over the views) or one written by a softmax. Otherwise it holds logits. The one answer
+    /// for the runtime (which applies a softmax to logits) and for `fergc ensemble` (which must
+    /// not apply a second one to probabilities).
+    public var outputIsProbabilities: Bool {
+        if metadata.ensemble != nil { return true }
+        guard let out = outputs.first, let writer = steps.lastIndex(where: { $0.outputs.contains(out) }) else { return false }
+        switch steps[writer].kernel {
+        case .softmax, .ttaMean: return true
+        default: return false
+        }
+    }
+}
