@@ -474,7 +474,10 @@ public final class Trainer {
 }
 
 /// Runs an inference plan (outputs: logits, loss) over a set in batches.
-public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, inputScale: Float) throws -> (loss: Double, confusion: Confusion) {
+/// `each`, when given, sees every face's output row (logits, or probabilities when
+/// `plan.outputIsProbabilities`) with the face's index in `set`, in order.
+public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, inputScale: Float,
+                              each: ((_ face: Int, _ scores: ArraySlice<Float>) -> Void)? = nil) throws -> (loss: Double, confusion: Confusion) {
     let x = plan.buffer(named: "x")!, labels = plan.buffer(named: "labels")
     let logitsIndex = plan.outputs[0]
     let classes = plan.buffers[logitsIndex].perSample[0]
@@ -495,6 +498,7 @@ public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, i
         if plan.outputs.count > 1 { lossSum += Double(ex.buffer(plan.outputs[1])[0]) * Double(end - start) }
         for k in 0..<(end - start) {
             confusion.add(truth: Int(ys[k]), predicted: argmax(logits, offset: k * classes, count: classes))
+            each?(start + k, logits[(k * classes)..<((k + 1) * classes)])
         }
         start = end
     }

@@ -1,6 +1,7 @@
 // fergc inspect, explain and predict on the built binary.
 
 import Foundation
+import Passes
 import Runtime
 import XCTest
 
@@ -137,5 +138,51 @@ final class PlanCommandTests: XCTestCase {
         let past = try fergc(["predict", f.path, "--csv", csv, "--row", "3"])
         XCTAssertEqual(past.status, 1)
         XCTAssertTrue(past.stderr.contains("no row 3: the file has 3 faces"), past.stderr)
+    }
+
+    // eval --predictions: one line per face, the probabilities the runtime gives (a softmax of
+    // a logits plan's output; a TTA plan's mean as it is), and an accuracy that agrees with the
+    // printed one.
+    func testEvalWritesEveryFacesProbabilities() throws {
+        let f = try writeFacePlan()
+        let csv = f.dir.appendingPathComponent("faces.csv").path
+        let labels = [3, 0, 6, 5, 3, 2]
+        var text = "emotion,pixels,Usage\n"
+        for (k, label) in labels.enumerated() {
+            text += "\(label),\(syntheticPixels(k).map(String.init).joined(separator: " ")),\(k == 1 ? "Training" : "PublicTest")\n"
+        }
+        try text.write(toFile: csv, atomically: true, encoding: .utf8)
+        let tta = f.dir.appendingPathComponent("tta.plan").path
+        try writePlan(try applyTTA(f.plan, kind: .flip), to: tta)
+        for plan in [f.path, tta] {
+            let out = f.dir.appendingPathComponent("p.csv").path
+            let r = try fergc(["eval", plan, "--data", csv, "--predictions", out, "--out", f.dir.path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(lines.first, "face,label,predicted,Angry,Disgust,Fear,Happy,Sad,Surprise,Neutral")
+            let publicFaces = labels.indices.filter { $0 != 1 }
+            XCTAssertEqual(lines.count, 1 + publicFaces.count)
+            let session = try Session(try LoadedPlan(path: plan))
+            var correct = 0
+            for (face, k) in publicFaces.enumerated() where face + 1 < lines.count {
+                let fields = lines[face + 1].split(separator: ",").map(String.init)
+                XCTAssertEqual(fields.count, 10)
+                XCTAssertEqual(fields[0], "\(face)")
+                XCTAssertEqual(fields[1], "\(labels[k])")
+                let want = try session.predictRaw(pixels: syntheticPixels(k))[0]
+                let got = fields.dropFirst(3).compactMap(Float.init)
+                XCTAssertEqual(got.count, 7)
+                for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 2e-6, "\(plan) face \(face)") }
+                XCTAssertEqual(fields[2], "\(argmax(want))")
+                if fields[1] == fields[2] { correct += 1 }
+            }
+            let accuracy = String(format: "accuracy %.2f%%", Double(correct) / Double(publicFaces.count) * 100)
+            XCTAssertTrue(r.stdout.contains(accuracy), "\(accuracy) not in \(r.stdout)")
+        }
+        // A directory that does not exist fails before the evaluation, naming it.
+        let bad = try fergc(["eval", f.path, "--data", csv, "--predictions", f.dir.path + "/no/such/p.csv", "--out", f.dir.path])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("the directory \(f.dir.path)/no/such does not exist"), bad.stderr)
+        XCTAssertFalse(bad.stdout.contains("accuracy"), bad.stdout)
     }
 }

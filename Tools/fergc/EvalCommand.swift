@@ -11,17 +11,24 @@ import Training
 enum EvalCommand {
     static let spec = CommandSpec(
         name: "eval",
-        usage: "eval MODEL --data F [--split PublicTest|PrivateTest|Training] [--json] [--out DIR]",
+        usage: "eval MODEL --data F [--split PublicTest|PrivateTest|Training] [--json] [--out DIR] [--predictions F.csv]",
         summary: "Evaluate a checkpoint on a FER2013 split: accuracy, per-class metrics, confusion matrix.",
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (plain or .gz). Default: the embedded sample."),
             OptionSpec(name: "split", kind: .value("SPLIT"), help: "PublicTest (default), PrivateTest or Training."),
             OptionSpec(name: "json", kind: .flag, help: "Print the results as JSON (accuracy, per_class, confusion)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion-SPLIT.svg and .png (default: beside MODEL)."),
+            OptionSpec(name: "predictions", kind: .value("F.csv"), help: "Also write every face's probabilities to F.csv (see below)."),
             OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 256)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows instead of stopping."),
         ],
-        details: "MODEL is a compiled plan (fergc compile -o M.plan) or a checkpoint written by 'fergc train'.")
+        details: """
+        MODEL is a compiled plan (fergc compile -o M.plan) or a checkpoint written by 'fergc train'.
+
+        --predictions writes one line per face of the split, in file order: face (0-based among
+        the split's faces read), label, predicted, then the seven class probabilities (Angry ...
+        Neutral). For error analysis, or to weigh ensemble members without running them again.
+        """)
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
@@ -41,8 +48,17 @@ enum EvalCommand {
         // The output directory before the evaluation, so that a bad --out fails in a second.
         let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
         try makeDirectories(outDir)
+        let predictionsPath = a.value("predictions")
+        if let predictionsPath { try checkWritableParent(of: predictionsPath) }
+        var predictions = predictionsPath == nil ? "" : "face,label,predicted," + Emotion.names.joined(separator: ",") + "\n"
+        let probabilities = plan.outputIsProbabilities
         let start = Date()
-        let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale))
+        let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale),
+                                                          each: predictionsPath == nil ? nil : { face, scores in
+            let p = probabilities ? Array(scores) : softmax(scores)
+            predictions += "\(face),\(set.labels[face]),\(argmax(p)),"
+            predictions += p.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+        })
         let hasLoss = plan.outputs.count > 1
         let seconds = Date().timeIntervalSince(start)
 
@@ -85,6 +101,32 @@ enum EvalCommand {
             if imageFailure == nil { s += "\nwrote \(svgPath) and \(pngPath)\n" }
             Console.out(s)
         }
+        // After the results are printed: a failed write loses only this file, and says so.
+        if let predictionsPath {
+            do { try writeFileAtomically(Array(predictions.utf8), to: predictionsPath) } catch {
+                throw CLIError("the predictions were not written: \(error)")
+            }
+            Console.err("wrote \(set.count) predictions to \(predictionsPath)\n")
+        }
+    }
+
+    /// The softmax of a row of logits, in Double for the sums.
+    static func softmax(_ logits: ArraySlice<Float>) -> [Float] {
+        let m = logits.max() ?? 0
+        let e = logits.map { exp(Double($0 - m)) }
+        let sum = e.reduce(0, +)
+        return e.map { Float($0 / sum) }
+    }
+
+    /// Fails early, before a long evaluation, when F's directory does not exist or cannot be
+    /// written.
+    static func checkWritableParent(of path: String) throws {
+        let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            throw CLIError("--predictions \(path): the directory \(parent) does not exist")
+        }
+        guard access(parent, W_OK) == 0 else { throw CLIError("--predictions \(path): the directory \(parent) is not writable") }
     }
 }
 
