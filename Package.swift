@@ -65,6 +65,8 @@ let package = Package(
             path: "Tools/fergc"),
 
         // MARK: - Tests
+        // What the test targets that run programs share (Foundation only).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GraphIRTests", dependencies: ["GraphIR", "Frontend"]),
         .testTarget(name: "FrontendTests", dependencies: ["Frontend", "GraphIR"]),
         .testTarget(
@@ -72,22 +74,22 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         // The .plan format, the embedding and C APIs, and the inspect/explain/predict commands.
         .testTarget(
-            name: "PlanFileTests", dependencies: ["Runtime", "Frontend", "Passes", "GraphIR", "CFergc", "fergc"]),
+            name: "PlanFileTests", dependencies: ["Runtime", "Frontend", "Passes", "GraphIR", "CFergc", "fergc", "TestSupport"]),
         .testTarget(name: "NumPyIOTests", dependencies: ["NumPyIO"]),
         .testTarget(
             name: "ParityTests",
             dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"],
             exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib"]),
-        .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO"]),
+        .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO", "TestSupport"]),
         .testTarget(
             name: "ONNXTests",
             dependencies: ["Interop", "Frontend", "Passes", "GraphIR", "Runtime", "NumPyIO", "Training"]),
         // Image decoding, the cascade parser, detection against OpenCV's boxes, fuzzing, predict on photos.
-        .testTarget(name: "VisionTests", dependencies: ["Vision", "ImageIO", "Runtime", "Training", "CZlib", "CFergc", "fergc"]),
+        .testTarget(name: "VisionTests", dependencies: ["Vision", "ImageIO", "Runtime", "Training", "CZlib", "CFergc", "fergc", "TestSupport"]),
         // The paper's table: pretrained weights, frozen prefixes, ensembles, f16 plans, reproduce.
         .testTarget(
-            name: "PaperTests", dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO", "fergc"],
+            name: "PaperTests", dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO", "fergc", "TestSupport"],
             exclude: ["Fixtures"],
             // Optimized even in debug builds: the direct-convolution reference of VGG16's blocks
             // 1-4 is 0.7 G multiply-adds per face, minutes unoptimized, a second optimized.

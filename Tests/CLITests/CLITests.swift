@@ -1,27 +1,14 @@
 // Tests of the built `fergc` binary: what a user types and what they see.
 
 import Foundation
+import TestSupport
 import XCTest
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let repoRoot = repositoryRoot
 
-/// The products directory holding the test bundle and the fergc binary.
-var productsDirectory: URL {
-    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-        return bundle.bundleURL.deletingLastPathComponent()
-    }
-    return Bundle.main.bundleURL
-}
+typealias Result = ProcessOutput
 
-struct Result {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-func fergc(_ args: [String], cwd: URL = repoRoot) throws -> Result {
-    try runTool(productsDirectory.appendingPathComponent("fergc").path, args, cwd: cwd)
-}
+func fergc(_ args: [String], cwd: URL = repoRoot) throws -> Result { try runFergc(args, in: cwd) }
 
 final class CLITests: XCTestCase {
     func testHelpListsCommands() throws {

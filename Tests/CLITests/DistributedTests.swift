@@ -4,6 +4,7 @@
 
 import Foundation
 import NumPyIO
+import TestSupport
 import XCTest
 
 final class DistributedTests: XCTestCase {
@@ -35,24 +36,7 @@ final class DistributedTests: XCTestCase {
 
     /// Runs `fergc args` under `mpirun -np ranks`, output to files.
     func mpi(_ ranks: Int, _ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = try mpirun()
-        p.arguments = mpiArguments(ranks, args)
-        p.currentDirectoryURL = repoRoot
-        let out = scratch.appendingPathComponent("mpi-\(UUID().uuidString).out")
-        let err = scratch.appendingPathComponent("mpi-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let o = try FileHandle(forWritingTo: out), e = try FileHandle(forWritingTo: err)
-        p.standardOutput = o
-        p.standardError = e
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try o.close()
-        try e.close()
-        return Result(status: p.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
-                      stderr: try String(contentsOf: err, encoding: .utf8))
+        try runProgram(try mpirun().path, mpiArguments(ranks, args))
     }
 
     func tensors(_ dir: URL) throws -> [String: NDArray] {
@@ -177,23 +161,11 @@ final class DistributedTests: XCTestCase {
     }
 
     func testDistributedWithoutMPISaysItIsUnavailable() throws {
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("fergc")
-        p.arguments = ["train", "Models/tiny.graph", "--distributed", "mpi", "--max-steps", "1", "--out", scratch.appendingPathComponent("r").path]
-        p.currentDirectoryURL = repoRoot
-        var env = ProcessInfo.processInfo.environment
-        env["FERGC_LIBMPI"] = scratch.appendingPathComponent("no-libmpi.so").path
-        p.environment = env
-        let errURL = scratch.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let err = try FileHandle(forWritingTo: errURL)
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try err.close()
-        let text = try String(contentsOf: errURL, encoding: .utf8)
-        XCTAssertEqual(p.terminationStatus, 1, text)
+        let r = try runProgram(productsDirectory.appendingPathComponent("fergc").path,
+                               ["train", "Models/tiny.graph", "--distributed", "mpi", "--max-steps", "1", "--out", scratch.appendingPathComponent("r").path],
+                               environment: ["FERGC_LIBMPI": scratch.appendingPathComponent("no-libmpi.so").path])
+        let text = r.stderr
+        XCTAssertEqual(r.status, 1, text)
         XCTAssertTrue(text.contains("distributed training is unavailable"), text)
         let bad = try fergc(["train", "--distributed", "tcp"])
         XCTAssertEqual(bad.status, 2)

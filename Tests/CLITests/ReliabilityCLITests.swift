@@ -4,6 +4,7 @@
 
 import Foundation
 import NumPyIO
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -376,30 +377,9 @@ final class ReliabilityCLITests: XCTestCase {
     }
 }
 
-/// Runs a program to completion in `cwd`. Output goes through files, not pipes: a large output
-/// cannot block the child, and nothing needs a reader thread. Bytes that are not UTF-8 come back
-/// as replacement characters rather than failing the call.
+/// Runs a program to completion in `cwd` (TestSupport's runProgram).
 func runTool(_ executable: String, _ args: [String], cwd: URL = repoRoot) throws -> Result {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    p.currentDirectoryURL = cwd
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-tool-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    p.waitUntilExit()
-    try out.close()
-    try err.close()
-    return Result(status: p.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                  stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    try runProgram(executable, args, in: cwd)
 }
 
 /// The decompressed bytes of a gzip file (through the system's gzip).

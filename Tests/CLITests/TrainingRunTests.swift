@@ -3,6 +3,7 @@
 
 import Foundation
 import NumPyIO
+import TestSupport
 import XCTest
 
 final class TrainingRunTests: XCTestCase {

@@ -5,6 +5,7 @@ import Foundation
 import GraphIR
 import Passes
 import Runtime
+import TestSupport
 import Training
 import XCTest
 

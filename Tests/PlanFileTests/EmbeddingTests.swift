@@ -4,6 +4,7 @@
 
 import Foundation
 import Runtime
+import TestSupport
 import XCTest
 
 final class EmbeddingTests: XCTestCase {

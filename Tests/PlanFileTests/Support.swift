@@ -6,22 +6,11 @@ import Frontend
 import GraphIR
 import Passes
 import Runtime
+import TestSupport
 import XCTest
 
-/// The repository root, found from this file's path.
-let repoRoot: String = {
-    var parts = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)  // Tests/PlanFileTests/Support.swift
-    return parts.joined(separator: "/")
-}()
-
-/// The products directory (test bundle, fergc binary, libfergc_runtime.so).
-var productsDirectory: URL {
-    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-        return bundle.bundleURL.deletingLastPathComponent()
-    }
-    return Bundle.main.bundleURL
-}
+/// The repository root.
+let repoRoot = repositoryRoot.path
 
 /// 48x48 faces through one small conv, a pool and a dense layer to 7 classes.
 let faceModelSource = """
@@ -123,44 +112,17 @@ func pgm(_ pixels: [UInt8], width: Int, height: Int) -> Data {
 
 /// A fresh temporary directory, removed at the end of the test.
 func temporaryDirectory(_ test: XCTestCase) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-plan-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = try makeTemporaryDirectory("fergc-plan")
     test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
     return dir
 }
 
-struct ProcessResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+typealias ProcessResult = ProcessOutput
 
-/// Runs a program to completion; output goes through files so nothing can block.
+/// Runs a program to completion (TestSupport's runProgram) in `cwd`.
 func runProcess(_ executable: String, _ args: [String], environment: [String: String]? = nil, cwd: String = repoRoot) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    p.currentDirectoryURL = URL(fileURLWithPath: cwd)
-    if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-proc-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = FileHandle.nullDevice
-    try p.run()
-    p.waitUntilExit()
-    try out.close()
-    try err.close()
-    return ProcessResult(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                         stderr: try String(contentsOf: errURL, encoding: .utf8))
+    try runProgram(executable, args, in: URL(fileURLWithPath: cwd), environment: environment)
 }
 
 /// The fergc binary.
-func fergc(_ args: [String]) throws -> ProcessResult {
-    try runProcess(productsDirectory.appendingPathComponent("fergc").path, args)
-}
+func fergc(_ args: [String]) throws -> ProcessResult { try runFergc(args) }

@@ -6,6 +6,7 @@ import CZlib
 import Foundation
 import ImageIO
 import Runtime
+import TestSupport
 import Vision
 import XCTest
 

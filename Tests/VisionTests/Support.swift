@@ -1,10 +1,11 @@
 // Shared helpers of the photo tests: where ../shared is (skipping cleanly without it).
 
 import Foundation
+import TestSupport
 import XCTest
 
-/// The repository root (two levels above this file's folder).
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+/// The repository root.
+let repoRoot = repositoryRoot.path
 
 /// ../shared/photos beside the repository, or a skip.
 func sharedPhotos() throws -> String {
@@ -22,56 +23,21 @@ func defaultCascade() throws -> String {
     return path
 }
 
-/// The directory holding the built products (fergc, libfergc_runtime.so).
-var productsDirectory: URL {
-    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
-        return bundle.bundleURL.deletingLastPathComponent()
-    }
-    return Bundle.main.bundleURL
-}
-
+/// A fresh temporary directory, removed at the end of the test.
 func temporaryDirectory(_ test: XCTestCase) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-vision-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let dir = try makeTemporaryDirectory("fergc-vision")
     test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
     return dir
 }
 
-struct ProcessResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+typealias ProcessResult = ProcessOutput
 
-/// Runs a program to completion (output through files, so nothing blocks), stdin from `input`.
+/// Runs a program to completion from the repository root, stdin from `input`.
 func runProcess(_ executable: String, _ args: [String], environment: [String: String]? = nil, input: String? = nil) throws -> ProcessResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = args
-    p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
-    if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-proc-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let outURL = dir.appendingPathComponent("stdout"), errURL = dir.appendingPathComponent("stderr"), inURL = dir.appendingPathComponent("stdin")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: inURL.path, contents: Data((input ?? "").utf8))
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-    p.standardOutput = out
-    p.standardError = err
-    p.standardInput = input == nil ? FileHandle.nullDevice : try FileHandle(forReadingFrom: inURL)
-    try p.run()
-    p.waitUntilExit()
-    try out.close()
-    try err.close()
-    return ProcessResult(status: p.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
-                         stderr: try String(contentsOf: errURL, encoding: .utf8))
+    try runProgram(executable, args, environment: environment, input: input)
 }
 
-func fergc(_ args: [String], input: String? = nil) throws -> ProcessResult {
-    try runProcess(productsDirectory.appendingPathComponent("fergc").path, args, input: input)
-}
+func fergc(_ args: [String], input: String? = nil) throws -> ProcessResult { try runFergc(args, input: input) }
 
 /// The trained plan of the repository.
 let trainedPlan = "\(repoRoot)/Models/trained/vgg_tuned.plan"
