@@ -18,7 +18,8 @@ enum EnsembleCommand {
         details: """
         The members must be inference plans (fergc compile without --train) that agree on the
         input shape and the classes; the command names the first that differs. Each member's
-        class scores go through a softmax, are weighted and added, as Keras' average() of the
+        class scores go through a softmax (unless they already are probabilities: a --tta
+        plan's mean or an ensemble's), are weighted and added, as Keras' average() of the
         members' softmax outputs (the paper's ensemble). A member whose input scale differs from
         the first's gets a scale step. The members run one after the other over one arena, so
         its size is about the largest member's, not their sum. inspect, explain, eval, predict,
