@@ -53,6 +53,9 @@ public struct CheckpointMeta: Codable, Sendable {
     public var data: DataFingerprint? = nil
     /// Ranks of a data-parallel run (absent: one process); a resume needs the same number.
     public var ranks: Int? = nil
+    /// The run's mid-epoch checkpoint interval in steps (absent: epoch ends only, or written
+    /// before it was recorded); a resume keeps it unless told otherwise.
+    public var checkpointEvery: Int? = nil
 }
 
 

@@ -442,7 +442,7 @@ public final class Trainer {
                                   bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
                                   partialSeen: state.seen, partialSeconds: state.seen > 0 ? epochSeconds : nil,
                                   history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
-                                  ranks: options.group?.size)
+                                  ranks: options.group?.size, checkpointEvery: options.checkpointEvery > 0 ? options.checkpointEvery : nil)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 

@@ -290,6 +290,18 @@ final class ReliabilityCLITests: XCTestCase {
         assertClearError(try fergc(["train", "--resume", run, "--batch", "16", "--max-steps", "1"]), "used seed 3 and batch 8")
     }
 
+    // A run started with --checkpoint-every keeps checkpointing mid-epoch after --resume alone.
+    func testResumeKeepsTheCheckpointInterval() throws {
+        let run = path("every")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--out", run, "--checkpoint-every", "2", "--max-steps", "3"]).status, 0)
+        let resumed = try fergc(["train", "--resume", run, "--max-steps", "4"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let events = try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+        let resumeAt = try XCTUnwrap(events.firstIndex { $0.contains("\"event\":\"resume\"") })
+        let after = events[resumeAt...].filter { $0.contains("\"event\":\"checkpoint\"") }
+        XCTAssertTrue(after.contains { $0.contains("\"iteration\":4") }, "no checkpoint at step 4 after the resume:\n\(events.joined(separator: "\n"))")
+    }
+
     // #20 / W10, U9: run refuses float labels and reports a huge label as it is.
     func testRunRefusesInexactLabels() throws {
         let w = try tinyWeights()

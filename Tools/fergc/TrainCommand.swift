@@ -20,7 +20,7 @@ enum TrainCommand {
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's, or the resumed run's)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where checkpoints, the event log and the report go (default: runs/<model>-<time>)."),
             OptionSpec(name: "resume", kind: .value("DIR"), help: "Continue the run in DIR exactly where its last checkpoint left it, with the model, data, epochs, seed and batch it recorded."),
-            OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only)."),
+            OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only, or the resumed run's)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
@@ -52,8 +52,8 @@ enum TrainCommand {
         guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
         let resumeDir = a.value("resume")
         var modelPath = a.positional.first
-        // The checkpoint remembers the model, the data, the epoch count, the seed and the batch:
-        // --resume DIR alone continues the run as it was started.
+        // The checkpoint remembers the model, the data, the epoch count, the seed, the batch and
+        // the checkpoint interval: --resume DIR alone continues the run as it was started.
         let resumed = try resumeDir.map { try Checkpoint.read($0 + "/checkpoint-last.npz").meta }
         if let dir = resumeDir, modelPath == nil {
             modelPath = try ResumeInfo.modelPath(dir)
@@ -89,7 +89,7 @@ enum TrainCommand {
 
         var options = TrainOptions(epochs: epochs, batchSize: batch, seed: seed, outDir: outDir)
         options.resume = resumeDir != nil
-        options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? 0
+        options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? resumed?.checkpointEvery ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
         options.forceResume = a.flag("force-resume")
         if let b = a.value("prefix-cache") { options.prefixCacheBytes = try parseBytes(b, option: "--prefix-cache", command: spec.name) }
