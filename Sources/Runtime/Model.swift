@@ -204,8 +204,8 @@ public final class Session {
     }
 }
 
-/// softmax over k values in place (max-subtracted).
-func softmaxInPlace(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
+/// softmax over k values in place (max-subtracted): the one the runtime applies to logits.
+public func softmaxInPlace(_ p: UnsafeMutablePointer<Float>, _ k: Int) {
     var m = -Float.infinity
     for j in 0..<k { m = max(m, p[j]) }
     var sum: Float = 0

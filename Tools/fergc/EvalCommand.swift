@@ -55,7 +55,8 @@ enum EvalCommand {
         let start = Date()
         let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale),
                                                           each: predictionsPath == nil ? nil : { face, scores in
-            let p = probabilities ? Array(scores) : softmax(scores)
+            var p = Array(scores)
+            if !probabilities { softmaxInPlace(&p, p.count) }
             predictions += "\(face),\(set.labels[face]),\(argmax(p)),"
             predictions += p.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
         })
@@ -108,14 +109,6 @@ enum EvalCommand {
             }
             Console.err("wrote \(set.count) predictions to \(predictionsPath)\n")
         }
-    }
-
-    /// The softmax of a row of logits, in Double for the sums.
-    static func softmax(_ logits: ArraySlice<Float>) -> [Float] {
-        let m = logits.max() ?? 0
-        let e = logits.map { exp(Double($0 - m)) }
-        let sum = e.reduce(0, +)
-        return e.map { Float($0 / sum) }
     }
 
     /// Fails early, before a long evaluation, when F's directory does not exist or cannot be
