@@ -1,11 +1,13 @@
 // bf16 convolution products on AMX (Intel's tile matrix unit: Sapphire Rapids and later), for
-// inference plans compiled with `--compute bf16`.
+// plans compiled with `--compute bf16` and training with `compute = bf16`; the entry points
+// (fk_bf16_conv, fk_bf16_weight_grad, fk_bf16_gemm) hand the same operands to bf16dot.c's
+// AVX512_BF16 kernels where there is no AMX (fk_bf16_level), and the packing and epilogues
+// here serve both.
 //
-// Why AMX and not AVX512_BF16's dot product: measured on the Xeon this was written on (family 6,
-// model 207), one core, register-resident loops (Tools/bench/bf16_peak.c): vfmadd (f32, zmm)
-// 166-173 GFLOP/s, vdpbf16ps (bf16 pairs into f32, zmm) 84-87, tdpbf16ps (AMX tiles)
-// 1,180-2,730. The AVX-512 bf16 dot product is half as fast as the f32 FMA there, so only AMX
-// is worth the rounding; elsewhere bf16 plans run in f32.
+// Why AMX first: measured on the Xeon this was written on (family 6, model 207), one core,
+// register-resident loops (Tools/bench/bf16_peak.c): vfmadd (f32, zmm) 166-173 GFLOP/s,
+// vdpbf16ps (bf16 pairs into f32, zmm) 84-87, tdpbf16ps (AMX tiles) 1,180-2,730. The AVX-512
+// bf16 dot product is half as fast as the f32 FMA there, twice as fast on Zen 4 (bf16dot.c).
 //
 // A stride-1 convolution as an implicit GEMM, without im2col: the input of a chunk of samples is
 // rounded once into a zero-padded grid of channel pairs, X[c/2][s][y][x][c%2] (Hp = OH + KH - 1
@@ -23,6 +25,7 @@
 // Rounding to bf16 is to nearest, ties to even (fk_bf16_round), the same in every path, so a test
 // can recompute the products exactly from rounded operands.
 #include "ckernels.h"
+#include "bf16_kernels.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -36,27 +39,29 @@
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #endif
 
-static _Atomic int fk_amx_allowed = 1;
-
-void fk_allow_amx(int allowed) { fk_amx_allowed = allowed != 0; }
 
 /// 1 once the CPU has AMX-TILE, AMX-BF16 and AVX-512F/BW/VL and Linux granted this process the tile
 /// data state (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA: without it the first tile
 /// instruction faults). Asked once; the grant holds for every thread of the process.
+/// 1 when CPUID says AMX-TILE, AMX-BF16 and AVX-512F/BW/VL (whether or not the OS lets us use the tiles).
+static int fk_amx_hardware(void) {
+#ifdef FK_HAVE_AMX
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
+    const int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // avx512f, bw, vl
+    return tile && bf16 && avx512;
+#else
+    return 0;
+#endif
+}
+
 static int fk_amx_cpu(void) {
 #ifdef FK_HAVE_AMX
     static _Atomic int cached = -1;
     if (cached < 0) {
-        unsigned a = 0, b = 0, c = 0, d = 0;
-        int ok = 0;
-        if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-            const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
-            const int avx512 = ((b >> 16) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);  // avx512f, bw, vl
-            if (tile && bf16 && avx512) {
-                ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
-            }
-        }
-        cached = ok;
+        cached = fk_amx_hardware() &&
+                 syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
     }
     return cached;
 #else
@@ -64,7 +69,35 @@ static int fk_amx_cpu(void) {
 #endif
 }
 
-int fk_amx_available(void) { return fk_amx_allowed && fk_amx_cpu(); }
+/// 1 where the AVX-512F/BW/VL helpers below (rounding, packing, epilogues) can run: every AMX
+/// and every AVX512_BF16 CPU has them.
+static int fk_avx512_cpu(void) {
+#ifdef FK_HAVE_AMX
+    static _Atomic int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+static _Atomic int fk_bf16_limit = 2;
+
+void fk_limit_bf16(int level) { fk_bf16_limit = level < 0 ? 0 : level > 2 ? 2 : level; }
+
+int fk_bf16_level(void) {
+    const int limit = fk_bf16_limit;
+    if (limit >= 2 && fk_amx_cpu()) return 2;
+    // The dot product by default only where there is no AMX hardware: on the AMX Xeon it runs at
+    // half the f32 FMA's rate (amx.c's header), so a process denied the tiles stays in f32.
+    // Tests lower the limit to 1 to run it there anyway.
+    if (limit >= 1 && fk_bf16_dot_cpu() && (limit == 1 || !fk_amx_hardware())) return 1;
+    return 0;
+}
 
 uint16_t fk_bf16_round(float f) {
     uint32_t u;
@@ -98,7 +131,7 @@ AVX512 static void fk_bf16_pairs_avx512(uint32_t *dst, const float *a, const flo
 static void fk_bf16_pairs(uint32_t *dst, const float *a, const float *b, long n) {
     long p = 0;
 #ifdef FK_HAVE_AMX
-    if (fk_amx_cpu()) {
+    if (fk_avx512_cpu()) {
         fk_bf16_pairs_avx512(dst, a, b, n);
         return;
     }
@@ -185,7 +218,7 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
             const float *b = 2 * j + 1 < C ? a + channelStride : NULL;
             uint32_t *g = row + s * grid;
 #ifdef FK_HAVE_AMX
-            if (fk_amx_cpu()) { fk_pad_plane_avx512(g, a, b, H, W, Hp, Wp, padTop, padLeft); continue; }
+            if (fk_avx512_cpu()) { fk_pad_plane_avx512(g, a, b, H, W, Hp, Wp, padTop, padLeft); continue; }
 #endif
             for (int y = 0; y < Hp; y++) {
                 uint32_t *r = g + (long)y * Wp;
@@ -262,7 +295,7 @@ void fk_conv_epilogue_grid(float *out, const float *acc, long ldacc, int O, int 
                 const float *a = acc + (long)o * ldacc + (long)s * Hp * Wp + (long)oy * Wp;
                 float *y = out + (((long)s * O + o) * OH + oy) * OW;
 #ifdef FK_HAVE_AMX
-                if (fk_amx_cpu()) {
+                if (fk_avx512_cpu()) {
                     fk_epilogue_row_avx512(y, a, OW, bo, preRelu, scale != 0, sc, sh, postRelu, sum ? s12 : NULL);
                     continue;
                 }
@@ -359,19 +392,19 @@ AMX static void fk_amx_conv_tiles(float *acc, long ldacc, const uint16_t *Wt, in
 }
 #endif
 
-int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
-                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
+int fk_bf16_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                 const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
+    const int level = fk_bf16_level();
+    if (level == 0 || (Cpad & 31) || (pBegin & 15) || (oBegin & 15) || oEnd > O) return 0;
+    if (pEnd <= pBegin || oEnd <= oBegin) return 1;
 #ifdef FK_HAVE_AMX
-    if (!fk_amx_cpu() || (Cpad & 31) || (pBegin & 15) || (oBegin & 15) || oEnd > O) return 0;
-    if (pEnd > pBegin && oEnd > oBegin) {
+    if (level == 2) {
         fk_amx_conv_tiles(acc, ldacc, Wt, O, Cpad, KH, KW, X, rowLen, Wp, pBegin, pEnd, oBegin, oEnd);
+        return 1;
     }
-    return 1;
-#else
-    (void)acc; (void)ldacc; (void)Wt; (void)O; (void)Cpad; (void)KH; (void)KW; (void)X; (void)rowLen; (void)Wp;
-    (void)pBegin; (void)pEnd; (void)oBegin; (void)oEnd;
-    return 0;
 #endif
+    fk_bf16_dot_conv(acc, ldacc, Wt, O, Cpad, KH, KW, X, rowLen, Wp, pBegin, pEnd, oBegin, oEnd);
+    return 1;
 }
 
 // The weight gradient in bf16 (training with `compute = bf16`), on the padded grid of the
@@ -397,7 +430,7 @@ AVX512 static void fk_bf16_row_avx512(uint16_t *dst, const float *src, long n) {
 
 static void fk_bf16_row(uint16_t *dst, const float *src, long n) {
 #ifdef FK_HAVE_AMX
-    if (fk_amx_cpu()) { fk_bf16_row_avx512(dst, src, n); return; }
+    if (fk_avx512_cpu()) { fk_bf16_row_avx512(dst, src, n); return; }
 #endif
     for (long i = 0; i < n; i++) dst[i] = fk_bf16_round(src[i]);
 }
@@ -473,7 +506,7 @@ void fk_bf16_grid_pairs_transposed(uint32_t *dst, long ldB, float *work, const f
             for (int y = 0; y < OH; y++) memcpy(work + s * grid + (long)y * Wp, src + s * P + (long)y * OW, (size_t)OW * 4);
         }
 #ifdef FK_HAVE_AMX
-        if (fk_amx_cpu() && ldB * 15 <= 0x7fffffff) { fk_pair_column_avx512(dst + o, ldB, work, Kpad, Kpad); continue; }
+        if (fk_avx512_cpu() && ldB * 15 <= 0x7fffffff) { fk_pair_column_avx512(dst + o, ldB, work, Kpad, Kpad); continue; }
 #endif
         for (long r = 0; r < Kpad / 2; r++) {
             dst[r * ldB + o] = (uint32_t)fk_bf16_round(work[2 * r]) | (uint32_t)fk_bf16_round(work[2 * r + 1]) << 16;
@@ -523,17 +556,18 @@ AMX static void fk_amx_weight_grad_tiles(float *acc, const uint16_t *A, long row
 }
 #endif
 
-int fk_amx_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW, int Wp,
-                       int Cpad, int Opad, long Kpad, int accumulate) {
+int fk_bf16_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW, int Wp,
+                        int Cpad, int Opad, long Kpad, int accumulate) {
+    const int level = fk_bf16_level();
+    if (level == 0 || (Cpad & 15) || (Opad & 15) || (Kpad & 31)) return 0;
 #ifdef FK_HAVE_AMX
-    if (!fk_amx_cpu() || (Cpad & 15) || (Opad & 15) || (Kpad & 31)) return 0;
-    fk_amx_weight_grad_tiles(acc, A, rowLen, B, ldB, KH, KW, Wp, Cpad, Opad, Kpad, accumulate);
-    return 1;
-#else
-    (void)acc; (void)A; (void)rowLen; (void)B; (void)ldB; (void)KH; (void)KW; (void)Wp; (void)Cpad; (void)Opad; (void)Kpad;
-    (void)accumulate;
-    return 0;
+    if (level == 2) {
+        fk_amx_weight_grad_tiles(acc, A, rowLen, B, ldB, KH, KW, Wp, Cpad, Opad, Kpad, accumulate);
+        return 1;
+    }
 #endif
+    fk_bf16_dot_weight_grad(acc, A, rowLen, B, ldB, KH, KW, Wp, Cpad, Opad, Kpad, accumulate);
+    return 1;
 }
 
 void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
@@ -571,7 +605,7 @@ void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O
 /// AMX CPU has it), unless fk_limit_simd lowered the level for a test of the plain C path.
 static int fk_pack_simd(long cs) {
 #ifdef FK_HAVE_AMX
-    return cs == 1 && fk_amx_cpu() && fk_simd_level() >= 2;
+    return cs == 1 && fk_avx512_cpu() && fk_simd_level() >= 2;
 #else
     (void)cs;
     return 0;
@@ -667,14 +701,17 @@ AMX static void fk_amx_gemm_tiles(float *C, long ldc, const uint16_t *Ap, const 
 }
 #endif
 
-int fk_amx_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd, int nBegin,
-                int nEnd, int nOuter) {
+int fk_bf16_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd, int nBegin,
+                 int nEnd, int nOuter) {
+    const int level = fk_bf16_level();
+    if (level == 0 || (Kp & 31) || (mBegin & 15) || (nBegin & 15)) return 0;
+    if (mEnd <= mBegin || nEnd <= nBegin || Kp <= 0) return 1;
 #ifdef FK_HAVE_AMX
-    if (!fk_amx_cpu() || (Kp & 31) || (mBegin & 15) || (nBegin & 15)) return 0;
-    if (mEnd > mBegin && nEnd > nBegin && Kp > 0) fk_amx_gemm_tiles(C, ldc, Ap, Bp, Kp, mBegin, mEnd, nBegin, nEnd, nOuter);
-    return 1;
-#else
-    (void)C; (void)ldc; (void)Ap; (void)Bp; (void)Kp; (void)mBegin; (void)mEnd; (void)nBegin; (void)nEnd; (void)nOuter;
-    return 0;
+    if (level == 2) {
+        fk_amx_gemm_tiles(C, ldc, Ap, Bp, Kp, mBegin, mEnd, nBegin, nEnd, nOuter);
+        return 1;
+    }
 #endif
+    fk_bf16_dot_gemm(C, ldc, Ap, Bp, Kp, mBegin, mEnd, nBegin, nEnd, nOuter);
+    return 1;
 }

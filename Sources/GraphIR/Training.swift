@@ -109,8 +109,8 @@ public struct TrainingConfig: Hashable, Sendable {
     /// the trainer (0: none). Validation and the checkpoints' weights are the average.
     public var ema: Double = 0
     /// What the training step's convolutions compute in: "f32", or "bf16" (their forwards, input
-    /// and weight gradients on AMX with bf16 products and f32 sums; the weights, batchnorm, the
-    /// loss and the update in f32; all f32 where the CPU has no AMX). The training plan carries it
+    /// and weight gradients with bf16 products and f32 sums, on AMX or AVX512_BF16; the weights,
+    /// batchnorm, the loss and the update in f32; all f32 where the CPU has neither). The training plan carries it
     /// (`PlanMetadata.computeDType`); plans compiled for inference stay f32.
     public var compute = "f32"
 

@@ -1,27 +1,29 @@
-// Inference convolutions and dense layers in bf16 on AMX, for plans compiled with `--compute
-// bf16` (`PlanMetadata.computeDType`). Opt-in per plan and chosen at load time: where the CPU
-// has AMX (fk_amx_available) the executor runs every stride-1 inference convolution of 16+ input
-// channels (`conv2d`, `fused` with a conv anchor) and every dense layer of 16+ inputs (as a 1x1
-// convolution of a 1x1 plane) as an implicit GEMM on AMX tiles over a padded bf16 grid of the
-// input (CKernels/amx.c), sums in f32, then the same f32 epilogue as the f32 path (bias, relu,
-// batchnorm scale and shift); elsewhere the plan runs in f32 exactly as if compiled without the
-// flag. Everything else (the first convolution of a 1- or 3-channel image, strided
-// convolutions, pooling, softmax, preprocessing) stays f32.
+// Convolutions and dense layers in bf16, for plans compiled with `--compute bf16`
+// (`PlanMetadata.computeDType`) and training plans of a train block with `compute = bf16`.
+// Opt-in per plan and chosen at load time: where the CPU has AMX (fk_bf16_level 2) the products
+// run on AMX tiles (CKernels/amx.c), where it has AVX512_BF16 instead (1: Zen 4) on its dot
+// product (CKernels/bf16dot.c), both on the same packed operands; elsewhere the plan runs in f32
+// exactly as if compiled without the flag. The executor runs every stride-1 inference
+// convolution of 16+ input channels (`conv2d`, `fused` with a conv anchor) and every dense layer
+// of 16+ inputs (as a 1x1 convolution of a 1x1 plane) as an implicit GEMM over a padded bf16
+// grid of the input, sums in f32, then the same f32 epilogue as the f32 path (bias, relu,
+// batchnorm scale and shift). Everything else (the first convolution of a 1- or 3-channel image,
+// strided convolutions, pooling, softmax, preprocessing) stays f32.
 //
 // Training plans of a train block with `compute = bf16` (`bf16Role`): each fused stride-1
 // convolution's forward runs on the same kernel (its epilogue also sums the batch statistics),
 // its input gradient as the convolution of the output gradient by the flipped kernel, and its
-// weight gradient as the padded input times the output gradient in pairs (`fk_amx_weight_grad`),
+// weight gradient as the padded input times the output gradient in pairs (`fk_bf16_weight_grad`),
 // each in the f32 backward's chunks (the weight gradient on the forward's padded grid: the input
 // rounded once per chunk); each dense layer of 16+ inputs and units over the whole batch at
-// once, on operands packed tile by tile (`fk_bf16_pack_a`/`fk_bf16_pack_b`, `fk_amx_gemm`): the
+// once, on operands packed tile by tile (`fk_bf16_pack_a`/`fk_bf16_pack_b`, `fk_bf16_gemm`): the
 // forward as W X^T, the input gradient as dz W, the weight gradient as dz^T X, its output
 // gradient computed in f32 first (`fusedTrainBackward`'s `gradientOut`); weights, batchnorm and
 // the updates stay f32.
 //
-// Why only AMX: on the Xeon this was measured on, AVX512_BF16's dot product (vdpbf16ps) does
-// half the f32 FMA's work per second (84-87 against 166-173 GFLOP/s on one core) and AMX 7-16
-// times it (1,180-2,730 GFLOP/s); Tools/bench/bf16_peak.c measures it, docs/performance.md has it.
+// Which unit where: one core's peaks (Tools/bench/bf16_peak.c, docs/performance.md): on the AMX
+// Xeon, f32 FMA 166-173 GFLOP/s, AVX512_BF16's vdpbf16ps 84-87 (half: not worth the rounding
+// there), AMX 1,180-2,730; on Zen 4, f32 FMA 115-117 and vdpbf16ps 233-235 (twice).
 //
 // Accuracy: weights and activations are rounded to bf16 (8 bits of mantissa) before each
 // product, so outputs differ from the f32 plan's by about 1e-3 relative; the change in accuracy
@@ -33,8 +35,21 @@
 // where there are too few channels for that, the positions in blocks of 32.
 import CKernels
 
-/// Whether this machine runs bf16 plans in bf16 (AMX-BF16 and the kernel's permission).
-public var bf16ComputeAvailable: Bool { fk_amx_available() != 0 }
+/// Whether this machine runs bf16 plans in bf16 (on AMX or AVX512_BF16; `bf16ComputeUnit`).
+public var bf16ComputeAvailable: Bool { fk_bf16_level() > 0 }
+
+/// The unit that computes bf16 products here: "AMX", "AVX512_BF16", or nil (bf16 plans run in
+/// f32).
+public var bf16ComputeUnit: String? {
+    switch fk_bf16_level() {
+    case 2: return "AMX"
+    case 1: return "AVX512_BF16"
+    default: return nil
+    }
+}
+
+/// What a CPU without either unit lacks, for messages: "has neither AMX nor AVX512_BF16".
+public let bf16ComputeMissing = "has neither AMX nor AVX512_BF16"
 
 /// The compute types a plan may ask for (`PlanMetadata.computeDType`).
 public let computeDTypes = ["f32", "bf16"]
@@ -56,6 +71,15 @@ public func bf16ConvGeometry(of kernel: Kernel) -> ConvGeometry? {
     }
 }
 
+/// The largest output plane (positions) of a convolution the AVX512_BF16 unit computes in bf16;
+/// larger ones stay on the f32 path. vgg_k's training step on Zen 4 (`fergc bench --train`,
+/// docs/performance.md): with every convolution on vdpbf16ps, the 40x40 and 20x20 layers were
+/// slower than their f32 (Winograd) forms, forward and backward (47 against 37 ms, 96 against
+/// 68 ms), the 10x10 and 5x5 ones faster (grad of 5x5 512->512: 167 against 210 ms). The bf16
+/// kernel computes the padded grid's extra columns and rows too (44% more products at 10x10,
+/// 96% at 5x5) and still wins there, since f32 Winograd gains least on small planes.
+public let bf16DotMaxPlane = 144
+
 /// What the bf16 path computes of a step, and with which packed weights.
 public enum BF16Role: Equatable, Sendable {
     /// An inference convolution or dense layer, or the forward of a training convolution
@@ -64,14 +88,14 @@ public enum BF16Role: Equatable, Sendable {
     /// The backward of a training convolution (`fusedTrainGrad`), in chunks of `samples`: its
     /// input gradient when `flipped` is set (the convolution of the output gradient by the
     /// flipped kernel, weights packed by `bf16PackFlippedWeights`), its weight gradient when
-    /// `weightGrad` (the padded input and the output gradient in bf16, `fk_amx_weight_grad`). What
+    /// `weightGrad` (the padded input and the output gradient in bf16, `fk_bf16_weight_grad`). What
     /// is not in bf16 (and the bias and batchnorm gradients) stays f32.
     case backward(ConvGeometry, flipped: ConvGeometry?, weightGrad: Bool, samples: Int)
     /// The forward of a training dense layer (`fusedTrain` with a dense anchor): the product on
-    /// AMX over the whole batch (`bf16DenseForward`), weights packed by `bf16PackDenseWeights`.
+    /// bf16 unit over the whole batch (`bf16DenseForward`), weights packed by `bf16PackDenseWeights`.
     case denseForward(inFeatures: Int, outFeatures: Int)
     /// The backward of a training dense layer (`fusedTrainGrad`): its output gradient in f32 for
-    /// the whole batch, then the input and/or weight gradient on AMX (`bf16DenseBackward`; the
+    /// the whole batch, then the input and/or weight gradient in bf16 (`bf16DenseBackward`; the
     /// weights packed by `bf16PackDenseWeights(transposed: true)` when the input gradient is
     /// wanted).
     case denseBackward(inFeatures: Int, outFeatures: Int, inputGrad: Bool, weightGrad: Bool)
@@ -114,7 +138,18 @@ public func bf16FlippedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
 /// of stride 1: its input gradient where the output has 16+ channels, its weight gradient where
 /// input and output have 16+ (chunks of the f32 backward's `fastConvChunk`, at most `maxChunk`
 /// samples).
-public func bf16Role(of kernel: Kernel, mode: String, maxChunk: Int) -> BF16Role? {
+///
+/// On the AVX512_BF16 unit (`level` 1) a convolution is in bf16 only where its output plane has
+/// at most `bf16DotMaxPlane` positions; on AMX (2) at any size. Dense layers at any size on both.
+public func bf16Role(of kernel: Kernel, mode: String, maxChunk: Int, level: Int32 = fk_bf16_level()) -> BF16Role? {
+    if level == 1 {
+        switch kernel {
+        case .conv2d(let g, _), .fused(.conv2d(let g), _), .fusedTrain(.conv2d(let g), _),
+             .fusedTrainGrad(.conv2d(let g), _, _, _):
+            if g.outHeight * g.outWidth > bf16DotMaxPlane { return nil }
+        default: break
+        }
+    }
     if mode == "inference" { return bf16ConvGeometry(of: kernel).map { .forward($0) } }
     switch kernel {
     case .fusedTrain(.dense(let i, let o), _):
@@ -266,10 +301,10 @@ public func bf16PackDenseWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: Un
     }
 }
 
-/// z (n, O) = x (n, I) w^T + b with the products in bf16 on AMX (w packed by
+/// z (n, O) = x (n, I) w^T + b with the products in bf16 (w packed by
 /// `bf16PackDenseWeights`), the batch as one product W X^T ([O][n]) transposed into z.
 /// `scratch`: `bf16DenseLayout(.denseForward(...), samples: >= n).bytes`, 64-byte aligned.
-/// False (nothing computed) where AMX is not available.
+/// False (nothing computed) where no bf16 unit is available.
 public func bf16DenseForward(_ z: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>,
                              _ b: UnsafePointer<Float>?, n: Int, inFeatures I: Int, outFeatures O: Int, threads: Int,
                              scratch: UnsafeMutableRawPointer) -> Bool {
@@ -287,7 +322,7 @@ public func bf16DenseForward(_ z: UnsafeMutablePointer<Float>, _ x: UnsafePointe
     let T2 = max(1, min(threads, oBlocks))
     parallelFor(T2) { t in
         let r = splitRange(oBlocks, parts: T2, t)
-        _ = fk_amx_gemm(acc, n, w, bx, i32(roundUp(I, 32)), i32(r.lowerBound * 32), i32(min(O, r.upperBound * 32)), 0,
+        _ = fk_bf16_gemm(acc, n, w, bx, i32(roundUp(I, 32)), i32(r.lowerBound * 32), i32(min(O, r.upperBound * 32)), 0,
                         i32(n), 0)
     }
     let T3 = max(1, min(threads, n))
@@ -300,10 +335,10 @@ public func bf16DenseForward(_ z: UnsafeMutablePointer<Float>, _ x: UnsafePointe
     return true
 }
 
-/// The products of a dense layer's backward in bf16 on AMX, from its output gradient dz (n, O)
+/// The products of a dense layer's backward in bf16, from its output gradient dz (n, O)
 /// (in the scratch's `dz` part): dx (n, I) = dz w (w packed by `bf16PackDenseWeights(transposed:
 /// true)`), dw (O, I) = dz^T x, each overwritten; the threads split dx's columns and dw's rows.
-/// False (nothing computed) where AMX is not available.
+/// False (nothing computed) where no bf16 unit is available.
 public func bf16DenseBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
                               x: UnsafePointer<Float>, w: UnsafePointer<UInt16>?, n: Int, inFeatures I: Int,
                               outFeatures O: Int, threads: Int, scratch: UnsafeMutableRawPointer) -> Bool {
@@ -323,7 +358,7 @@ public func bf16DenseBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutabl
         w.withMemoryRebound(to: UInt32.self, capacity: roundUp(I, 16) * roundUp(O, 32) / 2) { wb in
             parallelFor(T2) { t in
                 let r = splitRange(iBlocks, parts: T2, t)
-                _ = fk_amx_gemm(dx, I, aDz, wb, i32(roundUp(O, 32)), 0, i32(n), i32(r.lowerBound * 32),
+                _ = fk_bf16_gemm(dx, I, aDz, wb, i32(roundUp(O, 32)), 0, i32(n), i32(r.lowerBound * 32),
                                 i32(min(I, r.upperBound * 32)), 1)
             }
         }
@@ -342,7 +377,7 @@ public func bf16DenseBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutabl
         let oBlocks = roundUp(O, 32) / 32, T2 = max(1, min(threads, oBlocks))
         parallelFor(T2) { t in
             let r = splitRange(oBlocks, parts: T2, t)
-            _ = fk_amx_gemm(dw, I, aDzT, bx, i32(roundUp(n, 32)), i32(r.lowerBound * 32), i32(min(O, r.upperBound * 32)),
+            _ = fk_bf16_gemm(dw, I, aDzT, bx, i32(roundUp(n, 32)), i32(r.lowerBound * 32), i32(min(O, r.upperBound * 32)),
                             0, i32(I), 0)
         }
     }
@@ -372,12 +407,12 @@ public func bf16PackFlippedWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: 
 
 @inline(__always) private func i32(_ v: Int) -> Int32 { Int32(truncatingIfNeeded: v) }
 
-/// The input gradient of a chunk of `samples` samples in bf16 on AMX: dx (samples, C, H, W) =
+/// The input gradient of a chunk of `samples` samples in bf16: dx (samples, C, H, W) =
 /// the flipped convolution (`bf16FlippedGeometry(g)`, weights by `bf16PackFlippedWeights`) of
 /// dz, the chunk's output gradient as the f32 backward holds it ([O][samples * OH * OW], rows
 /// `ld` apart); the products in bf16, the sums in f32. `scratch`: this thread's, of
 /// `bf16RoleScratchBytes(.backward(...))` bytes for at least `samples`. False (nothing
-/// computed) where AMX is not available.
+/// computed) where no bf16 unit is available.
 public func bf16GradInputChunk(
     _ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, _ g: ConvGeometry,
     _ flipped: ConvGeometry, _ w: UnsafePointer<UInt16>, scratch: UnsafeMutableRawPointer
@@ -388,17 +423,17 @@ public func bf16GradInputChunk(
     let cols = S * hp * wp, ldAcc = roundUp(cols, 16)
     fk_bf16_pad_pairs(X, parts.rowLength, dz, g.outHeight * g.outWidth, ld, i32(S), i32(f.inChannels), i32(f.inHeight),
                       i32(f.inWidth), i32(hp), i32(wp), i32(f.padTop), i32(f.padLeft), 0, i32(roundUp(f.inChannels, 32) / 2))
-    guard fk_amx_conv(acc, ldAcc, w, i32(f.outChannels), i32(roundUp(f.inChannels, 32)), i32(f.kernelHeight),
+    guard fk_bf16_conv(acc, ldAcc, w, i32(f.outChannels), i32(roundUp(f.inChannels, 32)), i32(f.kernelHeight),
                       i32(f.kernelWidth), X, parts.rowLength, i32(wp), 0, cols, 0, i32(f.outChannels)) != 0 else { return false }
     fk_conv_epilogue_grid(dx, acc, ldAcc, i32(f.outChannels), i32(S), i32(f.outHeight), i32(f.outWidth), i32(hp), i32(wp),
                           nil, 0, nil, nil, 0, 0, i32(f.outChannels), nil, nil)
     return true
 }
 
-/// out = epilogue(conv(x, w) + b) with the products in bf16 on AMX (`w` packed by
+/// out = epilogue(conv(x, w) + b) with the products in bf16 (`w` packed by
 /// `bf16PackWeights`; stride 1); the epilogue as `fastConvForward`'s. `scratch`: one pointer per
 /// thread, each of `bf16ConvScratchBytes(g, maxChunk:)` bytes, 64-byte aligned. Returns false
-/// (and computes nothing) where AMX is not available.
+/// (and computes nothing) where no bf16 unit is available.
 public func bf16ConvForward(
     _ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<UInt16>,
     _ b: UnsafePointer<Float>?,
@@ -451,7 +486,7 @@ public func bf16ConvForward(
                 let parts = min(threadsWanted, channelBlocks)
                 parallelFor(parts) { t in
                     let r = splitRange(channelBlocks, parts: parts, t), o0 = r.lowerBound * 16, o1 = min(O, r.upperBound * 16)
-                    _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
+                    _ = fk_bf16_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
                                     i32(wp), 0, cols, i32(o0), i32(o1))
                     epilogue(y, acc, ld, samples: 1, o0..<o1, sums)
                 }
@@ -459,7 +494,7 @@ public func bf16ConvForward(
             }
             parallelFor(min(threadsWanted, blocks)) { t in
                 let r = splitRange(blocks, parts: min(threadsWanted, blocks), t)
-                _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
+                _ = fk_bf16_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
                                 i32(wp), r.lowerBound * 32, min(cols, r.upperBound * 32), 0, i32(O))
             }
             parallelFor(min(threadsWanted, O)) { t in
@@ -478,7 +513,7 @@ public func bf16ConvForward(
         while s0 < end {
             let s1 = min(end, s0 + S), cols = (s1 - s0) * hp * wp, ld = roundUp(cols, 16)
             fill(X, s0, s1, parts.rowLength, 0..<pairs)
-            _ = fk_amx_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, parts.rowLength,
+            _ = fk_bf16_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, parts.rowLength,
                             i32(wp), 0, cols, 0, i32(O))
             epilogue(out + s0 * O * g.outHeight * g.outWidth, acc, ld, samples: s1 - s0, 0..<O, sums)
             s0 = s1
@@ -509,7 +544,7 @@ public func bf16FusedConvForward(
 /// The bf16 path of `fusedTrainForward` for a conv anchor (`w` packed by `bf16PackWeights`): the
 /// convolution on AMX, its batch statistics from the f32 outputs, then the f32 normalization of
 /// `fastFusedConvTrainForward`. `scratch`: the f32 path's (its per-thread doubles hold the
-/// statistics, its coefficients the normalization's). False where AMX is not available.
+/// statistics, its coefficients the normalization's). False where no bf16 unit is available.
 public func bf16FusedConvTrainForward(
     _ y: UnsafeMutablePointer<Float>, _ bnInput: UnsafeMutablePointer<Float>?,
     _ mean: UnsafeMutablePointer<Float>?, _ variance: UnsafeMutablePointer<Float>?,
@@ -528,11 +563,11 @@ public func bf16FusedConvTrainForward(
     return true
 }
 
-/// The weight gradient of a chunk in bf16 on AMX: for samples [0, S) of x (the chunk's input)
+/// The weight gradient of a chunk in bf16: for samples [0, S) of x (the chunk's input)
 /// and dz (the chunk's output gradient as the f32 backward holds it: [O][S * OH * OW], rows `ld`
 /// apart), the partial sums at `scratch + bf16WeightGradLayout(g, samples:).sums` (this
 /// thread's) start from zero (`accumulate` false) or add. `layoutSamples`: the chunk size the
-/// scratch was laid out for (at least S). False where AMX is not available.
+/// scratch was laid out for (at least S). False where no bf16 unit is available.
 public func bf16WeightGradChunk(
     _ x: UnsafePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, layoutSamples: Int, _ g: ConvGeometry,
     scratch: UnsafeMutableRawPointer, accumulate: Bool
@@ -547,7 +582,7 @@ public func bf16WeightGradChunk(
                      i32(g.inWidth), i32(hp), i32(wp), i32(g.padTop), i32(g.padLeft), 0, i32(l.cPad))
     fk_bf16_grid_pairs_transposed(B, l.ldB, work, dz, ld, i32(g.outChannels), i32(S), i32(g.outHeight), i32(g.outWidth),
                                   i32(hp), i32(wp), kPad, 0, i32(l.oPad))
-    return fk_amx_weight_grad(sums, A, l.rowLen, B, l.ldB, i32(g.kernelHeight), i32(g.kernelWidth), i32(wp), i32(l.cPad),
+    return fk_bf16_weight_grad(sums, A, l.rowLen, B, l.ldB, i32(g.kernelHeight), i32(g.kernelWidth), i32(wp), i32(l.cPad),
                               i32(l.oPad), kPad, accumulate ? 1 : 0) != 0
 }
 

@@ -231,7 +231,7 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     if let command { md += "Command: `\(command)`\n\n" }
     md += "Epochs run: \(h.count) of \(c.meta.epochs); batch \(c.meta.batchSize); seed \(c.meta.seed); wall time \(String(format: "%.1f", c.meta.elapsedSeconds)) s.\n\n"
     if c.meta.modelIR.contains("\n  compute = bf16\n") {
-        md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX where the CPU has it, f32 elsewhere).\n\n"
+        md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
     }
     if let best = c.meta.bestValAccuracy { md += String(format: "Best validation accuracy: **%.2f%%**.\n\n", best * 100) }
     md += "![loss](loss.svg) ![accuracy](accuracy.svg)\n\n"

@@ -74,9 +74,12 @@ public final class Trainer {
     /// What the training step computes in, when the train block asks for bf16 (nil for f32).
     public var computeNote: String? {
         guard stepExecutor.plan.metadata.computeDType == "bf16" else { return nil }
-        return stepExecutor.computesInBF16
-            ? "compute: bf16 on AMX (the products of the convolutions and dense layers, forward and backward; weights, batchnorm and updates in f32)"
-            : "compute: f32 (the train block asks for bf16; this CPU has no AMX)"
+        guard stepExecutor.computesInBF16, let unit = bf16ComputeUnit else {
+            return "compute: f32 (the train block asks for bf16; this CPU \(bf16ComputeMissing))"
+        }
+        let which = unit == "AMX" ? "the convolutions and dense layers"
+            : "the dense layers and the convolutions of planes up to \(bf16DotMaxPlane) positions"
+        return "compute: bf16 on \(unit) (the products of \(which), forward and backward; weights, batchnorm and updates in f32)"
     }
 
     public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }

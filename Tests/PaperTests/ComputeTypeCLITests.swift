@@ -38,7 +38,7 @@ final class ComputeTypeCLITests: XCTestCase {
     }
 
     /// `fergc bench` on a .plan times that plan as compiled: its batch bound, its mode, its
-    /// compute type (bf16 where this CPU has AMX).
+    /// compute type (bf16 where this CPU has AMX or AVX512_BF16).
     func testBenchTimesAPlanAsCompiled() throws {
         let dir = temporaryDirectory("compute-bench")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -81,7 +81,7 @@ final class ComputeTypeCLITests: XCTestCase {
         XCTAssertTrue(i.stdout.contains("bf16"), i.stdout)
         let b = try fergc(["bench", "Models/vgg_k_narrow.graph", "--train", "--bf16", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm"])
         XCTAssertEqual(b.status, 0, b.stderr)
-        XCTAssertTrue(b.stdout.contains(bf16ComputeAvailable ? "convolutions in bf16 (AMX)" : "asked bf16"), b.stdout)
+        XCTAssertTrue(b.stdout.contains(bf16ComputeUnit.map { "convolutions in bf16 (\($0))" } ?? "asked bf16"), b.stdout)
         // --f32 runs a model whose train block asks bf16 in f32 (the f32 figure beside it);
         // --bf16 with --f32 is a usage error.
         let source = try String(contentsOfFile: "Models/vgg_k_narrow.graph", encoding: .utf8)
@@ -90,7 +90,7 @@ final class ComputeTypeCLITests: XCTestCase {
         try source.write(toFile: dir + "/m.graph", atomically: true, encoding: .utf8)
         let asked = try fergc(["bench", dir + "/m.graph", "--train", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm", "--json"])
         XCTAssertEqual(asked.status, 0, asked.stderr)
-        XCTAssertTrue(asked.stdout.contains(bf16ComputeAvailable ? "\"bf16 (AMX)\"" : "\"f32\""), asked.stdout)
+        XCTAssertTrue(asked.stdout.contains(bf16ComputeUnit.map { "\"bf16 (\($0))\"" } ?? "\"f32\""), asked.stdout)
         let f = try fergc(["bench", dir + "/m.graph", "--train", "--f32", "--batch", "8", "--runs", "5", "--warmup", "1", "--no-sgemm", "--json"])
         XCTAssertEqual(f.status, 0, f.stderr)
         XCTAssertTrue(f.stdout.contains("\"compute\" : \"f32\"") || f.stdout.contains("\"compute\":\"f32\""), f.stdout)

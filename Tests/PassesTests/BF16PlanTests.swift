@@ -1,6 +1,6 @@
 // Plans that ask for bf16 convolutions (`PlanMetadata.computeDType`, `fergc compile --compute
 // bf16`): the executor's choice at load time, its results against the same plan in f32, batch
-// independence, the f32 fallback where AMX is missing (forced here with fk_allow_amx), the
+// independence, the f32 fallback where no bf16 unit is (forced here with fk_limit_bf16), the
 // workspace it allocates against the plan's summary, and validation of the field.
 
 import CKernels
@@ -53,14 +53,14 @@ final class BF16PlanTests: XCTestCase {
         return (ex, Array(ex.buffer(p.outputs[0]).prefix(n * 7)))
     }
 
-    func testBF16PlanRunsInBF16WhereAMXIsAndStaysClose() throws {
+    func testBF16PlanRunsInBF16WhereTheCPUCanAndStaysClose() throws {
         let f32 = try logits(try plan(bf16: false), n: 3)
         let (ex, bf) = try logits(try plan(bf16: true), n: 3)
         XCTAssertFalse(f32.0.computesInBF16)
         guard bf16ComputeAvailable else {
             XCTAssertFalse(ex.computesInBF16)
-            XCTAssertEqual(bf, f32.1, "without AMX a bf16 plan is the f32 plan")
-            throw XCTSkip("no AMX here: checked the f32 fallback only")
+            XCTAssertEqual(bf, f32.1, "without a bf16 unit a bf16 plan is the f32 plan")
+            throw XCTSkip("neither AMX nor AVX512_BF16 here: checked the f32 fallback only")
         }
         XCTAssertTrue(ex.computesInBF16)
         let scale = f32.1.map { abs($0) }.max()!, worst = zip(bf, f32.1).map { abs($0 - $1) }.max()!
@@ -75,7 +75,7 @@ final class BF16PlanTests: XCTestCase {
     /// the f32 steps' rounding (the dense layer's OpenBLAS product is not bitwise the same across
     /// batch sizes; the bf16 kernel itself is, BF16ConvTests checks it bitwise).
     func testBatchAndThreadIndependence() throws {
-        guard bf16ComputeAvailable else { throw XCTSkip("no AMX here") }
+        guard bf16ComputeAvailable else { throw XCTSkip("neither AMX nor AVX512_BF16 here") }
         let p = try plan(bf16: true)
         let whole = try logits(p, n: 3).1
         func close(_ a: [Float], _ b: [Float], _ what: String) {
@@ -95,9 +95,9 @@ final class BF16PlanTests: XCTestCase {
         }
     }
 
-    func testFallbackWithoutAMXIsBitwiseF32() throws {
-        fk_allow_amx(0)
-        defer { fk_allow_amx(1) }
+    func testFallbackWithoutABF16UnitIsBitwiseF32() throws {
+        fk_limit_bf16(0)
+        defer { fk_limit_bf16(2) }
         let (ex, bf) = try logits(try plan(bf16: true), n: 3)
         XCTAssertFalse(ex.computesInBF16)
         XCTAssertEqual(bf, try logits(try plan(bf16: false), n: 3).1)
@@ -106,7 +106,7 @@ final class BF16PlanTests: XCTestCase {
 
     /// New weights written with setBuffer are packed again before the next run.
     func testWeightsWrittenAfterARunAreRepacked() throws {
-        guard bf16ComputeAvailable else { throw XCTSkip("no AMX here") }
+        guard bf16ComputeAvailable else { throw XCTSkip("neither AMX nor AVX512_BF16 here") }
         let p = try plan(bf16: true)
         let (ex, before) = try logits(p, n: 2)
         let w = try XCTUnwrap(p.buffer(named: "b.weight") ?? p.buffers.firstIndex { $0.name.hasPrefix("b") && $0.name.hasSuffix("weight") })

@@ -61,7 +61,7 @@ final class EmbeddingTests: XCTestCase {
         for (got, want) in zip(probs.map(\.1), f.expected) { XCTAssertEqual(got, want, accuracy: 1e-6) }
         XCTAssertTrue(r.stdout.contains("emotion: \(fer2013ClassNames[argmax(f.expected)])\n"), r.stdout)
 
-        // The same plan asking for bf16 (AMX where the CPU has it, f32 elsewhere): the C program
+        // The same plan asking for bf16 (AMX or AVX512_BF16 where the CPU has one, f32 elsewhere): the C program
         // needs nothing new, and the probabilities stay close.
         var bf16 = try readPlan(path: f.plan)
         bf16.metadata.computeDType = "bf16"

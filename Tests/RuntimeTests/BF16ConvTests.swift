@@ -1,11 +1,12 @@
-// The bf16 convolution on AMX (BF16Conv.swift, CKernels/amx.c) against an independent
-// reference: the naive seven-loop convolution in Double on the operands rounded to bf16 by the
-// same rounding (checked on its own below). Only the f32 sums' order differs, so the tolerance
-// is that of f32 accumulation, not of bf16. Geometries cover channel and output padding (C not a
-// multiple of 32, O not of 16), kernels of 1x1, 3x3 and 5x5, "valid" and uneven padding, chunk
-// boundaries, 1 to 3 threads, the batch-1 path that splits positions over the threads, and every
-// epilogue option. The AMX tests skip on CPUs without AMX, where bf16 plans run in f32 (the
-// executor tests in PlanFileTests check that fallback).
+// The bf16 convolution (BF16Conv.swift; CKernels/amx.c on AMX, CKernels/bf16dot.c on
+// AVX512_BF16) against an independent reference: the naive seven-loop convolution in Double on
+// the operands rounded to bf16 by the same rounding (checked on its own below). Only the f32
+// sums' order differs, so the tolerance is that of f32 accumulation, not of bf16. Geometries
+// cover channel and output padding (C not a multiple of 32, O not of 16), kernels of 1x1, 3x3
+// and 5x5, "valid" and uneven padding, chunk boundaries, 1 to 3 threads, the batch-1 path that
+// splits positions over the threads, and every epilogue option. Each kernel test runs on every
+// bf16 unit the CPU has (an AMX Xeon: both) and skips on CPUs with neither, where bf16 plans
+// run in f32 (the executor tests in PlanFileTests check that fallback).
 import XCTest
 import CKernels
 @testable import Runtime
@@ -81,10 +82,6 @@ final class BF16ConvTests: RuntimeTestCase {
         return ok ? y.array : nil
     }
 
-    func requireAMX() throws {
-        guard bf16ComputeAvailable else { throw XCTSkip("this CPU has no AMX-BF16: bf16 plans run in f32 here") }
-    }
-
     // MARK: - The rounding
 
     func testRoundingIsToNearestEvenAndKeepsSpecials() {
@@ -112,60 +109,62 @@ final class BF16ConvTests: RuntimeTestCase {
     // MARK: - The convolution
 
     func testConvolutionMatchesRoundedReference() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 21)
-        let cases: [(ConvGeometry, Int, String)] = [
-            (geometry(32, 32, 48, 48), 2, "32->32 48x48"),
-            (geometry(64, 64, 24, 24), 3, "64->64 24x24"),
-            (geometry(128, 128, 12, 12), 2, "128->128 12x12"),
-            (geometry(40, 20, 7, 9), 3, "40->20 7x9 (channel and output padding)"),
-            (geometry(3, 17, 10, 10), 2, "3->17 (a mostly padded pair grid)"),
-            (geometry(33, 18, 10, 11, k: 5), 2, "33->18 5x5 'same'"),
-            (geometry(32, 16, 8, 8, k: 3, pad: (0, 0)), 3, "32->16 'valid'"),
-            (geometry(32, 16, 8, 8, k: 3, pad: (1, 0), out: (8, 6)), 2, "32->16 padding top only"),
-            (geometry(48, 24, 6, 6, k: 1, pad: (0, 0)), 4, "48->24 1x1"),
-            (geometry(512, 48, 6, 6), 2, "512->48 6x6"),
-            (geometry(4608, 40, 1, 1, k: 1, pad: (0, 0)), 5, "dense 4608->40 (a 1x1 plane)"),
-            (geometry(70, 33, 1, 1, k: 1, pad: (0, 0)), 1, "dense 70->33 at batch 1"),
-        ]
-        var worstSeen = 0.0
-        for (g, n, name) in cases {
-            let x = rng.array(n * g.inChannels * g.inHeight * g.inWidth).map(Float.init)
-            let w = rng.array(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth, -0.5, 0.5).map(Float.init)
-            let b = rng.array(g.outChannels).map(Float.init)
-            let sc = rng.array(g.outChannels, 0.5, 1.5).map(Float.init), sh = rng.array(g.outChannels).map(Float.init)
-            let conv = reference(x, w, n: n, g)
-            for e in [Epilogue(bias: false), Epilogue(bias: true, preRelu: true),
-                      Epilogue(bias: true, preRelu: true, scale: true), Epilogue(bias: true, scale: true, postRelu: true)] {
-                let ref = epilogue(conv, b, sc, sh, g, e)
-                for (threads, chunk) in [(1, Int.max), (2, Int.max), (3, 1), (2, 2)] {
-                    let y = try XCTUnwrap(run(x, w, b, sc, sh, n: n, g, e, threads: threads, maxChunk: chunk))
-                    let err = relativeError(y, ref)
-                    worstSeen = max(worstSeen, err)
-                    XCTAssertLessThan(err, bf16SumTolerance, "\(name) \(e) threads \(threads) chunk \(chunk)")
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 21)
+            let cases: [(ConvGeometry, Int, String)] = [
+                (geometry(32, 32, 48, 48), 2, "32->32 48x48"),
+                (geometry(64, 64, 24, 24), 3, "64->64 24x24"),
+                (geometry(128, 128, 12, 12), 2, "128->128 12x12"),
+                (geometry(40, 20, 7, 9), 3, "40->20 7x9 (channel and output padding)"),
+                (geometry(3, 17, 10, 10), 2, "3->17 (a mostly padded pair grid)"),
+                (geometry(33, 18, 10, 11, k: 5), 2, "33->18 5x5 'same'"),
+                (geometry(32, 16, 8, 8, k: 3, pad: (0, 0)), 3, "32->16 'valid'"),
+                (geometry(32, 16, 8, 8, k: 3, pad: (1, 0), out: (8, 6)), 2, "32->16 padding top only"),
+                (geometry(48, 24, 6, 6, k: 1, pad: (0, 0)), 4, "48->24 1x1"),
+                (geometry(512, 48, 6, 6), 2, "512->48 6x6"),
+                (geometry(4608, 40, 1, 1, k: 1, pad: (0, 0)), 5, "dense 4608->40 (a 1x1 plane)"),
+                (geometry(70, 33, 1, 1, k: 1, pad: (0, 0)), 1, "dense 70->33 at batch 1"),
+            ]
+            var worstSeen = 0.0
+            for (g, n, name) in cases {
+                let x = rng.array(n * g.inChannels * g.inHeight * g.inWidth).map(Float.init)
+                let w = rng.array(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth, -0.5, 0.5).map(Float.init)
+                let b = rng.array(g.outChannels).map(Float.init)
+                let sc = rng.array(g.outChannels, 0.5, 1.5).map(Float.init), sh = rng.array(g.outChannels).map(Float.init)
+                let conv = reference(x, w, n: n, g)
+                for e in [Epilogue(bias: false), Epilogue(bias: true, preRelu: true),
+                          Epilogue(bias: true, preRelu: true, scale: true), Epilogue(bias: true, scale: true, postRelu: true)] {
+                    let ref = epilogue(conv, b, sc, sh, g, e)
+                    for (threads, chunk) in [(1, Int.max), (2, Int.max), (3, 1), (2, 2)] {
+                        let y = try XCTUnwrap(run(x, w, b, sc, sh, n: n, g, e, threads: threads, maxChunk: chunk))
+                        let err = relativeError(y, ref)
+                        worstSeen = max(worstSeen, err)
+                        XCTAssertLessThan(err, bf16SumTolerance, "\(unit) \(name) \(e) threads \(threads) chunk \(chunk)")
+                    }
                 }
             }
+            print("bf16 conv (\(unit)): worst relative error against the rounded reference \(worstSeen)")
         }
-        print("bf16 conv: worst relative error against the rounded reference \(worstSeen)")
     }
 
     /// Batch 1 with more threads splits the output channels (the positions where there are too
     /// few channels: the 16-channel case); each sample's outputs are the
     /// same bits as in a batch computed in chunks (every output's sum runs in the same order).
     func testBatchOneSplitPathIsBitwiseTheChunkedPath() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 22)
-        for g in [geometry(32, 32, 48, 48), geometry(64, 40, 13, 11), geometry(128, 128, 6, 6), geometry(32, 16, 20, 20),
-                  geometry(600, 70, 1, 1, k: 1, pad: (0, 0))] {
-            let n = 3, per = g.inChannels * g.inHeight * g.inWidth, outPer = g.outChannels * g.outHeight * g.outWidth
-            let x = rng.array(n * per).map(Float.init)
-            let w = rng.array(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth, -0.5, 0.5).map(Float.init)
-            let b = rng.array(g.outChannels).map(Float.init)
-            let e = Epilogue(bias: true, preRelu: true)
-            let batch = try XCTUnwrap(run(x, w, b, b, b, n: n, g, e, threads: 1))
-            for s in 0..<n {
-                let one = try XCTUnwrap(run(Array(x[s * per..<(s + 1) * per]), w, b, b, b, n: 1, g, e, threads: 2))
-                XCTAssertEqual(one, Array(batch[s * outPer..<(s + 1) * outPer]), "sample \(s) of \(g)")
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 22)
+            for g in [geometry(32, 32, 48, 48), geometry(64, 40, 13, 11), geometry(128, 128, 6, 6), geometry(32, 16, 20, 20),
+                      geometry(600, 70, 1, 1, k: 1, pad: (0, 0))] {
+                let n = 3, per = g.inChannels * g.inHeight * g.inWidth, outPer = g.outChannels * g.outHeight * g.outWidth
+                let x = rng.array(n * per).map(Float.init)
+                let w = rng.array(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth, -0.5, 0.5).map(Float.init)
+                let b = rng.array(g.outChannels).map(Float.init)
+                let e = Epilogue(bias: true, preRelu: true)
+                let batch = try XCTUnwrap(run(x, w, b, b, b, n: n, g, e, threads: 1))
+                for s in 0..<n {
+                    let one = try XCTUnwrap(run(Array(x[s * per..<(s + 1) * per]), w, b, b, b, n: 1, g, e, threads: 2))
+                    XCTAssertEqual(one, Array(batch[s * outPer..<(s + 1) * outPer]), "\(unit) sample \(s) of \(g)")
+                }
             }
         }
     }
@@ -174,22 +173,23 @@ final class BF16ConvTests: RuntimeTestCase {
     /// magnitude times the growth over the channel sum; the check is that they are close, and
     /// that they are not bitwise the f32 results (the path really ran in bf16).
     func testCloseToFloatConvolution() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 23)
-        let g = geometry(64, 32, 12, 12), n = 2
-        let x = rng.array(n * 64 * 144).map(Float.init), w = rng.array(32 * 64 * 9, -0.5, 0.5).map(Float.init)
-        let b = rng.array(32).map(Float.init)
-        let y = try XCTUnwrap(run(x, w, b, b, b, n: n, g, Epilogue(), threads: 2))
-        let f = Buf<Float>(zeros: y.count), xb = Buf(x), wb = Buf(w), bb = Buf(b)
-        conv2dForwardNaive(f.p, xb.c, wb.c, bb.c, n: n, g)
-        let err = relativeError(y, f.array.map(Double.init))
-        XCTAssertLessThan(err, 1e-2)
-        XCTAssertGreaterThan(err, 1e-6, "the outputs equal the f32 convolution's: bf16 did not run")
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 23)
+            let g = geometry(64, 32, 12, 12), n = 2
+            let x = rng.array(n * 64 * 144).map(Float.init), w = rng.array(32 * 64 * 9, -0.5, 0.5).map(Float.init)
+            let b = rng.array(32).map(Float.init)
+            let y = try XCTUnwrap(run(x, w, b, b, b, n: n, g, Epilogue(), threads: 2))
+            let f = Buf<Float>(zeros: y.count), xb = Buf(x), wb = Buf(w), bb = Buf(b)
+            conv2dForwardNaive(f.p, xb.c, wb.c, bb.c, n: n, g)
+            let err = relativeError(y, f.array.map(Double.init))
+            XCTAssertLessThan(err, 1e-2)
+            XCTAssertGreaterThan(err, 1e-6, "\(unit): the outputs equal the f32 convolution's: bf16 did not run")
+        }
     }
 
-    func testUnavailableAMXComputesNothing() {
-        fk_allow_amx(0)
-        defer { fk_allow_amx(1) }
+    func testWithoutABF16UnitNothingIsComputed() {
+        fk_limit_bf16(0)
+        defer { fk_limit_bf16(2) }
         XCTAssertFalse(bf16ComputeAvailable)
         let g = geometry(32, 16, 4, 4)
         XCTAssertNil(run([Float](repeating: 1, count: 32 * 16), [Float](repeating: 1, count: 16 * 32 * 9),

@@ -4,16 +4,13 @@
 // operands; the forward, input and weight gradients equal Double references computed from the
 // definitions (y = x w^T + b, dx = dz w, dw = dz^T x) on rounded operands, for shapes that are
 // not multiples of the tiles, batches of 1 to 37 and one or two threads; and the executor's
-// dense steps on AMX agree with its f32 steps. Skips what needs AMX on CPUs without it.
+// dense steps in bf16 agree with its f32 steps. Each product test runs on every bf16 unit the CPU
+// has (AMX, AVX512_BF16: `onEachBF16Unit`) and skips on CPUs with neither.
 import XCTest
 import CKernels
 @testable import Runtime
 
 final class BF16DenseTests: RuntimeTestCase {
-    func requireAMX() throws {
-        guard bf16ComputeAvailable else { throw XCTSkip("this CPU has no AMX-BF16: bf16 training runs in f32 here") }
-    }
-
     func bf(_ v: Float) -> Double { Double(Float(bitPattern: UInt32(fk_bf16_round(v)) << 16)) }
     func up(_ v: Int, _ m: Int) -> Int { (v + m - 1) / m * m }
 
@@ -69,41 +66,42 @@ final class BF16DenseTests: RuntimeTestCase {
     /// sums of at most Kp terms in f32: relative error a few 1e-6), ranges split as threads do,
     /// both loop orders.
     func testTileProductEqualsTheProductOfTheRoundedOperands() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 11)
-        for (M, N, K) in [(1, 1, 1), (7, 20, 33), (16, 16, 32), (37, 50, 70), (64, 96, 128), (33, 17, 300)] {
-            let a = rng.array(M * K).map(Float.init), b = rng.array(K * N).map(Float.init)
-            let kp = up(K, 32)
-            var ap = [UInt16](repeating: 0, count: up(M, 16) * kp)
-            var bp = [UInt32](repeating: 0, count: up(N, 16) * kp / 2)
-            fk_bf16_pack_a(&ap, a, Int(K), 1, Int32(M), Int32(K), 0, Int32(up(M, 16)))
-            fk_bf16_pack_b(&bp, b, Int(N), 1, Int32(K), Int32(N), 0, Int32(up(N, 16)))
-            var want = [Double](repeating: 0, count: M * N), scale = [Double](repeating: 0, count: M * N)
-            for m in 0..<M {
-                for n in 0..<N {
-                    for k in 0..<K {
-                        let p = bf(a[m * K + k]) * bf(b[k * N + n])
-                        want[m * N + n] += p; scale[m * N + n] += abs(p)
-                    }
-                }
-            }
-            for nOuter: Int32 in [0, 1] {
-                let ldc = N + 3
-                var c = [Float](repeating: .nan, count: M * ldc)
-                // Two "threads": rows split at a multiple of 32 (or columns, with the columns outside).
-                let splitM = nOuter == 0 ? min(M, 32) : M, splitN = nOuter == 1 ? min(N, 32) : N
-                for (m0, m1, n0, n1) in [(0, splitM, 0, splitN), (splitM, M, 0, splitN), (0, M, splitN, N)] where m1 > m0 && n1 > n0 {
-                    XCTAssertEqual(fk_amx_gemm(&c, ldc, ap, bp, Int32(kp), Int32(m0), Int32(m1), Int32(n0), Int32(n1), nOuter), 1)
-                }
-                var worst = 0.0
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 11)
+            for (M, N, K) in [(1, 1, 1), (7, 20, 33), (16, 16, 32), (37, 50, 70), (64, 96, 128), (33, 17, 300)] {
+                let a = rng.array(M * K).map(Float.init), b = rng.array(K * N).map(Float.init)
+                let kp = up(K, 32)
+                var ap = [UInt16](repeating: 0, count: up(M, 16) * kp)
+                var bp = [UInt32](repeating: 0, count: up(N, 16) * kp / 2)
+                fk_bf16_pack_a(&ap, a, Int(K), 1, Int32(M), Int32(K), 0, Int32(up(M, 16)))
+                fk_bf16_pack_b(&bp, b, Int(N), 1, Int32(K), Int32(N), 0, Int32(up(N, 16)))
+                var want = [Double](repeating: 0, count: M * N), scale = [Double](repeating: 0, count: M * N)
                 for m in 0..<M {
                     for n in 0..<N {
-                        let err = abs(Double(c[m * ldc + n]) - want[m * N + n]) / max(scale[m * N + n], 1e-30)
-                        worst = max(worst, err.isNaN ? .infinity : err)
+                        for k in 0..<K {
+                            let p = bf(a[m * K + k]) * bf(b[k * N + n])
+                            want[m * N + n] += p; scale[m * N + n] += abs(p)
+                        }
                     }
-                    for n in N..<ldc { XCTAssert(c[m * ldc + n].isNaN, "column \(n) of row \(m) written") }
                 }
-                XCTAssertLessThan(worst, 1e-5, "\(M)x\(N)x\(K) nOuter \(nOuter)")
+                for nOuter: Int32 in [0, 1] {
+                    let ldc = N + 3
+                    var c = [Float](repeating: .nan, count: M * ldc)
+                    // Two "threads": rows split at a multiple of 32 (or columns, with the columns outside).
+                    let splitM = nOuter == 0 ? min(M, 32) : M, splitN = nOuter == 1 ? min(N, 32) : N
+                    for (m0, m1, n0, n1) in [(0, splitM, 0, splitN), (splitM, M, 0, splitN), (0, M, splitN, N)] where m1 > m0 && n1 > n0 {
+                        XCTAssertEqual(fk_bf16_gemm(&c, ldc, ap, bp, Int32(kp), Int32(m0), Int32(m1), Int32(n0), Int32(n1), nOuter), 1)
+                    }
+                    var worst = 0.0
+                    for m in 0..<M {
+                        for n in 0..<N {
+                            let err = abs(Double(c[m * ldc + n]) - want[m * N + n]) / max(scale[m * N + n], 1e-30)
+                            worst = max(worst, err.isNaN ? .infinity : err)
+                        }
+                        for n in N..<ldc { XCTAssert(c[m * ldc + n].isNaN, "column \(n) of row \(m) written") }
+                    }
+                    XCTAssertLessThan(worst, 1e-5, "\(unit) \(M)x\(N)x\(K) nOuter \(nOuter)")
+                }
             }
         }
     }
@@ -111,56 +109,57 @@ final class BF16DenseTests: RuntimeTestCase {
     /// Forward, input gradient and weight gradient of a dense layer against their definitions in
     /// Double on rounded operands, with one and two threads and batches that fill no tile.
     func testDenseForwardAndBackwardMatchTheirDefinitions() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 3)
-        for (I, O, n) in [(16, 16, 1), (45, 21, 5), (70, 40, 37), (100, 64, 32)] {
-            let x = rng.array(n * I).map(Float.init), w = rng.array(O * I).map(Float.init)
-            let b = rng.array(O).map(Float.init), dz = rng.array(n * O).map(Float.init)
-            for threads in [1, 2] {
-                let fwd = BF16Role.denseForward(inFeatures: I, outFeatures: O)
-                let bwd = BF16Role.denseBackward(inFeatures: I, outFeatures: O, inputGrad: true, weightGrad: true)
-                var pf = [UInt16](repeating: 0, count: fwd.packedWeightCount)
-                var pb = [UInt16](repeating: 0, count: bwd.packedWeightCount)
-                let bytes = max(bf16DenseLayout(fwd, samples: n).bytes, bf16DenseLayout(bwd, samples: n).bytes)
-                let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                defer { scratch.deallocate() }
-                scratch.initializeMemory(as: UInt8.self, repeating: 0xff, count: bytes)
-                bf16PackDenseWeights(&pf, w, inFeatures: I, outFeatures: O, transposed: false, threads: threads)
-                bf16PackDenseWeights(&pb, w, inFeatures: I, outFeatures: O, transposed: true, threads: threads)
-                var z = [Float](repeating: .nan, count: n * O)
-                XCTAssertTrue(bf16DenseForward(&z, x, pf, b, n: n, inFeatures: I, outFeatures: O, threads: threads,
-                                               scratch: scratch))
-                // The output gradient where the backward expects it (the scratch's first part).
-                dz.withUnsafeBufferPointer {
-                    scratch.assumingMemoryBound(to: Float.self).update(from: $0.baseAddress!, count: n * O)
-                }
-                var dx = [Float](repeating: .nan, count: n * I), dw = [Float](repeating: .nan, count: O * I)
-                XCTAssertTrue(bf16DenseBackward(dx: &dx, dw: &dw, x: x, w: pb, n: n, inFeatures: I, outFeatures: O,
-                                                threads: threads, scratch: scratch))
-                func check(_ got: [Float], _ count: Int, _ what: String,
-                           _ terms: (Int) -> [(Double, Double)], plus: (Int) -> Double = { _ in 0 }) {
-                    var worst = 0.0
-                    for j in 0..<count {
-                        let t = terms(j)
-                        let want = t.reduce(plus(j)) { $0 + $1.0 * $1.1 }
-                        let scale = t.reduce(abs(plus(j))) { $0 + abs($1.0 * $1.1) }
-                        let err = abs(Double(got[j]) - want) / max(scale, 1e-30)
-                        worst = max(worst, err.isNaN ? .infinity : err)
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 3)
+            for (I, O, n) in [(16, 16, 1), (45, 21, 5), (70, 40, 37), (100, 64, 32)] {
+                let x = rng.array(n * I).map(Float.init), w = rng.array(O * I).map(Float.init)
+                let b = rng.array(O).map(Float.init), dz = rng.array(n * O).map(Float.init)
+                for threads in [1, 2] {
+                    let fwd = BF16Role.denseForward(inFeatures: I, outFeatures: O)
+                    let bwd = BF16Role.denseBackward(inFeatures: I, outFeatures: O, inputGrad: true, weightGrad: true)
+                    var pf = [UInt16](repeating: 0, count: fwd.packedWeightCount)
+                    var pb = [UInt16](repeating: 0, count: bwd.packedWeightCount)
+                    let bytes = max(bf16DenseLayout(fwd, samples: n).bytes, bf16DenseLayout(bwd, samples: n).bytes)
+                    let scratch = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                    defer { scratch.deallocate() }
+                    scratch.initializeMemory(as: UInt8.self, repeating: 0xff, count: bytes)
+                    bf16PackDenseWeights(&pf, w, inFeatures: I, outFeatures: O, transposed: false, threads: threads)
+                    bf16PackDenseWeights(&pb, w, inFeatures: I, outFeatures: O, transposed: true, threads: threads)
+                    var z = [Float](repeating: .nan, count: n * O)
+                    XCTAssertTrue(bf16DenseForward(&z, x, pf, b, n: n, inFeatures: I, outFeatures: O, threads: threads,
+                                                   scratch: scratch))
+                    // The output gradient where the backward expects it (the scratch's first part).
+                    dz.withUnsafeBufferPointer {
+                        scratch.assumingMemoryBound(to: Float.self).update(from: $0.baseAddress!, count: n * O)
                     }
-                    XCTAssertLessThan(worst, 1e-5, "\(what) I=\(I) O=\(O) n=\(n) threads=\(threads)")
+                    var dx = [Float](repeating: .nan, count: n * I), dw = [Float](repeating: .nan, count: O * I)
+                    XCTAssertTrue(bf16DenseBackward(dx: &dx, dw: &dw, x: x, w: pb, n: n, inFeatures: I, outFeatures: O,
+                                                    threads: threads, scratch: scratch))
+                    func check(_ got: [Float], _ count: Int, _ what: String,
+                               _ terms: (Int) -> [(Double, Double)], plus: (Int) -> Double = { _ in 0 }) {
+                        var worst = 0.0
+                        for j in 0..<count {
+                            let t = terms(j)
+                            let want = t.reduce(plus(j)) { $0 + $1.0 * $1.1 }
+                            let scale = t.reduce(abs(plus(j))) { $0 + abs($1.0 * $1.1) }
+                            let err = abs(Double(got[j]) - want) / max(scale, 1e-30)
+                            worst = max(worst, err.isNaN ? .infinity : err)
+                        }
+                        XCTAssertLessThan(worst, 1e-5, "\(unit) \(what) I=\(I) O=\(O) n=\(n) threads=\(threads)")
+                    }
+                    check(z, n * O, "y = x w^T + b", { j in
+                        let s = j / O, o = j % O
+                        return (0..<I).map { (self.bf(x[s * I + $0]), self.bf(w[o * I + $0])) }
+                    }, plus: { Double(b[$0 % O]) })
+                    check(dx, n * I, "dx = dz w", { j in
+                        let s = j / I, i = j % I
+                        return (0..<O).map { (self.bf(dz[s * O + $0]), self.bf(w[$0 * I + i])) }
+                    })
+                    check(dw, O * I, "dw = dz^T x", { j in
+                        let o = j / I, i = j % I
+                        return (0..<n).map { (self.bf(dz[$0 * O + o]), self.bf(x[$0 * I + i])) }
+                    })
                 }
-                check(z, n * O, "y = x w^T + b", { j in
-                    let s = j / O, o = j % O
-                    return (0..<I).map { (self.bf(x[s * I + $0]), self.bf(w[o * I + $0])) }
-                }, plus: { Double(b[$0 % O]) })
-                check(dx, n * I, "dx = dz w", { j in
-                    let s = j / I, i = j % I
-                    return (0..<O).map { (self.bf(dz[s * O + $0]), self.bf(w[$0 * I + i])) }
-                })
-                check(dw, O * I, "dw = dz^T x", { j in
-                    let o = j / I, i = j % I
-                    return (0..<n).map { (self.bf(dz[$0 * O + o]), self.bf(x[$0 * I + i])) }
-                })
             }
         }
     }

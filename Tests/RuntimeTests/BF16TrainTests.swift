@@ -1,18 +1,15 @@
 // The training side of the bf16 path (BF16Conv.swift): the forward's batch statistics, the
 // input gradient as the flipped convolution of the output gradient, and the weight gradient
-// from bf16 im2col rows, on AMX, each against an independent reference in Double on the same
-// bf16-rounded operands — the forward against the naive convolution (and the statistics
-// against sums of the outputs it wrote), the gradients against the naive seven-loop backward
-// (scatter form, no flipping, no im2col). The bias gradient stays f32, bitwise. Skips without AMX.
+// from the padded input and the output gradient in pairs, on each bf16 unit the CPU has, each
+// against an independent reference in Double on the same bf16-rounded operands — the forward
+// against the naive convolution (and the statistics against sums of the outputs it wrote), the
+// gradients against the naive seven-loop backward (scatter form, no flipping, no im2col). The
+// bias gradient stays f32, bitwise. Skips on CPUs with neither AMX nor AVX512_BF16.
 import XCTest
 import CKernels
 @testable import Runtime
 
 final class BF16TrainTests: RuntimeTestCase {
-    func requireAMX() throws {
-        guard bf16ComputeAvailable else { throw XCTSkip("this CPU has no AMX-BF16: bf16 training runs in f32 here") }
-    }
-
     func geometry(_ c: Int, _ o: Int, _ h: Int, _ w: Int, k: Int = 3, pad: (Int, Int)? = nil) -> ConvGeometry {
         let p = pad ?? (k / 2, k / 2)
         return ConvGeometry(inChannels: c, inHeight: h, inWidth: w, outChannels: o, kernelHeight: k, kernelWidth: k,
@@ -112,45 +109,46 @@ final class BF16TrainTests: RuntimeTestCase {
     // MARK: - Forward statistics
 
     func testForwardStatisticsAreTheSumsOfTheWrittenOutputs() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 11)
-        for (g, n, threads, chunk) in [(geometry(16, 24, 9, 7), 5, 2, 2), (geometry(40, 17, 6, 6), 3, 2, Int.max),
-                                       (geometry(16, 48, 12, 12), 1, 2, Int.max), (geometry(32, 32, 5, 5, k: 1), 4, 3, 1),
-                                       (geometry(40, 24, 1, 1, k: 1), 9, 2, Int.max), (geometry(40, 24, 1, 1, k: 1), 1, 2, Int.max)] {
-            let x = floats(&rng, n * g.inChannels * g.inHeight * g.inWidth)
-            let w = floats(&rng, g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
-            let b = floats(&rng, g.outChannels)
-            let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(g)))
-            let wb = Buf(w), xb = Buf(x), bb = Buf(b)
-            bf16PackWeights(packed.p, wb.c, g)
-            let O = g.outChannels, P = g.outHeight * g.outWidth
-            let y = Buf<Float>([Float](repeating: .nan, count: n * O * P))
-            let fs = fastScratch(g, threads: threads, maxChunk: chunk)
-            let sums = Buf<Double>([Double](repeating: .nan, count: 2 * O))
-            let ok = bf16ConvForward(y.p, xb.c, packed.c, bb.c, preRelu: true, scale: nil, shift: nil, postRelu: false,
-                                     stats: (sums.p, sums.p + O), statScratch: fs, n: n, g, threads: threads,
-                                     scratch: rawScratch(bytes: bf16ConvScratchBytes(g, maxChunk: chunk), threads: threads),
-                                     maxChunk: chunk)
-            XCTAssertTrue(ok)
-            // The outputs: relu(conv + b) of the rounded operands.
-            var want = [Double](repeating: 0, count: n * O * P)
-            let xd = rounded(x), wd = rounded(w)
-            xd.withUnsafeBufferPointer { xp in
-                wd.withUnsafeBufferPointer { wp in
-                    want.withUnsafeMutableBufferPointer { yp in
-                        conv2dForwardNaive(yp.baseAddress!, xp.baseAddress!, wp.baseAddress!, nil, n: n, g)
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 11)
+            for (g, n, threads, chunk) in [(geometry(16, 24, 9, 7), 5, 2, 2), (geometry(40, 17, 6, 6), 3, 2, Int.max),
+                                           (geometry(16, 48, 12, 12), 1, 2, Int.max), (geometry(32, 32, 5, 5, k: 1), 4, 3, 1),
+                                           (geometry(40, 24, 1, 1, k: 1), 9, 2, Int.max), (geometry(40, 24, 1, 1, k: 1), 1, 2, Int.max)] {
+                let x = floats(&rng, n * g.inChannels * g.inHeight * g.inWidth)
+                let w = floats(&rng, g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+                let b = floats(&rng, g.outChannels)
+                let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(g)))
+                let wb = Buf(w), xb = Buf(x), bb = Buf(b)
+                bf16PackWeights(packed.p, wb.c, g)
+                let O = g.outChannels, P = g.outHeight * g.outWidth
+                let y = Buf<Float>([Float](repeating: .nan, count: n * O * P))
+                let fs = fastScratch(g, threads: threads, maxChunk: chunk)
+                let sums = Buf<Double>([Double](repeating: .nan, count: 2 * O))
+                let ok = bf16ConvForward(y.p, xb.c, packed.c, bb.c, preRelu: true, scale: nil, shift: nil, postRelu: false,
+                                         stats: (sums.p, sums.p + O), statScratch: fs, n: n, g, threads: threads,
+                                         scratch: rawScratch(bytes: bf16ConvScratchBytes(g, maxChunk: chunk), threads: threads),
+                                         maxChunk: chunk)
+                XCTAssertTrue(ok)
+                // The outputs: relu(conv + b) of the rounded operands.
+                var want = [Double](repeating: 0, count: n * O * P)
+                let xd = rounded(x), wd = rounded(w)
+                xd.withUnsafeBufferPointer { xp in
+                    wd.withUnsafeBufferPointer { wp in
+                        want.withUnsafeMutableBufferPointer { yp in
+                            conv2dForwardNaive(yp.baseAddress!, xp.baseAddress!, wp.baseAddress!, nil, n: n, g)
+                        }
                     }
                 }
-            }
-            want = want.enumerated().map { i, v in max(v + Double(b[(i / P) % O]), 0) }
-            let out = y.array
-            XCTAssertLessThan(relativeError(out, want), 1e-5, "\(g) n \(n) threads \(threads)")
-            // The statistics: of the f32 values written, per channel.
-            for o in 0..<O {
-                var s1 = 0.0, s2 = 0.0
-                for s in 0..<n { for p in 0..<P { let v = Double(out[(s * O + o) * P + p]); s1 += v; s2 += v * v } }
-                XCTAssertEqual(sums.p[o], s1, accuracy: 1e-9 * max(1, abs(s1)), "sum, channel \(o), \(g)")
-                XCTAssertEqual(sums.p[O + o], s2, accuracy: 1e-9 * max(1, s2), "sum of squares, channel \(o), \(g)")
+                want = want.enumerated().map { i, v in max(v + Double(b[(i / P) % O]), 0) }
+                let out = y.array
+                XCTAssertLessThan(relativeError(out, want), 1e-5, "\(unit) \(g) n \(n) threads \(threads)")
+                // The statistics: of the f32 values written, per channel.
+                for o in 0..<O {
+                    var s1 = 0.0, s2 = 0.0
+                    for s in 0..<n { for p in 0..<P { let v = Double(out[(s * O + o) * P + p]); s1 += v; s2 += v * v } }
+                    XCTAssertEqual(sums.p[o], s1, accuracy: 1e-9 * max(1, abs(s1)), "sum, channel \(o), \(g)")
+                    XCTAssertEqual(sums.p[O + o], s2, accuracy: 1e-9 * max(1, s2), "sum of squares, channel \(o), \(g)")
+                }
             }
         }
     }
@@ -160,58 +158,59 @@ final class BF16TrainTests: RuntimeTestCase {
     /// The backward with dx and dw in bf16 against the naive backward on rounded operands; db
     /// bitwise the f32 backward's; and each of dx and dw alone in bf16, the other then bitwise f32.
     func testBackwardMatchesTheNaiveBackwardOnRoundedOperands() throws {
-        try requireAMX()
-        var rng = TestRNG(seed: 12)
-        let plain = FusedEpilogue(bias: true, relu: false, batchnorm: .none, epsilon: 0)
-        let cases: [(ConvGeometry, Int, Int, Int)] = [
-            (geometry(16, 32, 8, 8), 3, 2, Int.max),             // "same" 3x3
-            (geometry(5, 20, 7, 9), 4, 2, 1),                   // few input channels, O not a multiple of 32, chunks of 1
-            (geometry(24, 40, 6, 6, k: 5), 2, 1, Int.max),      // 5x5
-            (geometry(16, 16, 9, 8, k: 3, pad: (0, 0)), 3, 3, 2),  // "valid"
-            (geometry(18, 33, 5, 4, k: 3, pad: (2, 0)), 2, 2, Int.max),  // uneven padding
-            (geometry(32, 64, 4, 4, k: 1), 5, 2, 2),            // 1x1
-            (geometry(40, 24, 1, 1, k: 1), 37, 2, Int.max),      // a 1x1 plane (a dense layer's shape)
-            (geometry(300, 33, 1, 1, k: 1), 9, 2, 4),           // and in chunks
-        ]
-        for (g, n, threads, chunk) in cases {
-            let O = g.outChannels, C = g.inChannels
-            let xCount = n * C * g.inHeight * g.inWidth, yCount = n * O * g.outHeight * g.outWidth
-            let wCount = O * C * g.kernelHeight * g.kernelWidth
-            let x = Buf(floats(&rng, xCount)), dy = Buf(floats(&rng, yCount)), w = Buf(floats(&rng, wCount))
-            guard let f = bf16FlippedGeometry(g) else { XCTFail("\(g) has a flipped geometry"); continue }
-            let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(f)))
-            bf16PackFlippedWeights(packed.p, w.c, g, threads: threads)
-            let samples = max(1, min(fastConvChunk(g), chunk))
-            let role = BF16Role.backward(g, flipped: f, weightGrad: true, samples: samples)
-            let bfScratch = rawScratch(bytes: bf16RoleScratchBytes(role, maxChunk: chunk), threads: threads)
-            func backward(dx bfDX: Bool, dw bfDW: Bool) -> (dx: [Float], dw: [Float], db: [Float]) {
-                let dx = Buf<Float>([Float](repeating: .nan, count: xCount))
-                let dw = Buf<Float>([Float](repeating: .nan, count: wCount))
-                let db = Buf<Float>(zeros: O)
-                let bf = bfDX || bfDW ? BF16Backward(flipped: bfDX ? f : nil, weights: bfDX ? packed.c : nil, weightGrad: bfDW,
-                                                     samples: samples, scratch: bfScratch) : nil
-                fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: db.p, dgamma: nil, dbeta: nil, dy: dy.c, x: x.c, w: w.c,
-                                           y: nil, bnInput: nil, gamma: nil, mean: nil, variance: nil, n: n, g, plain,
-                                           threads: threads, scratch: fastScratch(g, threads: threads, maxChunk: chunk),
-                                           bf16: bf)
-                return (dx.array, dw.array, db.array)
+        try onEachBF16Unit { unit in
+            var rng = TestRNG(seed: 12)
+            let plain = FusedEpilogue(bias: true, relu: false, batchnorm: .none, epsilon: 0)
+            let cases: [(ConvGeometry, Int, Int, Int)] = [
+                (geometry(16, 32, 8, 8), 3, 2, Int.max),             // "same" 3x3
+                (geometry(5, 20, 7, 9), 4, 2, 1),                   // few input channels, O not a multiple of 32, chunks of 1
+                (geometry(24, 40, 6, 6, k: 5), 2, 1, Int.max),      // 5x5
+                (geometry(16, 16, 9, 8, k: 3, pad: (0, 0)), 3, 3, 2),  // "valid"
+                (geometry(18, 33, 5, 4, k: 3, pad: (2, 0)), 2, 2, Int.max),  // uneven padding
+                (geometry(32, 64, 4, 4, k: 1), 5, 2, 2),            // 1x1
+                (geometry(40, 24, 1, 1, k: 1), 37, 2, Int.max),      // a 1x1 plane (a dense layer's shape)
+                (geometry(300, 33, 1, 1, k: 1), 9, 2, 4),           // and in chunks
+            ]
+            for (g, n, threads, chunk) in cases {
+                let O = g.outChannels, C = g.inChannels
+                let xCount = n * C * g.inHeight * g.inWidth, yCount = n * O * g.outHeight * g.outWidth
+                let wCount = O * C * g.kernelHeight * g.kernelWidth
+                let x = Buf(floats(&rng, xCount)), dy = Buf(floats(&rng, yCount)), w = Buf(floats(&rng, wCount))
+                guard let f = bf16FlippedGeometry(g) else { XCTFail("\(g) has a flipped geometry"); continue }
+                let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(f)))
+                bf16PackFlippedWeights(packed.p, w.c, g, threads: threads)
+                let samples = max(1, min(fastConvChunk(g), chunk))
+                let role = BF16Role.backward(g, flipped: f, weightGrad: true, samples: samples)
+                let bfScratch = rawScratch(bytes: bf16RoleScratchBytes(role, maxChunk: chunk), threads: threads)
+                func backward(dx bfDX: Bool, dw bfDW: Bool) -> (dx: [Float], dw: [Float], db: [Float]) {
+                    let dx = Buf<Float>([Float](repeating: .nan, count: xCount))
+                    let dw = Buf<Float>([Float](repeating: .nan, count: wCount))
+                    let db = Buf<Float>(zeros: O)
+                    let bf = bfDX || bfDW ? BF16Backward(flipped: bfDX ? f : nil, weights: bfDX ? packed.c : nil, weightGrad: bfDW,
+                                                         samples: samples, scratch: bfScratch) : nil
+                    fastFusedConvTrainBackward(dx: dx.p, dw: dw.p, db: db.p, dgamma: nil, dbeta: nil, dy: dy.c, x: x.c, w: w.c,
+                                               y: nil, bnInput: nil, gamma: nil, mean: nil, variance: nil, n: n, g, plain,
+                                               threads: threads, scratch: fastScratch(g, threads: threads, maxChunk: chunk),
+                                               bf16: bf)
+                    return (dx.array, dw.array, db.array)
+                }
+                let amx = backward(dx: true, dw: true), f32 = backward(dx: false, dw: false)
+                let label = "\(unit) \(g), n \(n), threads \(threads), chunk \(chunk)"
+                let want = naiveBackward(rounded(dy.array), rounded(x.array), rounded(w.array), n: n, g)
+                XCTAssertLessThan(relativeError(amx.dx, want.dx), 1e-5, "dx of " + label)
+                XCTAssertLessThan(relativeError(amx.dw, want.dw), 1e-5, "dw of " + label)
+                XCTAssertNotEqual(amx.dx, f32.dx, "the bf16 dx is rounded, not the f32 one")
+                XCTAssertNotEqual(amx.dw, f32.dw, "the bf16 dw is rounded, not the f32 one")
+                XCTAssertLessThan(relativeError(amx.dx, f32.dx.map(Double.init)), 2e-2, "dx close to f32, " + label)
+                XCTAssertLessThan(relativeError(amx.dw, f32.dw.map(Double.init)), 2e-2, "dw close to f32, " + label)
+                XCTAssertEqual(amx.db, f32.db, "db stays f32, " + label)
+                // One in bf16, the other f32 as without bf16.
+                let dxOnly = backward(dx: true, dw: false), dwOnly = backward(dx: false, dw: true)
+                XCTAssertEqual(dxOnly.dx, amx.dx, label)
+                XCTAssertEqual(dxOnly.dw, f32.dw, label)
+                XCTAssertEqual(dwOnly.dw, amx.dw, label)
+                XCTAssertEqual(dwOnly.dx, f32.dx, label)
             }
-            let amx = backward(dx: true, dw: true), f32 = backward(dx: false, dw: false)
-            let label = "\(g), n \(n), threads \(threads), chunk \(chunk)"
-            let want = naiveBackward(rounded(dy.array), rounded(x.array), rounded(w.array), n: n, g)
-            XCTAssertLessThan(relativeError(amx.dx, want.dx), 1e-5, "dx of " + label)
-            XCTAssertLessThan(relativeError(amx.dw, want.dw), 1e-5, "dw of " + label)
-            XCTAssertNotEqual(amx.dx, f32.dx, "the bf16 dx is rounded, not the f32 one")
-            XCTAssertNotEqual(amx.dw, f32.dw, "the bf16 dw is rounded, not the f32 one")
-            XCTAssertLessThan(relativeError(amx.dx, f32.dx.map(Double.init)), 2e-2, "dx close to f32, " + label)
-            XCTAssertLessThan(relativeError(amx.dw, f32.dw.map(Double.init)), 2e-2, "dw close to f32, " + label)
-            XCTAssertEqual(amx.db, f32.db, "db stays f32, " + label)
-            // One in bf16, the other f32 as without bf16.
-            let dxOnly = backward(dx: true, dw: false), dwOnly = backward(dx: false, dw: true)
-            XCTAssertEqual(dxOnly.dx, amx.dx, label)
-            XCTAssertEqual(dxOnly.dw, f32.dw, label)
-            XCTAssertEqual(dwOnly.dw, amx.dw, label)
-            XCTAssertEqual(dwOnly.dx, f32.dx, label)
         }
     }
 

@@ -1,6 +1,7 @@
 // Helpers shared by the runtime tests: a seeded RNG, an owned buffer to hand kernels raw
 // pointers, and a Caffe-style finite-difference gradient checker.
 import XCTest
+import CKernels
 @testable import Runtime
 
 /// splitmix64: a small deterministic generator for test data.
@@ -39,6 +40,22 @@ class RuntimeTestCase: XCTestCase {
     override func tearDown() {
         BufArena.drain()
         super.tearDown()
+    }
+
+    /// Runs `body` once on each unit this CPU computes bf16 products on (AMX, then AVX512_BF16's
+    /// dot product, which an AMX Xeon also has: `fk_limit_bf16(1)` makes the kernels take it),
+    /// with the unit's name; skips where there is none (bf16 plans run in f32 there).
+    func onEachBF16Unit(_ body: (String) throws -> Void) throws {
+        defer { fk_limit_bf16(2) }
+        var units: [(Int32, String)] = []
+        if fk_bf16_level() == 2 { units.append((2, "AMX")) }
+        fk_limit_bf16(1)
+        if fk_bf16_level() == 1 { units.append((1, "AVX512_BF16")) }
+        guard !units.isEmpty else { throw XCTSkip("this CPU has neither AMX nor AVX512_BF16: bf16 runs in f32 here") }
+        for (level, name) in units {
+            fk_limit_bf16(level)
+            try body(name)
+        }
     }
 }
 

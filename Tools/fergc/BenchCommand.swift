@@ -27,7 +27,7 @@ enum BenchCommand {
             OptionSpec(name: "reference-kernels", kind: .flag, help: "Run the generic reference kernels (the 'before' of docs/performance.md)."),
             OptionSpec(name: "winograd", kind: .flag, help: "Every 3x3 stride-1 convolution forward with Winograd F(4x4,3x3) (Executor.winograd = true)."),
             OptionSpec(name: "no-winograd", kind: .flag, help: "Every convolution direct (im2col + GEMM), whatever the plan chose (Executor.winograd = false)."),
-            OptionSpec(name: "bf16", kind: .flag, help: "The convolutions in bf16 on AMX, as a plan compiled with --compute bf16 (inference) or trained with 'compute = bf16' (training: the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units) runs; f32 where the CPU has no AMX (the output says which ran)."),
+            OptionSpec(name: "bf16", kind: .flag, help: "The convolutions in bf16 (on AMX, or AVX512_BF16: there only planes of up to 144 positions), as a plan compiled with --compute bf16 (inference) or trained with 'compute = bf16' (training: the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units) runs; f32 where the CPU has neither (the output says which ran)."),
             OptionSpec(name: "f32", kind: .flag, help: "Everything in f32, whatever the plan or its train block asks (e.g. the f32 figure of a model whose train block says 'compute = bf16')."),
             OptionSpec(name: "no-sgemm", kind: .flag, help: "Skip measuring the machine's sgemm rate."),
             OptionSpec(name: "json", kind: .flag, help: "Print JSON: img_per_s, ms_per_batch, layers, sgemm_gflops, ..."),
@@ -138,7 +138,7 @@ enum BenchCommand {
                             winograd: ex.winograd.map { $0 ? "all" : "none" } ?? "plan",
                             runs: times.map { $0 * 1000 }, msPerBatch: median * 1000, imgPerS: Double(batch) / median,
                             gflops: totalFLOPs / median / 1e9, sgemm: sgemm, layers: layers,
-                            compute: ex.computesInBF16 ? "bf16 (AMX)" : a.flag("bf16") ? "f32 (asked bf16; this CPU has no AMX)" : "f32")
+                            compute: ex.computesInBF16 ? "bf16 (\(bf16ComputeUnit ?? "?"))" : a.flag("bf16") ? "f32 (asked bf16; this CPU \(bf16ComputeMissing))" : "f32")
         if training, let p = plan.metadata.frozenPrefix {
             // The steady state of `fergc train` with the prefix cached: the steps after it.
             var cached: [Double] = []
@@ -230,7 +230,7 @@ enum BenchCommand {
         var msPerBatch: Double, imgPerS: Double, gflops: Double
         var sgemm: Double?
         var layers: [Layer]
-        /// What the convolutions computed in: "f32" or "bf16 (AMX)".
+        /// What the convolutions computed in: "f32", "bf16 (AMX)" or "bf16 (AVX512_BF16)".
         var compute = "f32"
         /// Training plans with a frozen prefix: the same step with the prefix's output cached
         /// (what `fergc train` runs after the first epoch).

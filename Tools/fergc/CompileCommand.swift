@@ -17,7 +17,7 @@ enum CompileCommand {
             OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
             OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name or a training checkpoint. Default: seeded initial values."),
             OptionSpec(name: "weights-dtype", kind: .value("f32|f16"), help: "How the plan file stores the weights: f32 (default) or f16 (IEEE half, half the size, widened to f32 when loaded; plan format 1.1). A tensor holding a value beyond the half range (±65504) stays f32, and is named (format 1.2)."),
-            OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What the plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX where the CPU has it; f32 elsewhere). Inference plans: every convolution and dense layer of 16+ inputs; training plans (--train, or the train block's 'compute = bf16'): the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units. Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
+            OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What the plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX or AVX512_BF16 where the CPU has one; f32 elsewhere). Inference plans: every convolution and dense layer of 16+ inputs; training plans (--train, or the train block's 'compute = bf16'): the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units. Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
             OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
             OptionSpec(name: "batch", kind: .value("N"), help: "The largest batch the plan runs (default: 1 for inference, the model's batch for --train)."),
             OptionSpec(name: "summary", kind: .flag, help: "Print a Keras-like table: layer, op, output shape, params; then the memory plan."),
@@ -288,7 +288,7 @@ private func restore(_ path: String, _ a: ParsedArguments) throws {
     }
     if let compute {
         plan = try withComputeType(plan, compute)
-        said.append("convolutions in \(compute)" + (compute == "bf16" && !bf16ComputeAvailable ? " (this CPU has no AMX: it will run them in f32)" : ""))
+        said.append("convolutions in \(compute)" + (compute == "bf16" && !bf16ComputeAvailable ? " (this CPU \(bf16ComputeMissing): it will run them in f32)" : ""))
     }
     do { try writePlan(plan, to: out) } catch { throw CLIError("\(out): \(error)") }
     Console.err("wrote \(out): \(path) with its \(said.joined(separator: ", "))\n")

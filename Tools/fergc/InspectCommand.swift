@@ -158,7 +158,7 @@ struct PlanFacts {
             }
         }
         if plan.metadata.computeDType == "bf16" {
-            s += row("compute", "convolutions in bf16 (sums in f32) " + (bf16ComputeAvailable ? "on this CPU's AMX" : "where the CPU has AMX; this one has not: f32 here"))
+            s += row("compute", "convolutions in bf16 (sums in f32) " + (bf16ComputeUnit.map { "on this CPU's \($0)" } ?? "where the CPU has AMX or AVX512_BF16; this one \(bf16ComputeMissing): f32 here"))
         }
         return terminalSafe(s)
     }

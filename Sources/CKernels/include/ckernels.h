@@ -151,15 +151,18 @@ void fk_limit_simd(int level);
 /// (AVX2 + FMA), or NULL (none of these, or not x86-64).
 const char *fk_best_blas_core(void);
 
-// bf16 convolution products on AMX (amx.c), for plans compiled with --compute bf16 (inference)
-// or trained with `compute = bf16` (training).
+// bf16 convolution and dense-layer products (amx.c; bf16dot.c), for plans compiled with
+// --compute bf16 (inference) or trained with `compute = bf16` (training): on AMX tiles where the
+// CPU has them, else with AVX512_BF16's dot product, else not at all (the callers run f32).
 
-/// 1 when this CPU has AMX-TILE, AMX-BF16 and AVX-512F/BW/VL, Linux granted the process the tile
-/// state, and fk_allow_amx has not turned it off; 0 otherwise (bf16 plans then run in f32).
-int fk_amx_available(void);
+/// Which unit computes the bf16 products, within fk_limit_bf16: 2 AMX (AMX-TILE, AMX-BF16 and
+/// AVX-512F/BW/VL, and Linux granted the process the tile state), 1 AVX512_BF16's vdpbf16ps
+/// (with AVX-512F/BW/VL), 0 none (bf16 plans then run in f32).
+int fk_bf16_level(void);
 
-/// With 0, fk_amx_available answers 0 (tests check the f32 fallback on AMX machines); 1 restores.
-void fk_allow_amx(int allowed);
+/// Caps fk_bf16_level (2: whatever the CPU has; 1: the dot product even on AMX; 0: none), so that
+/// tests run every path a CPU has and the f32 fallback.
+void fk_limit_bf16(int level);
 
 /// f rounded to bf16 (to nearest, ties to even; NaN stays NaN), the rounding of every bf16 path.
 uint16_t fk_bf16_round(float f);
@@ -186,13 +189,13 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
 
 /// acc[o][p] (rows ldacc apart), o in [oBegin, oEnd), p in [pBegin, pEnd), = the stride-1 convolution on the
 /// flattened grid: sum over ky < KH, kx < KW, c < Cpad of Wt[ky*KW + kx][o][c] * X(c, p + ky*Wp +
-/// kx), X in the pair layout of fk_bf16_pad_pairs; bf16 products, f32 sums, on AMX tiles. X's
+/// kx), X in the pair layout of fk_bf16_pad_pairs; bf16 products, f32 sums (fk_bf16_level's unit). X's
 /// rows must hold pEnd rounded up to 16 plus (KH-1)*Wp + KW - 1 dwords. Needs Cpad % 32 == 0
 /// and pBegin % 16 == 0, oBegin % 16 == 0, oEnd <= O (Wt packed for O). A dense layer is the
-/// case C = in features, H = W = KH = KW = 1. Returns 0 (computing nothing) where AMX is not
-/// available.
-int fk_amx_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
-                const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
+/// case C = in features, H = W = KH = KW = 1. Returns 0 (computing nothing) where fk_bf16_level
+/// is 0.
+int fk_bf16_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                 const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
 
 /// The weight gradient's A panel (bf16 training): channels [cBegin, cEnd) of the padded grid of
 /// samples [0, S) of x (each C x H x W, xStride floats apart), one channel per row of rowLen
@@ -211,12 +214,12 @@ void fk_bf16_grid_pairs_transposed(uint32_t *dst, long ldB, float *work, const f
 /// acc[t][c][o] (Cpad x Opad f32 per tap t = ky*KW + kx) = (accumulate ? acc : 0) + the sum over
 /// grid positions k < Kpad of A[c][k + ky*Wp + kx] * B(k, o), A from fk_bf16_pad_rows (rows
 /// rowLen bf16 apart, at least Kpad + (KH-1)*Wp + KW - 1 long), B from
-/// fk_bf16_grid_pairs_transposed (rows ldB dwords apart); bf16 products, f32 sums, on AMX. Needs
-/// Cpad, Opad multiples of 16 and Kpad of 32; returns 0 (nothing computed) without AMX.
-int fk_amx_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW, int Wp,
-                       int Cpad, int Opad, long Kpad, int accumulate);
+/// fk_bf16_grid_pairs_transposed (rows ldB dwords apart); bf16 products, f32 sums. Needs Cpad,
+/// Opad multiples of 16 and Kpad of 32; returns 0 (nothing computed) where fk_bf16_level is 0.
+int fk_bf16_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW, int Wp,
+                        int Cpad, int Opad, long Kpad, int accumulate);
 
-/// dw[o][c][t] (O, C, taps) = the sum over the T partials of fk_amx_weight_grad's acc[t][c][o],
+/// dw[o][c][t] (O, C, taps) = the sum over the T partials of fk_bf16_weight_grad's acc[t][c][o],
 /// in order 0..T-1, for output channels [oBegin, oEnd).
 void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
                               int oBegin, int oEnd);
@@ -233,11 +236,11 @@ void fk_bf16_pack_b(uint32_t *dst, const float *src, long rs, long cs, int K, in
 
 /// C[m][n] (rows ldc floats apart) = sum over k < Kp of A[m][k] B[k][n] for m in [mBegin, mEnd),
 /// n in [nBegin, nEnd), A and B packed by fk_bf16_pack_a / fk_bf16_pack_b for Kp (a multiple of
-/// 32); bf16 products, f32 sums, on AMX tiles. mBegin and nBegin multiples of 16; the blocks of
-/// 32 x 32 run with the columns outside when nOuter (then B is streamed once and A's panels
-/// reread), else the rows. Returns 0 (computing nothing) where AMX is not available.
-int fk_amx_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd, int nBegin,
-                int nEnd, int nOuter);
+/// 32); bf16 products, f32 sums. mBegin and nBegin multiples of 16; the blocks (32 x 32 on AMX)
+/// run with the columns outside when nOuter (then B is streamed once and A's panels
+/// reread), else the rows. Returns 0 (computing nothing) where fk_bf16_level is 0.
+int fk_bf16_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd, int nBegin,
+                 int nEnd, int nOuter);
 
 /// out (S, O, OH, OW), channels [oBegin, oEnd) = the epilogue of fk_conv_epilogue (bias, relu
 /// before, scale and shift, relu after) of acc[o][s*Hp*Wp + oy*Wp + ox] (rows ldacc apart);

@@ -1,0 +1,239 @@
+// bf16 products with AVX512_BF16's dot product (vdpbf16ps: 16 lanes, each the f32 sum of two
+// bf16 products added to an f32 accumulator), for CPUs that have it without AMX (Zen 4). The
+// operands are those of the AMX kernels in amx.c, in the same layouts, so the packing, the
+// epilogues and the callers are shared; only the products differ.
+//
+// Why it is worth having on Zen 4 and not on the Xeon amx.c was written on: one core,
+// register-resident loops (Tools/bench/bf16_peak.c), Zen 4 (AMD EPYC, 2026-12-01): f32 FMA zmm
+// 115-117 GFLOP/s, vdpbf16ps zmm 233-235 (twice the f32 rate); the Xeon: 166-173 against 84-87
+// (half), and its AMX 1,180-2,730. So fk_bf16_level (amx.c) picks AMX first, this second.
+//
+// Each kernel keeps a block of 8 rows x 48 lanes of f32 sums in 24 registers; per channel pair
+// (or position pair) it loads 3 vectors of pairs of the streamed operand, broadcasts 8 pairs of
+// the other one (a 32-bit broadcast from memory) and issues 24 dot products. Every sum adds the
+// same products as AMX's in another order; both are checked against a sum in double of the
+// rounded operands (Tests/RuntimeTests/BF16*Tests.swift), AMX's and this one on a CPU with both.
+#include "ckernels.h"
+#include "bf16_kernels.h"
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define FK_HAVE_DOT 1
+#define DOT __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#endif
+
+int fk_bf16_dot_cpu(void) {
+#ifdef FK_HAVE_DOT
+    static _Atomic int cached = -1;
+    if (cached < 0) {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        // CPUID.(EAX=7, ECX=1):EAX bit 5 is AVX512_BF16; fk_simd_level's AVX-512 check (which
+        // also asks the OS for the zmm state) and BW/VL for the masked 16-bit moves.
+        const int bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
+        __builtin_cpu_init();
+        cached = bf16 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+#ifdef FK_HAVE_DOT
+/// The 32-bit pair at p (2-byte aligned at least), in all 16 lanes.
+DOT static inline __m512bh fk_pair_bcast(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return (__m512bh)_mm512_set1_epi32(v);
+}
+
+DOT static inline __m512bh fk_pairs_load(const uint32_t *p) { return (__m512bh)_mm512_loadu_si512(p); }
+
+/// Rows [0, rows) and lanes [0, lanes) of the 8 x (16 NV) block of sums c into M (rows ld floats
+/// apart), added to what is there when `add`.
+#define FK_DOT_STORE(NV, M, ld, rows, lanes, add) do {                                                  \
+    for (int r_ = 0; r_ < 8; r_++) {                                                               \
+        if (r_ >= (rows)) break;                                                                   \
+        for (int v_ = 0; v_ < NV; v_++) {                                                          \
+            const long n_ = (lanes) - 16L * v_;                                                    \
+            if (n_ <= 0) break;                                                                    \
+            const __mmask16 m_ = n_ >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n_) - 1);       \
+            float *d_ = (M) + (long)r_ * (ld) + 16L * v_;                                          \
+            __m512 s_ = c[r_][v_];                                                                 \
+            if (add) s_ = _mm512_add_ps(s_, _mm512_maskz_loadu_ps(m_, d_));                        \
+            _mm512_mask_storeu_ps(d_, m_, s_);                                                     \
+        }                                                                                          \
+    }                                                                                              \
+} while (0)
+
+/// One block of the convolution: output channels ob..ob+7 (Wt's rows, which exist up to Opad)
+/// by positions pb..pb+16 NV-1 of the flattened grid, summed over the taps and channel pairs.
+#define FK_DOT_CONV_BLOCK(NV)                                                                      \
+DOT static void fk_dot_conv_block##NV(float *acc, long ldacc, const uint16_t *Wt, int Opad, int Cpad, int KH,    \
+                                      int KW, const uint32_t *X, long rowLen, int Wp, long pb, int ob, int rows,  \
+                                      long lanes) {                                                \
+    __m512 c[8][NV];                                                                               \
+    for (int r = 0; r < 8; r++)                                                                    \
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();                                \
+    for (int ky = 0; ky < KH; ky++) {                                                              \
+        for (int kx = 0; kx < KW; kx++) {                                                          \
+            const uint16_t *w = Wt + ((long)(ky * KW + kx) * Opad + ob) * Cpad;                    \
+            const uint32_t *x = X + pb + (long)ky * Wp + kx;                                       \
+            for (int j = 0; j < Cpad / 2; j++, x += rowLen) {                                      \
+                __m512bh xv[NV];                                                                   \
+                for (int v = 0; v < NV; v++) xv[v] = fk_pairs_load(x + 16 * v);                   \
+                for (int r = 0; r < 8; r++) {                                                      \
+                    const __m512bh wv = fk_pair_bcast(w + (long)r * Cpad + 2 * j);                 \
+                    for (int v = 0; v < NV; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], wv, xv[v]);   \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FK_DOT_STORE(NV, acc + (long)ob * ldacc + pb, ldacc, rows, lanes, 0);                              \
+}
+FK_DOT_CONV_BLOCK(1)
+FK_DOT_CONV_BLOCK(2)
+FK_DOT_CONV_BLOCK(3)
+
+DOT static void fk_dot_conv_kernel(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
+                                   const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin,
+                                   int oEnd) {
+    const int Opad = (O + 15) & ~15;
+    // Output channels outside (a block of 8 channels' weights, KH*KW*Cpad*16 bytes, stays in L1
+    // or L2 while the positions stream past), positions inside.
+    for (int ob = oBegin; ob < oEnd; ob += 8) {
+        const int rows = oEnd - ob < 8 ? oEnd - ob : 8;
+        for (long pb = pBegin; pb < pEnd; pb += 48) {
+            const long lanes = pEnd - pb;
+            if (lanes > 32) fk_dot_conv_block3(acc, ldacc, Wt, Opad, Cpad, KH, KW, X, rowLen, Wp, pb, ob, rows, lanes);
+            else if (lanes > 16) fk_dot_conv_block2(acc, ldacc, Wt, Opad, Cpad, KH, KW, X, rowLen, Wp, pb, ob, rows, lanes);
+            else fk_dot_conv_block1(acc, ldacc, Wt, Opad, Cpad, KH, KW, X, rowLen, Wp, pb, ob, rows, lanes);
+        }
+    }
+}
+
+/// One block of the weight gradient: input channels cb..cb+7 (A's rows, which exist up to Cpad)
+/// by output channels ob..ob+16 NV-1 of tap t, over the position pairs [k0, k1) of B.
+#define FK_DOT_WGRAD_BLOCK(NV)                                                                     \
+DOT static void fk_dot_wgrad_block##NV(float *acc, int Opad, const uint16_t *A, long rowLen, const uint32_t *B, \
+                                       long ldB, long off, int cb, int ob, long k0, long k1, int rows, int lanes, \
+                                       int add) {                                                  \
+    __m512 c[8][NV];                                                                               \
+    for (int r = 0; r < 8; r++)                                                                    \
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();                                \
+    const uint16_t *a = A + (long)cb * rowLen + off;                                               \
+    for (long k = k0; k < k1; k++) {                                                               \
+        const uint32_t *b = B + k * ldB + ob;                                                      \
+        __m512bh bv[NV];                                                                           \
+        for (int v = 0; v < NV; v++) bv[v] = fk_pairs_load(b + 16 * v);                            \
+        for (int r = 0; r < 8; r++) {                                                              \
+            const __m512bh av = fk_pair_bcast(a + (long)r * rowLen + 2 * k);                       \
+            for (int v = 0; v < NV; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], av, bv[v]);           \
+        }                                                                                          \
+    }                                                                                              \
+    FK_DOT_STORE(NV, acc + (long)cb * Opad + ob, Opad, rows, lanes, add);                              \
+}
+FK_DOT_WGRAD_BLOCK(1)
+FK_DOT_WGRAD_BLOCK(2)
+FK_DOT_WGRAD_BLOCK(3)
+
+DOT static void fk_dot_weight_grad_kernel(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB,
+                                          int KH, int KW, int Wp, int Cpad, int Opad, long Kpad, int accumulate) {
+    // The positions in blocks of 256 (128 pairs): a block's B (128 rows of Opad pairs, up to
+    // 256 KB) and A (Cpad rows of 256 + a tap's offset) stay in L2 while every tap and channel
+    // block passes over them; the sums go back to acc after each block.
+    const long pairs = Kpad / 2, kStep = 128;
+    for (long k0 = 0; k0 < pairs; k0 += kStep) {
+        const long k1 = pairs - k0 < kStep ? pairs : k0 + kStep;
+        const int add = accumulate || k0 > 0;
+        for (int t = 0; t < KH * KW; t++) {
+            const long off = (long)(t / KW) * Wp + t % KW;
+            float *at = acc + (long)t * Cpad * Opad;
+            for (int cb = 0; cb < Cpad; cb += 8) {
+                for (int ob = 0; ob < Opad; ob += 48) {
+                    const int lanes = Opad - ob;
+                    if (lanes > 32) fk_dot_wgrad_block3(at, Opad, A, rowLen, B, ldB, off, cb, ob, k0, k1, 8, lanes, add);
+                    else if (lanes > 16) fk_dot_wgrad_block2(at, Opad, A, rowLen, B, ldB, off, cb, ob, k0, k1, 8, lanes, add);
+                    else fk_dot_wgrad_block1(at, Opad, A, rowLen, B, ldB, off, cb, ob, k0, k1, 8, lanes, add);
+                }
+            }
+        }
+    }
+}
+
+/// One block of C = A B on the packed operands of fk_bf16_pack_a / fk_bf16_pack_b: rows
+/// mb..mb+7 (within one group of 16 rows of A) by columns nb..nb+16 NV-1 (NV groups of B).
+#define FK_DOT_GEMM_BLOCK(NV)                                                                      \
+DOT static void fk_dot_gemm_block##NV(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int KB, int mb, \
+                                      int nb, int rows, long lanes) {                              \
+    __m512 c[8][NV];                                                                               \
+    for (int r = 0; r < 8; r++)                                                                    \
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();                                \
+    const uint16_t *a = Ap + (long)(mb / 16) * KB * 512 + (mb % 16) * 32;                          \
+    const uint32_t *b = Bp + (long)(nb / 16) * KB * 256;                                           \
+    for (int kb = 0; kb < KB; kb++, a += 512, b += 256) {                                          \
+        for (int p = 0; p < 16; p++) {                                                             \
+            __m512bh bv[NV];                                                                       \
+            for (int v = 0; v < NV; v++) bv[v] = fk_pairs_load(b + (long)v * KB * 256 + p * 16);   \
+            for (int r = 0; r < 8; r++) {                                                          \
+                const __m512bh av = fk_pair_bcast(a + r * 32 + 2 * p);                             \
+                for (int v = 0; v < NV; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], av, bv[v]);       \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FK_DOT_STORE(NV, C + (long)mb * ldc + nb, ldc, rows, lanes, 0);                                    \
+}
+FK_DOT_GEMM_BLOCK(1)
+FK_DOT_GEMM_BLOCK(2)
+FK_DOT_GEMM_BLOCK(3)
+
+DOT static void fk_dot_gemm_one(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int KB, int mb, int nb,
+                                int mEnd, int nEnd) {
+    const int rows = mEnd - mb < 8 ? mEnd - mb : 8;
+    const long lanes = nEnd - nb;
+    if (lanes > 32) fk_dot_gemm_block3(C, ldc, Ap, Bp, KB, mb, nb, rows, lanes);
+    else if (lanes > 16) fk_dot_gemm_block2(C, ldc, Ap, Bp, KB, mb, nb, rows, lanes);
+    else fk_dot_gemm_block1(C, ldc, Ap, Bp, KB, mb, nb, rows, lanes);
+}
+#endif
+
+void fk_bf16_dot_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW, const uint32_t *X,
+                      long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
+#ifdef FK_HAVE_DOT
+    fk_dot_conv_kernel(acc, ldacc, Wt, O, Cpad, KH, KW, X, rowLen, Wp, pBegin, pEnd, oBegin, oEnd);
+#else
+    (void)acc; (void)ldacc; (void)Wt; (void)O; (void)Cpad; (void)KH; (void)KW; (void)X; (void)rowLen; (void)Wp;
+    (void)pBegin; (void)pEnd; (void)oBegin; (void)oEnd;
+#endif
+}
+
+void fk_bf16_dot_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW,
+                             int Wp, int Cpad, int Opad, long Kpad, int accumulate) {
+#ifdef FK_HAVE_DOT
+    fk_dot_weight_grad_kernel(acc, A, rowLen, B, ldB, KH, KW, Wp, Cpad, Opad, Kpad, accumulate);
+#else
+    (void)acc; (void)A; (void)rowLen; (void)B; (void)ldB; (void)KH; (void)KW; (void)Wp; (void)Cpad; (void)Opad;
+    (void)Kpad; (void)accumulate;
+#endif
+}
+
+void fk_bf16_dot_gemm(float *C, long ldc, const uint16_t *Ap, const uint32_t *Bp, int Kp, int mBegin, int mEnd,
+                      int nBegin, int nEnd, int nOuter) {
+#ifdef FK_HAVE_DOT
+    const int KB = Kp / 32;
+    // The operand of the outer loop is read once; the inner one's panel once per outer block.
+    if (nOuter) {
+        for (int nb = nBegin; nb < nEnd; nb += 48)
+            for (int mb = mBegin; mb < mEnd; mb += 8) fk_dot_gemm_one(C, ldc, Ap, Bp, KB, mb, nb, mEnd, nEnd);
+    } else {
+        for (int mb = mBegin; mb < mEnd; mb += 8)
+            for (int nb = nBegin; nb < nEnd; nb += 48) fk_dot_gemm_one(C, ldc, Ap, Bp, KB, mb, nb, mEnd, nEnd);
+    }
+#else
+    (void)C; (void)ldc; (void)Ap; (void)Bp; (void)Kp; (void)mBegin; (void)mEnd; (void)nBegin; (void)nEnd; (void)nOuter;
+#endif
+}
