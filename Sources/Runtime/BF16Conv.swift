@@ -75,9 +75,9 @@ public func bf16ConvGeometry(of kernel: Kernel) -> ConvGeometry? {
 /// larger ones stay on the f32 path. vgg_k's training step on Zen 4 (`fergc bench --train`,
 /// docs/performance.md): with every convolution on vdpbf16ps, the 40x40 and 20x20 layers were
 /// slower than their f32 (Winograd) forms, forward and backward (47 against 37 ms, 96 against
-/// 68 ms), the 10x10 and 5x5 ones faster (grad of 5x5 512->512: 167 against 210 ms). The bf16
-/// kernel computes the padded grid's extra columns and rows too (44% more products at 10x10,
-/// 96% at 5x5) and still wins there, since f32 Winograd gains least on small planes.
+/// 68 ms), the 10x10 and 5x5 ones faster (grad of 5x5 512->512: 167 against 210 ms), although
+/// the bf16 kernel computes the padded grid's extra cells too (`grid`: 21% more products than
+/// kept at 10x10, 44% at 5x5), since f32 Winograd gains least on small planes.
 public let bf16DotMaxPlane = 144
 
 /// What the bf16 path computes of a step, and with which packed weights.
@@ -174,9 +174,19 @@ public func bf16PackedWeightCount(_ g: ConvGeometry) -> Int {
     g.kernelHeight * g.kernelWidth * roundUp(g.outChannels, 16) * roundUp(g.inChannels, 32)
 }
 
-/// The padded grid of one sample: Hp x Wp (the outputs' plane plus the kernel's reach).
+/// The padded grid of one sample: Hp x Wp, the outputs' plane plus the kernel's reach, less the
+/// padding a row (a sample) can share with the next one. A row holds padLeft zeros, then the
+/// input; its right padding (padRight columns, when 0 <= padRight <= padLeft) is the next row's
+/// left padding, which the outputs at its last columns read across the row's end (flattened,
+/// position p + ky*Wp + kx). Likewise a sample's bottom padding is the next sample's top rows
+/// (the last sample's, the zeros past the grid). For a "same" 3x3 convolution of a 5x5 plane,
+/// 6 x 6 cells per sample instead of 7 x 7 (25 outputs: 44% more products computed than kept
+/// instead of 96%); 11 x 11 instead of 12 x 12 at 10x10.
 @inline(__always) private func grid(_ g: ConvGeometry) -> (h: Int, w: Int) {
-    (g.outHeight + g.kernelHeight - 1, g.outWidth + g.kernelWidth - 1)
+    let h = g.outHeight + g.kernelHeight - 1, w = g.outWidth + g.kernelWidth - 1
+    let padBottom = h - g.inHeight - g.padTop, padRight = w - g.inWidth - g.padLeft
+    return (h - (padBottom >= 0 && padBottom <= g.padTop ? padBottom : 0),
+            w - (padRight >= 0 && padRight <= g.padLeft ? padRight : 0))
 }
 
 /// Samples per chunk: the pair grid near 512 KB (it is read once per 32 output channels and
