@@ -71,14 +71,19 @@ public func bf16ConvGeometry(of kernel: Kernel) -> ConvGeometry? {
     }
 }
 
-/// The largest output plane (positions) of a convolution the AVX512_BF16 unit computes in bf16;
-/// larger ones stay on the f32 path. vgg_k's training step on Zen 4 (`fergc bench --train`,
-/// docs/performance.md): with every convolution on vdpbf16ps, the 40x40 and 20x20 layers were
-/// slower than their f32 (Winograd) forms, forward and backward (47 against 37 ms, 96 against
-/// 68 ms), the 10x10 and 5x5 ones faster (grad of 5x5 512->512: 167 against 210 ms), although
-/// the bf16 kernel computes the padded grid's extra cells too (`grid`: 21% more products than
-/// kept at 10x10, 44% at 5x5), since f32 Winograd gains least on small planes.
-public let bf16DotMaxPlane = 144
+/// Whether the AVX512_BF16 unit (no AMX) computes convolution `g` in bf16: for a 3x3 kernel,
+/// only where its grid (`grid`) has fewer cells than the f32 path's Winograd F(4x4, 3x3) tiles
+/// cover (the plane rounded up to multiples of 4), i.e. where Winograd wastes more than the
+/// grid: 10x10 (121 cells against 144) and 5x5 (36 against 64) yes, 12x12 (169 against 144),
+/// 20x20, 24x24, 40x40, 48x48 no. Other kernels (no Winograd in f32): always. Measured per
+/// layer on Zen 4 (`fergc bench`, bf16 against f32 interleaved, medians of the pairs; docs/
+/// performance.md, round seven): inference vgg_k 10x10 0.71-0.85 of the f32 time, 5x5
+/// 0.55-0.65; vgg_tuned 12x12 1.32-1.49 (so f32 there); dense layers 0.40-0.58.
+public func bf16DotPrefers(_ g: ConvGeometry) -> Bool {
+    guard g.kernelHeight == 3, g.kernelWidth == 3 else { return true }
+    let (hp, wp) = grid(g)
+    return hp * wp < roundUp(g.outHeight, 4) * roundUp(g.outWidth, 4)
+}
 
 /// What the bf16 path computes of a step, and with which packed weights.
 public enum BF16Role: Equatable, Sendable {
@@ -139,14 +144,14 @@ public func bf16FlippedGeometry(_ g: ConvGeometry) -> ConvGeometry? {
 /// input and output have 16+ (chunks of the f32 backward's `fastConvChunk`, at most `maxChunk`
 /// samples).
 ///
-/// On the AVX512_BF16 unit (`level` 1) a convolution is in bf16 only where its output plane has
-/// at most `bf16DotMaxPlane` positions; on AMX (2) at any size. Dense layers at any size on both.
+/// On the AVX512_BF16 unit (`level` 1) a convolution is in bf16 only where `bf16DotPrefers` it;
+/// on AMX (2) always. Dense layers on both.
 public func bf16Role(of kernel: Kernel, mode: String, maxChunk: Int, level: Int32 = fk_bf16_level()) -> BF16Role? {
     if level == 1 {
         switch kernel {
         case .conv2d(let g, _), .fused(.conv2d(let g), _), .fusedTrain(.conv2d(let g), _),
              .fusedTrainGrad(.conv2d(let g), _, _, _):
-            if g.outHeight * g.outWidth > bf16DotMaxPlane { return nil }
+            if !bf16DotPrefers(g) { return nil }
         default: break
         }
     }

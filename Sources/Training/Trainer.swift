@@ -78,7 +78,7 @@ public final class Trainer {
             return "compute: f32 (the train block asks for bf16; this CPU \(bf16ComputeMissing))"
         }
         let which = unit == "AMX" ? "the convolutions and dense layers"
-            : "the dense layers and the convolutions of planes up to \(bf16DotMaxPlane) positions"
+            : "the dense layers and the convolutions of small planes (10x10, 5x5: where f32 Winograd gains least)"
         return "compute: bf16 on \(unit) (the products of \(which), forward and backward; weights, batchnorm and updates in f32)"
     }
 

@@ -73,14 +73,18 @@ final class BF16PlanTests: XCTestCase {
 
     /// Each sample's logits do not depend on the batch it ran in nor on the thread count, up to
     /// the f32 steps' rounding (the dense layer's OpenBLAS product is not bitwise the same across
-    /// batch sizes; the bf16 kernel itself is, BF16ConvTests checks it bitwise).
+    /// batch sizes; the bf16 kernel itself is, BF16ConvTests checks it bitwise). On AVX512_BF16
+    /// the 3x3 convolutions at 16x16 and 8x8 run f32 (`bf16DotPrefers`) and feed the bf16 1x1
+    /// one: a last-bit difference of theirs across batch sizes can move an input of it to the
+    /// neighbouring bf16 value (2^-8 relative), so the bound there is bf16's, not f32's.
     func testBatchAndThreadIndependence() throws {
-        guard bf16ComputeAvailable else { throw XCTSkip("neither AMX nor AVX512_BF16 here") }
+        guard let unit = bf16ComputeUnit else { throw XCTSkip("neither AMX nor AVX512_BF16 here") }
         let p = try plan(bf16: true)
         let whole = try logits(p, n: 3).1
+        let bound = unit == "AMX" ? 1e-5 : 4e-3
         func close(_ a: [Float], _ b: [Float], _ what: String) {
             let scale = b.map { abs($0) }.max()!, worst = zip(a, b).map { abs($0 - $1) }.max()!
-            XCTAssertLessThan(worst / scale, 1e-5, what)
+            XCTAssertLessThan(worst / scale, Float(bound), what)
         }
         for t in [1, 3] {
             close(try logits(p, n: 3) { $0.threads = t }.1, whole, "threads \(t)")

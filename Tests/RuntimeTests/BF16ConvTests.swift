@@ -187,6 +187,31 @@ final class BF16ConvTests: RuntimeTestCase {
         }
     }
 
+    /// Which convolutions the AVX512_BF16 unit takes (`bf16DotPrefers`): 3x3 ones only where f32
+    /// Winograd's 4x4 tiles waste more than the bf16 grid; other kernels always; AMX takes all.
+    func testTheDotUnitTakesTheConvolutionsWinogradServesWorst() {
+        for (side, want) in [(5, true), (6, true), (10, true), (3, false), (12, false), (20, false), (24, false), (48, false)] {
+            XCTAssertEqual(bf16DotPrefers(geometry(64, 64, side, side)), want, "3x3 'same' at \(side)x\(side)")
+        }
+        XCTAssertTrue(bf16DotPrefers(geometry(64, 64, 40, 40, k: 1, pad: (0, 0))), "1x1 at 40x40")
+        XCTAssertTrue(bf16DotPrefers(geometry(64, 64, 40, 40, k: 5)), "5x5 at 40x40")
+        let e = FusedEpilogue(bias: true, relu: true, batchnorm: .none, epsilon: 0)
+        for (side, dot) in [(10, true), (12, false)] {
+            let g = geometry(64, 64, side, side)
+            for kernel in [Kernel.fused(.conv2d(g), e), .fusedTrain(.conv2d(g), e)] {
+                let mode = kernel == .fused(.conv2d(g), e) ? "inference" : "training"
+                XCTAssertEqual(bf16Role(of: kernel, mode: mode, maxChunk: 8, level: 2), .forward(g), "AMX, \(mode) \(side)")
+                XCTAssertEqual(bf16Role(of: kernel, mode: mode, maxChunk: 8, level: 1), dot ? .forward(g) : nil,
+                               "AVX512_BF16, \(mode) \(side)")
+            }
+            let grad = Kernel.fusedTrainGrad(.conv2d(g), e, inputGrad: true, weightGrad: true)
+            XCTAssertNotNil(bf16Role(of: grad, mode: "training", maxChunk: 8, level: 2))
+            XCTAssertEqual(bf16Role(of: grad, mode: "training", maxChunk: 8, level: 1) != nil, dot)
+        }
+        let dense = Kernel.fusedTrain(.dense(inFeatures: 4608, outFeatures: 1024), e)
+        XCTAssertEqual(bf16Role(of: dense, mode: "training", maxChunk: 8, level: 1), .denseForward(inFeatures: 4608, outFeatures: 1024))
+    }
+
     func testWithoutABF16UnitNothingIsComputed() {
         fk_limit_bf16(0)
         defer { fk_limit_bf16(2) }

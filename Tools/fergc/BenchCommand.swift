@@ -27,7 +27,7 @@ enum BenchCommand {
             OptionSpec(name: "reference-kernels", kind: .flag, help: "Run the generic reference kernels (the 'before' of docs/performance.md)."),
             OptionSpec(name: "winograd", kind: .flag, help: "Every 3x3 stride-1 convolution forward with Winograd F(4x4,3x3) (Executor.winograd = true)."),
             OptionSpec(name: "no-winograd", kind: .flag, help: "Every convolution direct (im2col + GEMM), whatever the plan chose (Executor.winograd = false)."),
-            OptionSpec(name: "bf16", kind: .flag, help: "The convolutions in bf16 (on AMX, or AVX512_BF16: there only planes of up to 144 positions), as a plan compiled with --compute bf16 (inference) or trained with 'compute = bf16' (training: the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units) runs; f32 where the CPU has neither (the output says which ran)."),
+            OptionSpec(name: "bf16", kind: .flag, help: "The convolutions in bf16 (on AMX; on AVX512_BF16 the dense layers and the convolutions of small planes), as a plan compiled with --compute bf16 (inference) or trained with 'compute = bf16' (training: the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units) runs; f32 where the CPU has neither (the output says which ran)."),
             OptionSpec(name: "f32", kind: .flag, help: "Everything in f32, whatever the plan or its train block asks (e.g. the f32 figure of a model whose train block says 'compute = bf16')."),
             OptionSpec(name: "no-sgemm", kind: .flag, help: "Skip measuring the machine's sgemm rate."),
             OptionSpec(name: "json", kind: .flag, help: "Print JSON: img_per_s, ms_per_batch, layers, sgemm_gflops, ..."),

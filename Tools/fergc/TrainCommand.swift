@@ -39,8 +39,8 @@ enum TrainCommand {
         The recipe (optimizer, schedule, augmentation, ...) is the model file's train { } block
         (docs/graph-language.md); its 'compute = bf16' trains with the products of the convolutions and
         dense layers in bf16 on AMX where the CPU has it (1.2-1.5x faster), on AVX512_BF16 where
-        it has that instead (Zen 4: the dense layers and the convolutions of planes up to 12x12;
-        1.4x); weights and updates stay f32.
+        it has that instead (Zen 4: the dense layers and the convolutions of small planes, where
+        f32 Winograd gains least; vgg_k 1.4x); weights and updates stay f32.
         """)
 
     static func main(_ args: [String]) throws {
