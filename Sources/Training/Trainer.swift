@@ -26,6 +26,10 @@ public struct TrainOptions: Sendable {
     public var prefixCacheBytes = 2 << 30
     /// Data parallelism (DataParallel.swift): this process is one rank of the group.
     public var group: DataParallelGroup?
+    /// Asked before every step: a reason (e.g. "SIGTERM") makes the run stop there, after a
+    /// checkpoint, as `--max-steps` does; `Trainer.stoppedBy` then says why. Not asked in a
+    /// data-parallel run (its ranks would stop at different steps and wait for each other).
+    public var stopRequested: (@Sendable () -> String?)?
 
     public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
         self.epochs = epochs
@@ -70,6 +74,9 @@ public final class Trainer {
     var prefixCache: PrefixCache?
     /// What the trainer did about a frozen prefix (nil: the model has none).
     public private(set) var prefixCacheNote: String?
+    /// Why the last `run` stopped before its epochs ended at `options.stopRequested`'s word,
+    /// and where (nil: it did not).
+    public private(set) var stoppedBy: (reason: String, epoch: Int, batch: Int, stepsPerEpoch: Int)?
 
     /// What the training step computes in, when the train block asks for bf16 (nil for f32).
     public var computeNote: String? {
@@ -216,6 +223,7 @@ public final class Trainer {
     /// Runs the training; returns the per-epoch history.
     @discardableResult
     public func run(_ report: (TrainEvent) -> Void) throws -> [EpochRecord] {
+        stoppedBy = nil
         if isWriter { try makeRunDirectory(options.outDir) }
         // One trainer per run directory (rank 0 of a data-parallel run holds it for the group);
         // temp files of killed checkpoint writers are removed.
@@ -259,6 +267,13 @@ public final class Trainer {
                 if let m = options.maxSteps, stepsThisRun >= m {
                     try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed(), epochSeconds: epochSeconds())
                     log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
+                    return state.history
+                }
+                if options.group == nil, let why = options.stopRequested?() {
+                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed(), epochSeconds: epochSeconds())
+                    log.write(["event": "stopped", "reason": why, "epoch": epoch, "batch": state.batch, "iteration": state.iteration,
+                               "elapsed_seconds": elapsed()])
+                    stoppedBy = (why, epoch, state.batch, stepsPerEpoch)
                     return state.history
                 }
                 let b = state.batch
@@ -367,7 +382,7 @@ public final class Trainer {
             throw TrainError("\(lastCheckpointPath) was written by a run over \(n) rank\(n == 1 ? "" : "s") (\(n == 1 ? "one process" : "mpirun -np \(n)")); resume it with the same number (this run has \(now))")
         }
         guard c.meta.seed == options.seed, c.meta.batchSize == options.batchSize else {
-            throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize))")
+            throw TrainError("\(lastCheckpointPath) used seed \(c.meta.seed) and batch \(c.meta.batchSize); resume with the same (got seed \(options.seed), batch \(options.batchSize); `fergc train --resume` takes both from the checkpoint when --seed and --batch are left out)")
         }
         let m = c.meta
         // The record's counters, before they index anything.

@@ -112,6 +112,60 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(first["seconds"] as? Double), before)
     }
 
+    /// SIGTERM (or Ctrl-C's SIGINT) stops the run after the step it is in, with a checkpoint
+    /// at that step (not the last periodic one), the report written and status 128 + the
+    /// signal; `--resume` then finishes bitwise the uninterrupted run.
+    func testSIGTERMStopsAfterTheStepWithACheckpointAndResumesBitwise() throws {
+        let whole = scratch.appendingPathComponent("whole"), stopped = scratch.appendingPathComponent("stopped")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", whole.path]).status, 0)
+
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("fergc")
+        p.arguments = ["train", "Models/tiny.graph", "--epochs", "2", "--out", stopped.path, "--checkpoint-every", "7"]
+        p.currentDirectoryURL = repoRoot
+        let errFile = scratch.appendingPathComponent("stderr.txt")
+        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = try FileHandle(forWritingTo: errFile)
+        try p.run()
+        let log = stopped.appendingPathComponent("events.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, p.isRunning {
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the run ended before the signal")
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
+        let err = try String(contentsOf: errFile, encoding: .utf8)
+        XCTAssertTrue(err.contains("stopped by SIGTERM at epoch 1, step "), err)
+        XCTAssertTrue(err.contains("fergc train --resume \(stopped.path)"), err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: stopped.appendingPathComponent("report.md").path))
+
+        // The checkpoint is the stop's, wherever it fell between the periodic ones.
+        let events = try eventRecords(stopped)
+        let stop = try XCTUnwrap(events.last { $0["event"] as? String == "stopped" })
+        XCTAssertEqual(stop["reason"] as? String, "SIGTERM")
+        let iteration = try XCTUnwrap(stop["iteration"] as? Int)
+        XCTAssertGreaterThanOrEqual(iteration, 7)
+        XCTAssertEqual(try iterationRecorded(stopped), iteration)
+        XCTAssertFalse(events.contains { $0["event"] as? String == "end" })
+
+        let resumed = try fergc(["train", "--resume", stopped.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try tensors(stopped), try tensors(whole))
+    }
+
+    /// The `iteration` of a run's last checkpoint.
+    func iterationRecorded(_ dir: URL) throws -> Int {
+        let meta = try XCTUnwrap(NumPyIO.readNPZ(path: dir.appendingPathComponent("checkpoint-last.npz").path)
+            .first { $0.name == "__meta__" }?.array.data)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(meta)) as? [String: Any])
+        return try XCTUnwrap(json["iteration"] as? Int)
+    }
+
     /// The `partialSeconds` of a run's last checkpoint.
     func epochSecondsRecorded(_ dir: URL) throws -> Double {
         let meta = try XCTUnwrap(NumPyIO.readNPZ(path: dir.appendingPathComponent("checkpoint-last.npz").path)

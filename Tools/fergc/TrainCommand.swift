@@ -33,6 +33,8 @@ enum TrainCommand {
         (Data/fer2013-sample.csv.gz, 1,084 faces) for a quick end-to-end check.
         For the real thing, get Kaggle's fer2013.csv and run for example:
           fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
+        Ctrl-C or SIGTERM stops after the current step with a checkpoint (exit status 130 or 143);
+        continue with --resume DIR. A second one stops at once.
         On several processes or machines (docs/distributed.md), each rank training on its
         share of every batch:
           mpirun -np 2 fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
@@ -95,6 +97,11 @@ enum TrainCommand {
         options.forceResume = a.flag("force-resume")
         if let b = a.value("prefix-cache") { options.prefixCacheBytes = try parseBytes(b, option: "--prefix-cache", command: spec.name) }
         options.group = group
+        // Ctrl-C or SIGTERM: stop after the step, with a checkpoint (not in a data-parallel run,
+        // whose ranks must stop together).
+        let signals = group == nil ? StopSignals() : nil
+        defer { signals?.stop() }
+        if let signals { options.stopRequested = { signals.reason } }
         if let group { Console.out(TrainDistributed.describe(group, batch: batch)) }
         let trainer = try Trainer(model: model, data: data, options: options)
         if let group { Console.out(TrainDistributed.describeExchange(group)) }
@@ -117,6 +124,11 @@ enum TrainCommand {
             .filter { FileManager.default.fileExists(atPath: $0.0) }.map { "\($0.0) (\($0.1))" }
         Console.out("checkpoints: \(written.isEmpty ? "none written" : written.joined(separator: ", "))\n")
         Console.out("report: \(outDir)/report.md\n")
+        if let stop = trainer.stoppedBy, let number = signals?.number {
+            Console.err("stopped by \(stop.reason) at epoch \(stop.epoch + 1), step \(stop.batch) of \(stop.stepsPerEpoch); continue with:\n"
+                        + "  fergc train --resume \(outDir)\n")
+            throw ExitStatus(128 + number)
+        }
         if usingSample {
             Console.out("This trained on the embedded 1,084-face sample. To train on the full FER2013, pass --data fer2013.csv\n(Kaggle's file, or any CSV with emotion,pixels,Usage columns), e.g.:\n  fergc train Models/vgg_tuned.graph --data fer2013.csv\n")
         }
