@@ -79,21 +79,10 @@ final class TrainingRunTests: XCTestCase {
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
         XCTAssertEqual(try fergc(["train", model, "--epochs", "2", "--out", whole.path, "--checkpoint-every", "10"]).status, 0)
 
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("fergc")
-        p.arguments = ["train", model, "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"]
-        p.currentDirectoryURL = repoRoot
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
         // Kill it as soon as the first mid-epoch checkpoint is on disk.
+        let p = try trainUntilFirstCheckpoint(["train", model, "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"],
+                                              out: killed, stderr: nil)
         let log = killed.appendingPathComponent("events.jsonl")
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
-            usleep(2_000)
-        }
-        XCTAssertTrue(p.isRunning, "the run ended before it could be killed")
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationReason, .uncaughtSignal)
@@ -119,22 +108,9 @@ final class TrainingRunTests: XCTestCase {
         let whole = scratch.appendingPathComponent("whole"), stopped = scratch.appendingPathComponent("stopped")
         XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", whole.path]).status, 0)
 
-        let p = Process()
-        p.executableURL = productsDirectory.appendingPathComponent("fergc")
-        p.arguments = ["train", "Models/tiny.graph", "--epochs", "2", "--out", stopped.path, "--checkpoint-every", "7"]
-        p.currentDirectoryURL = repoRoot
         let errFile = scratch.appendingPathComponent("stderr.txt")
-        FileManager.default.createFile(atPath: errFile.path, contents: nil)
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = try FileHandle(forWritingTo: errFile)
-        try p.run()
-        let log = stopped.appendingPathComponent("events.jsonl")
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
-            usleep(2_000)
-        }
-        XCTAssertTrue(p.isRunning, "the run ended before the signal")
+        let p = try trainUntilFirstCheckpoint(["train", "Models/tiny.graph", "--epochs", "2", "--out", stopped.path,
+                                               "--checkpoint-every", "7"], out: stopped, stderr: errFile)
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         XCTAssertEqual(p.terminationReason, .exit)
@@ -156,6 +132,31 @@ final class TrainingRunTests: XCTestCase {
         let resumed = try fergc(["train", "--resume", stopped.path])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try tensors(stopped), try tensors(whole))
+    }
+
+    /// Starts `fergc args` (a training run into `out`, its standard error into `stderr` or
+    /// nowhere) and returns it, still running, once its first mid-epoch checkpoint is on disk.
+    func trainUntilFirstCheckpoint(_ args: [String], out: URL, stderr: URL?) throws -> Process {
+        let p = Process()
+        p.executableURL = productsDirectory.appendingPathComponent("fergc")
+        p.arguments = args
+        p.currentDirectoryURL = repoRoot
+        p.standardOutput = FileHandle.nullDevice
+        if let stderr {
+            FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: stderr)
+        } else {
+            p.standardError = FileHandle.nullDevice
+        }
+        try p.run()
+        let log = out.appendingPathComponent("events.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, p.isRunning {
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            usleep(2_000)
+        }
+        XCTAssertTrue(p.isRunning, "the run ended before its first checkpoint was seen")
+        return p
     }
 
     /// The `iteration` of a run's last checkpoint.
