@@ -70,8 +70,8 @@ static int fk_amx_cpu(void) {
 }
 
 /// 1 where the AVX-512F/BW/VL helpers below (rounding, packing, epilogues) can run: every AMX
-/// and every AVX512_BF16 CPU has them.
-static int fk_avx512_cpu(void) {
+/// and every AVX512_BF16 CPU has them (bf16dot.c's CPU check asks it too).
+int fk_avx512_cpu(void) {
 #ifdef FK_HAVE_AMX
     static _Atomic int cached = -1;
     if (cached < 0) {

@@ -6,6 +6,9 @@
 /// 1 when this CPU has AVX512_BF16 and AVX-512F/BW/VL (with the OS's zmm state).
 int fk_bf16_dot_cpu(void);
 
+/// 1 when this CPU has AVX-512F/BW/VL (amx.c).
+int fk_avx512_cpu(void);
+
 void fk_bf16_dot_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW, const uint32_t *X,
                       long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
 void fk_bf16_dot_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW,

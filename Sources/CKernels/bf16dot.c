@@ -30,12 +30,9 @@ int fk_bf16_dot_cpu(void) {
     static _Atomic int cached = -1;
     if (cached < 0) {
         unsigned a = 0, b = 0, c = 0, d = 0;
-        // CPUID.(EAX=7, ECX=1):EAX bit 5 is AVX512_BF16; fk_simd_level's AVX-512 check (which
-        // also asks the OS for the zmm state) and BW/VL for the masked 16-bit moves.
+        // CPUID.(EAX=7, ECX=1):EAX bit 5 is AVX512_BF16; the rest is amx.c's AVX-512F/BW/VL check.
         const int bf16 = __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
-        __builtin_cpu_init();
-        cached = bf16 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl");
+        cached = bf16 && fk_avx512_cpu();
     }
     return cached;
 #else

@@ -557,7 +557,7 @@ public func bf16FusedConvForward(
 }
 
 /// The bf16 path of `fusedTrainForward` for a conv anchor (`w` packed by `bf16PackWeights`): the
-/// convolution on AMX, its batch statistics from the f32 outputs, then the f32 normalization of
+/// convolution in bf16, its batch statistics from the f32 outputs, then the f32 normalization of
 /// `fastFusedConvTrainForward`. `scratch`: the f32 path's (its per-thread doubles hold the
 /// statistics, its coefficients the normalization's). False where no bf16 unit is available.
 public func bf16FusedConvTrainForward(

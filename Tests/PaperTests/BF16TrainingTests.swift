@@ -46,8 +46,8 @@ private func source(compute: String) -> String {
 
 final class BF16TrainingTests: XCTestCase {
     private func train(compute: String, epochs: Int = 2, resumeAfter steps: Int? = nil,
-                       amx: Bool = true) throws -> (tensors: [String: [Float]], note: String?) {
-        fk_limit_bf16(amx ? 2 : 0)
+                       bf16Unit: Bool = true) throws -> (tensors: [String: [Float]], note: String?) {
+        fk_limit_bf16(bf16Unit ? 2 : 0)
         defer { fk_limit_bf16(2) }
         let data = try loadFER2013(path: samplePath, options: LoadOptions(splits: [.training, .publicTest]))
         let m = try model(source: source(compute: compute))
@@ -146,7 +146,7 @@ final class BF16TrainingTests: XCTestCase {
 
     func testWithoutABF16UnitTheModelTrainsBitwiseAsF32() throws {
         let f32 = try train(compute: "f32", epochs: 1)
-        let off = try train(compute: "bf16", epochs: 1, amx: false)
+        let off = try train(compute: "bf16", epochs: 1, bf16Unit: false)
         XCTAssertEqual(off.tensors, f32.tensors)
         XCTAssertEqual(off.note, "compute: f32 (the train block asks for bf16; this CPU has neither AMX nor AVX512_BF16)")
     }
