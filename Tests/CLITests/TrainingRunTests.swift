@@ -134,6 +134,45 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(try tensors(stopped), try tensors(whole))
     }
 
+    /// `fergc reproduce` takes the signals too: SIGTERM in a row's training stops it after the
+    /// step with a checkpoint, the table is written, the status is 143 and the message gives the
+    /// same command, which resumes the row and ends it bitwise as an uninterrupted reproduce.
+    func testSIGTERMStopsReproduceInARowAndTheSameCommandContinuesIt() throws {
+        let manifest = scratch.appendingPathComponent("m.json")
+        try """
+        {"title": "One row", "rows": [{"name": "a", "paper_row": "Row A", "model": "Models/tiny.graph"}], "differences": []}
+        """.write(to: manifest, atomically: true, encoding: .utf8)
+        func args(_ tag: String) -> [String] {
+            ["reproduce", "--manifest", manifest.path, "--out", scratch.appendingPathComponent(tag + "-out").path,
+             "--runs", scratch.appendingPathComponent(tag + "-runs").path, "--epochs", "3"]
+        }
+        let whole = try fergc(args("whole"))
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+
+        let errFile = scratch.appendingPathComponent("stderr.txt")
+        let run = scratch.appendingPathComponent("stopped-runs/a")
+        let p = try trainUntilFirstCheckpoint(args("stopped"), out: run, stderr: errFile)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
+        let err = try String(contentsOf: errFile, encoding: .utf8)
+        XCTAssertTrue(err.contains("stopped by SIGTERM in row a at epoch "), err)
+        XCTAssertTrue(err.contains("continue with:\n  fergc reproduce " + args("stopped").dropFirst().joined(separator: " ")), err)
+        let stop = try XCTUnwrap(eventRecords(run).last { $0["event"] as? String == "stopped" })
+        XCTAssertEqual(stop["reason"] as? String, "SIGTERM")
+        XCTAssertEqual(try iterationRecorded(run), try XCTUnwrap(stop["iteration"] as? Int))
+        let out = scratch.appendingPathComponent("stopped-out")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("rows/a.json").path), "the row is not done")
+        let table = try String(contentsOf: out.appendingPathComponent("README.md"), encoding: .utf8)
+        XCTAssertTrue(table.contains("not run"), table)
+
+        let again = try fergc(args("stopped"))
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("row a: resuming"), again.stdout)
+        XCTAssertEqual(try tensors(run), try tensors(scratch.appendingPathComponent("whole-runs/a")))
+    }
+
     /// Starts `fergc args` (a training run into `out`, its standard error into `stderr` or
     /// nowhere) and returns it, still running, once its first mid-epoch checkpoint is on disk.
     func trainUntilFirstCheckpoint(_ args: [String], out: URL, stderr: URL?) throws -> Process {

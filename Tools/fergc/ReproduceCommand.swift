@@ -33,7 +33,9 @@ enum ReproduceCommand {
         ("init_from": "row:NAME") needs that row's best checkpoint first. Rows that have not
         run show as "not run" in the table, never as a number. Beside the table: each row's
         PublicTest confusion matrix (OUT/NAME-confusion-PublicTest.png) and the learning curves
-        of the rows that recorded them (OUT/curves.svg and .png).
+        of the rows that recorded them (OUT/curves.svg and .png). Ctrl-C or SIGTERM stops a
+        row in training after its step, with a checkpoint, and other rows after the one running
+        (exit status 130 or 143); the same command continues where it stopped.
 
         The rows of the preprocessing study (Figure 12, named study/...) have their own table
         in the same README and a bar chart beside it (OUT/CHART.svg and .png, CHART named by
@@ -55,12 +57,21 @@ enum ReproduceCommand {
         var plans: String?
         var epochs: Int?
         var batch: Int?
+        /// Ctrl-C and SIGTERM while rows run (nil with --report-only).
+        var signals: StopSignals? = nil
+    }
+
+    /// A row's training stopped by a signal, after its checkpoint: the rows stop there.
+    struct Stopped: Error {
+        let signal: Int32
+        let row: String
+        let epoch: Int, batch: Int, stepsPerEpoch: Int
     }
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
         guard a.positional.isEmpty else { throw UsageError(message: "unexpected argument '\(a.positional[0])'", command: spec.name) }
-        let s = Settings(manifestPath: a.value("manifest") ?? repoPath("Models/paper.json"),
+        var s = Settings(manifestPath: a.value("manifest") ?? repoPath("Models/paper.json"),
                          dataPath: a.value("data") ?? repoPath("Data/fer2013-sample.csv.gz"),
                          out: a.value("out") ?? "docs/results/paper", runs: a.value("runs") ?? "runs/paper",
                          plans: a.value("plans"), epochs: try a.int("epochs", spec.name), batch: try a.int("batch", spec.name))
@@ -78,10 +89,20 @@ enum ReproduceCommand {
         try makeDirectories(s.out + "/rows")
         var failures: [String] = []
         if !a.flag("report-only") {
+            // Ctrl-C or SIGTERM: a row in training stops after its step with a checkpoint (the
+            // next `fergc reproduce` resumes it); otherwise the rows stop after the one running.
+            let signals = StopSignals(notice: "stopping after this step (with a checkpoint) or this row's evaluation")
+            defer { signals.stop() }
+            s.signals = signals
             Console.err("loading \(s.dataPath) ...\n")
             let data: FERData
             do { data = try loadFER2013(path: s.dataPath, options: LoadOptions(splits: [.training, .publicTest, .privateTest])) } catch { throw CLIError("\(error)") }
             for row in manifest.rows where selected.contains(row.name) {
+                if let number = signals.number {
+                    try? writeTable(manifest, s, quiet: true)
+                    Console.err("stopped by \(StopSignals.name(number)) before row \(row.name); continue with:\n  \(commandLine(args))\n")
+                    throw ExitStatus(128 + number)
+                }
                 if FileManager.default.fileExists(atPath: resultPath(s, row.name)) {
                     Console.out("row \(row.name): done (\(resultPath(s, row.name))); skipped\n")
                     continue
@@ -93,6 +114,10 @@ enum ReproduceCommand {
                     // The table after every finished row, so a long run shows its progress (a
                     // failure to write it is reported by the final write below).
                     try? writeTable(manifest, s, quiet: true)
+                } catch let stop as Stopped {
+                    try? writeTable(manifest, s, quiet: true)
+                    Console.err("stopped by \(StopSignals.name(stop.signal)) in row \(stop.row) at epoch \(stop.epoch + 1), step \(stop.batch) of \(stop.stepsPerEpoch), with a checkpoint; continue with:\n  \(commandLine(args))\n")
+                    throw ExitStatus(128 + stop.signal)
                 } catch {
                     Console.err("row \(row.name): not run: \(error)\n")
                     failures.append(row.name)
@@ -138,6 +163,14 @@ enum ReproduceCommand {
         let text = paperReport(manifest, results: results, settings: s)
         do { try writeFileAtomically(Array(text.utf8), to: readme) } catch { throw CLIError("\(error)") }
         if !quiet { Console.out("wrote \(readme)\n") }
+    }
+
+    /// `fergc reproduce ARGS` as a shell command (arguments quoted where they need it).
+    static func commandLine(_ args: [String]) -> String {
+        (["fergc", "reproduce"] + args).map { a in
+            a.allSatisfy({ $0.isLetter || $0.isNumber || "-_./,=:+@%".contains($0) }) && !a.isEmpty
+                ? a : "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
     }
 
     static func resultPath(_ s: Settings, _ name: String) -> String { s.out + "/rows/\(name).json" }
@@ -217,6 +250,7 @@ enum ReproduceCommand {
         let batch = s.batch ?? training.batchSize
         var options = TrainOptions(epochs: epochs, batchSize: batch, seed: row.seed ?? training.seed, outDir: dir)
         options.checkpointEvery = 100
+        if let signals = s.signals { options.stopRequested = { signals.reason } }
         var commands: [String] = []
         var trainCommand = "fergc train \(row.model!) --data \(s.dataPath) --out \(dir) --epochs \(epochs) --batch \(batch) --seed \(options.seed) --checkpoint-every 100"
         var initPath: String?
@@ -244,6 +278,9 @@ enum ReproduceCommand {
             let progress = Progress(interactive: false)
             try trainer.run { progress.show($0) }
             try? writeReport(runDir: dir)
+            if let stop = trainer.stoppedBy, let number = s.signals?.number {
+                throw Stopped(signal: number, row: row.name, epoch: stop.epoch, batch: stop.batch, stepsPerEpoch: stop.stepsPerEpoch)
+            }
         }
         let best = try Checkpoint.read(dir + "/checkpoint-best.npz")
         let last = try Checkpoint.read(dir + "/checkpoint-last.npz")

@@ -10,9 +10,12 @@ final class StopSignals: @unchecked Sendable {
     private let lock = NSLock()
     private var received: Int32?
     private var sources: [DispatchSourceSignal] = []
+    private let notice: String
 
-    /// Starts watching `signals` (their default action is suspended until `stop()`).
-    init(_ signals: [Int32] = [SIGINT, SIGTERM]) {
+    /// Starts watching `signals` (their default action is suspended until `stop()`); `notice`
+    /// says what the first one does.
+    init(_ signals: [Int32] = [SIGINT, SIGTERM], notice: String = "stopping after this step, with a checkpoint") {
+        self.notice = notice
         for number in signals {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
@@ -49,7 +52,7 @@ final class StopSignals: @unchecked Sendable {
         if first { received = number }
         lock.unlock()
         if first {
-            Console.err("\n\(StopSignals.name(number)): stopping after this step, with a checkpoint (send it again to stop at once)\n")
+            Console.err("\n\(StopSignals.name(number)): \(notice) (send it again to stop at once)\n")
         } else {
             Console.err("\n\(StopSignals.name(number)) again: stopping now, without a checkpoint\n")
             _exit(128 + number)
