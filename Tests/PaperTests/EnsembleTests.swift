@@ -101,7 +101,7 @@ final class EnsembleTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("2 members"), r.stdout)
         let inspect = try fergc(["inspect", "\(dir)/e.plan"])
         XCTAssertTrue(inspect.stdout.contains("ensemble") && inspect.stdout.contains("x 0.75"), inspect.stdout)
-        let eval = try fergc(["eval", "\(dir)/e.plan", "--data", samplePath, "--split", "PublicTest"])
+        let eval = try fergc(["eval", "\(dir)/e.plan", "--data", samplePath, "--split", "PublicTest", "--out", dir])
         XCTAssertEqual(eval.status, 0, eval.stderr)
         XCTAssertTrue(eval.stdout.contains("accuracy"), eval.stdout)
         let bad = try fergc(["ensemble", "\(dir)/m1.plan", "-o", "\(dir)/x.plan"])

@@ -3,6 +3,7 @@
 import Foundation
 import Passes
 import Runtime
+import TestSupport
 import XCTest
 
 final class PlanCommandTests: XCTestCase {
@@ -179,6 +180,18 @@ final class PlanCommandTests: XCTestCase {
             let accuracy = String(format: "accuracy %.2f%%", Double(correct) / Double(publicFaces.count) * 100)
             XCTAssertTrue(r.stdout.contains(accuracy), "\(accuracy) not in \(r.stdout)")
         }
+        // Without --out, a plan's images go to runs/eval/NAME under the working directory,
+        // not beside the plan (a committed plan's folder stays as it was).
+        let cwd = f.dir.appendingPathComponent("cwd")
+        try FileManager.default.createDirectory(at: cwd, withIntermediateDirectories: true)
+        let plain = try runFergc(["eval", tta, "--data", csv], in: cwd)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let images = cwd.appendingPathComponent("runs/eval/tta/confusion-PublicTest.png").path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: images), plain.stdout)
+        XCTAssertTrue(plain.stdout.contains("wrote runs/eval/tta/confusion-PublicTest.svg"), plain.stdout)
+        try FileManager.default.removeItem(atPath: f.dir.appendingPathComponent("confusion-PublicTest.png").path)
+        XCTAssertEqual(try runFergc(["eval", tta, "--data", csv], in: cwd).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("confusion-PublicTest.png").path))
         // A directory that does not exist fails before the evaluation, naming it.
         let bad = try fergc(["eval", f.path, "--data", csv, "--predictions", f.dir.path + "/no/such/p.csv", "--out", f.dir.path])
         XCTAssertEqual(bad.status, 1)

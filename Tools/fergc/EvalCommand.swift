@@ -17,7 +17,7 @@ enum EvalCommand {
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (plain or .gz). Default: the embedded sample."),
             OptionSpec(name: "split", kind: .value("SPLIT"), help: "PublicTest (default), PrivateTest or Training."),
             OptionSpec(name: "json", kind: .flag, help: "Print the results as JSON (accuracy, per_class, confusion)."),
-            OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion-SPLIT.svg and .png (default: beside MODEL)."),
+            OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion-SPLIT.svg and .png (default: a checkpoint's run directory; runs/eval/NAME for a plan NAME.plan)."),
             OptionSpec(name: "predictions", kind: .value("F.csv"), help: "Also write every face's probabilities to F.csv (see below)."),
             OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 256)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows instead of stopping."),
@@ -29,6 +29,15 @@ enum EvalCommand {
         the split's faces read), label, predicted, then the seven class probabilities (Angry ...
         Neutral). For error analysis, or to weigh ensemble members without running them again.
         """)
+
+    /// A checkpoint's images go beside it, into its run directory; a plan's into
+    /// runs/eval/NAME under the working directory, so that evaluating a plan that ships with a
+    /// project (Models/trained/best.plan) leaves its folder as it was.
+    static func defaultOutDir(_ modelPath: String) -> String {
+        let url = URL(fileURLWithPath: modelPath)
+        if url.pathExtension == "npz" { return url.deletingLastPathComponent().path }
+        return "runs/eval/" + url.deletingPathExtension().lastPathComponent
+    }
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
@@ -46,7 +55,7 @@ enum EvalCommand {
         guard set.count > 0 else { throw CLIError("\(dataPath) has no \(split.rawValue) rows") }
         let (name, plan, ex) = try loadEvaluable(modelPath, batch: try a.int("batch", spec.name) ?? 256)
         // The output directory before the evaluation, so that a bad --out fails in a second.
-        let outDir = a.value("out") ?? URL(fileURLWithPath: modelPath).deletingLastPathComponent().path
+        let outDir = a.value("out") ?? defaultOutDir(modelPath)
         try makeDirectories(outDir)
         let predictionsPath = a.value("predictions")
         if let predictionsPath { try checkWritableParent(of: predictionsPath) }
