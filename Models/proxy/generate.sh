@@ -14,8 +14,11 @@
 #   narrow_plain   without label smoothing and without the weight average
 #   wide           Models/vgg_k.graph (twice the width), $WIDE_EPOCHS epochs (4 by default: about
 #                  the wall time of 10 epochs of the narrow model)
-# All but narrow_f32 train in bf16 (where the CPU has AMX; f32 elsewhere; vgg_k.graph asks for
-# it itself). Run from anywhere:
+#   narrow_gap     the classifier is global average pooling of the last stage's 5x5 maps,
+#                  dropout and the 7 logits (no dense layers of 512), bf16
+#   narrow_head    a smaller dense head: one dense layer of 256 instead of two of 512, bf16
+# All but narrow_f32 train in bf16 (where the CPU has AMX or AVX512_BF16; f32 elsewhere;
+# vgg_k.graph asks for it itself). The last two change the model's classifier, not its recipe. Run from anywhere:
 # sh Models/proxy/generate.sh (OUT=DIR writes them elsewhere). The files are committed (a test
 # checks they match this script); rerun after a change to the two models or to this script.
 set -eu
@@ -60,3 +63,20 @@ $bf
 /^  label_smoothing = /d
 /^  ema = /d"
 variant wide Models/vgg_k.graph "vgg_k (twice the width), bf16, $wide_epochs epochs" "s/^  epochs = .*/  epochs = $wide_epochs/"
+variant narrow_gap $narrow "global average pooling and the logits instead of two dense layers, bf16, $epochs epochs" "$e
+$bf
+s/^# Stage 4: \(.*\), 5x5 -> 3x3/# Stage 4: \1, 5x5 -> 1x1 (global average pooling)/
+s/^s4_pool = maxpool(s4_conv2_relu, .*/s4_pool = avgpool(s4_conv2_relu, size=5, stride=5)   # global average pooling: 256 x 1 x 1/
+s/^# Classifier: .*/# Classifier (the proxy's change): global average pooling, dropout, the logits/
+s/^fc1 = dense(flat, .*/flat_drop = dropout(flat, rate=0.2)/
+/^fc1_drop = /d
+/^fc2 = /d
+/^fc2_drop = /d
+s/dense(fc2_drop, units=7)/dense(flat_drop, units=7)/"
+variant narrow_head $narrow "one dense layer of 256 instead of two of 512, bf16, $epochs epochs" "$e
+$bf
+s/^# Classifier: .*/# Classifier (the proxy's change): one dense layer of 256; dropout only here/
+s/^fc1 = dense(flat, units=512,/fc1 = dense(flat, units=256,/
+/^fc2 = /d
+/^fc2_drop = /d
+s/dense(fc2_drop, units=7)/dense(fc1_drop, units=7)/"

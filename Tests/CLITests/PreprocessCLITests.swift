@@ -55,9 +55,16 @@ final class PreprocessCLITests: XCTestCase {
     /// The issue-13 proxies: what their script makes from vgg_k_narrow.graph and vgg_k.graph, each
     /// a valid training model whose train block differs as the script says.
     func testProxyFilesMatchTheirGenerator() throws {
-        try checkGeneratedFiles("proxy", count: 6)
-        let r = try fergc(["compile", "Models/proxy/narrow_adam.graph", "--train", "--batch", "2", "--no-probe", "--emit", "ir"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        try checkGeneratedFiles("proxy", count: 8)
+        for name in ["narrow_adam", "narrow_gap", "narrow_head"] {
+            let r = try fergc(["compile", "Models/proxy/\(name).graph", "--train", "--batch", "2", "--no-probe", "--emit", "ir"])
+            XCTAssertEqual(r.status, 0, name + ": " + r.stderr)
+        }
+        // The two classifier proxies: 256 pooled features into the logits; one dense layer of 256.
+        let gap = try fergc(["compile", "Models/proxy/narrow_gap.graph", "--summary"])
+        XCTAssertTrue(gap.stdout.contains("f32[N, 256, 1, 1]") && !gap.stdout.contains("fc1"), gap.stdout)
+        let head = try fergc(["compile", "Models/proxy/narrow_head.graph", "--summary"])
+        XCTAssertTrue(head.stdout.contains("f32[N, 256]") && !head.stdout.contains("fc2"), head.stdout)
         let text = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_adam.graph").path, encoding: .utf8)
         XCTAssertTrue(text.contains("optimizer = adam(lr=1e-3)") && text.contains("compute = bf16") && text.contains("epochs = 10"))
         let f32 = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_f32.graph").path, encoding: .utf8)
