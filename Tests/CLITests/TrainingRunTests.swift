@@ -108,14 +108,8 @@ final class TrainingRunTests: XCTestCase {
         let whole = scratch.appendingPathComponent("whole"), stopped = scratch.appendingPathComponent("stopped")
         XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", whole.path]).status, 0)
 
-        let errFile = scratch.appendingPathComponent("stderr.txt")
-        let p = try trainUntilFirstCheckpoint(["train", "Models/tiny.graph", "--epochs", "2", "--out", stopped.path,
-                                               "--checkpoint-every", "7"], out: stopped, stderr: errFile)
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationReason, .exit)
-        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
-        let err = try String(contentsOf: errFile, encoding: .utf8)
+        let err = try stopWithSIGTERM(["train", "Models/tiny.graph", "--epochs", "2", "--out", stopped.path,
+                                       "--checkpoint-every", "7"], out: stopped)
         XCTAssertTrue(err.contains("stopped by SIGTERM at epoch 1, step "), err)
         XCTAssertTrue(err.contains("fergc train --resume \(stopped.path)"), err)
         XCTAssertTrue(FileManager.default.fileExists(atPath: stopped.appendingPathComponent("report.md").path))
@@ -149,14 +143,8 @@ final class TrainingRunTests: XCTestCase {
         let whole = try fergc(args("whole"))
         XCTAssertEqual(whole.status, 0, whole.stderr)
 
-        let errFile = scratch.appendingPathComponent("stderr.txt")
         let run = scratch.appendingPathComponent("stopped-runs/a")
-        let p = try trainUntilFirstCheckpoint(args("stopped"), out: run, stderr: errFile)
-        kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationReason, .exit)
-        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
-        let err = try String(contentsOf: errFile, encoding: .utf8)
+        let err = try stopWithSIGTERM(args("stopped"), out: run)
         XCTAssertTrue(err.contains("stopped by SIGTERM in row a at epoch "), err)
         XCTAssertTrue(err.contains("continue with:\n  fergc reproduce " + args("stopped").dropFirst().joined(separator: " ")), err)
         let stop = try XCTUnwrap(eventRecords(run).last { $0["event"] as? String == "stopped" })
@@ -171,6 +159,18 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("row a: resuming"), again.stdout)
         XCTAssertEqual(try tensors(run), try tensors(scratch.appendingPathComponent("whole-runs/a")))
+    }
+
+    /// Runs `fergc args` (training into `out`) until its first checkpoint, sends SIGTERM, checks
+    /// that it exits with 128 + SIGTERM and returns its standard error.
+    func stopWithSIGTERM(_ args: [String], out: URL) throws -> String {
+        let errFile = scratch.appendingPathComponent("stderr-\(UUID().uuidString).txt")
+        let p = try trainUntilFirstCheckpoint(args, out: out, stderr: errFile)
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
+        return try String(contentsOf: errFile, encoding: .utf8)
     }
 
     /// Starts `fergc args` (a training run into `out`, its standard error into `stderr` or
