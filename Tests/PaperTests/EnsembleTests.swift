@@ -108,6 +108,60 @@ final class EnsembleTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
     }
 
+    /// `fergc ensemble --predictions` scores from the members' `eval --predictions` files what the
+    /// ensemble plan scores when evaluated, and writes the mean's predictions as `eval` would;
+    /// a damaged file or files of different splits are refused with the file and line.
+    func testPredictionsModeScoresWhatTheEnsemblePlanScores() throws {
+        let dir = temporaryDirectory("ensemble-predictions")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for seed in [1, 2] {
+            XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"]).status, 0)
+        }
+        XCTAssertEqual(try fergc(["ensemble", "\(dir)/m1.plan", "\(dir)/m2.plan", "--weights", "1,3", "-o", "\(dir)/e.plan"]).status, 0)
+        for name in ["m1", "m2", "e"] {
+            let r = try fergc(["eval", "\(dir)/\(name).plan", "--data", samplePath, "--predictions", "\(dir)/\(name).csv", "--out", dir])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let planAccuracy = try XCTUnwrap(try fergc(["eval", "\(dir)/e.plan", "--data", samplePath, "--out", dir]).stdout
+            .split(separator: "\n").first.flatMap { $0.components(separatedBy: "accuracy ").last })
+        let r = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/m2.csv", "--weights", "1,3", "--combinations", "-o", "\(dir)/mean.csv"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("weights 0.25, 0.75: \(planAccuracy)"), "\(planAccuracy) not in \(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("  1+2  "), r.stdout)
+        XCTAssertTrue(r.stdout.contains("agrees"), r.stdout)
+        // The mean's file is the plan's predictions, up to the six decimals the members' files keep.
+        func rows(_ path: String) throws -> [[Double]] {
+            try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst()
+                .map { $0.split(separator: ",").map { Double($0)! } }
+        }
+        let mean = try rows("\(dir)/mean.csv"), plan = try rows("\(dir)/e.csv")
+        XCTAssertEqual(mean.count, plan.count)
+        XCTAssertGreaterThan(mean.count, 100)
+        for (a, b) in zip(mean, plan) {
+            XCTAssertEqual(a[0...1], b[0...1])
+            for c in 3..<10 { XCTAssertEqual(a[c], b[c], accuracy: 2e-6) }
+        }
+        // Damaged and mismatched files: the file and the line.
+        let original = try String(contentsOfFile: "\(dir)/m2.csv", encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        var lines = original
+        lines[5] = lines[5].replacingOccurrences(of: ",0.", with: ",nan0.", options: [], range: nil)[...]
+        try lines.joined(separator: "\n").write(toFile: "\(dir)/bad.csv", atomically: true, encoding: .utf8)
+        let bad = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/bad.csv"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("\(dir)/bad.csv:6: the probability of "), bad.stderr)
+        let short = original.prefix(50).joined(separator: "\n")
+        try short.write(toFile: "\(dir)/short.csv", atomically: true, encoding: .utf8)
+        let mismatch = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/short.csv"])
+        XCTAssertEqual(mismatch.status, 1)
+        XCTAssertTrue(mismatch.stderr.contains("not predictions of the same split"), mismatch.stderr)
+        let header = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/m1.plan"])
+        XCTAssertEqual(header.status, 1)
+        XCTAssertTrue(header.stderr.contains("m1.plan"), header.stderr)
+        let weights = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/m2.csv", "--weights", "1"])
+        XCTAssertNotEqual(weights.status, 0)
+        XCTAssertTrue(weights.stderr.contains("--weights has 1 values for 2 members"), weights.stderr)
+    }
+
     /// The C API (Examples/c/classify.c over libfergc_runtime.so) classifies with an ensemble
     /// plan as the Swift runtime does.
     func testTheCAPIRunsAnEnsemble() throws {

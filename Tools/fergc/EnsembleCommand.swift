@@ -8,12 +8,14 @@ import Runtime
 enum EnsembleCommand {
     static let spec = CommandSpec(
         name: "ensemble",
-        usage: "ensemble A.plan B.plan [C.plan ...] [--weights W1,W2,...] -o E.plan",
+        usage: "ensemble A.plan B.plan [C.plan ...] [--weights W1,W2,...] -o E.plan | ensemble --predictions A.csv B.csv [...] [--weights ...] [--combinations] [-o E.csv]",
         summary: "Merge inference plans into one: one input, one schedule, one arena, the mean of their probabilities.",
         options: [
-            OptionSpec(name: "output", kind: .value("E.plan"), help: "Where to write the ensemble plan (required; also -o)."),
+            OptionSpec(name: "output", kind: .value("E.plan"), help: "Where to write the ensemble plan (required; also -o). With --predictions: the mean's predictions file (optional)."),
             OptionSpec(name: "weights", kind: .value("W1,W2,..."), help: "One weight per plan (non-negative; normalized to sum 1). Default: equal."),
             OptionSpec(name: "name", kind: .value("NAME"), help: "The ensemble's model name (default: ensemble)."),
+            OptionSpec(name: "predictions", kind: .flag, help: "The arguments are the members' fergc eval --predictions files: score the ensemble from them, build no plan."),
+            OptionSpec(name: "combinations", kind: .flag, help: "With --predictions: also the equal-weight mean of every combination of two or more members."),
         ],
         details: """
         The members must be inference plans (fergc compile without --train) that agree on the
@@ -25,16 +27,21 @@ enum EnsembleCommand {
         its size is about the largest member's, not their sum. inspect, explain, eval, predict,
         the Swift runtime and the C API take the result like any plan.
 
-        EXAMPLE:
+        With --predictions the arguments are what `fergc eval PLAN --predictions F.csv` wrote for
+        each member on one split: the command prints each member's accuracy, its agreement with
+        the first member (and how often either is right), and the accuracy of the weighted mean
+        of the probabilities, which is what the ensemble plan scores on that split (up to the
+        files' six decimals), without running a member again. Members chosen from these figures
+        are chosen on that split.
+
+        EXAMPLES:
           fergc ensemble Models/trained/vgg16_finetuned.plan Models/trained/vgg16_finetuned_2.plan -o ensemble.plan
+          fergc eval A.plan --data fer2013.csv --predictions a.csv   # and b.csv, c.csv likewise
+          fergc ensemble --predictions a.csv b.csv c.csv --combinations
         """)
 
     static func main(_ args: [String]) throws {
         let a = try parseArguments(args, spec)
-        guard a.positional.count >= 2 else {
-            throw UsageError(message: "expected at least two plan files, got \(a.positional.count)", command: spec.name)
-        }
-        guard let out = a.value("output") else { throw UsageError(message: "missing -o E.plan", command: spec.name) }
         let weights = try a.value("weights").map { text -> [Double] in
             try text.split(separator: ",", omittingEmptySubsequences: false).map {
                 guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
@@ -43,6 +50,12 @@ enum EnsembleCommand {
                 return v
             }
         }
+        if a.flag("predictions") { return try EnsemblePredictions.main(a, weights: weights, command: spec.name) }
+        if a.flag("combinations") { throw UsageError(message: "--combinations needs --predictions", command: spec.name) }
+        guard a.positional.count >= 2 else {
+            throw UsageError(message: "expected at least two plan files, got \(a.positional.count)", command: spec.name)
+        }
+        guard let out = a.value("output") else { throw UsageError(message: "missing -o E.plan", command: spec.name) }
         var members: [EnsembleMember] = []
         for path in a.positional {
             do { members.append(EnsembleMember(label: path, plan: try readPlan(path: path))) } catch { throw CLIError(error.description) }
