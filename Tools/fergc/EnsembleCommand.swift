@@ -9,7 +9,7 @@ enum EnsembleCommand {
     static let spec = CommandSpec(
         name: "ensemble",
         usage: "ensemble A.plan B.plan [C.plan ...] [--weights W1,W2,...] -o E.plan | ensemble --predictions A.csv B.csv [...] [--weights ...] [--combinations] [-o E.csv]",
-        summary: "Merge inference plans into one: one input, one schedule, one arena, the mean of their probabilities.",
+        summary: "Merge inference plans into one: one input, one schedule, one arena, the mean of their probabilities (or score such a mean from eval --predictions files).",
         options: [
             OptionSpec(name: "output", kind: .value("E.plan"), help: "Where to write the ensemble plan (required; also -o). With --predictions: the mean's predictions file (optional)."),
             OptionSpec(name: "weights", kind: .value("W1,W2,..."), help: "One weight per plan (non-negative; normalized to sum 1). Default: equal."),

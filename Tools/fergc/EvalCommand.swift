@@ -12,7 +12,7 @@ enum EvalCommand {
     static let spec = CommandSpec(
         name: "eval",
         usage: "eval MODEL --data F [--split PublicTest|PrivateTest|Training] [--json] [--out DIR] [--predictions F.csv]",
-        summary: "Evaluate a checkpoint on a FER2013 split: accuracy, per-class metrics, confusion matrix.",
+        summary: "Evaluate a plan or a checkpoint on a FER2013 split: accuracy, per-class metrics, confusion matrix.",
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV (plain or .gz). Default: the embedded sample."),
             OptionSpec(name: "split", kind: .value("SPLIT"), help: "PublicTest (default), PrivateTest or Training."),
