@@ -23,7 +23,7 @@ struct MemberPredictions {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw CLIError("\(path): not UTF-8 text") }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
         if lines.last?.isEmpty == true { lines.removeLast() }
-        let header = "face,label,predicted," + Emotion.names.joined(separator: ",")
+        let header = EvalCommand.predictionsHeader
         guard let first = lines.first, first == header else {
             throw CLIError("\(path):1: not a predictions file of fergc eval --predictions (expected the header '\(header)')")
         }
@@ -118,9 +118,9 @@ enum EnsemblePredictions {
         }
         Console.out(text)
         if let out = a.value("output") {
-            var csv = "face,label,predicted," + Emotion.names.joined(separator: ",") + "\n"
+            var csv = EvalCommand.predictionsHeader + "\n"
             for (i, row) in combined.enumerated() {
-                csv += "\(i),\(labels[i]),\(argmax(row))," + row.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+                csv += EvalCommand.predictionsLine(face: i, label: labels[i], predicted: argmax(row), row)
             }
             do { try writeFileAtomically(Array(csv.utf8), to: out) } catch { throw CLIError("\(out): \(error)") }
             Console.err("wrote the mean's \(labels.count) predictions to \(out)\n")

@@ -30,6 +30,12 @@ enum EvalCommand {
         Neutral). For error analysis, or to weigh ensemble members without running them again.
         """)
 
+    /// The --predictions file's header and one face's line (read back by `fergc ensemble --predictions`).
+    static let predictionsHeader = "face,label,predicted," + Emotion.names.joined(separator: ",")
+    static func predictionsLine<P: BinaryFloatingPoint & CVarArg>(face: Int, label: Int, predicted: Int, _ p: [P]) -> String {
+        "\(face),\(label),\(predicted)," + p.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+    }
+
     /// A checkpoint's images go beside it, into its run directory; a plan's into
     /// runs/eval/NAME under the working directory, so that evaluating a plan that ships with a
     /// project (Models/trained/best.plan) leaves its folder as it was.
@@ -59,15 +65,14 @@ enum EvalCommand {
         try makeDirectories(outDir)
         let predictionsPath = a.value("predictions")
         if let predictionsPath { try checkWritableParent(of: predictionsPath) }
-        var predictions = predictionsPath == nil ? "" : "face,label,predicted," + Emotion.names.joined(separator: ",") + "\n"
+        var predictions = predictionsPath == nil ? "" : predictionsHeader + "\n"
         let probabilities = plan.outputIsProbabilities
         let start = Date()
         let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale),
                                                           each: predictionsPath == nil ? nil : { face, scores in
             var p = Array(scores)
             if !probabilities { softmaxInPlace(&p, p.count) }
-            predictions += "\(face),\(set.labels[face]),\(argmax(p)),"
-            predictions += p.map { String(format: "%.6f", $0) }.joined(separator: ",") + "\n"
+            predictions += predictionsLine(face: face, label: Int(set.labels[face]), predicted: argmax(p), p)
         })
         let hasLoss = plan.outputs.count > 1
         let seconds = Date().timeIntervalSince(start)
