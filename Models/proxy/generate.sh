@@ -17,6 +17,8 @@
 #   narrow_gap     the classifier is global average pooling of the last stage's 5x5 maps,
 #                  dropout and the 7 logits (no dense layers of 512), bf16
 #   narrow_head    a smaller dense head: one dense layer of 256 instead of two of 512, bf16
+#   narrow_mixup   mixup with Beta(0.2, 0.2) weights on top of the recipe, bf16
+#   narrow_crop44  44x44 crops instead of 40x40 (1.21x the pixels; the maps 44-22-11-6-3), bf16
 # All but narrow_f32 train in bf16 (where the CPU has AMX or AVX512_BF16; f32 elsewhere;
 # vgg_k.graph asks for it itself). The last two change the model's classifier, not its recipe. Run from anywhere:
 # sh Models/proxy/generate.sh (OUT=DIR writes them elsewhere). The files are committed (a test
@@ -80,3 +82,15 @@ s/^fc1 = dense(flat, units=512,/fc1 = dense(flat, units=256,/
 /^fc2 = /d
 /^fc2_drop = /d
 s/dense(fc2_drop, units=7)/dense(fc1_drop, units=7)/"
+variant narrow_mixup $narrow "mixup (Beta(0.2, 0.2)) on top of the recipe, bf16, $epochs epochs" "$e
+$bf
+/^  ema = /a\\
+  mixup = 0.2"
+variant narrow_crop44 $narrow "44x44 crops instead of 40x40, bf16, $epochs epochs" "$e
+$bf
+s/^input x: f32\\[N, 1, 40, 40\\] .*/input x: f32[N, 1, 44, 44]      # 44x44 crops of the 48x48 faces (the proxy's change), pixels 0..1/
+s/crop=40,/crop=44,/
+s/^# Stage 1: \\(.*\\), 40x40 -> 20x20/# Stage 1: \\1, 44x44 -> 22x22/
+s/^# Stage 2: \\(.*\\), 20x20 -> 10x10/# Stage 2: \\1, 22x22 -> 11x11/
+s/^# Stage 3: \\(.*\\), 10x10 -> 5x5/# Stage 3: \\1, 11x11 -> 6x6/
+s/^# Stage 4: \\(.*\\), 5x5 -> 3x3/# Stage 4: \\1, 6x6 -> 3x3/"

@@ -23,11 +23,12 @@ struct TrainSection {
     var augmentation = Augmentation.none
     var labelSmoothing = 0.0
     var ema = 0.0
+    var mixup = 0.0
     var compute = "f32"
 }
 
 let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema",
-                 "compute"]
+                 "mixup", "compute"]
 
 extension Lowering {
     func lowerTrain(keyword: Loc, entries: [Arg], close: Loc) throws(Diagnostic) -> TrainSection {
@@ -84,6 +85,8 @@ extension Lowering {
                 section.labelSmoothing = try number(v, key: key.text, "must be in [0, 1)") { $0 >= 0 && $0 < 1 }
             case "ema":
                 section.ema = try number(v, key: key.text, "must be 0 (off) or in (0, 1)") { $0 >= 0 && $0 < 1 }
+            case "mixup":
+                section.mixup = try number(v, key: key.text, "must be 0 (off) or a Beta(a, a) parameter a in (0, 100]") { $0 >= 0 && $0 <= 100 }
             case "compute":
                 let r = resolved(v)
                 guard case .ident(let name) = r.kind, ["f32", "bf16"].contains(name) else {
@@ -128,6 +131,7 @@ extension Lowering {
         config.labelSmoothing = t.labelSmoothing
         config.compute = t.compute
         config.ema = t.ema
+        config.mixup = t.mixup
         return config
     }
 

@@ -87,6 +87,7 @@ extension TrainingConfig {
         }
         if labelSmoothing != 0 { s += "  label_smoothing = \(formatDouble(labelSmoothing))\n" }
         if ema != 0 { s += "  ema = \(formatDouble(ema))\n" }
+        if mixup != 0 { s += "  mixup = \(formatDouble(mixup))\n" }
         if compute != "f32" { s += "  compute = \(compute)\n" }
         return s + "}\n"
     }

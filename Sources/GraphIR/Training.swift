@@ -108,6 +108,13 @@ public struct TrainingConfig: Hashable, Sendable {
     /// Decay of an exponential moving average of the weights and batchnorm statistics, kept by
     /// the trainer (0: none). Validation and the checkpoints' weights are the average.
     public var ema: Double = 0
+    /// Mixup (Zhang et al. 2018): 0 for none, or the parameter a of Beta(a, a). Each training
+    /// batch draws one weight l from Beta(a, a) and a pairing of its images; every image
+    /// becomes l x + (1 - l) x' of itself and its partner (after their augmentation), and its
+    /// target l q(y) + (1 - l) q(y') (q: the label smoothing's target), so the training step's
+    /// loss reads soft targets, an input 'targets: f32[N, K]' that training-form adds.
+    /// Validation and evaluation are unchanged.
+    public var mixup: Double = 0
     /// What the training step's convolutions compute in: "f32", or "bf16" (their forwards, input
     /// and weight gradients with bf16 products and f32 sums, on AMX or AVX512_BF16; the weights,
     /// batchnorm, the loss and the update in f32; all f32 where the CPU has neither). The training plan carries it

@@ -379,13 +379,13 @@ struct Exporter {
             throw unsupported("test-time augmentation has no ONNX export yet; export the plan compiled without --tta (and average the views' softmax outside)")
         case .preprocess(let t, _, _, _):
             throw unsupported("the preprocessing op \(t) has no ONNX equivalent; export a model without it and apply the preprocessing before ONNX Runtime")
-        case .softmaxCrossEntropy, .softmaxCrossEntropySmoothed, .constant, .l2Penalty:
+        case .softmaxCrossEntropy, .softmaxCrossEntropySmoothed, .softmaxCrossEntropySoft, .constant, .l2Penalty:
             throw unsupported("computes a loss, which has no place in an exported inference model; export an inference plan (compile without --train)")
         case .batchnormTrain, .dropoutTrain, .conv2dGradInput, .conv2dGradWeight, .biasGrad, .denseGradInput,
              .denseGradWeight, .reluGrad, .leakyReluGrad, .batchnormTrainGrad, .batchnormInferenceGrad, .maxpoolGrad,
              .avgpoolGrad, .softmaxGrad, .softmaxCrossEntropyGrad, .l2PenaltyGrad, .sgdUpdate, .adamUpdate,
              .maxNormProject, .batchnormStatsUpdate, .increment, .fusedTrain, .fusedTrainGrad,
-             .softmaxCrossEntropySmoothedGrad, .sgdWeightDecayUpdate:
+             .softmaxCrossEntropySmoothedGrad, .softmaxCrossEntropySoftGrad, .sgdWeightDecayUpdate:
             throw unsupported(training)
         }
         done(outName)

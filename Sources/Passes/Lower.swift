@@ -83,6 +83,7 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
     case .flatten, .reshape: return .copy
     case .softmax: return .softmax(classes: t[0].perSample.last ?? 1)
     case .softmaxCrossEntropy:
+        if t[1].dtype == .f32 { return .softmaxCrossEntropySoft(classes: t[0].perSample[0]) }
         if let e = g.training?.labelSmoothing, e > 0 { return .softmaxCrossEntropySmoothed(classes: t[0].perSample[0], smoothing: Float(e)) }
         return .softmaxCrossEntropy(classes: t[0].perSample[0])
     case .add: return .add
@@ -112,6 +113,7 @@ func kernel(for node: Node, in g: Graph) throws -> Kernel {
     case .maxpoolGrad(let a): return .maxpoolGrad(poolGeometry(x: t[1].perSample, a))
     case .avgpoolGrad(let a): return .avgpoolGrad(poolGeometry(x: t[1].perSample, a))
     case .softmaxCrossEntropyGrad:
+        if t[2].dtype == .f32 { return .softmaxCrossEntropySoftGrad(classes: t[1].perSample[0]) }
         if let e = g.training?.labelSmoothing, e > 0 { return .softmaxCrossEntropySmoothedGrad(classes: t[1].perSample[0], smoothing: Float(e)) }
         return .softmaxCrossEntropyGrad(classes: t[1].perSample[0])
     case .softmaxGrad: return .softmaxGrad(classes: t[0].perSample.last ?? 1)

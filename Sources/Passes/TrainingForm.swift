@@ -7,6 +7,10 @@
 //
 //   y = dropout(x, rate=r)   ==>   y, y.mask = dropout_train(x, rate=r)
 //
+//   loss = softmax_cross_entropy(logits, labels)   ==>   loss = softmax_cross_entropy(logits, targets)
+//     with the train block's mixup on: a new input 'targets: f32[N, K]' of soft targets (the
+//     trainer's mix of each image's and its partner's labels, label smoothing included)
+//
 // A batchnorm whose gamma is frozen (trainable=false) stays in inference form, as in Keras.
 // The statistics updates are appended after every other node, so that nothing reads the
 // running statistics after they change.
@@ -39,7 +43,34 @@ public func trainingForm(_ graph: Graph) throws -> Graph {
         }
     }
     g.nodes = nodes + updates
+    if let mixup = graph.training?.mixup, mixup > 0 { try softTargets(&g) }
     return g
+}
+
+/// The name of the soft-target input that training-form gives a mixup step.
+public let mixupTargetsName = "targets"
+
+/// Every cross-entropy of the labels reads soft targets instead (one input for all of them:
+/// they share the batch).
+private func softTargets(_ g: inout Graph) throws {
+    guard let labels = g.id(named: "labels"), g[labels].kind == .input else {
+        throw PassError(pass: "training-form", message: "mixup needs the labels as 'input labels: i32[N]'")
+    }
+    var targets: ValueID?
+    for k in g.nodes.indices {
+        guard case .softmaxCrossEntropy = g.nodes[k].op, g.nodes[k].inputs[1] == labels else { continue }
+        let logitsType = g[g.nodes[k].inputs[0]].type
+        if targets == nil {
+            targets = try g.addValue(Value(name: mixupTargetsName, type: logitsType, kind: .input))
+        }
+        guard let t = targets, g[t].type == logitsType else {
+            throw PassError(pass: "training-form", message: "mixup: the losses of the labels have logits of different shapes")
+        }
+        g.nodes[k].inputs[1] = t
+    }
+    guard targets != nil else {
+        throw PassError(pass: "training-form", message: "mixup: no softmax_cross_entropy reads the labels")
+    }
 }
 
 func isTrainable(_ g: Graph, _ v: ValueID) -> Bool {

@@ -505,6 +505,10 @@ public final class Executor<T: BLASReal> {
         case .softmaxCrossEntropySmoothedGrad(let k, let e):
             try checkLabels(i[2], step: s, n: n, classes: k)
             softmaxCrossEntropyBackward(f(o[0]), c(i[0]), c(i[1]), labels(i[2]), n: n, classes: k, smoothing: Double(e))
+        case .softmaxCrossEntropySoft(let k):
+            softTargetCrossEntropyForward(f(o[0]), c(i[0]), c(i[1]), n: n, classes: k)
+        case .softmaxCrossEntropySoftGrad(let k):
+            softTargetCrossEntropyBackward(f(o[0]), c(i[0]), c(i[1]), c(i[2]), n: n, classes: k)
         case .sgdWeightDecayUpdate(let momentum, let nesterov, let wd, let decoupled):
             sgdWeightDecayUpdate(f(i[0]), f(i[2]), c(i[1]), count: count(i[0], n), lr: c(i[3])[0], momentum: T(momentum),
                                  nesterov: nesterov, weightDecay: T(wd), decoupled: decoupled, threads: threads)

@@ -223,6 +223,10 @@ public enum Kernel: Sendable, Hashable, Codable {
     case softmaxCrossEntropySmoothed(classes: Int, smoothing: Float)
     /// (dloss[], logits, labels) -> dlogits
     case softmaxCrossEntropySmoothedGrad(classes: Int, smoothing: Float)
+    /// (logits, targets) -> loss[]: cross-entropy against soft targets [N, K] (mixup's step)
+    case softmaxCrossEntropySoft(classes: Int)
+    /// (dloss[], logits, targets) -> dlogits
+    case softmaxCrossEntropySoftGrad(classes: Int)
     /// (param, grad, velocity, lr[]): `sgdUpdate` with weight decay, coupled (PyTorch) or
     /// decoupled (SGDW)
     case sgdWeightDecayUpdate(momentum: Float, nesterov: Bool, weightDecay: Float, decoupled: Bool)

@@ -281,6 +281,12 @@ func requirements(of step: Step, buffers: [BufferDesc]) throws -> StepRequiremen
         try positive(k)
         try ensure(e >= 0 && e < 1, "label smoothing \(e) is outside [0, 1)")
         return .init(inputs: [.scalar, .batch(k), .labels], outputs: [.batch(k)])
+    case .softmaxCrossEntropySoft(let k):
+        try positive(k)
+        return .init(inputs: [.batch(k), .batch(k)], outputs: [.scalar])
+    case .softmaxCrossEntropySoftGrad(let k):
+        try positive(k)
+        return .init(inputs: [.scalar, .batch(k), .batch(k)], outputs: [.batch(k)])
     case .sgdWeightDecayUpdate(_, _, let wd, _):
         try ensure(wd >= 0 && wd.isFinite, "weight decay \(wd) is negative or not finite")
         let p = first.map { SlotRequirement.fixed($0.elementsPerSample) } ?? .anyFixedF32

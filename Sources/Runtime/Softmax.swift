@@ -99,3 +99,56 @@ public func softmaxCrossEntropyBackward<T: BLASReal>(
         }
     }
 }
+
+/// loss = mean over the batch of -sum_k t[n, k] log softmax(logits[n, :])_k, accumulated in
+/// Double: the cross-entropy against soft targets (mixup's; a row of t sums to 1 there, and
+/// a one-hot row gives `softmaxCrossEntropyForward`'s loss).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func softTargetCrossEntropyForward<T: BLASReal>(
+    _ loss: UnsafeMutablePointer<T>, // (1)
+    _ logits: UnsafePointer<T>,     // (N, K)
+    _ targets: UnsafePointer<T>,    // (N, K)
+    n: Int, classes: Int
+) {
+    var total = 0.0
+    for s in 0..<n {
+        let xr = logits + s * classes, tr = targets + s * classes
+        var maxValue = Double(xr[0])
+        for k in 0..<classes { maxValue = max(maxValue, Double(xr[k])) }
+        var sum = 0.0
+        for k in 0..<classes { sum += Double(T.exp(T(Double(xr[k]) - maxValue))) }
+        let logSumExp = maxValue + Double(T.log(T(sum)))
+        // -sum_k t_k (x_k - lse) = lse sum_k t_k - sum_k t_k x_k
+        var mass = 0.0, dot = 0.0
+        for k in 0..<classes {
+            mass += Double(tr[k])
+            dot += Double(tr[k]) * Double(xr[k])
+        }
+        total += logSumExp * mass - dot
+    }
+    loss[0] = T(total / Double(n))
+}
+
+/// dlogits = dloss / N * (softmax(logits) sum_k t_k - t): the gradient of
+/// `softTargetCrossEntropyForward` (softmax - t where the row of t sums to 1).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func softTargetCrossEntropyBackward<T: BLASReal>(
+    _ dlogits: UnsafeMutablePointer<T>, // (N, K)
+    _ dloss: UnsafePointer<T>,      // (1)
+    _ logits: UnsafePointer<T>,     // (N, K)
+    _ targets: UnsafePointer<T>,    // (N, K)
+    n: Int, classes: Int
+) {
+    softmaxForward(dlogits, logits, n: n, classes: classes)
+    let scale = Double(dloss[0]) / Double(n)
+    for s in 0..<n {
+        let row = dlogits + s * classes, tr = targets + s * classes
+        var mass = 0.0
+        for k in 0..<classes { mass += Double(tr[k]) }
+        for j in 0..<classes {
+            row[j] = T((Double(row[j]) * mass - Double(tr[j])) * scale)
+        }
+    }
+}

@@ -69,14 +69,15 @@ extension Trainer {
     /// `trainStep` on this rank's shard: returns the loss and correct count of the whole batch.
     func shardedTrainStep(_ batch: inout Batch, indices: ArraySlice<Int>, epoch: Int, iteration: Int, rate: Double,
                           _ b: StepBuffers, group: DataParallelGroup) throws -> (loss: Double, correct: Int) {
-        let position = UInt64(indices.startIndex / options.batchSize)
         // The whole batch, as one process fills it (augmentation draws are by position in it).
-        fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
-                  augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
+        fillTrainingBatch(&batch, indices: indices, epoch: epoch, classes: b.classes)
         let r = shardRange(indices.count, rank: group.rank, size: group.size)
         let pixels = training.augmentation.outputSide * training.augmentation.outputSide
         stepExecutor.setBuffer(b.x, Array(batch.x[(r.lowerBound * pixels)..<(r.upperBound * pixels)]))
-        stepExecutor.setBuffer(b.labels, ints: Array(batch.labels[r]))
+        if let labels = b.labels { stepExecutor.setBuffer(labels, ints: Array(batch.labels[r])) }
+        if let targets = b.targets {
+            stepExecutor.setBuffer(targets, Array(batch.targets[(r.lowerBound * b.classes)..<(r.upperBound * b.classes)]))
+        }
         stepExecutor.setBuffer(b.learningRate, [Float(rate)])
         stepExecutor.seed = options.seed
         stepExecutor.runCounter = UInt64(iteration)
@@ -84,7 +85,7 @@ extension Trainer {
         try stepExecutor.run(batch: r.count)
         let logits = stepExecutor.buffer(b.logits)
         var correct = 0
-        for k in 0..<r.count where argmax(logits, offset: k * b.classes, count: b.classes) == Int(batch.labels[r.lowerBound + k]) {
+        for k in 0..<r.count where argmax(logits, offset: k * b.classes, count: b.classes) == Int(batch.scored[r.lowerBound + k]) {
             correct += 1
         }
         // The step's loss is this shard's mean (plus the regularizers); the batch's is the

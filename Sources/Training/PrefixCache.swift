@@ -57,6 +57,9 @@ extension Trainer {
         guard training.augmentation == .none else {
             return "\(what): cache off, because augmentation (flips/shifts) feeds the prefix and changes its output every epoch"
         }
+        guard training.mixup == 0 else {
+            return "\(what): cache off, because mixup feeds the prefix a new mix of images every step"
+        }
         guard let index = step.buffer(named: info.output), step.buffer(named: info.input) != nil else {
             return "\(what): cache off (the plan lacks its buffers)"
         }

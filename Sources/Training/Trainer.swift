@@ -214,7 +214,8 @@ public final class Trainer {
 
     /// The buffers a step reads and writes around each run.
     struct StepBuffers {
-        var x: Int, labels: Int, learningRate: Int, loss: Int, logits: Int, classes: Int
+        /// `labels` is gone from a mixup step (its loss reads `targets`, Mixup.swift).
+        var x: Int, labels: Int?, targets: Int?, learningRate: Int, loss: Int, logits: Int, classes: Int
         /// The step's f32 outputs (loss, logits, every gradient): valid after a run, whatever
         /// the memory plan did with the intermediates, so they are what the NaN check reads.
         var checked: [Int]
@@ -232,7 +233,8 @@ public final class Trainer {
         if isWriter { removeStaleCheckpointTemps(in: options.outDir) }
         let logits = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
         let buffers = StepBuffers(
-            x: try index(step, "x"), labels: try index(step, "labels"), learningRate: try index(step, "learning_rate"),
+            x: try index(step, "x"), labels: step.buffer(named: "labels"),
+            targets: training.mixup > 0 ? try index(step, mixupTargetsName) : nil, learningRate: try index(step, "learning_rate"),
             loss: try index(step, stepLoss), logits: logits, classes: step.buffers[logits].perSample[0],
             checked: step.outputs.filter { step.buffers[$0].elementType == .f32 })
         var state = RunState()
@@ -328,6 +330,8 @@ public final class Trainer {
     /// Reusable batch storage.
     struct Batch {
         var x: [Float] = [], labels: [Int32] = []
+        /// With mixup: the soft targets, and the label each image's prediction is scored against.
+        var targets: [Float] = [], scored: [Int32] = []
         init(capacity: Int) { x.reserveCapacity(capacity * FaceSet.pixelsPerImage) }
     }
 
@@ -338,11 +342,10 @@ public final class Trainer {
         if let group = options.group {
             return try shardedTrainStep(&batch, indices: indices, epoch: epoch, iteration: iteration, rate: rate, b, group: group)
         }
-        let position = UInt64(indices.startIndex / options.batchSize)
-        fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
-                  augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
+        fillTrainingBatch(&batch, indices: indices, epoch: epoch, classes: b.classes)
         stepExecutor.setBuffer(b.x, batch.x)
-        stepExecutor.setBuffer(b.labels, ints: batch.labels)
+        if let labels = b.labels { stepExecutor.setBuffer(labels, ints: batch.labels) }
+        if let targets = b.targets { stepExecutor.setBuffer(targets, batch.targets) }
         stepExecutor.setBuffer(b.learningRate, [Float(rate)])
         stepExecutor.seed = options.seed
         stepExecutor.runCounter = UInt64(iteration)
@@ -353,8 +356,25 @@ public final class Trainer {
         }
         let logits = stepExecutor.buffer(b.logits)
         var correct = 0
-        for k in 0..<indices.count where argmax(logits, offset: k * b.classes, count: b.classes) == Int(batch.labels[k]) { correct += 1 }
+        for k in 0..<indices.count where argmax(logits, offset: k * b.classes, count: b.classes) == Int(batch.scored[k]) { correct += 1 }
         return (Double(stepExecutor.buffer(b.loss)[0]), correct)
+    }
+
+    /// The whole batch `indices` of `epoch`, augmented (draws keyed by the position of each image
+    /// in the batch) and, with mixup, mixed (keyed by the batch): what every process of a
+    /// data-parallel run fills alike before taking its share.
+    func fillTrainingBatch(_ batch: inout Batch, indices: ArraySlice<Int>, epoch: Int, classes: Int) {
+        let position = UInt64(indices.startIndex / options.batchSize)
+        fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
+                  augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
+        guard training.mixup > 0 else {
+            batch.scored = batch.labels
+            return
+        }
+        let draw = MixupDraw(count: indices.count, alpha: training.mixup, seed: mixSeed(options.seed, 0x4d49_5855, UInt64(epoch), position))
+        let side = training.augmentation.outputSide
+        batch.scored = applyMixup(draw, x: &batch.x, labels: batch.labels, targets: &batch.targets, pixels: side * side,
+                                  classes: classes, smoothing: training.labelSmoothing)
     }
 
     /// Validates, records the epoch in the history and moves the state to the next epoch.

@@ -62,10 +62,11 @@ final class TrainingRunTests: XCTestCase {
                   schedule = cosine(min_factor=0, warmup_epochs=0.5)
                   label_smoothing = 0.1
                   ema = 0.99
+                  mixup = 0.4
                   augment = augment(hflip=true, crop=44, pad=3, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5)
 
                 """)
-        XCTAssertTrue(source.contains("ema = 0.99"), source)
+        XCTAssertTrue(source.contains("ema = 0.99") && source.contains("mixup = 0.4"), source)
         let model = scratch.appendingPathComponent("recipe.graph")
         try source.write(to: model, atomically: true, encoding: .utf8)
         try resumeAfterSIGKILL(model: model.path)

@@ -61,6 +61,38 @@ final class RecipeKernelTests: RuntimeTestCase {
         assertClose(dPlain.array, dExpected, tol: 1e-12, "smoothing 0")
     }
 
+    /// Mixup's loss (soft targets): finite differences with targets that sum to 1 and with ones
+    /// that do not (the gradient is of the loss as written either way), and against the
+    /// label-smoothed loss when each target row is the smoothing's target of a label.
+    func testSoftTargetCrossEntropy() {
+        let (n, k) = (3, 5)
+        for (name, targets) in [("mixed", [0.7, 0.3, 0, 0, 0, 0.1, 0.1, 0.6, 0.1, 0.1, 0, 0, 0, 0.5, 0.5]),
+                                ("unnormalized", rng.array(n * k, 0, 1))] {
+            checkGradients(GradCase(
+                name: "soft-target cross-entropy, \(name)", inputs: [rng.array(n * k, -3, 3)],
+                forward: { v in
+                    let loss = DBuf(zeros: 1)
+                    softTargetCrossEntropyForward(loss.p, DBuf(v[0]).c, DBuf(targets).c, n: n, classes: k)
+                    return loss.array
+                },
+                backward: { v, dy in
+                    let dx = DBuf(zeros: n * k)
+                    softTargetCrossEntropyBackward(dx.p, DBuf(dy).c, DBuf(v[0]).c, DBuf(targets).c, n: n, classes: k)
+                    return [dx.array]
+                }))
+        }
+        let x = rng.array(n * k, -4, 4), e = 0.1
+        let labels = Buf<Int32>([4, 0, 2])
+        let q = (0..<(n * k)).map { i in (i % k == Int(labels.array[i / k]) ? 1 - e : 0) + e / Double(k) }
+        let soft = DBuf(zeros: 1), smoothed = DBuf(zeros: 1), dSoft = DBuf(zeros: n * k), dSmoothed = DBuf(zeros: n * k)
+        softTargetCrossEntropyForward(soft.p, DBuf(x).c, DBuf(q).c, n: n, classes: k)
+        softmaxCrossEntropyForward(smoothed.p, DBuf(x).c, labels.c, n: n, classes: k, smoothing: e)
+        XCTAssertEqual(soft.array[0], smoothed.array[0], accuracy: 1e-12)
+        softTargetCrossEntropyBackward(dSoft.p, DBuf([0.5]).c, DBuf(x).c, DBuf(q).c, n: n, classes: k)
+        softmaxCrossEntropyBackward(dSmoothed.p, DBuf([0.5]).c, DBuf(x).c, labels.c, n: n, classes: k, smoothing: e)
+        assertClose(dSoft.array, dSmoothed.array, tol: 1e-12, "smoothed one-hot targets")
+    }
+
     func testSGDWeightDecay() {
         let p0 = rng.array(6), v0 = rng.array(6), g = rng.array(6)
         let (lr, m, wd) = (0.05, 0.9, 0.01)

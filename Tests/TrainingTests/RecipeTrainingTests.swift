@@ -6,6 +6,7 @@ import Foundation
 import Frontend
 import GraphIR
 import Passes
+import Runtime
 @testable import Training
 import XCTest
 
@@ -155,6 +156,7 @@ final class RecipeTrainingTests: XCTestCase {
           optimizer = sgd(lr=0.01, momentum=0.9, nesterov=true, weight_decay=5e-4)
           label_smoothing = 0.1
           ema = 0.999
+          mixup = 0.2
           augment = augment(hflip=true, crop=40, pad=4, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5, erase_min=0.02, erase_max=0.2)
         }
         """
@@ -163,6 +165,7 @@ final class RecipeTrainingTests: XCTestCase {
         XCTAssertEqual(t.optimizer, .sgd(lr: 0.01, SGDAttrs(momentum: 0.9, nesterov: true, weightDecay: 5e-4)))
         XCTAssertEqual(t.labelSmoothing, 0.1)
         XCTAssertEqual(t.ema, 0.999)
+        XCTAssertEqual(t.mixup, 0.2)
         XCTAssertEqual(t.augmentation.crop, 40)
         XCTAssertEqual(t.augmentation.pad, 4)
         XCTAssertEqual(t.augmentation.padMode, .reflect)
@@ -177,6 +180,81 @@ final class RecipeTrainingTests: XCTestCase {
             XCTAssertThrowsError(try Frontend.compile(source: s, file: "bad.graph")) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
         }
         XCTAssertThrowsError(try Frontend.compile(source: source.replacingOccurrences(of: "ema = 0.999", with: "ema = 1"), file: "bad.graph"))
+        XCTAssertThrowsError(try Frontend.compile(source: source.replacingOccurrences(of: "mixup = 0.2", with: "mixup = -0.2"), file: "bad.graph")) {
+            XCTAssertTrue("\($0)".contains("bad.graph:13:") && "\($0)".contains("Beta"), "\($0)")
+        }
+        XCTAssertFalse(try Frontend.compile(path: "\(repoRoot)/Models/small.graph").printed().contains("mixup"))
+
+        // With mixup the training step's loss reads soft targets of the logits' shape, and the
+        // validation graph (training = nil) still reads the labels.
+        var options = CompileOptions()
+        options.mode = .training
+        options.batch = 4
+        options.probe = false
+        let step = try compile(g, options)
+        let targets = try XCTUnwrap(step.plan.buffer(named: "targets"))
+        XCTAssertEqual(step.plan.buffers[targets].perSample, [7])
+        XCTAssertTrue(step.plan.steps.contains { if case .softmaxCrossEntropySoft(7) = $0.kernel { return true } else { return false } })
+        XCTAssertFalse(step.plan.steps.contains { if case .softmaxCrossEntropySmoothed = $0.kernel { return true } else { return false } })
+        var plain = g
+        plain.training?.mixup = 0
+        let plainStep = try compile(plain, options)
+        XCTAssertNil(plainStep.plan.buffer(named: "targets"))
+        XCTAssertTrue(plainStep.plan.steps.contains { if case .softmaxCrossEntropySmoothed = $0.kernel { return true } else { return false } })
+    }
+
+    /// One weight from Beta(a, a) per batch and a pairing that is a permutation, both keyed by
+    /// the seed; over many batches the weights have Beta(a, a)'s mean 1/2 and variance
+    /// 1 / (4 (2a + 1)).
+    func testMixupDrawsBetaWeightsAndAPermutation() {
+        let d = MixupDraw(count: 64, alpha: 0.2, seed: 11)
+        XCTAssertEqual(d, MixupDraw(count: 64, alpha: 0.2, seed: 11))
+        XCTAssertNotEqual(d, MixupDraw(count: 64, alpha: 0.2, seed: 12))
+        XCTAssertEqual(d.partner.sorted(), Array(0..<64))
+        XCTAssertNotEqual(d.partner, Array(0..<64))
+        for alpha in [0.2, 1, 4] {
+            let draws = (0..<20_000).map { MixupDraw(count: 1, alpha: alpha, seed: mixSeed(99, UInt64($0))).lambda }
+            XCTAssertTrue(draws.allSatisfy { $0 >= 0 && $0 <= 1 && $0.isFinite })
+            let mean = draws.reduce(0, +) / Double(draws.count)
+            let variance = draws.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(draws.count - 1)
+            let expected = 1 / (4 * (2 * alpha + 1))
+            // Standard errors at 20,000 draws: the mean's under 0.004, the variance's under 2%.
+            XCTAssertEqual(mean, 0.5, accuracy: 0.012, "alpha \(alpha)")
+            XCTAssertEqual(variance / expected, 1, accuracy: 0.06, "alpha \(alpha): variance \(variance), Beta's \(expected)")
+        }
+        // A tiny a puts the weights at the ends (about 4% of Beta(0.01, 0.01) lies in
+        // [0.01, 0.99]) without a NaN from two Gamma(0.01) draws that underflow a Double.
+        let tiny = (0..<1000).map { MixupDraw(count: 1, alpha: 0.01, seed: UInt64($0)).lambda }
+        XCTAssertTrue(tiny.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 })
+        XCTAssertLessThan(tiny.filter { $0 >= 0.01 && $0 <= 0.99 }.count, 80)
+        XCTAssertGreaterThan(tiny.filter { $0 < 0.5 }.count, 400)
+        XCTAssertGreaterThan(tiny.filter { $0 > 0.5 }.count, 400)
+    }
+
+    /// Each image becomes l x + (1 - l) x' of itself and its partner, its target the same mix
+    /// of the two labels' smoothed targets, and it is scored against the heavier label.
+    func testMixupMixesTheImagesAndTheirTargets() {
+        let pixels = 3, classes = 4
+        let x0: [Float] = [1, 2, 3, 10, 20, 30, 100, 200, 300]
+        let labels: [Int32] = [0, 2, 3]
+        for (lambda, scored) in [(0.75, labels), (0.25, [Int32(3), 0, 2])] {
+            let draw = MixupDraw(lambda: lambda, partner: [2, 0, 1])
+            var x = x0, targets: [Float] = []
+            let s = applyMixup(draw, x: &x, labels: labels, targets: &targets, pixels: pixels, classes: classes, smoothing: 0.1)
+            XCTAssertEqual(s, scored)
+            for k in 0..<3 {
+                for i in 0..<pixels {
+                    let p = draw.partner[k]
+                    XCTAssertEqual(x[k * pixels + i], Float(lambda) * x0[k * pixels + i] + Float(1 - lambda) * x0[p * pixels + i])
+                }
+                let row = targets[(k * classes)..<((k + 1) * classes)]
+                XCTAssertEqual(Double(row.reduce(0, +)), 1, accuracy: 1e-6)
+                for j in 0..<classes {
+                    let q = { (y: Int32) in (j == Int(y) ? 0.9 : 0) + 0.1 / 4 }
+                    XCTAssertEqual(Double(row[row.startIndex + j]), lambda * q(labels[k]) + (1 - lambda) * q(labels[draw.partner[k]]), accuracy: 1e-7)
+                }
+            }
+        }
     }
 
     func testWeightAverageFollowsItsFormula() throws {
