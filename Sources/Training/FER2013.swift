@@ -39,6 +39,12 @@ public struct FaceSet: Sendable {
         labels.append(UInt8(label))
         pixels.append(contentsOf: p)
     }
+
+    /// Every face of `other` after these.
+    public mutating func append(contentsOf other: FaceSet) {
+        labels.append(contentsOf: other.labels)
+        pixels.append(contentsOf: other.pixels)
+    }
 }
 
 public struct FERData: Sendable {

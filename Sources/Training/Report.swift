@@ -233,6 +233,9 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     if c.meta.modelIR.contains("\n  compute = bf16\n") {
         md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
     }
+    if let splits = c.meta.data?.trainSplits {
+        md += "Trained on: \(splits.joined(separator: " + "))\(splits.contains("PublicTest") ? " (no validation split: a retraining whose schedule was fixed in advance; the last checkpoint is the result)" : "").\n\n"
+    }
     if let best = c.meta.bestValAccuracy { md += String(format: "Best validation accuracy: **%.2f%%**.\n\n", best * 100) }
     md += "![loss](loss.svg) ![accuracy](accuracy.svg)\n\n"
     md += "PNG versions: [loss.png](loss.png), [accuracy.png](accuracy.png).\n\n"

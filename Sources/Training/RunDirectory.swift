@@ -116,9 +116,13 @@ public struct DataFingerprint: Codable, Sendable, Equatable {
     public var valImages: Int
     /// FNV-1a over the labels and every pixel of both splits, in hexadecimal.
     public var hash: String
+    /// The splits trained on when not Training alone (`TrainOptions.trainSplits`; absent:
+    /// Training, as in checkpoints written before it was recorded).
+    public var trainSplits: [String]? = nil
 
-    public init(source: String, train: FaceSet, val: FaceSet) {
+    public init(source: String, train: FaceSet, val: FaceSet, trainSplits: [String]? = nil) {
         self.source = source
+        self.trainSplits = trainSplits
         trainImages = train.count
         valImages = val.count
         var h: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -22,6 +22,12 @@ public struct TrainOptions: Sendable {
     public var maxSteps: Int?
     /// Resume even when the data or the epoch count differ from what the checkpoint recorded.
     public var forceResume = false
+    /// The splits whose faces are the training set, in this order. With PublicTest among them
+    /// the run has no validation split (`validationSplit`): a final retraining whose schedule
+    /// was fixed in advance, e.g. on Training + PublicTest.
+    public var trainSplits: [Split] = [.training]
+    /// PublicTest, unless the run trains on it.
+    public var validationSplit: Split? { trainSplits.contains(.publicTest) ? nil : .publicTest }
     /// Memory for the frozen-prefix cache (PrefixCache.swift); 0 turns it off.
     public var prefixCacheBytes = 2 << 30
     /// Data parallelism (DataParallel.swift): this process is one rank of the group.
@@ -105,10 +111,14 @@ public final class Trainer {
         var m = model
         m.training = training
         self.model = m
-        trainSet = data[.training]
-        valSet = data[.publicTest]
-        guard trainSet.count > 0 else { throw TrainError("\(data.source): no Training rows") }
-        dataFingerprint = DataFingerprint(source: data.source, train: trainSet, val: valSet)
+        var train = data[options.trainSplits.first ?? .training]
+        for s in options.trainSplits.dropFirst() { train.append(contentsOf: data[s]) }
+        trainSet = train
+        valSet = options.validationSplit.map { data[$0] } ?? FaceSet()
+        let splitNames = options.trainSplits.map(\.rawValue).joined(separator: " + ")
+        guard trainSet.count > 0 else { throw TrainError("\(data.source): no \(splitNames) rows") }
+        dataFingerprint = DataFingerprint(source: data.source, train: trainSet, val: valSet,
+                                          trainSplits: options.trainSplits == [.training] ? nil : options.trainSplits.map(\.rawValue))
         let side = training.augmentation.outputSide
         guard let xInput = model.id(named: "x"), model[xInput].kind == .input,
               model[xInput].type == .batched([1, side, side]) else {

@@ -221,6 +221,44 @@ final class TrainingRunTests: XCTestCase {
         }
     }
 
+    /// `--train-on Training,PublicTest` (issue 13's final retraining): the faces of both splits,
+    /// nothing validated, the splits recorded so that `--resume DIR` alone continues on them and
+    /// a resume on other splits is refused; unknown or repeated names are usage errors.
+    func testTrainOnTrainingAndPublicTestValidatesNothingAndResumesOnTheSameSplits() throws {
+        let plain = try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--max-steps", "1", "--out", scratch.appendingPathComponent("plain").path])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let counts = try XCTUnwrap(plain.stderr.firstMatch(of: /loaded (\d+) training and (\d+) validation faces/), plain.stderr)
+        let (training, publicTest) = (Int(counts.1)!, Int(counts.2)!)
+        XCTAssertGreaterThan(publicTest, 0)
+
+        let dir = scratch.appendingPathComponent("all")
+        let first = try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--train-on", "Training,PublicTest", "--max-steps", "3",
+                               "--checkpoint-every", "1", "--out", dir.path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stderr.contains("loaded \(training + publicTest) training (Training + PublicTest) and 0 validation faces"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("no validation split"), first.stderr)
+        let resumed = try fergc(["train", "--resume", dir.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("loaded \(training + publicTest) training (Training + PublicTest)"), resumed.stderr)
+        let events = try String(contentsOf: dir.appendingPathComponent("events.jsonl"), encoding: .utf8)
+        XCTAssertTrue(events.contains("\"event\":\"resume\"") && events.contains("\"train_images\":\(training + publicTest)"), events)
+        XCTAssertTrue(events.contains("\"val_images\":0") && !events.contains("\"val_accuracy\""), events)
+        XCTAssertTrue(events.contains("\"event\":\"end\""), events)
+        let report = try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("Trained on: Training + PublicTest (no validation split"), report)
+        XCTAssertFalse(report.contains("Best validation accuracy"), report)
+
+        // The recorded splits are part of the data a resume must match.
+        let other = try fergc(["train", "--resume", dir.path, "--train-on", "Training"])
+        XCTAssertEqual(other.status, 1)
+        XCTAssertTrue(other.stderr.contains("--force-resume"), other.stderr)
+        for (bad, message) in [("Training,Nope", "unknown split 'Nope'"), ("Training,Training", "listed twice"), ("", "unknown split ''")] {
+            let r = try fergc(["train", "Models/tiny.graph", "--train-on", bad, "--out", scratch.appendingPathComponent("bad").path])
+            XCTAssertNotEqual(r.status, 0, bad)
+            XCTAssertTrue(r.stderr.contains(message), bad + ": " + r.stderr)
+        }
+    }
+
     func testResumeRefusesAnotherModelAndExistingRunDirectory() throws {
         let dir = scratch.appendingPathComponent("run")
         XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--out", dir.path]).status, 0)

@@ -23,6 +23,7 @@ enum TrainCommand {
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only, or the resumed run's)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
+            OptionSpec(name: "train-on", kind: .value("SPLITS"), help: "The splits to train on, comma-separated, e.g. Training,PublicTest (default: Training, or the resumed run's). With PublicTest among them nothing is validated: for a final retraining whose schedule was fixed in advance."),
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
             OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
             OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz) or a checkpoint. Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
@@ -77,6 +78,8 @@ enum TrainCommand {
             guard let v = UInt64(s) else { throw UsageError(message: "--seed expects a non-negative integer, got '\(s)'", command: spec.name) }
             return v
         } ?? resumed?.seed ?? training.seed
+        let trainSplits = try a.value("train-on").map { try parseSplits($0) }
+            ?? resumed?.data?.trainSplits.map { try parseSplits($0.joined(separator: ",")) } ?? [.training]
         let outDir = resumeDir ?? a.value("out") ?? "runs/\(model.name)-\(timestamp())"
         if resumeDir == nil, FileManager.default.fileExists(atPath: outDir + "/checkpoint-last.npz") {
             throw CLIError("\(outDir) already holds a run; use --resume \(outDir) to continue it or another --out")
@@ -84,13 +87,20 @@ enum TrainCommand {
 
         let loadStart = Date()
         Console.err("loading \(dataPath)\(usingSample ? " (the embedded sample)" : "") ...\n")
-        let data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: [.training, .publicTest]))
+        let data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: Set(trainSplits + [.publicTest])))
         if data.skippedRows > 0 {
             Console.err("skipped \(data.skippedRows) malformed row\(data.skippedRows == 1 ? "" : "s"), for example:\n" + data.skippedExamples.map { "  \($0)\n" }.joined())
         }
-        Console.err(String(format: "loaded %d training and %d validation faces in %.1f s\n", data[.training].count, data[.publicTest].count, Date().timeIntervalSince(loadStart)))
-
         var options = TrainOptions(epochs: epochs, batchSize: batch, seed: seed, outDir: outDir)
+        options.trainSplits = trainSplits
+        let trainFaces = trainSplits.map { data[$0].count }.reduce(0, +)
+        let what = trainSplits == [.training] ? "training" : "training (\(trainSplits.map(\.rawValue).joined(separator: " + ")))"
+        Console.err(String(format: "loaded %d %@ and %d validation faces in %.1f s\n", trainFaces, what,
+                           options.validationSplit.map { data[$0].count } ?? 0, Date().timeIntervalSince(loadStart)))
+        if options.validationSplit == nil {
+            Console.err("no validation split: PublicTest is trained on; the last checkpoint is the run's result\n")
+        }
+
         options.resume = resumeDir != nil
         options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? resumed?.checkpointEvery ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
@@ -132,6 +142,20 @@ enum TrainCommand {
         if usingSample {
             Console.out("This trained on the embedded 1,084-face sample. To train on the full FER2013, pass --data fer2013.csv\n(Kaggle's file, or any CSV with emotion,pixels,Usage columns), e.g.:\n  fergc train Models/vgg_tuned.graph --data fer2013.csv\n")
         }
+    }
+
+    /// "Training,PublicTest" -> [.training, .publicTest]: known names, each once, Training's
+    /// spelling as in the CSV's Usage column.
+    static func parseSplits(_ text: String) throws -> [Split] {
+        var out: [Split] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let s = Split(rawValue: part) else {
+                throw UsageError(message: "--train-on: unknown split '\(part.prefix(40))'; expected a comma-separated list of Training, PublicTest and PrivateTest", command: spec.name)
+            }
+            guard !out.contains(s) else { throw UsageError(message: "--train-on: \(part) is listed twice", command: spec.name) }
+            out.append(s)
+        }
+        return out
     }
 
     static func timestamp() -> String {
@@ -176,7 +200,7 @@ final class Progress {
             if interactive { Console.out("\r\u{1B}[K") }
             var s = String(format: "epoch %d: loss %.4f acc %.4f", r.epoch, r.loss, r.accuracy)
             if let vl = r.valLoss, let va = r.valAccuracy { s += String(format: "  val_loss %.4f val_acc %.4f", vl, va) }
-            s += String(format: "  lr %.3g  %.1f s (%.0f img/s)%@\n", r.learningRate, r.seconds, r.imagesPerSecond, best ? "  best" : "")
+            s += String(format: "  lr %.3g  %.1f s (%.0f img/s)%@\n", r.learningRate, r.seconds, r.imagesPerSecond, best && r.valAccuracy != nil ? "  best" : "")
             Console.out(s)
         case .finished(let history, let seconds):
             Console.out(String(format: "finished %d epochs in %@\n", history.count, duration(seconds)))
