@@ -222,6 +222,14 @@ struct Lowering {
         } else if outputs.isEmpty {
             throw source.error(op.loc, "the result of \(op.text) must be named, as in 'y = \(op.text)(...)'")
         }
+        // Soft targets are the training step's own (training-form, with mixup), never a model
+        // file's: the trainer feeds only the labels.
+        // (Other label types are the shape check's to report.)
+        if case .softmaxCrossEntropy = made, inputs.count == 2, positional.count == 2, graph[inputs[1]].type == graph[inputs[0]].type {
+            let logits = graph[inputs[0]].type
+            throw source.error(positional[1].loc, "softmax_cross_entropy expects labels i32[\(logits.dims.first.map { "\($0)" } ?? "N")] for logits \(logits), got \(logits) (soft targets are made by the trainer: train { mixup = ... })",
+                               notes: definitionNote(graph[inputs[1]].name))
+        }
         let nodeName = outputs.first?.text ?? (op.text + (positional.first.map { "." + $0.described } ?? ""))
         try addNode(made, inputs: inputs, argLocs: positional.map(\.loc), outputs: outputs, op: op, name: nodeName)
     }

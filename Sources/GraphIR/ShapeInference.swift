@@ -145,7 +145,7 @@ public func inferTypes(_ op: Op, _ t: [TensorType]) throws(ShapeError) -> [Tenso
         try expectRank(op, t[0], 2, input: 0, what: "logits [N, K]")
         // Labels, or soft targets of the logits' shape (mixup's training step: TrainingConfig.mixup).
         guard (t[1].dtype == .i32 && t[1].rank == 1 && t[1].dims[0] == t[0].dims[0]) || t[1] == t[0] else {
-            throw ShapeError("softmax_cross_entropy expects labels i32[\(t[0].dims[0])] (or soft targets \(t[0])) for logits \(t[0]), got \(t[1])", inputs: [0, 1])
+            throw ShapeError("softmax_cross_entropy expects labels i32[\(t[0].dims[0])] for logits \(t[0]), got \(t[1])", inputs: [0, 1])
         }
         return [.scalar]
     case .add, .mul:

@@ -204,6 +204,9 @@ final class DiagnosticTests: XCTestCase {
         XCTAssertEqual(d?.notes.map(\.line), [6, 5])
         expectError("model m\ninput x: f32[N, 7]\ninput y: f32[N]\nl = softmax_cross_entropy(x, y)\n", 4, 5,
                     "softmax_cross_entropy expects labels i32[N] for logits f32[N, 7], got f32[N]")
+        // The IR takes soft targets of the logits' shape (mixup's training step); a model file does not.
+        expectError("model m\ninput x: f32[N, 7]\ninput y: f32[N, 7]\nl = softmax_cross_entropy(x, y)\n", 4, 30,
+                    "softmax_cross_entropy expects labels i32[N] for logits f32[N, 7], got f32[N, 7] (soft targets are made by the trainer: train { mixup = ... })")
     }
 
     func testOutputTooLarge() {
@@ -378,7 +381,7 @@ final class DiagnosticTests: XCTestCase {
         expectError(header + "train {\n  loss = l\n  optimiser = adam(lr=1)\n}\n", 7, 3,
                     "unknown train setting 'optimiser' (did you mean 'optimizer'?)")
         expectError(header + "train {\n  colour = 3\n}\n", 6, 3,
-                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, compute)")
+                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, mixup, compute)")
     }
 
     func testTrainKeySetTwice() {
