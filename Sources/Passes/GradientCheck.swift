@@ -8,6 +8,20 @@
 // deterministic smooth function of each weight away from ReLU/max-pool kinks. For a few
 // elements of each parameter, (L(w + h) - L(w - h)) / 2h is compared with the analytic
 // gradient; the table reports the worst relative error per tensor.
+//
+// Kinks: a change of one weight by h moves every activation downstream of it, and in a
+// network of 10^5 ReLU units one of them can cross zero inside [w - h, w + h] (roughly one
+// element in ten for a first-layer weight of `small`). The central difference then averages
+// two slopes and matches neither. When it misses the analytic gradient, the one-sided
+// differences (L(w + h) - L(w)) / h and (L(w) - L(w - h)) / h are compared too: if they
+// disagree with each other by more than the tolerance (the kink lies in one of the two
+// intervals) and the analytic gradient matches one of them (the slope on the kink-free side,
+// which is the slope at w), the element passes and is counted as a kink. When neither matches
+// (kinks on both sides, or many small ones: a first-layer weight moves thousands of units at
+// once), the element is measured again with a tenth of the step, up to `kinkRetries` times,
+// the floor growing with the noise. A wrong gradient of a smooth loss cannot pass so: there
+// the central difference misses it at every step, and the one-sided ones agree with the
+// central one (to h |L''|).
 
 import GraphIR
 import Runtime
@@ -25,8 +39,12 @@ public struct GradientCheckOptions: Sendable {
     public var layers: [String] = []
     /// Parameter and state values by name; nil: initial values drawn with `seed`.
     public var weights: [String: [Float]]?
+    /// The relative error above which an element fails (and above which two one-sided
+    /// differences count as disagreeing: a kink).
+    public var tolerance = 1e-4
     /// A relative error is |analytic - numeric| / max(|analytic|, |numeric|, floor), where the
-    /// floor is at least 10^4 x the central difference's rounding noise (eps |L| / h).
+    /// floor is at least the central difference's rounding noise divided by the tolerance:
+    /// below it a relative error of `tolerance` is not measurable (see `lossNoiseUlps`).
     public var floor = 1e-7
     /// Run the fusion pass, as training does (false: the unfused step, to tell a fused
     /// kernel's error from the rest).
@@ -36,6 +54,9 @@ public struct GradientCheckOptions: Sendable {
     /// before it silenced on the batch the output is then exactly 0, ReLU's kink (and max-pool's
     /// ties with dropped zeros); a central difference there measures half a one-sided slope.
     public var jitter = 0.05
+    /// How many times an element that misses is measured again with a tenth of the step
+    /// (kinks on both sides of w, or many: see the file comment).
+    public var kinkRetries = 2
     public init() {}
 }
 
@@ -50,6 +71,23 @@ public struct GradientCheckRow: Sendable {
     public var worstIndex: Int
     public var analytic: Double
     public var numeric: Double
+    /// Which difference `numeric` is: "central", or "forward"/"backward" for an element at a kink.
+    public var difference: String
+    /// Elements whose central difference straddled a kink and whose analytic gradient matched
+    /// the kink-free one-sided difference (see the file comment).
+    public var kinks: Int
+}
+
+/// The loss's rounding noise assumed for the floor, in units of eps |L|: the loss sums
+/// thousands of terms in float64 (the batch's cross-entropies, every weight's L2 term), and the
+/// two evaluations of a difference round differently. Measured: up to 3 units on `small`'s
+/// zero gradients (a bias before batchnorm); 32 leaves a margin of ten.
+public let lossNoiseUlps = 32.0
+
+/// The magnitude below which a gradient is compared against the floor rather than itself:
+/// the central difference's noise (`lossNoiseUlps` x eps x |L| / h) over the tolerance.
+public func gradientCheckFloor(loss: Double, step: Double, tolerance: Double, minimum: Double) -> Double {
+    max(minimum, lossNoiseUlps * Double.ulpOfOne * max(abs(loss), 1) / step / tolerance)
 }
 
 public struct GradientCheckError: Error, CustomStringConvertible {
@@ -65,6 +103,9 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
     guard (2...256).contains(options.batch) else { throw GradientCheckError(message: "batch \(options.batch) is outside 2...256") }
     guard options.samples >= 1, options.step > 0, options.step.isFinite else {
         throw GradientCheckError(message: "samples must be at least 1 and the step positive")
+    }
+    guard options.tolerance > 0, options.tolerance.isFinite else {
+        throw GradientCheckError(message: "the tolerance must be positive, got \(options.tolerance)")
     }
     var g = try trainingForm(model)
     g = try regularize(g)
@@ -143,18 +184,19 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
         }
         analyticByName[name] = ex.buffer(gradIndex)
     }
-    // The central difference's own rounding noise is about eps * |L| / h: a gradient error
-    // below it cannot be measured, so magnitudes under 10^4 times that are compared against
+    // The central difference's own rounding noise is a few eps * |L| / h: a gradient error
+    // below it cannot be measured, so magnitudes under noise / tolerance are compared against
     // that floor instead of themselves (tiny gradients of wide dense layers otherwise "fail"
-    // on noise: fc6.weight of vgg_tuned, |g| = 3.5e-8, |error| = 8.7e-11).
-    let floor = max(options.floor, 1e4 * Double.ulpOfOne * max(abs(base), 1) / options.step)
+    // on noise: fc6.weight of vgg_tuned, |g| = 3.5e-8, |error| = 8.7e-11; and a bias before
+    // batchnorm, whose gradient is exactly 0, measures as 1e-9 or so).
+    // The floor is per step (below): a smaller step has more noise.
     var rows: [GradientCheckRow] = []
     for name in names {
         guard let index = plan.buffer(named: name), var x = current[name] else { continue }
         let analytic = analyticByName[name] ?? []
         let count = x.count
         var row = GradientCheckRow(name: name, elements: count, checked: 0, maxRelativeError: 0, maxAbsoluteError: 0,
-                                   worstIndex: 0, analytic: 0, numeric: 0)
+                                   worstIndex: 0, analytic: 0, numeric: 0, difference: "central", kinks: 0)
         // One element in each of `samples` equal strata of the tensor (all when it is smaller).
         let n = min(options.samples, count)
         let picks = (0..<n).map { s -> Int in
@@ -162,14 +204,18 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
             return lo + min(Int(rng.next() * Double(hi - lo)), hi - lo - 1)
         }
         for e in picks {
-            let saved = x[e]
-            x[e] = saved + options.step; ex.setBuffer(index, x); let plus = try lossValue()
-            x[e] = saved - options.step; ex.setBuffer(index, x); let minus = try lossValue()
-            x[e] = saved; ex.setBuffer(index, x)
-            let numeric = (plus - minus) / (2 * options.step)
             let a = analytic[e]
+            let saved = x[e]
+            let m = try measureGradientElement(analytic: a, loss: base, step: options.step, tolerance: options.tolerance,
+                                               minimumFloor: options.floor, retries: options.kinkRetries) { d in
+                x[e] = saved + d
+                ex.setBuffer(index, x)
+                defer { x[e] = saved; ex.setBuffer(index, x) }
+                return try lossValue()
+            }
+            let numeric = m.numeric, relative = m.relative
+            if m.nearKink { row.kinks += 1 }
             let absolute = abs(a - numeric)
-            let relative = absolute / max(abs(a), abs(numeric), floor)
             row.checked += 1
             row.maxAbsoluteError = max(row.maxAbsoluteError, absolute)
             if relative > row.maxRelativeError || row.checked == 1 {
@@ -177,11 +223,61 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
                 row.worstIndex = e
                 row.analytic = a
                 row.numeric = numeric
+                row.difference = m.difference
             }
         }
         rows.append(row)
     }
     return rows
+}
+
+/// One element's finite-difference measurement (see the file comment).
+public struct GradientElementMeasurement: Sendable, Equatable {
+    /// The difference the analytic gradient was compared with, and its relative error.
+    public var numeric: Double
+    public var relative: Double
+    /// "central", "forward" or "backward", with ", h = ..." when a smaller step was needed.
+    public var difference: String
+    /// The step of that difference.
+    public var step: Double
+    /// The nominal central difference missed and another measurement matched: a kink.
+    public var nearKink: Bool
+}
+
+/// Measures d loss / dw at one element: `loss(d)` is the loss with the element moved by d,
+/// `base` the loss at d = 0. Tries the central difference at `step`; when it misses by more
+/// than `tolerance`, the one-sided differences (taken when they disagree with each other and one
+/// of them matches), then the same at step / 10, up to `retries` times. When nothing matches,
+/// the result is the central difference at the nominal step (what failed).
+public func measureGradientElement(analytic a: Double, loss base: Double, step nominal: Double, tolerance: Double,
+                                   minimumFloor: Double, retries: Int,
+                                   loss: (Double) throws -> Double) rethrows -> GradientElementMeasurement {
+    var first: GradientElementMeasurement?
+    var step = nominal
+    for attempt in 0...max(0, retries) {
+        let plus = try loss(step), minus = try loss(-step)
+        let floor = gradientCheckFloor(loss: base, step: step, tolerance: tolerance, minimum: minimumFloor)
+        func relativeError(_ u: Double, _ v: Double) -> Double { abs(u - v) / max(abs(u), abs(v), floor) }
+        let suffix = attempt == 0 ? "" : ", h = \(step)"
+        let central = (plus - minus) / (2 * step)
+        let centralMeasurement = GradientElementMeasurement(numeric: central, relative: relativeError(a, central),
+                                                            difference: "central" + suffix, step: step, nearKink: attempt > 0)
+        if first == nil { first = centralMeasurement }
+        if centralMeasurement.relative <= tolerance { return centralMeasurement }
+        let forward = (plus - base) / step, backward = (base - minus) / step
+        if relativeError(forward, backward) > tolerance {
+            let (side, name) = relativeError(a, forward) <= relativeError(a, backward) ? (forward, "forward") : (backward, "backward")
+            if relativeError(a, side) <= tolerance {
+                return GradientElementMeasurement(numeric: side, relative: relativeError(a, side), difference: name + suffix,
+                                                  step: step, nearKink: true)
+            }
+        }
+        // Kinks on both sides of w, or many small ones (a first-layer weight moves thousands
+        // of units): a tenth of the step leaves a tenth of them inside it. A wrong gradient of
+        // a smooth loss misses at every step.
+        step /= 10
+    }
+    return first!
 }
 
 /// SplitMix64, for the check's inputs and sample positions.
