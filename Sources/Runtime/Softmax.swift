@@ -61,20 +61,26 @@ public func softmaxCrossEntropyForward<T: BLASReal>(
     var total = 0.0
     for s in 0..<n {
         let xr = logits + s * classes
-        var maxValue = Double(xr[0])
-        var sumLogits = 0.0
-        for k in 0..<classes {
-            maxValue = max(maxValue, Double(xr[k]))
-            sumLogits += Double(xr[k])
-        }
-        var sum = 0.0
-        for k in 0..<classes { sum += Double(T.exp(T(Double(xr[k]) - maxValue))) }
-        let logSumExp = maxValue + Double(T.log(T(sum)))
         // -sum_k q_k (x_k - lse) = lse - (1 - e) x_label - e/K sum_k x_k
-        total += logSumExp - (1 - smoothing) * Double(xr[Int(labels[s])])
-        if smoothing != 0 { total -= smoothing / Double(classes) * sumLogits }
+        total += rowLogSumExp(xr, classes: classes) - (1 - smoothing) * Double(xr[Int(labels[s])])
+        if smoothing != 0 {
+            var sumLogits = 0.0
+            for k in 0..<classes { sumLogits += Double(xr[k]) }
+            total -= smoothing / Double(classes) * sumLogits
+        }
     }
     loss[0] = T(total / Double(n))
+}
+
+/// log sum_k exp(x_k) of one row, stably: the maximum is subtracted inside the exponentials
+/// (in T, as the softmax does) and added back outside, in Double.
+@inline(__always)
+func rowLogSumExp<T: BLASReal>(_ xr: UnsafePointer<T>, classes: Int) -> Double {
+    var maxValue = Double(xr[0])
+    for k in 0..<classes { maxValue = max(maxValue, Double(xr[k])) }
+    var sum = 0.0
+    for k in 0..<classes { sum += Double(T.exp(T(Double(xr[k]) - maxValue))) }
+    return maxValue + Double(T.log(T(sum)))
 }
 
 /// dlogits = dloss / N * (softmax(logits) - q), q as in `softmaxCrossEntropyForward`
@@ -114,11 +120,7 @@ public func softTargetCrossEntropyForward<T: BLASReal>(
     var total = 0.0
     for s in 0..<n {
         let xr = logits + s * classes, tr = targets + s * classes
-        var maxValue = Double(xr[0])
-        for k in 0..<classes { maxValue = max(maxValue, Double(xr[k])) }
-        var sum = 0.0
-        for k in 0..<classes { sum += Double(T.exp(T(Double(xr[k]) - maxValue))) }
-        let logSumExp = maxValue + Double(T.log(T(sum)))
+        let logSumExp = rowLogSumExp(xr, classes: classes)
         // -sum_k t_k (x_k - lse) = lse sum_k t_k - sum_k t_k x_k
         var mass = 0.0, dot = 0.0
         for k in 0..<classes {

@@ -219,7 +219,7 @@ final class DistributedTests: XCTestCase {
         if let environment { p.environment = environment }
         p.currentDirectoryURL = repoRoot
         let errURL = scratch.appendingPathComponent(errName)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let err = try FileHandle(forWritingTo: errURL)
         p.standardOutput = err
         p.standardError = err
