@@ -71,10 +71,10 @@ public struct GradientCheckRow: Sendable {
     public var worstIndex: Int
     public var analytic: Double
     public var numeric: Double
-    /// Which difference `numeric` is: "central", or "forward"/"backward" for an element at a kink.
+    /// Which difference `numeric` is (`GradientElementMeasurement.difference`).
     public var difference: String
-    /// Elements whose central difference straddled a kink and whose analytic gradient matched
-    /// the kink-free one-sided difference (see the file comment).
+    /// Elements whose central difference at the nominal step missed and that another
+    /// measurement matched: a one-sided difference or a smaller step (see the file comment).
     public var kinks: Int
 }
 
@@ -85,7 +85,11 @@ public struct GradientCheckRow: Sendable {
 public let lossNoiseUlps = 32.0
 
 /// The magnitude below which a gradient is compared against the floor rather than itself:
-/// the central difference's noise (`lossNoiseUlps` x eps x |L| / h) over the tolerance.
+/// the central difference's noise (`lossNoiseUlps` x eps x |L| / h) over the tolerance. An
+/// error below the noise cannot be measured (tiny gradients of wide dense layers otherwise
+/// "fail" on it: fc6.weight of vgg_tuned, |g| = 3.5e-8, |error| = 8.7e-11; a bias before
+/// batchnorm, whose gradient is exactly 0, measures as 1e-9 or so). Per step: a smaller step
+/// has more noise.
 public func gradientCheckFloor(loss: Double, step: Double, tolerance: Double, minimum: Double) -> Double {
     max(minimum, lossNoiseUlps * Double.ulpOfOne * max(abs(loss), 1) / step / tolerance)
 }
@@ -184,12 +188,6 @@ public func checkGradients(_ model: Graph, _ options: GradientCheckOptions = Gra
         }
         analyticByName[name] = ex.buffer(gradIndex)
     }
-    // The central difference's own rounding noise is a few eps * |L| / h: a gradient error
-    // below it cannot be measured, so magnitudes under noise / tolerance are compared against
-    // that floor instead of themselves (tiny gradients of wide dense layers otherwise "fail"
-    // on noise: fc6.weight of vgg_tuned, |g| = 3.5e-8, |error| = 8.7e-11; and a bias before
-    // batchnorm, whose gradient is exactly 0, measures as 1e-9 or so).
-    // The floor is per step (below): a smaller step has more noise.
     var rows: [GradientCheckRow] = []
     for name in names {
         guard let index = plan.buffer(named: name), var x = current[name] else { continue }
