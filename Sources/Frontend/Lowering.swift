@@ -19,6 +19,11 @@ struct Lowering {
     var nodeLocs: [String: Loc] = [:]
     var outputLocs: [ValueID: Loc] = [:]
     var train: TrainSection?
+    /// The blocks defined so far (Blocks.swift), the statements their calls have expanded to, and
+    /// the calls being expanded (innermost last).
+    var blocks: [String: BlockDefinition] = [:]
+    var expandedStatements = 0
+    var callStack: [String] = []
 
     init(source: SourceFile) { self.source = source }
 
@@ -42,6 +47,9 @@ struct Lowering {
         case .declaration(let kind, _, let name, let type, let attributes):
             try lowerDeclaration(kind, name: name, type: type, attributes: attributes)
         case .node(let outputs, let op, let args, let close):
+            if let b = blocks[op.text] {
+                return try expandCall(b, outputs: outputs, op: op, args: args, close: close, prefix: outputs.first?.text ?? "")
+            }
             try lowerNode(outputs: outputs, op: op, args: args, close: close)
         case .output(_, let names):
             for name in names {
@@ -59,6 +67,10 @@ struct Lowering {
                                    notes: [source.note(first.keyword, "the first train block is here")])
             }
             train = try lowerTrain(keyword: keyword, entries: entries, close: close)
+        case .block(let b):
+            try defineBlock(b)
+        case .returnValues(let keyword, _):
+            throw source.error(keyword, "'return' outside a block: it ends a block's body")
         }
     }
 
@@ -171,7 +183,7 @@ struct Lowering {
 
     private mutating func lowerNode(outputs: [Name], op: Name, args: [Arg], close: Loc) throws(Diagnostic) {
         guard Op.allNames.contains(op.text) else {
-            throw source.error(op.loc, "unknown op '\(op.text)'\(didYouMean(op.text, Op.allNames))")
+            throw source.error(op.loc, "unknown op '\(op.text)'\(didYouMean(op.text, Op.allNames + blocks.keys.sorted()))")
         }
         var positional: [Expr] = []
         var firstKeyword: Name?

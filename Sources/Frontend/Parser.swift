@@ -3,6 +3,8 @@
 //
 //   statement = "model" NAME | "let" NAME "=" value | ("input"|"param"|"state") NAME ":" type
 //               {"," NAME "=" value} | "output" NAME {"," NAME} | "train" "{" {entry} "}"
+//             | "block" NAME "(" [NAME ["=" value] {"," ...}] ")" "{" {statement} "}"
+//             | "return" NAME {"," NAME}                      (the last statement of a block)
 //             | [NAME {"," NAME} "="] NAME "(" [args] ")"
 //   value     = NUMBER | NAME | "[" [value {"," value}] "]" | NAME "(" [args] ")"
 //
@@ -57,6 +59,22 @@ struct TypeExpr: Sendable {
 
 enum DeclarationKind: String, Sendable { case input, param, state }
 
+/// A parameter of a block: `filters`, or `kernel=3` with its default.
+struct BlockParameter: Sendable {
+    var name: Name
+    var defaultValue: Expr?
+}
+
+/// `block NAME(PARAMS) { STATEMENTS }`: the statements as written (the lowering checks them when
+/// the block is defined and expands them at each call).
+struct BlockDefinition: Sendable {
+    var keyword: Loc
+    var name: Name
+    var parameters: [BlockParameter]
+    var body: [Statement]
+    var close: Loc
+}
+
 enum Statement: Sendable {
     case model(keyword: Loc, name: Name)
     case letBinding(keyword: Loc, name: Name, value: Expr)
@@ -65,12 +83,16 @@ enum Statement: Sendable {
     case node(outputs: [Name], op: Name, args: [Arg], close: Loc)
     case output(keyword: Loc, names: [Name])
     case train(keyword: Loc, entries: [Arg], close: Loc)
+    case block(BlockDefinition)
+    /// `return NAME, ...`: what a block's call defines (only as a block's last statement).
+    case returnValues(keyword: Loc, names: [Name])
 
     var loc: Loc {
         switch self {
         case .model(let k, _), .letBinding(let k, _, _), .declaration(_, let k, _, _, _),
-             .output(let k, _), .train(let k, _, _):
+             .output(let k, _), .train(let k, _, _), .returnValues(let k, _):
             return k
+        case .block(let b): return b.keyword
         case .node(let outputs, let op, _, _): return outputs.first?.loc ?? op.loc
         }
     }
@@ -165,6 +187,14 @@ struct Parser {
                 return .output(keyword: first.loc, names: names)
             case "train":
                 return try parseTrain()
+            case "block":
+                return try parseBlock()
+            case "return":
+                try next()
+                var names = [try expectName("a value name after 'return'")]
+                while try accept(.comma) != nil { names.append(try expectName("a value name after ','")) }
+                try endOfStatement("the returned names")
+                return .returnValues(keyword: first.loc, names: names)
             default:
                 break
             }
@@ -230,6 +260,38 @@ struct Parser {
         }
     }
 
+    /// `block NAME(x, filters, kernel=3) {` NEWLINE statements `}`. The body's statements are
+    /// parsed as the file's are; which kinds a block may hold is the lowering's to say.
+    private mutating func parseBlock() throws(Diagnostic) -> Statement {
+        let keyword = try next()
+        let name = try expectName("a block name after 'block'")
+        _ = try expect(.lparen, "'(' and the block's parameters after 'block \(name.text)'")
+        var parameters: [BlockParameter] = []
+        if try accept(.rparen) == nil {
+            repeat {
+                let p = try expectName("a parameter name")
+                var value: Expr?
+                if try accept(.equals) != nil { value = try parseValue(depth: 1) }
+                parameters.append(BlockParameter(name: p, defaultValue: value))
+            } while try accept(.comma) != nil
+            _ = try expect(.rparen, "',' or ')' in the parameter list")
+        }
+        _ = try expect(.lbrace, "'{' after the parameters of block '\(name.text)'")
+        var body: [Statement] = []
+        while true {
+            while try peek().kind == .newline { try next() }
+            if let close = try accept(.rbrace) {
+                try endOfStatement("the block '\(name.text)'")
+                return .block(BlockDefinition(keyword: keyword.loc, name: name, parameters: parameters,
+                                              body: body, close: close.loc))
+            }
+            guard let statement = try nextStatement() else {
+                throw source.error(keyword.loc, "block '\(name.text)' has no closing '}'")
+            }
+            body.append(statement)
+        }
+    }
+
     private mutating func parseNode() throws(Diagnostic) -> Statement {
         var outputs: [Name] = []
         if try peek(1).kind != .lparen {
@@ -237,7 +299,7 @@ struct Parser {
             while try accept(.comma) != nil { outputs.append(try expectName("a value name after ','")) }
             let t = try peek()
             guard t.kind == .equals else {
-                if outputs.count == 1, let k = outputs.first, ["model", "let", "input", "param", "state", "output", "train"].contains(k.text) {
+                if outputs.count == 1, let k = outputs.first, ["model", "let", "input", "param", "state", "output", "train", "block", "return"].contains(k.text) {
                     throw source.error(t.loc, "unexpected \(t.described) after '\(k.text)'")
                 }
                 throw source.error(t.loc, "expected '=' or '(' after '\(outputs.last?.text ?? "")', found \(t.described)")

@@ -86,8 +86,27 @@ final class ModelFileTests: XCTestCase {
         try g.verify()
     }
 
+    /// `vgg_k_gap` is written with blocks: its layers are `vgg_k`'s in order, with the same shapes,
+    /// initializers and recipe, under the names the block calls give.
+    func testBlocksModelHasVggKLayers() throws {
+        let gap = try compileModel("vgg_k_gap")
+        let k = try compileModel("vgg_k")
+        XCTAssertEqual(gap.summary().paramsTotal, 4_693_575)
+        func features(_ g: Graph) -> [String] {
+            g.parameters.filter { !g[$0].name.hasPrefix("fc") && !g[$0].name.hasPrefix("predictions") }
+                .map { "\(g[$0].type) \(g[$0].kind)" }
+        }
+        XCTAssertEqual(features(gap), features(k))
+        XCTAssertEqual(features(gap).count, 8 * 3)
+        XCTAssertNotNil(gap.id(named: "s4.conv2.bn.gamma"))
+        var recipe = try XCTUnwrap(gap.training)
+        XCTAssertEqual(recipe.seed, 7)
+        recipe.seed = 1
+        XCTAssertEqual(recipe, k.training, "the recipe is vgg_k's but for the seed")
+    }
+
     func testModelFilesRoundTrip() throws {
-        for name in ["vgg_scratch", "vgg_tuned", "tiny", "proxy/narrow_bf16"] {
+        for name in ["vgg_scratch", "vgg_tuned", "tiny", "proxy/narrow_bf16", "vgg_k_gap"] {
             let g = try compileModel(name)
             let text = g.printed()
             let again = try Frontend.compile(source: text, file: "\(name).printed")
