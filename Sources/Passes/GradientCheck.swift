@@ -253,6 +253,7 @@ public func measureGradientElement(analytic a: Double, loss base: Double, step n
     var first: GradientElementMeasurement?
     var step = nominal
     for attempt in 0...max(0, retries) {
+        if attempt > 0 { step /= 10 }
         let plus = try loss(step), minus = try loss(-step)
         let floor = gradientCheckFloor(loss: base, step: step, tolerance: tolerance, minimum: minimumFloor)
         func relativeError(_ u: Double, _ v: Double) -> Double { abs(u - v) / max(abs(u), abs(v), floor) }
@@ -264,18 +265,19 @@ public func measureGradientElement(analytic a: Double, loss base: Double, step n
         if centralMeasurement.relative <= tolerance { return centralMeasurement }
         let forward = (plus - base) / step, backward = (base - minus) / step
         if relativeError(forward, backward) > tolerance {
-            let (side, name) = relativeError(a, forward) <= relativeError(a, backward) ? (forward, "forward") : (backward, "backward")
-            if relativeError(a, side) <= tolerance {
-                return GradientElementMeasurement(numeric: side, relative: relativeError(a, side), difference: name + suffix,
+            let forwardError = relativeError(a, forward), backwardError = relativeError(a, backward)
+            let (side, error, name) = forwardError <= backwardError ? (forward, forwardError, "forward") : (backward, backwardError, "backward")
+            if error <= tolerance {
+                return GradientElementMeasurement(numeric: side, relative: error, difference: name + suffix,
                                                   step: step, nearKink: true)
             }
         }
         // Kinks on both sides of w, or many small ones (a first-layer weight moves thousands
-        // of units): a tenth of the step leaves a tenth of them inside it. A wrong gradient of
-        // a smooth loss misses at every step.
-        step /= 10
+        // of units): a tenth of the step (the next attempt) leaves a tenth of them inside it. A
+        // wrong gradient of a smooth loss misses at every step.
     }
-    return first!
+    // The loop ran at least once (attempt 0), so `first` is set: the nominal central difference.
+    return first ?? GradientElementMeasurement(numeric: .nan, relative: .infinity, difference: "central", step: nominal, nearKink: false)
 }
 
 /// SplitMix64, for the check's inputs and sample positions.
