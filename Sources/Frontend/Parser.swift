@@ -181,25 +181,27 @@ struct Parser {
                 return try parseDeclaration(DeclarationKind(rawValue: first.text) ?? .input)
             case "output":
                 try next()
-                var names = [try expectName("a value name after 'output'")]
-                while try accept(.comma) != nil { names.append(try expectName("a value name after ','")) }
-                try endOfStatement("the output names")
-                return .output(keyword: first.loc, names: names)
+                return .output(keyword: first.loc, names: try nameList(after: "output", ending: "the output names"))
             case "train":
                 return try parseTrain()
             case "block":
                 return try parseBlock()
             case "return":
                 try next()
-                var names = [try expectName("a value name after 'return'")]
-                while try accept(.comma) != nil { names.append(try expectName("a value name after ','")) }
-                try endOfStatement("the returned names")
-                return .returnValues(keyword: first.loc, names: names)
+                return .returnValues(keyword: first.loc, names: try nameList(after: "return", ending: "the returned names"))
             default:
                 break
             }
         }
         return try parseNode()
+    }
+
+    /// `NAME {"," NAME}` after `keyword`, through the end of the statement.
+    private mutating func nameList(after keyword: String, ending what: String) throws(Diagnostic) -> [Name] {
+        var names = [try expectName("a value name after '\(keyword)'")]
+        while try accept(.comma) != nil { names.append(try expectName("a value name after ','")) }
+        try endOfStatement(what)
+        return names
     }
 
     private mutating func parseDeclaration(_ kind: DeclarationKind) throws(Diagnostic) -> Statement {
