@@ -19,6 +19,8 @@
 #   narrow_head    a smaller dense head: one dense layer of 256 instead of two of 512, bf16
 #   narrow_mixup   mixup with Beta(0.2, 0.2) weights on top of the recipe, bf16
 #   narrow_crop44  44x44 crops instead of 40x40 (1.21x the pixels; the maps 44-22-11-6-3), bf16
+#   narrow_48      the whole 48x48 face shifted by up to 4 pixels (crop=48, pad=4, reflect) instead
+#                  of 40x40 crops (1.44x the pixels; the maps 48-24-12-6-3), bf16
 # All but narrow_f32 train in bf16 (where the CPU has AMX or AVX512_BF16; f32 elsewhere;
 # vgg_k.graph asks for it itself). The last two change the model's classifier, not its recipe. Run from anywhere:
 # sh Models/proxy/generate.sh (OUT=DIR writes them elsewhere). The files are committed (a test
@@ -93,4 +95,12 @@ s/crop=40,/crop=44,/
 s/^# Stage 1: \\(.*\\), 40x40 -> 20x20/# Stage 1: \\1, 44x44 -> 22x22/
 s/^# Stage 2: \\(.*\\), 20x20 -> 10x10/# Stage 2: \\1, 22x22 -> 11x11/
 s/^# Stage 3: \\(.*\\), 10x10 -> 5x5/# Stage 3: \\1, 11x11 -> 6x6/
+s/^# Stage 4: \\(.*\\), 5x5 -> 3x3/# Stage 4: \\1, 6x6 -> 3x3/"
+variant narrow_48 $narrow "the whole 48x48 face, shifted by up to 4 pixels (reflect), bf16, $epochs epochs" "$e
+$bf
+s/^input x: f32\\[N, 1, 40, 40\\] .*/input x: f32[N, 1, 48, 48]      # the whole 48x48 face, shifted by up to 4 pixels (the proxy's change), pixels 0..1/
+s/crop=40, pad=0,/crop=48, pad=4,/
+s/^# Stage 1: \\(.*\\), 40x40 -> 20x20/# Stage 1: \\1, 48x48 -> 24x24/
+s/^# Stage 2: \\(.*\\), 20x20 -> 10x10/# Stage 2: \\1, 24x24 -> 12x12/
+s/^# Stage 3: \\(.*\\), 10x10 -> 5x5/# Stage 3: \\1, 12x12 -> 6x6/
 s/^# Stage 4: \\(.*\\), 5x5 -> 3x3/# Stage 4: \\1, 6x6 -> 3x3/"

@@ -55,8 +55,8 @@ final class PreprocessCLITests: XCTestCase {
     /// The issue-13 proxies: what their script makes from vgg_k_narrow.graph and vgg_k.graph, each
     /// a valid training model whose train block differs as the script says.
     func testProxyFilesMatchTheirGenerator() throws {
-        try checkGeneratedFiles("proxy", count: 10)
-        for name in ["narrow_adam", "narrow_gap", "narrow_head", "narrow_mixup", "narrow_crop44"] {
+        try checkGeneratedFiles("proxy", count: 11)
+        for name in ["narrow_adam", "narrow_gap", "narrow_head", "narrow_mixup", "narrow_crop44", "narrow_48"] {
             let r = try fergc(["compile", "Models/proxy/\(name).graph", "--train", "--batch", "2", "--no-probe", "--emit", "ir"])
             XCTAssertEqual(r.status, 0, name + ": " + r.stderr)
         }
@@ -72,6 +72,10 @@ final class PreprocessCLITests: XCTestCase {
         // The input-size proxy: 44x44 crops into the same 256 x 3 x 3 features; the mixup one.
         let crop = try fergc(["compile", "Models/proxy/narrow_crop44.graph", "--summary"])
         XCTAssertTrue(crop.stdout.contains("f32[N, 32, 44, 44]") && crop.stdout.contains("f32[N, 2304]"), crop.stdout)
+        let whole = try fergc(["compile", "Models/proxy/narrow_48.graph", "--summary"])
+        XCTAssertTrue(whole.stdout.contains("f32[N, 32, 48, 48]") && whole.stdout.contains("f32[N, 2304]"), whole.stdout)
+        let wholeText = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_48.graph").path, encoding: .utf8)
+        XCTAssertTrue(wholeText.contains("crop=48, pad=4, pad_mode=reflect"), wholeText)
         let mixup = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_mixup.graph").path, encoding: .utf8)
         XCTAssertTrue(mixup.contains("  mixup = 0.2\n"), mixup)
     }
