@@ -86,7 +86,9 @@ extension Lowering {
                 if !Op.allNames.contains(op.text), blocks[op.text] == nil {
                     throw source.error(op.loc, "unknown op or block '\(op.text)'\(didYouMean(op.text, Op.allNames + blocks.keys.sorted()))")
                 }
-                for arg in args where arg.key == nil {
+                // An op's positional arguments are tensors; a block's may be attribute values
+                // too (symbols, the file's lets), so those are checked at the call.
+                for arg in args where arg.key == nil && blocks[op.text] == nil {
                     guard case .ident(let n) = arg.value.kind else { continue }
                     if parameters[n] != nil || (locals[n] != nil && !lets.contains(n)) { continue }
                     let known = b.parameters.map(\.name.text) + locals.keys.filter { !lets.contains($0) }.sorted()
@@ -202,6 +204,10 @@ extension Lowering {
                     if a.key == nil, case .ident(let n) = a.value.kind {
                         if let v = bound[n] { newArgs.append(Arg(key: nil, value: v)); continue }
                         if let m = renamed[n] { newArgs.append(Arg(key: nil, value: Expr(kind: .ident(m.text), loc: a.value.loc))); continue }
+                        if graph.id(named: n) != nil {  // only a block call's arguments get here
+                            throw noted(source.error(a.value.loc, "'\(n)' is not a parameter of block '\(b.name.text)' nor a value it defined before; a block reads only those (pass '\(n)' as a parameter)"),
+                                        call: op, of: b)
+                        }
                     }
                     newArgs.append(Arg(key: a.key, value: substitute(a.value, bound, localLets)))
                 }

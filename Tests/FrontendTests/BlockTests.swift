@@ -124,6 +124,17 @@ final class BlockTests: XCTestCase {
         expectError(header + "block b(x) {\n  y = relu(x)\n  return y\n", 5, 12, "unterminated '{': no matching '}' before the end of the file")
     }
 
+    /// A block's positional arguments inside another block may be attribute values (a symbol
+    /// here), but not the file's tensors.
+    func testPositionalAttributeArgumentsOfANestedCall() throws {
+        let inner = "block inner(x, p) {\n  y = maxpool(x, size=3, stride=2, padding=p)\n  return y\n}\n"
+        let g = try XCTUnwrap(compiles(header + inner + "block outer(x) {\n  z = inner(x, same)\n  return z\n}\nw = outer(x)\noutput w\n"))
+        XCTAssertEqual("\(g[try XCTUnwrap(g.id(named: "w"))].type)", "f32[N, 1, 4, 4]")
+        let d = try XCTUnwrap(expectError(header + inner + "block outer(x) {\n  z = inner(labels, same)\n  return z\n}\nw = outer(x)\n", 10, 13,
+                                          "'labels' is not a parameter of block 'outer' nor a value it defined before; a block reads only those (pass 'labels' as a parameter)"))
+        XCTAssertEqual(d.notes.map(\.line), [13])
+    }
+
     // MARK: errors at a call
 
     func testCallErrors() {
