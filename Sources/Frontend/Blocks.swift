@@ -93,7 +93,7 @@ extension Lowering {
                     if parameters[n] != nil || (locals[n] != nil && !lets.contains(n)) { continue }
                     let known = b.parameters.map(\.name.text) + locals.keys.filter { !lets.contains($0) }.sorted()
                     throw source.error(arg.value.loc,
-                                       "'\(n)' is not a parameter of block '\(name.text)' nor a value it defined before; a block reads only those (pass '\(n)' as a parameter)\(didYouMean(n, known))")
+                                       unreadable(n, in: name.text) + didYouMean(n, known))
                 }
                 for o in outputs { try defineLocal(o) }
             case .returnValues:
@@ -205,7 +205,7 @@ extension Lowering {
                         if let v = bound[n] { newArgs.append(Arg(key: nil, value: v)); continue }
                         if let m = renamed[n] { newArgs.append(Arg(key: nil, value: Expr(kind: .ident(m.text), loc: a.value.loc))); continue }
                         if graph.id(named: n) != nil {  // only a block call's arguments get here
-                            throw noted(source.error(a.value.loc, "'\(n)' is not a parameter of block '\(b.name.text)' nor a value it defined before; a block reads only those (pass '\(n)' as a parameter)"),
+                            throw noted(source.error(a.value.loc, unreadable(n, in: b.name.text)),
                                         call: op, of: b)
                         }
                     }
@@ -232,6 +232,11 @@ extension Lowering {
                 throw noted(error, call: op, of: b)
             }
         }
+    }
+
+    /// Why a body may not read `n`: it is neither a parameter nor a value the body defined before.
+    private func unreadable(_ n: String, in block: String) -> String {
+        "'\(n)' is not a parameter of block '\(block)' nor a value it defined before; a block reads only those (pass '\(n)' as a parameter)"
     }
 
     /// `error` with a note at the call of `b` it happened in (unless it is on the call's line).
