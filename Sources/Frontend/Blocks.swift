@@ -100,6 +100,8 @@ extension Lowering {
                 break  // reported above
             case .block(let inner):
                 throw source.error(inner.keyword, "blocks are defined at the top level, not inside block '\(name.text)'")
+            case .importFile(let k, _, _):
+                throw source.error(k, "'import' belongs at the top level, not inside block '\(name.text)'")
             case .model(let k, _), .output(let k, _), .train(let k, _, _):
                 throw source.error(k, "a block holds nodes, 'let', 'param' and 'state' statements and a 'return'; this belongs at the top of the file")
             }
@@ -242,7 +244,7 @@ extension Lowering {
     /// `error` with a note at the call of `b` it happened in (unless it is on the call's line).
     private func noted(_ error: Diagnostic, call op: Name, of b: BlockDefinition) -> Diagnostic {
         var e = error
-        if e.line != op.loc.line {
+        if e.line != op.loc.line || e.file != source.name(op.loc) {
             e.notes.append(source.note(op.loc, "in the call of block '\(b.name.text)' here"))
         }
         return e

@@ -38,10 +38,31 @@ public struct Diagnostic: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A position in the source: 1-based line and column.
+/// A position in the source: 1-based line and column, in the file compiled (`file` 0) or in one
+/// it imports (its index in `SourceSet.files`).
 struct Loc: Hashable, Sendable {
     var line: Int
     var col: Int
+    var file = 0
+}
+
+/// The files of one compile: the one compiled first, then those it imports in the order they
+/// were read. A location's diagnostic quotes the file it is in.
+struct SourceSet: Sendable {
+    var files: [SourceFile]
+
+    func error(_ loc: Loc, _ message: String, notes: [Diagnostic] = []) -> Diagnostic {
+        file(loc).error(loc, message, notes: notes)
+    }
+
+    func note(_ loc: Loc, _ message: String) -> Diagnostic {
+        file(loc).note(loc, message)
+    }
+
+    /// The name of the file `loc` is in.
+    func name(_ loc: Loc) -> String { file(loc).name }
+
+    private func file(_ loc: Loc) -> SourceFile { files.indices.contains(loc.file) ? files[loc.file] : files[0] }
 }
 
 /// The text being compiled; a line's text is made only when a diagnostic quotes it (making

@@ -16,33 +16,34 @@ import Darwin
 #endif
 
 public enum Frontend {
-    /// Parse + lower + verify. `file` is used in diagnostics only.
+    /// Parse + lower + verify. `file` names the text in diagnostics only: an `import` is an
+    /// error here (text that came from no file on disk reads none: a checkpoint's model, a
+    /// fuzzer's input).
     public static func compile(source: String, file: String) throws(Diagnostic) -> Graph {
+        try compile(source: source, file: file, allowImports: false)
+    }
+
+    /// Parse + lower + verify; with `allowImports`, the files the text's `import`s name are read
+    /// from the folder of `file` (the path the text was read from).
+    public static func compile(source: String, file: String, allowImports: Bool) throws(Diagnostic) -> Graph {
         let scalars = Array(source.unicodeScalars)
         let text = SourceFile(name: file, scalars: scalars)
         let (tokens, lexError) = Lexer.tokenize(scalars, source: text)
         var parser = Parser(tokens: tokens, lexError: lexError, source: text)
         var lowering = Lowering(source: text)
-        while true {
-            let statement: Statement?
-            do throws(Diagnostic) {
-                statement = try parser.nextStatement()
-            } catch {
-                // A syntax error after an unterminated bracket is the bracket's fault: report it.
-                if let lexError, (lexError.line, lexError.column) <= (error.line, error.column) { throw lexError }
-                throw error
-            }
-            guard let statement else { break }
+        if allowImports { lowering.allowImports(from: file) }
+        while let statement = try parser.nextTopLevelStatement() {
             try lowering.lower(statement)
         }
         return try lowering.finish()
     }
 
-    /// Reads the file and compiles it; an unreadable file is a diagnostic at 1:1.
+    /// Reads the file and compiles it, its imports read from its folder; an unreadable file is
+    /// a diagnostic at 1:1.
     public static func compile(path: String) throws(Diagnostic) -> Graph {
         switch readFile(path) {
         case .success(let bytes):
-            return try compile(source: String(decoding: bytes, as: UTF8.self), file: path)
+            return try compile(source: String(decoding: bytes, as: UTF8.self), file: path, allowImports: true)
         case .failure(let reason):
             throw Diagnostic(file: path, line: 1, column: 1, message: "cannot read '\(path)': \(reason.message)", sourceLine: "")
         }

@@ -9,7 +9,7 @@
 
 struct Token: Sendable {
     enum Kind: Sendable, Equatable {
-        case ident, number
+        case ident, number, string
         case lparen, rparen, lbracket, rbracket, lbrace, rbrace
         case comma, equals, colon
         case newline, eof, error
@@ -24,6 +24,7 @@ struct Token: Sendable {
         switch kind {
         case .ident: return "name '\(text)'"
         case .number: return "number '\(text)'"
+        case .string: return "string \"\(text)\""
         case .newline: return "end of line"
         case .eof, .error: return "end of file"
         case .lparen, .rparen, .lbracket, .rbracket, .lbrace, .rbrace, .comma, .equals, .colon:
@@ -35,9 +36,14 @@ struct Token: Sendable {
 /// Brackets nested deeper than this are an error (no valid model comes close).
 let maxNesting = 32
 
+/// The longest string literal (a path).
+let maxStringLength = 1024
+
 struct Lexer {
     private let s: [Unicode.Scalar]
     private let source: SourceFile
+    /// The file's index in the compile's `SourceSet`, stamped on every location.
+    private let file: Int
     private var i = 0
     private var line = 1
     private var col = 1
@@ -45,24 +51,25 @@ struct Lexer {
     /// Open brackets: the character and where it is.
     private var open: [(Unicode.Scalar, Loc)] = []
 
-    static func tokenize(_ scalars: [Unicode.Scalar], source: SourceFile) -> (tokens: [Token], error: Diagnostic?) {
-        var lexer = Lexer(s: scalars, source: source)
+    static func tokenize(_ scalars: [Unicode.Scalar], source: SourceFile, file: Int = 0) -> (tokens: [Token], error: Diagnostic?) {
+        var lexer = Lexer(s: scalars, source: source, file: file)
         let error = lexer.run()
         let end = lexer.here
         if let error {
-            lexer.tokens.append(Token(kind: .error, text: "", loc: Loc(line: error.line, col: error.column)))
+            lexer.tokens.append(Token(kind: .error, text: "", loc: Loc(line: error.line, col: error.column, file: file)))
             return (lexer.tokens, error)
         }
         lexer.tokens.append(Token(kind: .eof, text: "", loc: end))
         return (lexer.tokens, nil)
     }
 
-    private init(s: [Unicode.Scalar], source: SourceFile) {
+    private init(s: [Unicode.Scalar], source: SourceFile, file: Int) {
         self.s = s
         self.source = source
+        self.file = file
     }
 
-    private var here: Loc { Loc(line: line, col: col) }
+    private var here: Loc { Loc(line: line, col: col, file: file) }
 
     private mutating func advance(_ n: Int = 1) {
         for _ in 0..<n where i < s.count {
@@ -91,7 +98,7 @@ struct Lexer {
                     // a statement continues inside parentheses and brackets
                 } else if tokens.last.map({ $0.kind != .newline }) ?? false {
                     // At the end of the line's text (before a CR of a CRLF).
-                    let end = i > 0 && s[i - 1] == "\r" ? Loc(line: loc.line, col: max(1, loc.col - 1)) : loc
+                    let end = i > 0 && s[i - 1] == "\r" ? Loc(line: loc.line, col: max(1, loc.col - 1), file: file) : loc
                     emit(.newline, "\n", at: end)
                 }
                 advance()
@@ -124,6 +131,8 @@ struct Lexer {
             case ",": emit(.comma, ",", at: loc); advance()
             case "=": emit(.equals, "=", at: loc); advance()
             case ":": emit(.colon, ":", at: loc); advance()
+            case "\"":
+                if let error = lexString() { return error }
             default:
                 if isIdentStart(c) {
                     lexIdent()
@@ -184,9 +193,42 @@ struct Lexer {
         return nil
     }
 
-    private func unexpectedCharacter(_ c: Unicode.Scalar) -> String {
+    /// A string: `"`, printable ASCII other than `"` and `\`, on one line, `"`; at most
+    /// `maxStringLength` characters (only `import` reads one: a path).
+    private mutating func lexString() -> Diagnostic? {
+        let loc = here
+        advance()
+        var text = String.UnicodeScalarView()
+        while true {
+            guard i < s.count, s[i] != "\n" else {
+                return source.error(loc, "unterminated string: no closing '\"' on its line")
+            }
+            let c = s[i]
+            if c == "\"" { advance(); break }
+            guard c.value >= 0x20, c.value < 0x7F, c != "\\" else {
+                let why = c == "\\" ? "'\\' in a string: there are no escapes (write paths with '/')"
+                    : c.value < 0x20 || c.value == 0x7F ? "control character \(Lexer.code(c)) in a string"
+                    : "non-ASCII character '\(c)' (\(Lexer.code(c))) in a string; strings are ASCII"
+                return source.error(here, "unexpected " + why)
+            }
+            guard text.count < maxStringLength else {
+                return source.error(loc, "string longer than \(maxStringLength) characters")
+            }
+            text.append(c)
+            advance()
+        }
+        emit(.string, String(text), at: loc)
+        return nil
+    }
+
+    /// `U+00E9`.
+    private static func code(_ c: Unicode.Scalar) -> String {
         let hex = String(c.value, radix: 16, uppercase: true)
-        let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
+    private func unexpectedCharacter(_ c: Unicode.Scalar) -> String {
+        let code = Lexer.code(c)
         if c.value < 0x20 || c.value == 0x7F {
             return "unexpected control character \(code)"
         }

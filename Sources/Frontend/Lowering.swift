@@ -7,7 +7,8 @@ import GraphIR
 #endif
 
 struct Lowering {
-    let source: SourceFile
+    /// The file compiled and those it imports (Imports.swift).
+    var source: SourceSet
     var graph = Graph(name: "model")
     var model: Name?
     /// Where each value and each `let` constant was defined (one namespace for both).
@@ -24,8 +25,14 @@ struct Lowering {
     var blocks: [String: BlockDefinition] = [:]
     var expandedStatements = 0
     var callStack: [String] = []
+    /// Whether `import` may read files (only for a model compiled from a file), the files read
+    /// (canonical paths), the imports being read (innermost last) and the bytes read so far.
+    var importsAllowed = false
+    var imported = Set<String>()
+    var importStack: [String] = []
+    var importedBytes = 0
 
-    init(source: SourceFile) { self.source = source }
+    init(source: SourceFile) { self.source = SourceSet(files: [source]) }
 
     mutating func lower(_ statement: Statement) throws(Diagnostic) {
         if model == nil {
@@ -71,6 +78,8 @@ struct Lowering {
             try defineBlock(b)
         case .returnValues(let keyword, _):
             throw source.error(keyword, "'return' outside a block: it ends a block's body")
+        case .importFile(let keyword, let path, let pathLoc):
+            try importFile(keyword: keyword, path: path, pathLoc: pathLoc)
         }
     }
 

@@ -5,6 +5,7 @@
 //               {"," NAME "=" value} | "output" NAME {"," NAME} | "train" "{" {entry} "}"
 //             | "block" NAME "(" [NAME ["=" value] {"," ...}] ")" "{" {statement} "}"
 //             | "return" NAME {"," NAME}                      (the last statement of a block)
+//             | "import" STRING                               (a file of blocks)
 //             | [NAME {"," NAME} "="] NAME "(" [args] ")"
 //   value     = NUMBER | NAME | "[" [value {"," value}] "]" | NAME "(" [args] ")"
 //
@@ -86,11 +87,13 @@ enum Statement: Sendable {
     case block(BlockDefinition)
     /// `return NAME, ...`: what a block's call defines (only as a block's last statement).
     case returnValues(keyword: Loc, names: [Name])
+    /// `import "path"`: the blocks of another file (Imports.swift).
+    case importFile(keyword: Loc, path: String, pathLoc: Loc)
 
     var loc: Loc {
         switch self {
         case .model(let k, _), .letBinding(let k, _, _), .declaration(_, let k, _, _, _),
-             .output(let k, _), .train(let k, _, _), .returnValues(let k, _):
+             .output(let k, _), .train(let k, _, _), .returnValues(let k, _), .importFile(let k, _, _):
             return k
         case .block(let b): return b.keyword
         case .node(let outputs, let op, _, _): return outputs.first?.loc ?? op.loc
@@ -151,6 +154,17 @@ struct Parser {
 
     // MARK: statements
 
+    /// The next top-level statement, or nil at the end of the file; a syntax error after an
+    /// unterminated bracket is reported as the bracket's (the lexer's error), which comes first.
+    mutating func nextTopLevelStatement() throws(Diagnostic) -> Statement? {
+        do throws(Diagnostic) {
+            return try nextStatement()
+        } catch {
+            if let lexError, (lexError.line, lexError.column) <= (error.line, error.column) { throw lexError }
+            throw error
+        }
+    }
+
     /// The next statement, or nil at the end of the file.
     mutating func nextStatement() throws(Diagnostic) -> Statement? {
         while try peek().kind == .newline { try next() }
@@ -189,6 +203,11 @@ struct Parser {
             case "return":
                 try next()
                 return .returnValues(keyword: first.loc, names: try nameList(after: "return", ending: "the returned names"))
+            case "import":
+                try next()
+                let path = try expect(.string, "a file name in quotes after 'import', as in import \"blocks.graph\"")
+                try endOfStatement("the imported file's name")
+                return .importFile(keyword: first.loc, path: path.text, pathLoc: path.loc)
             default:
                 break
             }

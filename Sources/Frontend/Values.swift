@@ -29,7 +29,7 @@ struct Keywords {
     private(set) var entries: [(key: Name, value: Expr)] = []
     private var used = Set<String>()
 
-    init(_ args: [Arg], source: SourceFile) throws(Diagnostic) {
+    init(_ args: [Arg], source: SourceSet) throws(Diagnostic) {
         var seen: [String: Loc] = [:]
         for arg in args {
             guard let key = arg.key else { continue }
@@ -61,13 +61,13 @@ struct Keywords {
     }
 
     /// Throws for the first keyword (in source order) nobody took.
-    func finish(valid: [String], what: String, source: SourceFile) throws(Diagnostic) {
+    func finish(valid: [String], what: String, source: SourceSet) throws(Diagnostic) {
         guard let e = entries.first(where: { !used.contains($0.key.text) }) else { return }
         throw unknownAttribute(e.key, valid: valid, what: what, source: source)
     }
 }
 
-func unknownAttribute(_ key: Name, valid: [String], what: String, source: SourceFile) -> Diagnostic {
+func unknownAttribute(_ key: Name, valid: [String], what: String, source: SourceSet) -> Diagnostic {
     if valid.isEmpty {
         return source.error(key.loc, "unknown attribute '\(key.text)': \(what) takes no attributes")
     }
