@@ -82,7 +82,8 @@ public enum Frontend {
         return .success(bytes)
     }
 
-    private static func errnoMessage() -> String {
+    /// Why the last call that set errno failed, in words.
+    static func errnoMessage() -> String {
         switch errno {
         case ENOENT: return "no such file"
         case EACCES: return "permission denied"

@@ -49,7 +49,7 @@ extension Lowering {
         let from = source.files[min(keyword.file, source.files.count - 1)].name
         let resolved = path.hasPrefix("/") ? path : folder(of: from) + path
         guard let canonical = canonicalPath(resolved) else {
-            throw source.error(pathLoc, "cannot import '\(path)': \(errnoReason()) (looked for '\(resolved)')")
+            throw source.error(pathLoc, "cannot import '\(path)': \(Frontend.errnoMessage()) (looked for '\(resolved)')")
         }
         if let at = importStack.firstIndex(of: canonical) {
             let chain = (importStack[at...].map { displayName($0) } + [displayName(canonical)]).joined(separator: " -> ")
@@ -131,13 +131,4 @@ private func canonicalPath(_ path: String) -> String? {
     guard let p = realpath(path, nil) else { return nil }
     defer { free(p) }
     return String(cString: p)
-}
-
-private func errnoReason() -> String {
-    switch errno {
-    case ENOENT: return "no such file"
-    case EACCES: return "permission denied"
-    case ENOTDIR: return "a folder on its path is a file"
-    default: return String(cString: strerror(errno))
-    }
 }
