@@ -237,6 +237,11 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
         md += "Trained on: \(splits.joined(separator: " + "))\(splits.contains("PublicTest") ? " (no validation split: a retraining whose schedule was fixed in advance; the last checkpoint is the result)" : "").\n\n"
     }
     if let best = c.meta.bestValAccuracy { md += String(format: "Best validation accuracy: **%.2f%%**.\n\n", best * 100) }
+    do {
+        md += segmentsMarkdown(try runSegments(dir: dir, finalClock: c.meta.elapsedSeconds), finalClock: c.meta.elapsedSeconds)
+    } catch {
+        md += "Segments: not listed (\(error)).\n\n"
+    }
     md += "![loss](loss.svg) ![accuracy](accuracy.svg)\n\n"
     md += "PNG versions: [loss.png](loss.png), [accuracy.png](accuracy.png).\n\n"
     md += "| epoch | loss | accuracy | val loss | val accuracy | lr | seconds | img/s |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n"

@@ -258,7 +258,10 @@ public final class Trainer {
                         parameters: model.summary().paramsTotal, resumedAt: options.resume ? (state.epoch, state.batch) : nil))
         log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
                    "batch": state.batch, "iteration": state.iteration, "seed": NSNumber(value: options.seed), "batch_size": options.batchSize,
-                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count]
+                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count,
+                   // What the segment's wall time was measured on (the report's segments table).
+                   "elapsed_seconds": state.elapsedBefore, "cpu": cpuModelName() ?? NSNull(),
+                   "cores": ProcessInfo.processInfo.activeProcessorCount, "compute": computeNote ?? "compute: f32"]
                   .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,
                                                 "allreduce_bytes_per_step": $0.gradientBytesPerStep + $0.statisticsBytesPerStep] } ?? [:]) { a, _ in a })
 
@@ -278,7 +281,8 @@ public final class Trainer {
             while state.batch < stepsPerEpoch {
                 if let m = options.maxSteps, stepsThisRun >= m {
                     try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed(), epochSeconds: epochSeconds())
-                    log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
+                    log.write(["event": "stopped", "reason": "max_steps", "epoch": epoch, "batch": state.batch, "iteration": state.iteration,
+                               "elapsed_seconds": elapsed()])
                     return state.history
                 }
                 if options.group == nil, let why = options.stopRequested?() {
@@ -310,8 +314,10 @@ public final class Trainer {
                 report(.step(epoch: epoch, batch: b, steps: stepsPerEpoch, loss: state.lossSum / Double(state.seen),
                              accuracy: Double(state.correct) / Double(state.seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
                 if options.checkpointEvery > 0, state.iteration % options.checkpointEvery == 0, state.batch < stepsPerEpoch {
-                    try checkpoint(state, to: lastCheckpointPath, elapsed: elapsed(), epochSeconds: epochSeconds())
-                    log.write(["event": "checkpoint", "epoch": epoch, "batch": state.batch, "iteration": state.iteration])
+                    let clock = elapsed()
+                    try checkpoint(state, to: lastCheckpointPath, elapsed: clock, epochSeconds: epochSeconds())
+                    log.write(["event": "checkpoint", "epoch": epoch, "batch": state.batch, "iteration": state.iteration,
+                               "elapsed_seconds": clock])
                 }
             }
             let record = try finishEpoch(&state, seconds: epochSeconds(), rate: rate)

@@ -100,6 +100,19 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(try tensors(killed), try tensors(whole))
         let first = try XCTUnwrap(eventRecords(killed).first { $0["event"] as? String == "epoch" })
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(first["seconds"] as? Double), before)
+
+        // The report lists both processes: the killed one, with the seconds its last checkpoint
+        // kept, and the resumed one; their seconds add up to the run's wall time.
+        let report = try String(contentsOf: killed.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("## Segments"), report)
+        let rows = report.split(separator: "\n").filter { ($0.hasPrefix("| 1 | ") || $0.hasPrefix("| 2 | ")) && $0.contains("| epoch ") }
+        XCTAssertEqual(rows.count, 2, report)
+        XCTAssertTrue(rows.first?.contains("| epoch 1, step 1 |") == true && rows.first?.contains("no stop recorded (killed?)") == true, report)
+        XCTAssertTrue(rows.last?.contains("| epoch 1, step 1 |") == false && rows.last?.contains("| finished |") == true, report)
+        let seconds = rows.map { Double($0.split(separator: "|")[4].trimmingCharacters(in: .whitespaces)) ?? -1 }
+        let total = try XCTUnwrap(report.firstMatch(of: /wall time ([0-9.]+) s/).map { Double($0.1)! })
+        XCTAssertTrue(seconds.allSatisfy { $0 > 0 }, "\(seconds)")
+        XCTAssertEqual(seconds.reduce(0, +), total, accuracy: 0.16, report)  // three roundings to 0.1 s
     }
 
     /// SIGTERM (or Ctrl-C's SIGINT) stops the run after the step it is in, with a checkpoint
@@ -127,6 +140,9 @@ final class TrainingRunTests: XCTestCase {
         let resumed = try fergc(["train", "--resume", stopped.path])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try tensors(stopped), try tensors(whole))
+        let report = try String(contentsOf: stopped.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("2 segments") && report.contains("| stopped (SIGTERM) |")
+                      && report.contains("| finished |"), report)
     }
 
     /// `fergc reproduce` takes the signals too: SIGTERM in a row's training stops it after the

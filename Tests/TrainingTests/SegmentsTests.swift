@@ -1,0 +1,99 @@
+// The segments of a run (one per process that trained it), read back from its event log for
+// the report: the seconds each kept, how each ended, what it ran on.
+
+import Foundation
+import XCTest
+@testable import Training
+
+final class SegmentsTests: XCTestCase {
+    func log(_ lines: [String]) -> [UInt8] { Array((lines.joined(separator: "\n") + "\n").utf8) }
+
+    /// Killed, then stopped with SIGTERM, then finished: three segments whose seconds add up to
+    /// the final clock; a log written before the start event carried the clock counts from 0.
+    func testKilledStoppedAndFinishedSegmentsAddUpToTheFinalClock() throws {
+        let s = runSegments(eventLog: log([
+            #"{"event":"start","epoch":0,"batch":0,"time":"2026-12-02T00:00:27Z"}"#,
+            #"{"event":"checkpoint","epoch":0,"batch":100,"elapsed_seconds":14.5,"time":"2026-12-02T00:00:41Z"}"#,
+            #"{"event":"epoch","epoch":1,"elapsed_seconds":70.0,"time":"2026-12-02T00:01:37Z"}"#,
+            #"{"event":"checkpoint","epoch":1,"batch":100,"elapsed_seconds":84.25,"time":"2026-12-02T00:01:51Z"}"#,
+            #"{"event":"resume","epoch":1,"batch":100,"elapsed_seconds":84.25,"cpu":"AMD EPYC","cores":2,"compute":"compute: bf16 on AVX512_BF16 (the products of ...)","time":"2026-12-03T09:00:00Z"}"#,
+            #"{"event":"stopped","reason":"SIGTERM","epoch":1,"batch":300,"elapsed_seconds":120.0,"time":"2026-12-03T09:00:40Z"}"#,
+            #"{"event":"resume","epoch":1,"batch":300,"elapsed_seconds":119.5,"time":"2026-12-03T10:00:00Z"}"#,
+            #"{"event":"end","epochs":2,"elapsed_seconds":200.0,"time":"2026-12-03T10:01:30Z"}"#,
+        ]), finalClock: 200)
+        XCTAssertEqual(s.count, 3)
+        XCTAssertEqual(s.map(\.seconds), [84.25, 35.25, 80.5])
+        XCTAssertEqual(s.compactMap(\.seconds).reduce(0, +), 200, accuracy: 1e-9)
+        XCTAssertTrue(s[0].ending.hasPrefix("no stop recorded (killed?)"), s[0].ending)
+        XCTAssertEqual(s[1].ending, "stopped (SIGTERM)")
+        XCTAssertEqual(s[2].ending, "finished")
+        XCTAssertEqual(s.map(\.started), ["2026-12-02T00:00:27Z", "2026-12-03T09:00:00Z", "2026-12-03T10:00:00Z"])
+        XCTAssertEqual(s.map(\.lastEvent), ["2026-12-02T00:01:51Z", "2026-12-03T09:00:40Z", "2026-12-03T10:01:30Z"])
+        XCTAssertEqual(s[1].epoch, 1)
+        XCTAssertEqual(s[1].batch, 100)
+        XCTAssertEqual(s[1].cpu, "AMD EPYC, 2 cores")
+        XCTAssertNil(s[0].cpu)
+
+        let md = segmentsMarkdown(s, finalClock: 200)
+        XCTAssertTrue(md.contains("3 segments, 200.0 s of training"), md)
+        XCTAssertTrue(md.contains("| 2 | 2026-12-03T09:00:00Z | 2026-12-03T09:00:40Z | epoch 2, step 101 | 35.2 | stopped (SIGTERM) | AMD EPYC, 2 cores | bf16 on AVX512_BF16 |"), md)
+        XCTAssertTrue(md.contains("| 1 | 2026-12-02T00:00:27Z | 2026-12-02T00:01:51Z | epoch 1, step 1 | 84.2 |"), md)
+    }
+
+    /// A resume logged before the clock was recorded leaves both neighbours' seconds unknown
+    /// ("-"), not guessed; lines that are not JSON objects and events before any start are
+    /// skipped; a log with no start has no segments.
+    func testUnknownClocksGarbageLinesAndNoStart() {
+        let s = runSegments(eventLog: log([
+            #"{"event":"checkpoint","epoch":0,"batch":5}"#,
+            #"{"event":"start","epoch":0,"batch":0,"time":"a"}"#,
+            #"{"event":"epoch","ep"#,
+            "not json at all",
+            "[1, 2]",
+            #"{"event":"resume","epoch":0,"batch":7,"time":"b"}"#,
+            #"{"event":"non_finite","epoch":1,"batch":9,"time":"c"}"#,
+        ]), finalClock: 9)
+        XCTAssertEqual(s.count, 2)
+        XCTAssertNil(s[0].seconds)
+        XCTAssertNil(s[1].seconds)
+        XCTAssertEqual(s[1].ending, "stopped (a non-finite loss)")
+        XCTAssertEqual(s[1].lastEvent, "c")
+        XCTAssertTrue(segmentsMarkdown(s, finalClock: 9).contains("| 1 | a | a | epoch 1, step 1 | - |"))
+        XCTAssertEqual(runSegments(eventLog: log([#"{"event":"epoch","epoch":1}"#]), finalClock: 1), [])
+        XCTAssertEqual(runSegments(eventLog: [], finalClock: nil), [])
+        XCTAssertEqual(segmentsMarkdown([], finalClock: 0), "")
+        // The last segment of a run still going (or killed) has no stop, and the checkpoint's clock.
+        let running = runSegments(eventLog: log([#"{"event":"start","epoch":0,"batch":0,"time":"t"}"#]), finalClock: 12)
+        XCTAssertEqual(running.first?.seconds, 12)
+        XCTAssertEqual(running.first?.ending, "no stop recorded (running, or killed)")
+    }
+
+    /// A '|' inside a cell is escaped, so a CPU's name cannot break the table.
+    func testPipesInCellsAreEscaped() {
+        let s = runSegments(eventLog: log([#"{"event":"start","epoch":0,"batch":0,"time":"t","cpu":"A|B","cores":4}"#]), finalClock: 1)
+        XCTAssertTrue(segmentsMarkdown(s, finalClock: 1).contains(#"| A\|B, 4 cores |"#))
+    }
+
+    /// The log is read up to a bound: over it, a located error, not an allocation the size of
+    /// the file; no log at all is no segments.
+    func testEventLogOverTheBoundIsRefusedAndNoLogIsNoSegments() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-segments-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(try runSegments(dir: dir, finalClock: 1), [])
+        let line = #"{"event":"start","epoch":0,"batch":0,"time":"t"}"# + "\n"
+        try line.write(toFile: dir + "/events.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try runSegments(dir: dir, finalClock: 1, maxBytes: line.utf8.count).count, 1)
+        XCTAssertThrowsError(try runSegments(dir: dir, finalClock: 1, maxBytes: line.utf8.count - 1)) { error in
+            XCTAssertTrue("\(error)".contains(dir + "/events.jsonl: the event log is over"), "\(error)")
+        }
+    }
+
+    func testCPUModelNameIsReadWhereLinuxHasOne() {
+        guard FileManager.default.fileExists(atPath: "/proc/cpuinfo") else { return }
+        // Some virtual CPUs (and non-x86 kernels) have no "model name" line: then nil, never "".
+        if let name = cpuModelName() { XCTAssertFalse(name.isEmpty) }
+        XCTAssertEqual(briefCompute("compute: bf16 on AMX (the products of the convolutions)"), "bf16 on AMX")
+        XCTAssertEqual(briefCompute("compute: f32"), "f32")
+    }
+}
