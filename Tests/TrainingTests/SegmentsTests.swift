@@ -41,8 +41,8 @@ final class SegmentsTests: XCTestCase {
     }
 
     /// A resume logged before the clock was recorded leaves both neighbours' seconds unknown
-    /// ("-"), not guessed; lines that are not JSON objects and events before any start are
-    /// skipped; a log with no start has no segments.
+    /// ("-"), not guessed; lines that are not JSON objects (cut, garbage, nested 100,000 deep)
+    /// and events before any start are skipped; a log with no start has no segments.
     func testUnknownClocksGarbageLinesAndNoStart() {
         let s = runSegments(eventLog: log([
             #"{"event":"checkpoint","epoch":0,"batch":5}"#,
@@ -50,6 +50,8 @@ final class SegmentsTests: XCTestCase {
             #"{"event":"epoch","ep"#,
             "not json at all",
             "[1, 2]",
+            String(repeating: "[", count: 100_000),              // nesting no parser should recurse through
+            String(repeating: #"{"a":"#, count: 50_000),
             #"{"event":"resume","epoch":0,"batch":7,"time":"b"}"#,
             #"{"event":"non_finite","epoch":1,"batch":9,"time":"c"}"#,
         ]), finalClock: 9)
