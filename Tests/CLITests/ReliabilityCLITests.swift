@@ -68,6 +68,16 @@ final class ReliabilityCLITests: XCTestCase {
         }
     }
 
+    // A byte count beyond what an Int holds is a usage error, not a trap in the conversion.
+    func testHugeByteCountsAreUsageErrors() throws {
+        for args in [["compile", "Models/tiny.graph", "--max-memory", "1e300", "-o", path("x.plan")],
+                     ["train", "Models/tiny.graph", "--prefix-cache", "9000000000G", "--out", path("pc")]] {
+            let r = try fergc(args)
+            XCTAssertEqual(r.status, 2, r.stderr)
+            XCTAssertTrue(r.stderr.contains("expects bytes like 500000000, 512M or 2G (under 2^62)"), r.stderr)
+        }
+    }
+
     // #5 / R6: a failing event log (here /dev/full) warns and the training goes on.
     func testEventLogWriteFailureIsAWarning() throws {
         let run = path("full")

@@ -145,6 +145,39 @@ final class TrainingRunTests: XCTestCase {
                       && report.contains("| finished |"), report)
     }
 
+    /// `--stop-after TIME` stops the run by itself once the process has run TIME, as SIGTERM
+    /// does: after the step, with a checkpoint at that step, the report written (its segment
+    /// says why) and exit status 75; `--resume` then finishes it bitwise as the uninterrupted
+    /// run. (0.01 s has always passed by the first step: the data and the plan load first.)
+    /// Times it cannot read are usage errors; the forms it documents are accepted.
+    func testStopAfterStopsWithACheckpointAndStatus75ThenResumesBitwise() throws {
+        let whole = scratch.appendingPathComponent("whole"), stopped = scratch.appendingPathComponent("stopped")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", whole.path]).status, 0)
+        let r = try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", stopped.path, "--stop-after", "0.01"])
+        XCTAssertEqual(r.status, 75, r.stderr)
+        XCTAssertTrue(r.stderr.contains("stopped by --stop-after 0.01s at epoch 1, step 0 of "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("fergc train --resume \(stopped.path)"), r.stderr)
+        let stop = try XCTUnwrap(eventRecords(stopped).last { $0["event"] as? String == "stopped" })
+        XCTAssertEqual(stop["reason"] as? String, "--stop-after 0.01s")
+        XCTAssertEqual(try iterationRecorded(stopped), 0)
+        let report = try String(contentsOf: stopped.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("| stopped (--stop-after 0.01s) |"), report)
+
+        let resumed = try fergc(["train", "--resume", stopped.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try tensors(stopped), try tensors(whole))
+
+        for bad in ["0", "-5", "5x", "1h30", "1s5s", "30m1h", "m", "", "1e3", "0x10", "nan", "inf", "9999999999"] {
+            let u = try fergc(["train", "Models/tiny.graph", "--out", scratch.appendingPathComponent("u").path, "--stop-after", bad])
+            XCTAssertEqual(u.status, 2, "\(bad): \(u.stderr)")
+            XCTAssertTrue(u.stderr.contains("--stop-after expects a time like 5400 (seconds), 90m, 1h30m or 2h"), "\(bad): \(u.stderr)")
+        }
+        for (i, good) in ["5400", "90m", "1h30m", "1.5h", "2h45m10s", "45s"].enumerated() {
+            let g = try fergc(["train", "Models/tiny.graph", "--out", scratch.appendingPathComponent("g\(i)").path, "--max-steps", "1", "--stop-after", good])
+            XCTAssertEqual(g.status, 0, "\(good): \(g.stderr)")
+        }
+    }
+
     /// `fergc reproduce` takes the signals too: SIGTERM in a row's training stops it after the
     /// step with a checkpoint, the table is written, the status is 143 and the message gives the
     /// same command, which resumes the row and ends it bitwise as an uninterrupted reproduce.

@@ -102,3 +102,36 @@ func parseArguments(_ args: [String], _ spec: CommandSpec) throws -> ParsedArgum
     }
     return result
 }
+
+/// "5400", "90m", "1h30m", "1.5h", "45s" -> seconds: a number of seconds, or numbers with the
+/// units h, m and s in that order, each at most once; more than 0 and at most a year.
+func parseDuration(_ s: String, option: String, command: String) throws -> Double {
+    let bad = UsageError(message: "\(option) expects a time like 5400 (seconds), 90m, 1h30m or 2h, more than 0 and at most a year, got '\(s)'", command: command)
+    var seconds = 0.0
+    if s.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let v = Double(s) {
+        seconds = v
+    } else {
+        let units: [(Character, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
+        var next = 0, number = "", sawUnit = false
+        for c in s {
+            if c.isASCII, c.isNumber || c == "." { number.append(c); continue }
+            guard let k = units[next...].firstIndex(where: { $0.0 == c }), let v = Double(number) else { throw bad }
+            seconds += v * units[k].1
+            next = k + 1
+            number = ""
+            sawUnit = true
+        }
+        // Nothing may follow the last unit: "1h30" is refused, not read as 1h30s or 1h30m.
+        guard sawUnit, number.isEmpty else { throw bad }
+    }
+    guard seconds.isFinite, seconds > 0, seconds <= 366 * 86400 else { throw bad }
+    return seconds
+}
+
+/// 5400 -> "1h30m", 45 -> "45s", 0.5 -> "0.5s": a duration as `parseDuration` reads it.
+func durationWords(_ seconds: Double) -> String {
+    guard seconds == seconds.rounded(), seconds >= 1 else { return String(format: "%gs", seconds) }
+    let t = Int(seconds)
+    let parts = [(t / 3600, "h"), (t % 3600 / 60, "m"), (t % 60, "s")].filter { $0.0 > 0 }
+    return parts.map { "\($0.0)\($0.1)" }.joined()
+}

@@ -223,8 +223,9 @@ func parseBytes(_ s: String, option: String, command: String) throws -> Int {
     if text.hasSuffix("B") { text.removeLast() }
     var factor = 1.0
     if let last = text.last, let u = units[last] { factor = u; text.removeLast() }
-    guard let v = Double(text), v >= 0, v.isFinite else {
-        throw UsageError(message: "\(option) expects bytes like 500000000, 512M or 2G, got '\(s)'", command: command)
+    // Under 2^62 bytes: the count must fit an Int (1e300 would trap in the conversion).
+    guard let v = Double(text), v >= 0, v.isFinite, v * factor < 0x1p62 else {
+        throw UsageError(message: "\(option) expects bytes like 500000000, 512M or 2G (under 2^62), got '\(s)'", command: command)
     }
     return Int(v * factor)
 }

@@ -23,6 +23,7 @@ enum TrainCommand {
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only, or the resumed run's)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
+            OptionSpec(name: "stop-after", kind: .value("TIME"), help: "Stop once this process has run TIME (e.g. 5400, 90m, 1h30m; loading included), after the step it is in and with a checkpoint, as SIGTERM does, with exit status 75: for sessions and jobs with a time limit (leave a margin for the step, the checkpoint and the report). Continue with --resume DIR."),
             OptionSpec(name: "train-on", kind: .value("SPLITS"), help: "The splits to train on, comma-separated, e.g. Training,PublicTest (default: Training, or the resumed run's). With PublicTest among them nothing is validated: for a final retraining whose schedule was fixed in advance."),
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
             OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
@@ -35,7 +36,10 @@ enum TrainCommand {
         For the real thing, get Kaggle's fer2013.csv and run for example:
           fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
         Ctrl-C or SIGTERM stops after the current step with a checkpoint (exit status 130 or 143);
-        continue with --resume DIR. A second one stops at once.
+        continue with --resume DIR. A second one stops at once. --stop-after TIME does the same
+        by itself once the process has run TIME (exit status 75, EX_TEMPFAIL: come back later):
+          fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/v --stop-after 2h45m
+          fergc train --resume runs/v --stop-after 2h45m      # the next session, until it ends
         On several processes or machines (docs/distributed.md), each rank training on its
         share of every batch:
           mpirun -np 2 fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
@@ -52,7 +56,15 @@ enum TrainCommand {
         try TrainDistributed.run(group) { try train(a, group: group) }
     }
 
+    /// The exit status of a run stopped by `--stop-after` (sysexits' EX_TEMPFAIL: try again later).
+    static let stoppedByTimeStatus: Int32 = 75
+
     static func train(_ a: ParsedArguments, group: MPIGroup?) throws {
+        let processStart = DispatchTime.now().uptimeNanoseconds
+        let stopAfter = try a.value("stop-after").map { try parseDuration($0, option: "--stop-after", command: spec.name) }
+        if stopAfter != nil, group != nil {
+            throw UsageError(message: "--stop-after is not available in a data-parallel run (its ranks must stop at the same step); use the job's time limit with --checkpoint-every", command: spec.name)
+        }
         guard a.positional.count <= 1 else { throw UsageError(message: "expected at most one model file, got \(a.positional.count)", command: spec.name) }
         let resumeDir = a.value("resume")
         var modelPath = a.positional.first
@@ -111,7 +123,14 @@ enum TrainCommand {
         // whose ranks must stop together).
         let signals = group == nil ? StopSignals() : nil
         defer { signals?.stop() }
-        if let signals { options.stopRequested = { signals.reason } }
+        if let signals {
+            let limit = stopAfter.map { (seconds: $0, words: "--stop-after \(durationWords($0))") }
+            options.stopRequested = {
+                if let reason = signals.reason { return reason }
+                guard let limit else { return nil }
+                return Double(DispatchTime.now().uptimeNanoseconds - processStart) / 1e9 >= limit.seconds ? limit.words : nil
+            }
+        }
         if let group { Console.out(TrainDistributed.describe(group, batch: batch)) }
         let trainer = try Trainer(model: model, data: data, options: options)
         if let group { Console.out(TrainDistributed.describeExchange(group)) }
@@ -134,10 +153,10 @@ enum TrainCommand {
             .filter { FileManager.default.fileExists(atPath: $0.0) }.map { "\($0.0) (\($0.1))" }
         Console.out("checkpoints: \(written.isEmpty ? "none written" : written.joined(separator: ", "))\n")
         Console.out("report: \(outDir)/report.md\n")
-        if let stop = trainer.stoppedBy, let number = signals?.number {
+        if let stop = trainer.stoppedBy {
             Console.err("stopped by \(stop.reason) at epoch \(stop.epoch + 1), step \(stop.batch) of \(stop.stepsPerEpoch); continue with:\n"
                         + "  fergc train --resume \(outDir)\n")
-            throw ExitStatus(128 + number)
+            throw ExitStatus(signals?.number.map { 128 + $0 } ?? stoppedByTimeStatus)
         }
         if usingSample {
             Console.out("This trained on the embedded 1,084-face sample. To train on the full FER2013, pass --data fer2013.csv\n(Kaggle's file, or any CSV with emotion,pixels,Usage columns), e.g.:\n  fergc train Models/vgg_tuned.graph --data fer2013.csv\n")
