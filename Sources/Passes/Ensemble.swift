@@ -26,16 +26,25 @@ public struct EnsembleMember {
     }
 }
 
+/// Weights scaled to sum to 1, or nil unless they are finite, non-negative and not all zero.
+/// Scaled by the largest first, so that neither 1e308s (whose sum is infinite) nor subnormals
+/// (whose products with probabilities underflow) lose the ratios between them.
+public func normalizedWeights(_ weights: [Double]) -> [Double]? {
+    guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }), let largest = weights.max(), largest > 0 else { return nil }
+    let scaled = weights.map { $0 / largest }
+    let total = scaled.reduce(0, +)
+    return scaled.map { $0 / total }
+}
+
 public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? = nil, name: String = "ensemble") throws -> Plan {
     guard members.count >= 2 else { throw EnsembleError("an ensemble needs at least two plans, got \(members.count)") }
     let weights = given ?? [Double](repeating: 1, count: members.count)
     guard weights.count == members.count else {
         throw EnsembleError("\(weights.count) weights for \(members.count) plans")
     }
-    guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }), weights.reduce(0, +) > 0 else {
+    guard let normalized = normalizedWeights(weights) else {
         throw EnsembleError("weights must be non-negative numbers with a positive sum, got \(weights)")
     }
-    let total = weights.reduce(0, +)
 
     // What every member must agree on: the image shape and the classes.
     var images: [Int] = [], outputs: [Int] = [], probabilities: [Bool] = []
@@ -116,7 +125,7 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
             probs = softmax
         }
         let weighted = intermediate(prefix + "weighted", [classes])
-        steps.append(Step(name: prefix + "weight", kernel: .scale(factor: Float(weights[k] / total)), inputs: [probs], outputs: [weighted]))
+        steps.append(Step(name: prefix + "weight", kernel: .scale(factor: Float(normalized[k])), inputs: [probs], outputs: [weighted]))
         scaled.append(weighted)
     }
     let out = intermediate("probabilities", [classes])
@@ -138,7 +147,7 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
     // Members that all ask for bf16 convolutions make a bf16 ensemble (one of them in f32: f32).
     if members.allSatisfy({ $0.plan.metadata.computeDType == "bf16" }) { meta.computeDType = "bf16" }
     meta.ensemble = EnsembleInfo(members: members.enumerated().map { k, m in
-        EnsembleInfo.Member(name: m.plan.metadata.modelName, prefix: "m\(k + 1).", weight: weights[k] / total,
+        EnsembleInfo.Member(name: m.plan.metadata.modelName, prefix: "m\(k + 1).", weight: normalized[k],
                             sourceHash: m.plan.metadata.sourceHash, training: m.plan.metadata.training)
     })
     plan.metadata = meta

@@ -78,6 +78,21 @@ final class EnsembleTests: XCTestCase {
         try assertWeightedMean(e, of: members, weights: weights, faces: 4)
     }
 
+    /// Weights keep their ratios at the ends of the doubles: two of 1e308 (whose sum is
+    /// infinite: it gave every probability 0) and subnormals are halves, like 1 and 1.
+    func testHugeAndSubnormalWeightsKeepTheirRatios() throws {
+        let tiny = try model("Models/tiny.graph")
+        let members = [try plan(tiny, seed: 1), try plan(tiny, seed: 2)]
+        for weights in [[1e308, 1e308], [1e-320, 3e-320], [0, 5e-324]] {
+            let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
+            let expected = weights[0] == 0 ? [0.0, 1.0] : weights[0] == 1e308 ? [0.5, 0.5] : [0.25, 0.75]
+            XCTAssertEqual(e.metadata.ensemble?.members.map(\.weight), expected, "\(weights)")
+            try assertWeightedMean(e, of: members, weights: expected, faces: 2)
+        }
+        XCTAssertEqual(normalizedWeights([2, 6]), [0.25, 0.75])
+        for bad in [[0.0, 0.0], [1, -1], [1, .nan], [1, .infinity], []] { XCTAssertNil(normalizedWeights(bad), "\(bad)") }
+    }
+
     func testMembersThatDisagreeAreNamed() throws {
         let tiny = try model("Models/tiny.graph")
         let five = try model(source: try String(contentsOfFile: repoRoot.appendingPathComponent("Models/tiny.graph").path, encoding: .utf8)

@@ -6,6 +6,7 @@
 // files were made on; the command says so.
 
 import Foundation
+import Passes
 import Runtime
 import Training
 
@@ -62,9 +63,9 @@ enum EnsemblePredictions {
 
     /// The weighted mean of the members' rows (weights normalized to sum 1).
     static func mean(_ members: [MemberPredictions], weights: [Double]) -> [[Double]] {
-        let total = weights.reduce(0, +)
+        let w = normalizedWeights(weights) ?? weights.map { _ in 1 / Double(weights.count) }
         return members[0].labels.indices.map { i in
-            (0..<Emotion.names.count).map { c in zip(members, weights).reduce(0) { $0 + $1.0.probabilities[i][c] * $1.1 } / total }
+            (0..<Emotion.names.count).map { c in zip(members, w).reduce(0) { $0 + $1.0.probabilities[i][c] * $1.1 } }
         }
     }
 
