@@ -52,8 +52,10 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
                 segments.append(last)
             }
             let cpu = (object["cpu"] as? String).map { c in (object["cores"] as? Int).map { "\(c), \($0) cores" } ?? c }
+            // Positions from a log someone edited stay printable (the report adds 1 to them).
+            func position(_ key: String) -> Int { (object[key] as? Int).flatMap { (0...(1 << 40)).contains($0) ? $0 : nil } ?? 0 }
             segments.append(RunSegment(
-                started: time, lastEvent: time, epoch: object["epoch"] as? Int ?? 0, batch: object["batch"] as? Int ?? 0,
+                started: time, lastEvent: time, epoch: position("epoch"), batch: position("batch"),
                 clockAtStart: clock ?? (event == "start" ? 0 : nil), clockAtEnd: nil,
                 ending: "no stop recorded (running, or killed)", cpu: cpu, compute: object["compute"] as? String))
             ended = false

@@ -70,6 +70,14 @@ final class SegmentsTests: XCTestCase {
         XCTAssertEqual(running.first?.ending, "no stop recorded (running, or killed)")
     }
 
+    /// Positions out of range (an edited log) are read as 0, not added to and trapped on.
+    func testOutOfRangePositionsAreZero() {
+        let s = runSegments(eventLog: log([#"{"event":"start","epoch":9223372036854775807,"batch":-3,"time":"t"}"#]), finalClock: 1)
+        XCTAssertEqual(s.first?.epoch, 0)
+        XCTAssertEqual(s.first?.batch, 0)
+        XCTAssertTrue(segmentsMarkdown(s, finalClock: 1).contains("| epoch 1, step 1 |"))
+    }
+
     /// A '|' inside a cell is escaped, so a CPU's name cannot break the table.
     func testPipesInCellsAreEscaped() {
         let s = runSegments(eventLog: log([#"{"event":"start","epoch":0,"batch":0,"time":"t","cpu":"A|B","cores":4}"#]), finalClock: 1)
