@@ -107,10 +107,25 @@ func segmentsMarkdown(_ segments: [RunSegment], finalClock: Double) -> String {
         let seconds = s.seconds.map { String(format: "%.1f", $0) } ?? "-"
         let cells = [String(i + 1), s.started, s.lastEvent, "epoch \(s.epoch + 1), step \(s.batch + 1)", seconds, s.ending,
                      s.cpu ?? "-", s.compute.map(briefCompute) ?? "-"]
-        // A cell's own '|' (from a CPU's name, say) would end it.
-        md += "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
+        md += "| " + cells.map(tableCell).joined(separator: " | ") + " |\n"
     }
     return md + "\n"
+}
+
+/// A value as one markdown table cell: a '|' of its own (from a CPU's name, say) would end the
+/// cell and a trailing backslash escape the next separator, so both are escaped; a line break (from an
+/// edited log) would end the row, so control characters become spaces.
+func tableCell(_ value: String) -> String {
+    var out = ""
+    for c in value.unicodeScalars {
+        switch c {
+        case "\\": out += "\\\\"
+        case "|": out += "\\|"
+        case _ where c.properties.generalCategory == .control || c == "\u{2028}" || c == "\u{2029}": out += " "
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out
 }
 
 /// "bf16 on AVX512_BF16" of the trainer's "compute: bf16 on AVX512_BF16 (the products of ...)".

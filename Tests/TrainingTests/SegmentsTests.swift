@@ -84,6 +84,16 @@ final class SegmentsTests: XCTestCase {
         XCTAssertTrue(segmentsMarkdown(s, finalClock: 1).contains(#"| A\|B, 4 cores |"#))
     }
 
+    /// Found while writing the events fuzz target's invariants: a line break inside a value (an edited log) ended the
+    /// table's row, and a value ending in a backslash escaped the separator after it.
+    func testLineBreaksAndBackslashesStayInTheirCell() {
+        let s = runSegments(eventLog: log([#"{"event":"start","epoch":0,"batch":0,"time":"a\nb\rc","cpu":"x\\","cores":2}"#,
+                                           #"{"event":"stopped","time":"d\u2028e","reason":"r|\\"}"#]), finalClock: 1)
+        let rows = segmentsMarkdown(s, finalClock: 1).split(separator: "\n").filter { $0.hasPrefix("|") }
+        XCTAssertEqual(rows.count, 3)  // header, rule, the segment
+        XCTAssertEqual(rows.last, #"| 1 | a b c | d e | epoch 1, step 1 | 1.0 | stopped (r\|\\) | x\\, 2 cores | - |"#)
+    }
+
     /// The log is read up to a bound: over it, a located error, not an allocation the size of
     /// the file; no log at all is no segments.
     func testEventLogOverTheBoundIsRefusedAndNoLogIsNoSegments() throws {

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 BUDGET="${1:-600}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(frontend plan npz csv pgm jpeg png cascade onnx)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(frontend plan npz csv pgm jpeg png cascade onnx events)
 mkdir -p .build-fuzz
 status=0
 printf '%-9s %8s %12s %10s %8s %8s  %s\n' target seconds executions 'exec/s' corpus crashes log

@@ -2,7 +2,7 @@
 # Builds one fuzz target (libFuzzer + AddressSanitizer, swiftc -sanitize=fuzzer,address) and
 # runs it.
 #
-#   Tools/fuzz/run.sh TARGET [SECONDS]     # TARGET: frontend plan npz csv pgm jpeg png cascade onnx; default 600 s
+#   Tools/fuzz/run.sh TARGET [SECONDS]     # TARGET: frontend plan npz csv pgm jpeg png cascade onnx events; default 600 s
 #   Tools/fuzz/run.sh [SECONDS]            # the frontend target (as before)
 #
 # Targets (harnesses in Tools/fuzz/, invariants in each file's comment):
@@ -15,6 +15,7 @@
 #   png       ImageIO's PNG decoder (libpng; the library itself is not instrumented)
 #   cascade   the Haar cascade reader (Vision's XML parser and HaarCascade), then a detection
 #   onnx      the .onnx reader (protobuf decoding), its encoder round trip, and the importer
+#   events    a run's event log (events.jsonl) as the report's segments table reads it
 # The frontend target is built without AddressSanitizer (coverage only): the frontend and
 # GraphIR are safe Swift with no unsafe pointers on the fuzzed path (bounds and overflow trap
 # by themselves), and ASan made each execution about 3x slower.
@@ -136,8 +137,11 @@ onnx)
     "${SWIFTC[@]}" -module-name FuzzONNX -I "$LIB" "${C_FLAGS[@]}" Tools/fuzz/targets/ONNXHarness.swift \
         "$LIB"/Runtime.o "$LIB"/GraphIR.o "$LIB"/Interop.o "$CK"/*/*.o "${C_LIBS[@]}" -o "$BIN"
     EXTRA=(-max_len=16384) ;;
+events)
+    "${SWIFTC[@]}" -module-name FuzzEvents Sources/Training/Segments.swift Tools/fuzz/targets/EventsHarness.swift -o "$BIN"
+    EXTRA=(-max_len=16384) ;;
 *)
-    echo "unknown fuzz target '$TARGET' (frontend plan npz csv pgm jpeg png cascade onnx)" >&2; exit 2 ;;
+    echo "unknown fuzz target '$TARGET' (frontend plan npz csv pgm jpeg png cascade onnx events)" >&2; exit 2 ;;
 esac
 if [ -d "Tools/fuzz/corpus/$TARGET" ]; then cp Tools/fuzz/corpus/"$TARGET"/* "$OUT/corpus-$TARGET/"; fi
 # The CPU time the run got (on a busy machine executions follow it, not the wall time).
