@@ -21,6 +21,8 @@
 #   narrow_crop44  44x44 crops instead of 40x40 (1.21x the pixels; the maps 44-22-11-6-3), bf16
 #   narrow_48      the whole 48x48 face shifted by up to 4 pixels (crop=48, pad=4, reflect) instead
 #                  of 40x40 crops (1.44x the pixels; the maps 48-24-12-6-3), bf16
+#   narrow_4096    the references' dense layers: two of 4096 instead of two of 512 (26M of the
+#                  model's 27M parameters), bf16
 # All but narrow_f32 train in bf16 (where the CPU has AMX or AVX512_BF16; f32 elsewhere;
 # vgg_k.graph asks for it itself). The last two change the model's classifier, not its recipe. Run from anywhere:
 # sh Models/proxy/generate.sh (OUT=DIR writes them elsewhere). The files are committed (a test
@@ -104,3 +106,8 @@ s/^# Stage 1: \\(.*\\), 40x40 -> 20x20/# Stage 1: \\1, 48x48 -> 24x24/
 s/^# Stage 2: \\(.*\\), 20x20 -> 10x10/# Stage 2: \\1, 24x24 -> 12x12/
 s/^# Stage 3: \\(.*\\), 10x10 -> 5x5/# Stage 3: \\1, 12x12 -> 6x6/
 s/^# Stage 4: \\(.*\\), 5x5 -> 3x3/# Stage 4: \\1, 6x6 -> 3x3/"
+variant narrow_4096 $narrow "two dense layers of 4096 instead of 512 (the references' VGG head), bf16, $epochs epochs" "$e
+$bf
+s/^# Classifier: .*/# Classifier (the proxy's change): two dense layers of 4096, as the references' VGG; dropout only here/
+s/^fc1 = dense(flat, units=512,/fc1 = dense(flat, units=4096,/
+s/^fc2 = dense(fc1_drop, units=512,/fc2 = dense(fc1_drop, units=4096,/"
