@@ -343,6 +343,33 @@ private func printableTag(_ bytes: ArraySlice<UInt8>) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
+/// What a file that is not a plan seems to be, from its first bytes, with what to do instead:
+/// the files a user most often hands a command that wants a plan. nil when nothing is recognized.
+func fileKindHint(_ bytes: [UInt8]) -> String? {
+    func starts(_ p: [UInt8]) -> Bool { bytes.count >= p.count && Array(bytes[0..<p.count]) == p }
+    if starts([0x50, 0x4B, 0x03, 0x04]) {
+        return "it is a zip archive, such as a training checkpoint (.npz): a plan is compiled from the model and its weights with `fergc compile M.graph --weights CHECKPOINT.npz -o M.plan`"
+    }
+    if starts([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) { return "it is a NumPy array (.npy), not a plan" }
+    if starts([0x1F, 0x8B]) { return "it is gzip data, such as a dataset (.csv.gz), not a plan" }
+    if starts([0x89, 0x50, 0x4E, 0x47]) { return "it is a PNG image, not a plan" }
+    if starts([0xFF, 0xD8, 0xFF]) { return "it is a JPEG image, not a plan" }
+    // An ONNX model is a protobuf whose first fields are ir_version (tag 0x08, a small varint)
+    // and producer_name (tag 0x12) as every exporter writes them.
+    if bytes.count >= 4, bytes[0] == 0x08, bytes[1] < 0x80, bytes[2] == 0x12 {
+        return "it looks like an ONNX model: `fergc import MODEL.onnx -o M.graph` reads it into a model graph, which `fergc compile` turns into a plan"
+    }
+    let head = bytes.prefix(256)
+    if head.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || $0 >= 0x80 }) {
+        let text = String(decoding: head, as: UTF8.self)
+        let graphLike = text.hasPrefix("#") || text.hasPrefix("model ") || text.contains("\nmodel ")
+        return graphLike
+            ? "it looks like text, such as a model graph (.graph): a plan is compiled from it with `fergc compile M.graph -o M.plan`"
+            : "it looks like text, not a plan"
+    }
+    return nil
+}
+
 private func hex32(_ v: UInt32) -> String {
     let s = String(v, radix: 16)
     return "0x" + String(repeating: "0", count: 8 - s.count) + s
@@ -357,7 +384,8 @@ public func decodePlanFile(_ bytes: [UInt8]) throws(PlanFileError) -> PlanFile {
     }
     guard Array(bytes[0..<8]) == PlanFormat.magic else {
         let shown = printableTag(bytes[0..<8]).map { "'\($0)'" } ?? hexString(Array(bytes[0..<8]))
-        throw PlanFileError(.notAPlan, section: "header", offset: 0, "not a fergc plan file: the magic is \(shown), expected 'FERGCPLN'")
+        let kind = fileKindHint(bytes).map { " (\($0))" } ?? ""
+        throw PlanFileError(.notAPlan, section: "header", offset: 0, "not a fergc plan file: the magic is \(shown), expected 'FERGCPLN'\(kind)")
     }
     r.pos = 8
     let version = try r.u32("the format version")

@@ -193,6 +193,23 @@ final class PlanFileTests: XCTestCase {
         let e2 = try XCTUnwrap(error(Array("P5\n48 48\n255\n".utf8)))
         XCTAssertEqual(e2.kind, .notAPlan)
         XCTAssertTrue(e2.description.contains("not a fergc plan file"), e2.description)
+        // What the file seems to be instead, with what to do (the files most often passed by mistake).
+        let graphText = Array("# a model\nmodel m\ninput x: f32[N, 1, 4, 4]\n".utf8)
+        let npz: [UInt8] = [0x50, 0x4B, 0x03, 0x04] + Array(repeating: 0, count: 30)
+        let onnx: [UInt8] = [0x08, 0x07, 0x12, 0x07] + Array("pytorch".utf8) + [0x1A, 0x00]
+        let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 0, count: 12)
+        let cases: [([UInt8], String)] = [
+            (graphText, "fergc compile M.graph -o M.plan"), (npz, "--weights CHECKPOINT.npz"),
+            (onnx, "fergc import MODEL.onnx"), (jpeg, "a JPEG image"), ([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0], "gzip"),
+        ]
+        for (b, expected) in cases {
+            let e = try XCTUnwrap(error(b))
+            XCTAssertEqual(e.kind, .notAPlan)
+            XCTAssertTrue(e.description.contains(expected), e.description)
+        }
+        // Bytes that are none of those get no guess.
+        let noise: [UInt8] = [0x00, 0x01, 0x02, 0x03, 0xFE, 0x00, 0x7F, 0x10, 0x00]
+        XCTAssertFalse(try XCTUnwrap(error(noise)).description.contains(" it "), "no guess for noise")
         // A payload byte of the schedule.
         let schd = try decodePlanFile(bytes).sections.first { $0.tag == "SCHD" }!
         var flipped = bytes
