@@ -345,7 +345,7 @@ private func printableTag(_ bytes: ArraySlice<UInt8>) -> String? {
 
 /// What a file that is not a plan seems to be, from its first bytes, with what to do instead:
 /// the files a user most often hands a command that wants a plan. nil when nothing is recognized.
-func fileKindHint(_ bytes: [UInt8]) -> String? {
+private func fileKindHint(_ bytes: [UInt8]) -> String? {
     func starts(_ p: [UInt8]) -> Bool { bytes.count >= p.count && Array(bytes[0..<p.count]) == p }
     if starts([0x50, 0x4B, 0x03, 0x04]) {
         return "it is a zip archive, such as a training checkpoint (.npz): a plan is compiled from the model and its weights with `fergc compile M.graph --weights CHECKPOINT.npz -o M.plan`"

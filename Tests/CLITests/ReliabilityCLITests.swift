@@ -312,6 +312,26 @@ final class ReliabilityCLITests: XCTestCase {
         XCTAssertTrue(after.contains { $0.contains("\"iteration\":4") }, "no checkpoint at step 4 after the resume:\n\(events.joined(separator: "\n"))")
     }
 
+    // --checkpoint-every 0 turns a resumed run's interval off, and the run keeps it off on the
+    // next --resume: only epoch ends and the stop are saved from then on.
+    func testCheckpointEveryZeroTurnsTheIntervalOff() throws {
+        let run = path("every0")
+        XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--out", run, "--checkpoint-every", "2", "--max-steps", "3"]).status, 0)
+        let off = try fergc(["train", "--resume", run, "--checkpoint-every", "0", "--max-steps", "5"])
+        XCTAssertEqual(off.status, 0, off.stderr)
+        let again = try fergc(["train", "--resume", run, "--max-steps", "7"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let events = try String(contentsOfFile: run + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+        let resumeAt = try XCTUnwrap(events.firstIndex { $0.contains("\"event\":\"resume\"") })
+        let after = events[resumeAt...].filter { $0.contains("\"event\":\"checkpoint\"") }
+        for step in [4, 6] {
+            XCTAssertFalse(after.contains { $0.contains("\"iteration\":\(step),") || $0.contains("\"iteration\":\(step)}") },
+                           "a checkpoint at step \(step) with the interval off:\n\(events.joined(separator: "\n"))")
+        }
+        assertClearError(try fergc(["train", "Models/tiny.graph", "--out", path("neg"), "--checkpoint-every", "-1", "--max-steps", "1"]),
+                         "--checkpoint-every expects an integer in 0...")
+    }
+
     // #20 / W10, U9: run refuses float labels and reports a huge label as it is.
     func testRunRefusesInexactLabels() throws {
         let w = try tinyWeights()

@@ -20,7 +20,7 @@ enum TrainCommand {
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's, or the resumed run's)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where checkpoints, the event log and the report go (default: runs/<model>-<time>)."),
             OptionSpec(name: "resume", kind: .value("DIR"), help: "Continue the run in DIR exactly where its last checkpoint left it, with the model, data, epochs, seed and batch it recorded."),
-            OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only, or the resumed run's)."),
+            OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only, or the resumed run's; 0: epoch ends only, also after --resume)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
             OptionSpec(name: "max-steps", kind: .value("N"), help: "Stop after N steps (smoke tests)."),
             OptionSpec(name: "stop-after", kind: .value("TIME"), help: "Stop once this process has run TIME (e.g. 5400, 90m, 1h30m; loading included), after the step it is in and with a checkpoint, as SIGTERM does, with exit status 75: for sessions and jobs with a time limit (leave a margin for the step, the checkpoint and the report). Continue with --resume DIR."),
@@ -114,7 +114,7 @@ enum TrainCommand {
         }
 
         options.resume = resumeDir != nil
-        options.checkpointEvery = try a.int("checkpoint-every", spec.name) ?? resumed?.checkpointEvery ?? 0
+        options.checkpointEvery = try a.int("checkpoint-every", spec.name, range: 0...Int.max) ?? resumed?.checkpointEvery ?? 0
         options.maxSteps = try a.int("max-steps", spec.name)
         options.forceResume = a.flag("force-resume")
         if let b = a.value("prefix-cache") { options.prefixCacheBytes = try parseBytes(b, option: "--prefix-cache", command: spec.name) }
