@@ -63,8 +63,13 @@ final class DistributedTests: XCTestCase {
         return url
     }
 
+    /// The two ranks' gradients are summed in another order than one process's, so the weights
+    /// carry the sums' rounding: 1.17e-5 of the tensor's largest value (d1.bias) with OpenBLAS's
+    /// Haswell kernels (a machine whose environment sets OPENBLAS_CORETYPE=Haswell), under 1e-5
+    /// on the machines CI ran on before. Hence 3e-5: a rank's gradient dropped or counted twice
+    /// moves them by far more (the mixup test below measured 6 to 18 for another seed's draws).
     func testTwoRanksTrainAsOneProcessOnTheGlobalBatch() throws {
-        let two = try compareOneProcessAndTwoRanks(model: try tinySGD(), tag: "")
+        let two = try compareOneProcessAndTwoRanks(model: try tinySGD(), tag: "", tolerance: 3e-5)
 
         // A resume needs the same number of ranks, and says so.
         let wrong = try fergc(["train", "--resume", two.path])

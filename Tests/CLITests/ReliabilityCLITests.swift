@@ -328,8 +328,9 @@ final class ReliabilityCLITests: XCTestCase {
             XCTAssertFalse(after.contains { $0.contains("\"iteration\":\(step),") || $0.contains("\"iteration\":\(step)}") },
                            "a checkpoint at step \(step) with the interval off:\n\(events.joined(separator: "\n"))")
         }
-        assertClearError(try fergc(["train", "Models/tiny.graph", "--out", path("neg"), "--checkpoint-every", "-1", "--max-steps", "1"]),
-                         "--checkpoint-every expects an integer in 0...")
+        let negative = try fergc(["train", "Models/tiny.graph", "--out", path("neg"), "--checkpoint-every", "-1", "--max-steps", "1"])
+        XCTAssertEqual(negative.status, 2, negative.stderr)  // a usage error
+        XCTAssertTrue(negative.stderr.contains("--checkpoint-every expects an integer in 0..."), negative.stderr)
     }
 
     // #20 / W10, U9: run refuses float labels and reports a huge label as it is.
