@@ -80,7 +80,7 @@ let package = Package(
             name: "ParityTests",
             dependencies: ["Training", "Passes", "Frontend", "GraphIR", "Runtime", "NumPyIO"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Passes", "GraphIR", "CZlib", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["fergc", "NumPyIO", "TestSupport"]),
         .testTarget(
             name: "ONNXTests",

@@ -24,11 +24,13 @@ struct TrainSection {
     var labelSmoothing = 0.0
     var ema = 0.0
     var mixup = 0.0
+    var distill = 0.0
+    var distillTemperature: (value: Double, loc: Loc)?
     var compute = "f32"
 }
 
 let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema",
-                 "mixup", "compute"]
+                 "mixup", "distill", "distill_temperature", "compute"]
 
 extension Lowering {
     func lowerTrain(keyword: Loc, entries: [Arg], close: Loc) throws(Diagnostic) -> TrainSection {
@@ -87,6 +89,10 @@ extension Lowering {
                 section.ema = try number(v, key: key.text, "must be 0 (off) or in (0, 1)") { $0 >= 0 && $0 < 1 }
             case "mixup":
                 section.mixup = try number(v, key: key.text, "must be 0 (off) or a Beta(a, a) parameter a in (0, 100]") { $0 >= 0 && $0 <= 100 }
+            case "distill":
+                section.distill = try number(v, key: key.text, "must be 0 (off) or the teacher's weight in the targets, in (0, 1]") { $0 >= 0 && $0 <= 1 }
+            case "distill_temperature":
+                section.distillTemperature = (try number(v, key: key.text, "must be in (0, 100]") { $0 > 0 && $0 <= 100 }, key.loc)
             case "compute":
                 let r = resolved(v)
                 guard case .ident(let name) = r.kind, ["f32", "bf16"].contains(name) else {
@@ -102,6 +108,9 @@ extension Lowering {
         }
         guard let optimizer else {
             throw source.error(keyword, "the train block needs 'optimizer = adam(lr=...)' or 'optimizer = sgd(lr=...)'")
+        }
+        if let t = section.distillTemperature, section.distill == 0 {
+            throw source.error(t.loc, "distill_temperature = \(formatDouble(t.value)) without a teacher's weight: add 'distill = 0.5' (for example) or remove it")
         }
         section.loss = loss
         section.optimizer = optimizer
@@ -132,6 +141,8 @@ extension Lowering {
         config.compute = t.compute
         config.ema = t.ema
         config.mixup = t.mixup
+        config.distill = t.distill
+        config.distillTemperature = t.distillTemperature?.value ?? 1
         return config
     }
 

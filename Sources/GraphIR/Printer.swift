@@ -88,6 +88,8 @@ extension TrainingConfig {
         if labelSmoothing != 0 { s += "  label_smoothing = \(formatDouble(labelSmoothing))\n" }
         if ema != 0 { s += "  ema = \(formatDouble(ema))\n" }
         if mixup != 0 { s += "  mixup = \(formatDouble(mixup))\n" }
+        if distill != 0 { s += "  distill = \(formatDouble(distill))\n" }
+        if distillTemperature != 1 { s += "  distill_temperature = \(formatDouble(distillTemperature))\n" }
         if compute != "f32" { s += "  compute = \(compute)\n" }
         return s + "}\n"
     }

@@ -115,6 +115,17 @@ public struct TrainingConfig: Hashable, Sendable {
     /// loss reads soft targets, an input 'targets: f32[N, K]' that training-form adds.
     /// Validation and evaluation are unchanged.
     public var mixup: Double = 0
+    /// Knowledge distillation (Hinton, Vinyals and Dean 2015): 0 for none, or the weight a in
+    /// [0, 1] of a teacher's probabilities in each training image's target,
+    /// (1 - a) q(y) + a p(T) (q: the label smoothing's target; p(T): the teacher's probabilities
+    /// on the face, raised to 1/T and renormalized, T = `distillTemperature`). The teacher is a
+    /// plan run once over the training faces before the first step (`fergc train --teacher`);
+    /// like mixup, the step's loss reads soft targets. With mixup both images' targets are mixed.
+    public var distill: Double = 0
+    /// The temperature T that softens the teacher's probabilities (1: as the teacher gives them).
+    public var distillTemperature: Double = 1
+    /// Whether the training step's loss reads soft targets instead of the labels.
+    public var usesSoftTargets: Bool { mixup > 0 || distill > 0 }
     /// What the training step's convolutions compute in: "f32", or "bf16" (their forwards, input
     /// and weight gradients with bf16 products and f32 sums, on AMX or AVX512_BF16; the weights,
     /// batchnorm, the loss and the update in f32; all f32 where the CPU has neither). The training plan carries it

@@ -8,8 +8,9 @@
 //   y = dropout(x, rate=r)   ==>   y, y.mask = dropout_train(x, rate=r)
 //
 //   loss = softmax_cross_entropy(logits, labels)   ==>   loss = softmax_cross_entropy(logits, targets)
-//     with the train block's mixup on: a new input 'targets: f32[N, K]' of soft targets (the
-//     trainer's mix of each image's and its partner's labels, label smoothing included)
+//     with the train block's mixup or distill on: a new input 'targets: f32[N, K]' of soft
+//     targets (the trainer's: the mix of each image's and its partner's labels, the teacher's
+//     probabilities, label smoothing included)
 //
 // A batchnorm whose gamma is frozen (trainable=false) stays in inference form, as in Keras.
 // The statistics updates are appended after every other node, so that nothing reads the
@@ -43,18 +44,18 @@ public func trainingForm(_ graph: Graph) throws -> Graph {
         }
     }
     g.nodes = nodes + updates
-    if let mixup = graph.training?.mixup, mixup > 0 { try softTargets(&g) }
+    if let t = graph.training, t.usesSoftTargets { try softTargets(&g, for: t.mixup > 0 ? "mixup" : "distill") }
     return g
 }
 
-/// The name of the soft-target input that training-form gives a mixup step.
+/// The name of the soft-target input that training-form gives a mixup or distillation step.
 public let mixupTargetsName = "targets"
 
 /// Every cross-entropy of the labels reads soft targets instead (one input for all of them:
 /// they share the batch).
-private func softTargets(_ g: inout Graph) throws {
+private func softTargets(_ g: inout Graph, for what: String) throws {
     guard let labels = g.id(named: "labels"), g[labels].kind == .input else {
-        throw PassError(pass: "training-form", message: "mixup needs the labels as 'input labels: i32[N]'")
+        throw PassError(pass: "training-form", message: "\(what) needs the labels as 'input labels: i32[N]'")
     }
     var targets: ValueID?
     for k in g.nodes.indices {
@@ -64,12 +65,12 @@ private func softTargets(_ g: inout Graph) throws {
             targets = try g.addValue(Value(name: mixupTargetsName, type: logitsType, kind: .input))
         }
         guard let t = targets, g[t].type == logitsType else {
-            throw PassError(pass: "training-form", message: "mixup: the losses of the labels have logits of different shapes")
+            throw PassError(pass: "training-form", message: "\(what): the losses of the labels have logits of different shapes")
         }
         g.nodes[k].inputs[1] = t
     }
     guard targets != nil else {
-        throw PassError(pass: "training-form", message: "mixup: no softmax_cross_entropy reads the labels")
+        throw PassError(pass: "training-form", message: "\(what): no softmax_cross_entropy reads the labels")
     }
 }
 

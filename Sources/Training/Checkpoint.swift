@@ -56,6 +56,15 @@ public struct CheckpointMeta: Codable, Sendable {
     /// The run's mid-epoch checkpoint interval in steps (absent: epoch ends only, or written
     /// before it was recorded); a resume keeps it unless told otherwise.
     public var checkpointEvery: Int? = nil
+    /// The teacher's probabilities of a distilling run (absent: no teacher); a resume needs the same.
+    public var teacher: TeacherRecord? = nil
+}
+
+/// Which teacher's probabilities a distilling run trains with: where they came from and their
+/// hash (`TeacherProbabilities.hash`).
+public struct TeacherRecord: Codable, Sendable, Equatable {
+    public var source: String
+    public var hash: String
 }
 
 

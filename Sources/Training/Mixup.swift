@@ -57,8 +57,17 @@ func logGamma(_ shape: Double, _ g: inout SplitMix64) -> Double {
 @discardableResult
 public func applyMixup(_ draw: MixupDraw, x: inout [Float], labels: [Int32], targets: inout [Float],
                        pixels: Int, classes: Int, smoothing: Double) -> [Int32] {
+    applyMixup(draw, x: &x, labels: labels, own: ownTargets(labels: labels, classes: classes, smoothing: smoothing),
+               targets: &targets, pixels: pixels, classes: classes)
+}
+
+/// The same with each image's own target given (`ownTargets`: the smoothed label, and the
+/// teacher's share when distilling): image k's target is l own(k) + (1 - l) own(partner(k)).
+@discardableResult
+public func applyMixup(_ draw: MixupDraw, x: inout [Float], labels: [Int32], own: [Double], targets: inout [Float],
+                       pixels: Int, classes: Int) -> [Int32] {
     let n = labels.count
-    precondition(draw.partner.count == n && x.count == n * pixels && classes > 0)
+    precondition(draw.partner.count == n && x.count == n * pixels && classes > 0 && own.count == n * classes)
     let l = draw.lambda
     let a = Float(l), b = Float(1 - l)
     let original = x
@@ -70,12 +79,11 @@ public func applyMixup(_ draw: MixupDraw, x: inout [Float], labels: [Int32], tar
             }
         }
     }
-    let off = smoothing / Double(classes), on = 1 - smoothing + off
     targets = [Float](repeating: 0, count: n * classes)
     for k in 0..<n {
-        let own = Int(labels[k]), other = Int(labels[draw.partner[k]])
+        let p = draw.partner[k]
         for j in 0..<classes {
-            targets[k * classes + j] = Float(l * (j == own ? on : off) + (1 - l) * (j == other ? on : off))
+            targets[k * classes + j] = Float(l * own[k * classes + j] + (1 - l) * own[p * classes + j])
         }
     }
     return l >= 0.5 ? labels : draw.partner.map { labels[$0] }

@@ -233,6 +233,10 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     if c.meta.modelIR.contains("\n  compute = bf16\n") {
         md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
     }
+    if let t = c.meta.teacher {
+        let weight = c.meta.modelIR.split(separator: "\n").first { $0.hasPrefix("  distill = ") }.map { $0.dropFirst(12) } ?? "?"
+        md += "Distilled from: `\(t.source)` (its probabilities on the training faces, hash \(t.hash), weight \(weight) in the targets; the run directory's \(TeacherProbabilities.fileName)).\n\n"
+    }
     if let splits = c.meta.data?.trainSplits {
         md += "Trained on: \(splits.joined(separator: " + "))\(splits.contains("PublicTest") ? " (no validation split: a retraining whose schedule was fixed in advance; the last checkpoint is the result)" : "").\n\n"
     }

@@ -36,6 +36,9 @@ public struct TrainOptions: Sendable {
     /// checkpoint, as `--max-steps` does; `Trainer.stoppedBy` then says why. Not asked in a
     /// data-parallel run (its ranks would stop at different steps and wait for each other).
     public var stopRequested: (@Sendable () -> String?)?
+    /// The teacher's probabilities on the training faces, for a new run whose train block
+    /// distils (`distill`); a resumed run reads its run directory's copy instead.
+    public var teacher: TeacherProbabilities?
 
     public init(epochs: Int, batchSize: Int, seed: UInt64, outDir: String) {
         self.epochs = epochs
@@ -76,6 +79,12 @@ public final class Trainer {
     let stepLoss: String
     /// The data this run trains on, recorded in checkpoints and checked on resume.
     let dataFingerprint: DataFingerprint
+    /// The teacher's probabilities (distillation), and their rows softened by the temperature.
+    let teacher: TeacherProbabilities?
+    let teacherRows: [Double]
+    /// Where the teacher's probabilities came from: the plan a new run ran, kept by its resumes
+    /// (which read the run directory's copy).
+    var teacherSource: String?
     /// The frozen-prefix cache, when the step has a prefix and nothing random feeds it.
     var prefixCache: PrefixCache?
     /// What the trainer did about a frozen prefix (nil: the model has none).
@@ -111,9 +120,7 @@ public final class Trainer {
         var m = model
         m.training = training
         self.model = m
-        var train = data[options.trainSplits.first ?? .training]
-        for s in options.trainSplits.dropFirst() { train.append(contentsOf: data[s]) }
-        trainSet = train
+        trainSet = trainingFaces(data, splits: options.trainSplits)
         valSet = options.validationSplit.map { data[$0] } ?? FaceSet()
         let splitNames = options.trainSplits.map(\.rawValue).joined(separator: " + ")
         guard trainSet.count > 0 else { throw TrainError("\(data.source): no \(splitNames) rows") }
@@ -127,6 +134,35 @@ public final class Trainer {
         }
         guard let labelsInput = model.id(named: "labels"), model[labelsInput].type == .batched([], .i32) else {
             throw TrainError("'\(model.name)' must take the emotion labels as 'input labels: i32[N]' to train")
+        }
+        // The teacher: a new run's from the caller, a resumed run's from its run directory.
+        let classes = logitsValue(of: model, loss: try lossValue(of: model)).map { model[$0].type.elementsPerSample } ?? 0
+        if training.distill > 0 {
+            let t: TeacherProbabilities
+            if options.resume {
+                let path = options.outDir + "/" + TeacherProbabilities.fileName
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw TrainError("\(options.outDir): the run distils from a teacher (distill = \(formatDouble(training.distill))) but its run directory has no \(TeacherProbabilities.fileName)")
+                }
+                t = try TeacherProbabilities.read(path, faces: trainSet.count, classes: classes)
+            } else {
+                guard let given = options.teacher else {
+                    throw TrainError("'\(model.name)' distils from a teacher (distill = \(formatDouble(training.distill))): give one with --teacher PLAN (an inference plan or a checkpoint)")
+                }
+                t = given
+            }
+            guard t.classes == classes, t.faces == trainSet.count else {
+                throw TrainError("\(t.source): the teacher gave \(t.classes) probabilities for each of \(t.faces) faces; this run trains on \(trainSet.count) faces of \(classes) classes")
+            }
+            teacher = t
+            teacherSource = t.source
+            teacherRows = t.tempered(training.distillTemperature)
+        } else {
+            if options.teacher != nil {
+                throw TrainError("'\(model.name)' has no teacher's weight in its train block: add 'distill = 0.5' (for example) to distil, or leave the teacher out")
+            }
+            teacher = nil
+            teacherRows = []
         }
         modelIR = model.printed(types: false)
         modelHash = String(stringHash(modelIR), radix: 16)
@@ -244,12 +280,13 @@ public final class Trainer {
         let logits = try index(step, model[logitsValue(of: model, loss: try lossValue(of: model))!].name)
         let buffers = StepBuffers(
             x: try index(step, "x"), labels: step.buffer(named: "labels"),
-            targets: training.mixup > 0 ? try index(step, mixupTargetsName) : nil, learningRate: try index(step, "learning_rate"),
+            targets: training.usesSoftTargets ? try index(step, mixupTargetsName) : nil, learningRate: try index(step, "learning_rate"),
             loss: try index(step, stepLoss), logits: logits, classes: step.buffers[logits].perSample[0],
             checked: step.outputs.filter { step.buffers[$0].elementType == .f32 })
         var state = RunState()
         if options.resume { state = try resume() } else {
             if isWriter { try? FileManager.default.removeItem(atPath: logPath) }
+            if isWriter, let teacher { try teacher.write(to: options.outDir + "/" + TeacherProbabilities.fileName) }
             startAverage()
         }
         let log = try EventLog(path: logPath, enabled: isWriter)
@@ -261,7 +298,11 @@ public final class Trainer {
                    "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count,
                    // What the segment's wall time was measured on (the report's segments table).
                    "elapsed_seconds": state.elapsedBefore, "cpu": cpuModelName() ?? NSNull(),
-                   "cores": ProcessInfo.processInfo.activeProcessorCount, "compute": computeNote ?? "compute: f32"]
+                   "cores": ProcessInfo.processInfo.activeProcessorCount, "compute": computeNote ?? "compute: f32",
+                   // OpenBLAS's kernels (chosen per CPU, or by OPENBLAS_CORETYPE) round differently.
+                   "blas_core": openBLASCoreName()]
+                  .merging(teacher.map { ["teacher": teacherSource ?? $0.source, "teacher_hash": $0.hash, "distill": training.distill,
+                                          "distill_temperature": training.distillTemperature] } ?? [:]) { a, _ in a }
                   .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,
                                                 "allreduce_bytes_per_step": $0.gradientBytesPerStep + $0.statisticsBytesPerStep] } ?? [:]) { a, _ in a })
 
@@ -383,14 +424,21 @@ public final class Trainer {
         let position = UInt64(indices.startIndex / options.batchSize)
         fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
                   augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
+        guard training.usesSoftTargets else {
+            batch.scored = batch.labels
+            return
+        }
+        let own = ownTargets(labels: batch.labels, classes: classes, smoothing: training.labelSmoothing,
+                             teacher: teacher == nil ? nil : (training.distill, teacherRows, Array(indices)))
         guard training.mixup > 0 else {
+            batch.targets = own.map { Float($0) }
             batch.scored = batch.labels
             return
         }
         let draw = MixupDraw(count: indices.count, alpha: training.mixup, seed: mixSeed(options.seed, 0x4d49_5855, UInt64(epoch), position))
         let side = training.augmentation.outputSide
-        batch.scored = applyMixup(draw, x: &batch.x, labels: batch.labels, targets: &batch.targets, pixels: side * side,
-                                  classes: classes, smoothing: training.labelSmoothing)
+        batch.scored = applyMixup(draw, x: &batch.x, labels: batch.labels, own: own, targets: &batch.targets, pixels: side * side,
+                                  classes: classes)
     }
 
     /// Validates, records the epoch in the history and moves the state to the next epoch.
@@ -444,6 +492,11 @@ public final class Trainer {
             }
         }
         guard (0..<stepsPerEpoch).contains(m.batch) else { throw bad("batch \(m.batch); an epoch has \(stepsPerEpoch) steps") }
+        // The teacher's probabilities the run started with (its run directory's copy).
+        if let teacher, teacher.hash != m.teacher?.hash {
+            throw TrainError("\(teacher.source): these teacher's probabilities (hash \(teacher.hash)) are not the ones the run in \(options.outDir) trained with (\(m.teacher.map { "hash \($0.hash), from \($0.source)" } ?? "none recorded"))")
+        }
+        if let recorded = m.teacher { teacherSource = recorded.source }
         let isAveraged = Set(averaged.map { persistent[$0].name })
         func tensor(_ name: String, _ p: (name: String, stepIndex: Int, evalIndex: Int?)) throws -> [Float] {
             guard let v = c.tensors[name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
@@ -496,7 +549,8 @@ public final class Trainer {
                                   bestValAccuracy: state.best, partialLossSum: state.lossSum, partialCorrect: state.correct,
                                   partialSeen: state.seen, partialSeconds: state.seen > 0 ? epochSeconds : nil,
                                   history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
-                                  ranks: options.group?.size, checkpointEvery: options.checkpointEvery > 0 ? options.checkpointEvery : nil)
+                                  ranks: options.group?.size, checkpointEvery: options.checkpointEvery > 0 ? options.checkpointEvery : nil,
+                                  teacher: teacher.map { TeacherRecord(source: teacherSource ?? $0.source, hash: $0.hash) })
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 

@@ -76,12 +76,14 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertNotNil(t["sgd.velocity.c1.weight"])
     }
 
-    func resumeAfterSIGKILL(model: String) throws {
+    /// `extra`: more options for the two new runs (not for the resume, which takes none).
+    func resumeAfterSIGKILL(model: String, extra: [String] = []) throws {
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
-        XCTAssertEqual(try fergc(["train", model, "--epochs", "2", "--out", whole.path, "--checkpoint-every", "10"]).status, 0)
+        let uninterrupted = try fergc(["train", model, "--epochs", "2", "--out", whole.path, "--checkpoint-every", "10"] + extra)
+        XCTAssertEqual(uninterrupted.status, 0, uninterrupted.stderr)
 
         // Kill it as soon as the first mid-epoch checkpoint is on disk.
-        let p = try trainUntilFirstCheckpoint(["train", model, "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"],
+        let p = try trainUntilFirstCheckpoint(["train", model, "--epochs", "2", "--out", killed.path, "--checkpoint-every", "10"] + extra,
                                               out: killed, stderr: nil)
         let log = killed.appendingPathComponent("events.jsonl")
         kill(p.processIdentifier, SIGKILL)
@@ -116,6 +118,52 @@ final class TrainingRunTests: XCTestCase {
         let resume = try XCTUnwrap(eventRecords(killed).first { $0["event"] as? String == "resume" })
         XCTAssertGreaterThan(try XCTUnwrap(resume["elapsed_seconds"] as? Double), 0, "the killed segment kept its checkpoint's time")
         XCTAssertEqual(seconds.reduce(0, +), total, accuracy: 0.16, report)  // three roundings to 0.1 s
+    }
+
+    /// Distillation with mixup: the teacher (a checkpoint of another run) is run once, its
+    /// probabilities kept in the run directory, and the killed run resumes bitwise without it;
+    /// a resume refuses other probabilities, or none.
+    func testResumeWhileDistillingAfterSIGKILLMatchesUninterruptedRun() throws {
+        let teacherRun = scratch.appendingPathComponent("teacher")
+        let t = try fergc(["train", "Models/tiny.graph", "--epochs", "1", "--seed", "3", "--out", teacherRun.path])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
+            .replacingOccurrences(of: "  epochs = 2\n", with: "  epochs = 2\n  label_smoothing = 0.1\n  mixup = 0.4\n  distill = 0.7\n  distill_temperature = 2\n")
+        let model = scratch.appendingPathComponent("distill.graph")
+        try source.write(to: model, atomically: true, encoding: .utf8)
+        let teacher = teacherRun.appendingPathComponent("checkpoint-last.npz").path
+        try resumeAfterSIGKILL(model: model.path, extra: ["--teacher", teacher])
+        let killed = scratch.appendingPathComponent("killed")
+        let start = try XCTUnwrap(eventRecords(killed).first { $0["event"] as? String == "start" })
+        XCTAssertEqual(start["teacher"] as? String, teacher)
+        XCTAssertEqual(start["distill"] as? Double, 0.7)
+        XCTAssertNotNil(start["blas_core"] as? String)
+        let report = try String(contentsOf: killed.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("Distilled from: `\(teacher)`"), report)
+
+        // Other probabilities in the run directory (one face's row changed), or none.
+        let stored = killed.appendingPathComponent("teacher.npy")
+        var array = try NumPyIO.readNPY([UInt8](Data(contentsOf: stored)))
+        var values = array.floats
+        values.swapAt(0, 1)
+        array = NDArray(floats: values, shape: array.shape)
+        try Data(NumPyIO.writeNPY(array)).write(to: stored)
+        let changed = try fergc(["train", "--resume", killed.path, "--epochs", "3", "--force-resume"])
+        XCTAssertEqual(changed.status, 1)
+        XCTAssertTrue(changed.stderr.contains("are not the ones the run in \(killed.path) trained with"), changed.stderr)
+        try FileManager.default.removeItem(at: stored)
+        let missing = try fergc(["train", "--resume", killed.path, "--epochs", "3", "--force-resume"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("its run directory has no teacher.npy"), missing.stderr)
+        // The teacher belongs to a new run, and to a model that distils.
+        let again = try fergc(["train", "--resume", killed.path, "--teacher", teacher])
+        XCTAssertEqual(again.status, 2)
+        let plain = try fergc(["train", "Models/tiny.graph", "--out", scratch.appendingPathComponent("p").path, "--teacher", teacher])
+        XCTAssertEqual(plain.status, 2)
+        XCTAssertTrue(plain.stderr.contains("does not distil"), plain.stderr)
+        let none = try fergc(["train", model.path, "--out", scratch.appendingPathComponent("n").path])
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.stderr.contains("give one with --teacher"), none.stderr)
     }
 
     /// SIGTERM (or Ctrl-C's SIGINT) stops the run after the step it is in, with a checkpoint

@@ -381,7 +381,17 @@ final class DiagnosticTests: XCTestCase {
         expectError(header + "train {\n  loss = l\n  optimiser = adam(lr=1)\n}\n", 7, 3,
                     "unknown train setting 'optimiser' (did you mean 'optimizer'?)")
         expectError(header + "train {\n  colour = 3\n}\n", 6, 3,
-                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, mixup, compute)")
+                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, mixup, distill, distill_temperature, compute)")
+    }
+
+    /// The teacher's weight is in [0, 1]; a temperature without a weight does nothing, so it is
+    /// an error at the temperature.
+    func testDistillSettings() {
+        let train = header + "train {\n  loss = l\n  optimizer = adam(lr=1e-3)\n"
+        expectError(train + "  distill = 1.5\n}\n", 8, 13, "attribute 'distill': must be 0 (off) or the teacher's weight in the targets, in (0, 1], got 1.5")
+        expectError(train + "  distill = 0.5\n  distill_temperature = 0\n}\n", 9, 25, "attribute 'distill_temperature': must be in (0, 100], got 0")
+        expectError(train + "  distill_temperature = 2\n}\n", 8, 3,
+                    "distill_temperature = 2.0 without a teacher's weight: add 'distill = 0.5' (for example) or remove it")
     }
 
     func testTrainKeySetTwice() {

@@ -28,6 +28,7 @@ enum TrainCommand {
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
             OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
             OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz) or a checkpoint. Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
+            OptionSpec(name: "teacher", kind: .value("T"), help: "For a model whose train block distils (distill = A): the teacher, an inference plan (e.g. an ensemble) or a checkpoint, run once over the training faces before the first step; or a teacher.npy of an earlier run over the same faces. Stored in the run directory: --resume needs no teacher."),
             OptionSpec(name: "distributed", kind: .value("MODE"), help: "Data-parallel training over MPI: 'auto' (default: when mpirun or srun started fergc), 'mpi' or 'none'. See docs/distributed.md."),
         ],
         details: """
@@ -48,6 +49,10 @@ enum TrainCommand {
         dense layers in bf16 on AMX where the CPU has it (1.2-1.5x faster), on AVX512_BF16 where
         it has that instead (Zen 4: the dense layers and the convolutions of small planes, where
         f32 Winograd gains least; vgg_k 1.4x); weights and updates stay f32.
+        A model whose train block says 'distill = 0.5' learns from a teacher's probabilities as
+        well as from the labels (knowledge distillation); the teacher runs once, before the
+        first step, and its probabilities stay in the run directory for --resume:
+          fergc train M.graph --data fer2013.csv --teacher Models/trained/best-ensemble.plan
         """)
 
     static func main(_ args: [String]) throws {
@@ -97,6 +102,16 @@ enum TrainCommand {
             throw CLIError("\(outDir) already holds a run; use --resume \(outDir) to continue it or another --out")
         }
 
+        let teacherPath = a.value("teacher")
+        if let teacherPath {
+            guard resumeDir == nil else {
+                throw UsageError(message: "--teacher is for a new run; a resumed run trains with the teacher's probabilities in its run directory (\(TeacherProbabilities.fileName))", command: spec.name)
+            }
+            guard training.distill > 0 else {
+                throw UsageError(message: "--teacher \(teacherPath): \(path) does not distil (its train block has no 'distill = A')", command: spec.name)
+            }
+        }
+
         let loadStart = Date()
         Console.err("loading \(dataPath)\(usingSample ? " (the embedded sample)" : "") ...\n")
         let data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: Set(trainSplits + [.publicTest])))
@@ -111,6 +126,9 @@ enum TrainCommand {
                            options.validationSplit.map { data[$0].count } ?? 0, Date().timeIntervalSince(loadStart)))
         if options.validationSplit == nil {
             Console.err("no validation split: PublicTest is trained on; the last checkpoint is the run's result\n")
+        }
+        if let teacherPath {
+            options.teacher = try teacherProbabilities(teacherPath, model: model, faces: trainingFaces(data, splits: trainSplits))
         }
 
         options.resume = resumeDir != nil
@@ -161,6 +179,30 @@ enum TrainCommand {
         if usingSample {
             Console.out("This trained on the embedded 1,084-face sample. To train on the full FER2013, pass --data fer2013.csv\n(Kaggle's file, or any CSV with emotion,pixels,Usage columns), e.g.:\n  fergc train Models/vgg_tuned.graph --data fer2013.csv\n")
         }
+    }
+
+    /// A teacher's probabilities on `faces`: read from a .npy, or computed by running a plan or a
+    /// checkpoint over them (with progress: the ensemble of four takes minutes on two cores).
+    static func teacherProbabilities(_ path: String, model: Graph, faces: FaceSet) throws -> TeacherProbabilities {
+        if path.hasSuffix(".npy") {
+            let classes = try logitsValue(of: model, loss: lossValue(of: model)).map { model[$0].type.elementsPerSample } ?? 0
+            return try TeacherProbabilities.read(path, faces: faces.count, classes: classes)
+        }
+        let (name, plan, ex) = try loadEvaluable(path, batch: 256)
+        let start = Date()
+        let interactive = isatty(2) != 0
+        Console.err("teacher: running \(name) (\(path)) over the \(faces.count) training faces ...\(interactive ? "" : "\n")")
+        let t = try computeTeacherProbabilities(ex, plan: plan, set: faces, source: path) { done in
+            let s = Date().timeIntervalSince(start)
+            let line = String(format: "teacher: %d of %d faces, %.0f s", done, faces.count, s)
+            if interactive { Console.err("\r" + line) } else if done == faces.count || done % 8192 == 0 { Console.err(line + "\n") }
+        }
+        if interactive { Console.err("\n") }
+        var agree = 0
+        for f in 0..<t.faces where argmax(Array(t.values[(f * t.classes)..<((f + 1) * t.classes)])) == Int(faces.labels[f]) { agree += 1 }
+        Console.err(String(format: "teacher: %.2f%% of the training faces' labels are its most probable class (%.1f s)\n",
+                           100 * Double(agree) / Double(max(faces.count, 1)), Date().timeIntervalSince(start)))
+        return t
     }
 
     /// "Training,PublicTest" -> [.training, .publicTest]: known names, each once, Training's
