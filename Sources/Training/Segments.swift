@@ -19,7 +19,8 @@ public struct RunSegment: Equatable, Sendable {
     public var clockAtEnd: Double?
     /// How it ended, in words.
     public var ending: String
-    /// The CPU and the compute it trained with, as its start event recorded them.
+    /// The CPU (with OpenBLAS's kernels, when recorded) and the compute it trained with, as its
+    /// start event recorded them.
     public var cpu: String?
     public var compute: String?
 
@@ -51,7 +52,9 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
                 last.clockAtEnd = clock
                 segments.append(last)
             }
-            let cpu = (object["cpu"] as? String).map { c in (object["cores"] as? Int).map { "\(c), \($0) cores" } ?? c }
+            let cpu = (object["cpu"] as? String).map { c in
+                (object["cores"] as? Int).map { "\(c), \($0) cores" } ?? c
+            }.map { c in (object["blas_core"] as? String).map { "\(c), OpenBLAS \($0)" } ?? c }
             // Positions from a log someone edited stay printable (the report adds 1 to them).
             func position(_ key: String) -> Int { (object[key] as? Int).flatMap { (0...(1 << 40)).contains($0) ? $0 : nil } ?? 0 }
             segments.append(RunSegment(

@@ -18,7 +18,7 @@ final class SegmentsTests: XCTestCase {
             #"{"event":"checkpoint","epoch":1,"batch":100,"elapsed_seconds":84.25,"time":"2026-12-02T00:01:51Z"}"#,
             #"{"event":"resume","epoch":1,"batch":100,"elapsed_seconds":84.25,"cpu":"AMD EPYC","cores":2,"compute":"compute: bf16 on AVX512_BF16 (the products of ...)","time":"2026-12-03T09:00:00Z"}"#,
             #"{"event":"stopped","reason":"SIGTERM","epoch":1,"batch":300,"elapsed_seconds":120.0,"time":"2026-12-03T09:00:40Z"}"#,
-            #"{"event":"resume","epoch":1,"batch":300,"elapsed_seconds":119.5,"time":"2026-12-03T10:00:00Z"}"#,
+            #"{"event":"resume","epoch":1,"batch":300,"elapsed_seconds":119.5,"cpu":"AMD EPYC","cores":2,"blas_core":"Haswell","time":"2026-12-03T10:00:00Z"}"#,
             #"{"event":"end","epochs":2,"elapsed_seconds":200.0,"time":"2026-12-03T10:01:30Z"}"#,
         ]), finalClock: 200)
         XCTAssertEqual(s.count, 3)
@@ -32,6 +32,8 @@ final class SegmentsTests: XCTestCase {
         XCTAssertEqual(s[1].epoch, 1)
         XCTAssertEqual(s[1].batch, 100)
         XCTAssertEqual(s[1].cpu, "AMD EPYC, 2 cores")
+        // OpenBLAS's kernels, where the start event recorded them (they round differently).
+        XCTAssertEqual(s[2].cpu, "AMD EPYC, 2 cores, OpenBLAS Haswell")
         XCTAssertNil(s[0].cpu)
 
         let md = segmentsMarkdown(s, finalClock: 200)
