@@ -111,11 +111,10 @@ final class DistributedTests: XCTestCase {
             let xs = x.floats, ys = b[name]!.floats
             XCTAssertEqual(xs.count, ys.count, name)
             bitwise = bitwise && x.data == b[name]!.data
-            let scale = xs.map { abs(Double($0)) }.max() ?? 0
-            let diff = zip(xs, ys).map { abs(Double($0) - Double($1)) }.max() ?? 0
+            let relative = largestRelativeDifference(xs, ys)
             if name.hasPrefix("sgd.") {
-                if scale > 0, diff / scale > momenta.0 { momenta = (diff / scale, name) }
-            } else if scale > 0, diff / scale > worst.0 { worst = (diff / scale, name) }
+                if relative > momenta.0 { momenta = (relative, name) }
+            } else if relative > worst.0 { worst = (relative, name) }
         }
         XCTAssertLessThanOrEqual(worst.0, tolerance, "worst: \(worst.1)")
         print("2 ranks vs 1 process\(tag) after 6 steps: largest weight difference \(worst.0) of the tensor's largest value (\(worst.1)); momenta \(momenta.0) (\(momenta.1)); bitwise equal: \(bitwise)")

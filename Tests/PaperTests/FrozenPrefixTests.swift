@@ -7,6 +7,7 @@ import GraphIR
 import Passes
 import Runtime
 @testable import Training
+import TestSupport
 import XCTest
 
 final class FrozenPrefixTests: XCTestCase {
@@ -64,18 +65,13 @@ final class FrozenPrefixTests: XCTestCase {
         // The same weights up to the products' rounding: the prefix is computed per image when
         // cached and per batch when not, and OpenBLAS's Haswell kernels (a machine whose
         // environment sets OPENBLAS_CORETYPE=Haswell) round those shapes apart by an ulp or two,
-        // where the kernels of the machines CI ran on before gave bitwise equal weights. A wrong cached value
-        // (another image's, or a stale one) moves them by far more than 1e-5 of the tensor.
+        // where the kernels of the machines CI ran on before gave bitwise equal weights. A wrong
+        // cached value (another image's, or a stale one) moves them by far more than 1e-5 of the
+        // tensor.
         XCTAssertEqual(Set(plain.tensors.keys), Set(cached.tensors.keys))
-        func largestDifference(_ a: [Float], _ b: [Float]?) -> Double {
-            guard let b, a.count == b.count else { return .infinity }
-            let scale = a.map { abs(Double($0)) }.max() ?? 0
-            let diff = zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
-            return scale > 0 ? diff / scale : diff
-        }
         for (name, v) in plain.tensors {
-            XCTAssertLessThanOrEqual(largestDifference(v, cached.tensors[name]), 1e-5, "\(name) differs with the cache")
-            XCTAssertLessThanOrEqual(largestDifference(v, partial.tensors[name]), 1e-5, "\(name) differs with the partial cache")
+            XCTAssertLessThanOrEqual(largestRelativeDifference(v, cached.tensors[name]), 1e-5, "\(name) differs with the cache")
+            XCTAssertLessThanOrEqual(largestRelativeDifference(v, partial.tensors[name]), 1e-5, "\(name) differs with the partial cache")
         }
         // The weights moved (the comparison is not of two untouched initial states).
         XCTAssertNotEqual(plain.tensors["c2.weight"], initialWeights(m, seed: 3)["c2.weight"])
