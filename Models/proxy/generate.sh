@@ -16,6 +16,9 @@
 #                  the wall time of 10 epochs of the narrow model)
 #   narrow_gap     the classifier is global average pooling of the last stage's 5x5 maps,
 #                  dropout and the 7 logits (no dense layers of 512), bf16
+#   narrow_gap_distill  narrow_gap trained toward a teacher's probabilities as well as the labels:
+#                  distill = 0.5, distill_temperature = 2 (fergc train --teacher T; the study ran
+#                  it with Models/trained/best-ensemble.plan as T)
 #   narrow_head    a smaller dense head: one dense layer of 256 instead of two of 512, bf16
 #   narrow_mixup   mixup with Beta(0.2, 0.2) weights on top of the recipe, bf16
 #   narrow_crop44  44x44 crops instead of 40x40 (1.21x the pixels; the maps 44-22-11-6-3), bf16
@@ -69,9 +72,7 @@ $bf
 /^  label_smoothing = /d
 /^  ema = /d"
 variant wide Models/vgg_k.graph "vgg_k (twice the width), bf16, $wide_epochs epochs" "s/^  epochs = .*/  epochs = $wide_epochs/"
-variant narrow_gap $narrow "global average pooling and the logits instead of two dense layers, bf16, $epochs epochs" "$e
-$bf
-s/^# Stage 4: \(.*\), 5x5 -> 3x3/# Stage 4: \1, 5x5 -> 1x1 (global average pooling)/
+gap="s/^# Stage 4: \(.*\), 5x5 -> 3x3/# Stage 4: \1, 5x5 -> 1x1 (global average pooling)/
 s/^s4_pool = maxpool(s4_conv2_relu, .*/s4_pool = avgpool(s4_conv2_relu, size=5, stride=5)   # global average pooling: 256 x 1 x 1/
 s/^# Classifier: .*/# Classifier (the proxy's change): global average pooling, dropout, the logits/
 s/^fc1 = dense(flat, .*/flat_drop = dropout(flat, rate=0.2)/
@@ -79,6 +80,15 @@ s/^fc1 = dense(flat, .*/flat_drop = dropout(flat, rate=0.2)/
 /^fc2 = /d
 /^fc2_drop = /d
 s/dense(fc2_drop, units=7)/dense(flat_drop, units=7)/"
+variant narrow_gap $narrow "global average pooling and the logits instead of two dense layers, bf16, $epochs epochs" "$e
+$bf
+$gap"
+variant narrow_gap_distill $narrow "narrow_gap distilled from Models/trained/best-ensemble.plan (fergc train --teacher; distill = 0.5, T = 2), bf16, $epochs epochs" "$e
+$bf
+$gap
+/^  ema = /a\\
+  distill = 0.5\\
+  distill_temperature = 2"
 variant narrow_head $narrow "one dense layer of 256 instead of two of 512, bf16, $epochs epochs" "$e
 $bf
 s/^# Classifier: .*/# Classifier (the proxy's change): one dense layer of 256; dropout only here/

@@ -55,8 +55,8 @@ final class PreprocessCLITests: XCTestCase {
     /// The issue-13 proxies: what their script makes from vgg_k_narrow.graph and vgg_k.graph, each
     /// a valid training model whose train block differs as the script says.
     func testProxyFilesMatchTheirGenerator() throws {
-        try checkGeneratedFiles("proxy", count: 12)
-        for name in ["narrow_adam", "narrow_gap", "narrow_head", "narrow_mixup", "narrow_crop44", "narrow_48", "narrow_4096"] {
+        try checkGeneratedFiles("proxy", count: 13)
+        for name in ["narrow_adam", "narrow_gap", "narrow_gap_distill", "narrow_head", "narrow_mixup", "narrow_crop44", "narrow_48", "narrow_4096"] {
             let r = try fergc(["compile", "Models/proxy/\(name).graph", "--train", "--batch", "2", "--no-probe", "--emit", "ir"])
             XCTAssertEqual(r.status, 0, name + ": " + r.stderr)
         }
@@ -78,6 +78,13 @@ final class PreprocessCLITests: XCTestCase {
         XCTAssertTrue(wholeText.contains("crop=48, pad=4, pad_mode=reflect"), wholeText)
         let mixup = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_mixup.graph").path, encoding: .utf8)
         XCTAssertTrue(mixup.contains("  mixup = 0.2\n"), mixup)
+        // The distillation proxy: narrow_gap's model and recipe with the teacher's weight and
+        // temperature added, nothing else.
+        let gapText = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_gap.graph").path, encoding: .utf8)
+        let distill = try String(contentsOfFile: repoRoot.appendingPathComponent("Models/proxy/narrow_gap_distill.graph").path, encoding: .utf8)
+        XCTAssertEqual(distill.split(separator: "\n").dropFirst(5).filter { !$0.hasPrefix("  distill") },
+                       gapText.split(separator: "\n").dropFirst(5))
+        XCTAssertTrue(distill.contains("  distill = 0.5\n  distill_temperature = 2\n"), distill)
         // The references' head: 2304 features into two dense layers of 4096.
         let big = try fergc(["compile", "Models/proxy/narrow_4096.graph", "--summary"])
         XCTAssertTrue(big.stdout.contains("f32[N, 2304]") && big.stdout.contains("f32[N, 4096]") && !big.stdout.contains("f32[N, 512]"), big.stdout)
