@@ -283,7 +283,7 @@ final class TrainingRunTests: XCTestCase {
         p.currentDirectoryURL = repoRoot
         p.standardOutput = FileHandle.nullDevice
         if let stderr {
-            FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
             p.standardError = try FileHandle(forWritingTo: stderr)
         } else {
             p.standardError = FileHandle.nullDevice

@@ -83,7 +83,10 @@ final class EnsembleTests: XCTestCase {
     func testHugeAndSubnormalWeightsKeepTheirRatios() throws {
         let tiny = try model("Models/tiny.graph")
         let members = [try plan(tiny, seed: 1), try plan(tiny, seed: 2)]
-        for weights in [[1e308, 1e308], [1e-320, 3e-320], [0, 5e-324]] {
+        // Subnormals as multiples of the smallest double (what the literals 1e-320, 3e-320 and
+        // 5e-324 round to, without the compiler's warning that they do).
+        let least = Double.leastNonzeroMagnitude
+        for weights in [[1e308, 1e308], [2024 * least, 6072 * least], [0, least]] {
             let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
             let expected = weights[0] == 0 ? [0.0, 1.0] : weights[0] == 1e308 ? [0.5, 0.5] : [0.25, 0.75]
             XCTAssertEqual(e.metadata.ensemble?.members.map(\.weight), expected, "\(weights)")

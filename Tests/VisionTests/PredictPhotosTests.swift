@@ -57,7 +57,7 @@ final class PredictPhotosTests: XCTestCase {
         var k = 0
         _ = gzgets(gz, &buf, Int32(buf.count))
         while originals.count < wanted.count, gzgets(gz, &buf, Int32(buf.count)) != nil {
-            let fields = String(cString: buf).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
+            let fields = textUpToNUL(buf).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",")
             guard fields.count == 3, fields[2] == "Training" else { continue }
             if wanted.contains(k) { originals[k] = fields[1].split(separator: " ").compactMap { UInt8($0) } }
             k += 1
