@@ -49,6 +49,12 @@ public func logitsValue(of graph: Graph, loss: ValueID) -> ValueID? {
     return nil
 }
 
+/// The number of classes the model's loss scores: its logits' width (0 when the loss reads no
+/// logits).
+public func classCount(of graph: Graph) throws -> Int {
+    logitsValue(of: graph, loss: try lossValue(of: graph)).map { graph[$0].type.elementsPerSample } ?? 0
+}
+
 /// Runs `model` once. Returns, in order: `logits` and, in training mode, `loss` and
 /// `grad.<name>` for every trainable parameter and every f32 input.
 /// `runPasses` runs a pipeline (the CLI passes its --print-after/--disable-pass manager).

@@ -82,9 +82,9 @@ public final class Trainer {
     /// The teacher's probabilities (distillation), and their rows softened by the temperature.
     let teacher: TeacherProbabilities?
     let teacherRows: [Double]
-    /// Where the teacher's probabilities came from: the plan a new run ran, kept by its resumes
-    /// (which read the run directory's copy).
-    var teacherSource: String?
+    /// What checkpoints record of the teacher: where its probabilities came from (the plan a
+    /// new run ran, kept by its resumes, which read the run directory's copy) and their hash.
+    var teacherRecord: TeacherRecord?
     /// The frozen-prefix cache, when the step has a prefix and nothing random feeds it.
     var prefixCache: PrefixCache?
     /// What the trainer did about a frozen prefix (nil: the model has none).
@@ -136,7 +136,7 @@ public final class Trainer {
             throw TrainError("'\(model.name)' must take the emotion labels as 'input labels: i32[N]' to train")
         }
         // The teacher: a new run's from the caller, a resumed run's from its run directory.
-        let classes = logitsValue(of: model, loss: try lossValue(of: model)).map { model[$0].type.elementsPerSample } ?? 0
+        let classes = try classCount(of: model)
         if training.distill > 0 {
             let t: TeacherProbabilities
             if options.resume {
@@ -155,7 +155,7 @@ public final class Trainer {
                 throw TrainError("\(t.source): the teacher gave \(t.classes) probabilities for each of \(t.faces) faces; this run trains on \(trainSet.count) faces of \(classes) classes")
             }
             teacher = t
-            teacherSource = t.source
+            teacherRecord = TeacherRecord(source: t.source, hash: t.hash)
             teacherRows = t.tempered(training.distillTemperature)
         } else {
             if options.teacher != nil {
@@ -301,7 +301,7 @@ public final class Trainer {
                    "cores": ProcessInfo.processInfo.activeProcessorCount, "compute": computeNote ?? "compute: f32",
                    // OpenBLAS's kernels (chosen per CPU, or by OPENBLAS_CORETYPE) round differently.
                    "blas_core": openBLASCoreName()]
-                  .merging(teacher.map { ["teacher": teacherSource ?? $0.source, "teacher_hash": $0.hash, "distill": training.distill,
+                  .merging(teacherRecord.map { ["teacher": $0.source, "teacher_hash": $0.hash, "distill": training.distill,
                                           "distill_temperature": training.distillTemperature] } ?? [:]) { a, _ in a }
                   .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,
                                                 "allreduce_bytes_per_step": $0.gradientBytesPerStep + $0.statisticsBytesPerStep] } ?? [:]) { a, _ in a })
@@ -493,10 +493,12 @@ public final class Trainer {
         }
         guard (0..<stepsPerEpoch).contains(m.batch) else { throw bad("batch \(m.batch); an epoch has \(stepsPerEpoch) steps") }
         // The teacher's probabilities the run started with (its run directory's copy).
-        if let teacher, teacher.hash != m.teacher?.hash {
-            throw TrainError("\(teacher.source): these teacher's probabilities (hash \(teacher.hash)) are not the ones the run in \(options.outDir) trained with (\(m.teacher.map { "hash \($0.hash), from \($0.source)" } ?? "none recorded"))")
+        if let teacher, let record = teacherRecord {
+            guard record.hash == m.teacher?.hash else {
+                throw TrainError("\(teacher.source): these teacher's probabilities (hash \(record.hash)) are not the ones the run in \(options.outDir) trained with (\(m.teacher.map { "hash \($0.hash), from \($0.source)" } ?? "none recorded"))")
+            }
+            teacherRecord = m.teacher
         }
-        if let recorded = m.teacher { teacherSource = recorded.source }
         let isAveraged = Set(averaged.map { persistent[$0].name })
         func tensor(_ name: String, _ p: (name: String, stepIndex: Int, evalIndex: Int?)) throws -> [Float] {
             guard let v = c.tensors[name], v.count == step.buffers[p.stepIndex].elementCount(batch: 1) else {
@@ -550,7 +552,7 @@ public final class Trainer {
                                   partialSeen: state.seen, partialSeconds: state.seen > 0 ? epochSeconds : nil,
                                   history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
                                   ranks: options.group?.size, checkpointEvery: options.checkpointEvery > 0 ? options.checkpointEvery : nil,
-                                  teacher: teacher.map { TeacherRecord(source: teacherSource ?? $0.source, hash: $0.hash) })
+                                  teacher: teacherRecord)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 

@@ -185,8 +185,7 @@ enum TrainCommand {
     /// checkpoint over them (with progress: the ensemble of four takes minutes on two cores).
     static func teacherProbabilities(_ path: String, model: Graph, faces: FaceSet) throws -> TeacherProbabilities {
         if path.hasSuffix(".npy") {
-            let classes = try logitsValue(of: model, loss: lossValue(of: model)).map { model[$0].type.elementsPerSample } ?? 0
-            return try TeacherProbabilities.read(path, faces: faces.count, classes: classes)
+            return try TeacherProbabilities.read(path, faces: faces.count, classes: classCount(of: model))
         }
         let (name, plan, ex) = try loadEvaluable(path, batch: 256)
         let start = Date()
