@@ -21,6 +21,8 @@
 #                  it with Models/trained/best-ensemble.plan as T)
 #   narrow_gap_wd5 narrow_gap with five times the weight decay (5e-4 instead of 1e-4): for budgets
 #                  long enough to overfit (the study ran it with --epochs 50), not ten epochs
+#   narrow_gap_light  narrow_gap with crops and flips only (no rotation, zoom or erasing): where
+#                  the lighter augmentation stops paying (the study ran it with --epochs 50)
 #   narrow_head    a smaller dense head: one dense layer of 256 instead of two of 512, bf16
 #   narrow_mixup   mixup with Beta(0.2, 0.2) weights on top of the recipe, bf16
 #   narrow_crop44  44x44 crops instead of 40x40 (1.21x the pixels; the maps 44-22-11-6-3), bf16
@@ -95,6 +97,10 @@ variant narrow_gap_wd5 $narrow "narrow_gap with weight decay 5e-4 instead of 1e-
 $bf
 $gap
 s/weight_decay=1e-4)/weight_decay=5e-4)/"
+variant narrow_gap_light $narrow "narrow_gap with random crops and flips only (no rotation, zoom or erasing), bf16, $epochs epochs" "$e
+$bf
+$gap
+s/^  augment = .*/  augment = augment(hflip=true, crop=40, pad=0, pad_mode=reflect)/"
 variant narrow_head $narrow "one dense layer of 256 instead of two of 512, bf16, $epochs epochs" "$e
 $bf
 s/^# Classifier: .*/# Classifier (the proxy's change): one dense layer of 256; dropout only here/
