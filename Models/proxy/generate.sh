@@ -23,6 +23,9 @@
 #                  long enough to overfit (the study ran it with --epochs 50), not ten epochs
 #   narrow_gap_light  narrow_gap with crops and flips only (no rotation, zoom or erasing): where
 #                  the lighter augmentation stops paying (the study ran it with --epochs 50)
+#   narrow_gap_erase  narrow_gap with crops, flips and random erasing (no rotation or zoom): a
+#                  regularizer for the light augmentation's overfitting (the study ran it with
+#                  --epochs 50)
 #   narrow_head    a smaller dense head: one dense layer of 256 instead of two of 512, bf16
 #   narrow_mixup   mixup with Beta(0.2, 0.2) weights on top of the recipe, bf16
 #   narrow_crop44  44x44 crops instead of 40x40 (1.21x the pixels; the maps 44-22-11-6-3), bf16
@@ -101,6 +104,10 @@ variant narrow_gap_light $narrow "narrow_gap with random crops and flips only (n
 $bf
 $gap
 s/^  augment = .*/  augment = augment(hflip=true, crop=40, pad=0, pad_mode=reflect)/"
+variant narrow_gap_erase $narrow "narrow_gap with random crops, flips and erasing (no rotation or zoom), bf16, $epochs epochs" "$e
+$bf
+$gap
+s/^  augment = .*/  augment = augment(hflip=true, crop=40, pad=0, pad_mode=reflect, erase=0.5)/"
 variant narrow_head $narrow "one dense layer of 256 instead of two of 512, bf16, $epochs epochs" "$e
 $bf
 s/^# Classifier: .*/# Classifier (the proxy's change): one dense layer of 256; dropout only here/
