@@ -80,7 +80,8 @@ extension TrainingConfig {
             let a = augmentation
             var extra = ""
             if a.usesExtendedOptions {
-                extra = ", crop=\(a.crop), pad=\(a.pad), pad_mode=\(a.padMode.rawValue), rotate=\(formatDouble(a.rotate)), scale=\(formatDouble(a.scale))"
+                // crop=0 is "no crop", which the language writes by leaving crop out.
+                extra = (a.crop != 0 ? ", crop=\(a.crop)" : "") + ", pad=\(a.pad), pad_mode=\(a.padMode.rawValue), rotate=\(formatDouble(a.rotate)), scale=\(formatDouble(a.scale))"
                     + ", erase=\(formatDouble(a.erase)), erase_min=\(formatDouble(a.eraseMin)), erase_max=\(formatDouble(a.eraseMax))"
             }
             s += "  augment = augment(hflip=\(a.horizontalFlip), shift=\(formatDouble(a.shift))\(extra))\n"

@@ -80,6 +80,25 @@ final class PrinterTests: XCTestCase {
         }
     }
 
+    /// Every kind of augmentation prints as text that compiles back to it, among them rotation
+    /// or erasing without a crop (crop 0 was once printed as `crop=0`, which the language
+    /// refuses: such a run's checkpoint could not be resumed from its recorded model).
+    func testAugmentationsRoundTrip() throws {
+        var g = Graph(name: "a")
+        let x = try g.addValue(Value(name: "x", type: .batched([3]), kind: .input))
+        try g.addNode(.l2Penalty(factor: 0.5), inputs: [x], outputNames: ["l"])
+        var rotateOnly = Augmentation(); rotateOnly.rotate = 10
+        var eraseFlip = Augmentation(); eraseFlip.horizontalFlip = true; eraseFlip.erase = 0.5
+        var cropPad = Augmentation(); cropPad.crop = 40; cropPad.pad = 2; cropPad.padMode = .reflect; cropPad.scale = 0.1
+        var shift = Augmentation(); shift.horizontalFlip = true; shift.shift = 0.1
+        for a in [Augmentation.none, rotateOnly, eraseFlip, cropPad, shift] {
+            g.training = TrainingConfig(loss: "l", optimizer: .adam(lr: 1e-3, AdamAttrs()), schedule: .constant, augmentation: a)
+            let parsed = try Frontend.compile(source: g.printed(), file: "a.graph")
+            XCTAssertEqual(parsed.training?.augmentation, a, g.printed())
+            XCTAssertEqual(parsed.printed(), g.printed())
+        }
+    }
+
     func testFormatDouble() {
         XCTAssertEqual(formatDouble(0.001), "0.001")
         XCTAssertEqual(formatDouble(1e-6), "1e-06")
