@@ -241,6 +241,11 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
         md += "Trained on: \(splits.joined(separator: " + "))\(splits.contains("PublicTest") ? " (no validation split: a retraining whose schedule was fixed in advance; the last checkpoint is the result)" : "").\n\n"
     }
     if let best = c.meta.bestValAccuracy { md += String(format: "Best validation accuracy: **%.2f%%**.\n\n", best * 100) }
+    if let start = c.meta.modelIR.range(of: "\ntrain {\n") {
+        // The recipe the run trained with, as its checkpoint recorded it (with any --set applied).
+        let block = c.meta.modelIR[c.meta.modelIR.index(after: start.lowerBound)...].trimmingCharacters(in: .newlines)
+        md += "Recipe (the train block this run recorded; the epochs, seed and batch above are the ones that ran):\n\n```\n\(block)\n```\n\n"
+    }
     do {
         md += segmentsMarkdown(try runSegments(dir: dir, finalClock: c.meta.elapsedSeconds), finalClock: c.meta.elapsedSeconds)
     } catch {

@@ -76,6 +76,36 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertNotNil(t["sgd.velocity.c1.weight"])
     }
 
+    /// The recipe changed from the command line (`--set`): the run trains with it (its weights
+    /// differ from the model file's recipe), records the changed train block (the report shows
+    /// it), and `--resume DIR` alone, without the settings, finishes it bitwise as the
+    /// uninterrupted run; `--set` on a resume is refused, and a bad setting is a located error.
+    func testSetChangesTheRecipeAndAKilledRunResumesBitwiseWithoutIt() throws {
+        let set = ["--set", "augment=augment(hflip=true, crop=48, pad=2, pad_mode=reflect, rotate=10, erase=0.5)",
+                   "--set", "optimizer=sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)",
+                   "--set", "label_smoothing=0.1", "--set", "ema=0.99"]
+        try resumeAfterSIGKILL(model: "Models/tiny.graph", extra: set)
+        let killed = scratch.appendingPathComponent("killed")
+        let report = try String(contentsOf: killed.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("  optimizer = sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=0.0005)\n"), report)
+        XCTAssertTrue(report.contains("rotate=10.0, scale=0.0, erase=0.5"), report)
+        XCTAssertTrue(report.contains("  label_smoothing = 0.1\n  ema = 0.99\n"), report)
+        XCTAssertNotNil(try tensors(killed)["sgd.velocity.c1.weight"], "the run trained with the optimizer given by --set")
+
+        let plain = scratch.appendingPathComponent("plain")
+        let p = try fergc(["train", "Models/tiny.graph", "--epochs", "2", "--out", plain.path, "--checkpoint-every", "10"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertNotEqual(try tensors(plain)["c1.weight"], try tensors(killed)["c1.weight"])
+
+        let again = try fergc(["train", "--resume", killed.path, "--set", "seed=3"])
+        XCTAssertEqual(again.status, 2, again.stderr)
+        XCTAssertTrue(again.stderr.contains("--set is for a new run"), again.stderr)
+        let bad = try fergc(["train", "Models/tiny.graph", "--set", "augment=augment(hflip=true, crop=60)", "--out", scratch.appendingPathComponent("bad").path])
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--set:1:34: error: attribute 'crop': must be at most 48 (the face's side), got 60"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("bad").path), "nothing written for a refused run")
+    }
+
     /// `extra`: more options for the two new runs (not for the resume, which takes none).
     func resumeAfterSIGKILL(model: String, extra: [String] = []) throws {
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")

@@ -3,6 +3,7 @@
 
 import Distributed
 import Foundation
+import Frontend
 import GraphIR
 import Runtime
 import Training
@@ -11,7 +12,7 @@ enum TrainCommand {
     static let defaultModel = "Models/small.graph"
     static let spec = CommandSpec(
         name: "train",
-        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--out DIR] [--resume DIR] [--init W.npz]",
+        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--set KEY=VALUE ...] [--out DIR] [--resume DIR] [--init W.npz]",
         summary: "Train a model on FER2013 (the embedded sample when no --data is given).",
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV in Kaggle's format (emotion,pixels,Usage), plain or .gz. Default: the embedded sample."),
@@ -19,6 +20,7 @@ enum TrainCommand {
             OptionSpec(name: "batch", kind: .value("B"), help: "Batch size (default: the model's train section, or the resumed run's)."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's, or the resumed run's)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where checkpoints, the event log and the report go (default: runs/<model>-<time>)."),
+            OptionSpec(name: "set", kind: .repeated("KEY=VALUE"), help: "Change one setting of the model's train { } block for this run, written as in the block (e.g. --set 'augment=augment(hflip=true, crop=40)' --set label_smoothing=0); repeatable. The run records the changed block: --resume needs no --set."),
             OptionSpec(name: "resume", kind: .value("DIR"), help: "Continue the run in DIR exactly where its last checkpoint left it, with the model, data, epochs, seed and batch it recorded."),
             OptionSpec(name: "checkpoint-every", kind: .value("STEPS"), help: "Also checkpoint every STEPS steps within an epoch (default: epoch ends only, or the resumed run's; 0: epoch ends only, also after --resume)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows (counted and reported) instead of stopping."),
@@ -45,7 +47,9 @@ enum TrainCommand {
         share of every batch:
           mpirun -np 2 fergc train Models/vgg_tuned.graph --data fer2013.csv --out runs/vgg_tuned
         The recipe (optimizer, schedule, augmentation, ...) is the model file's train { } block
-        (docs/graph-language.md); its 'compute = bf16' trains with the products of the convolutions and
+        (docs/graph-language.md); --set KEY=VALUE changes one of its settings for one run:
+          fergc train Models/vgg_k_narrow_gap.graph --data fer2013.csv --set 'augment=augment(hflip=true, crop=40)'
+        The block's 'compute = bf16' trains with the products of the convolutions and
         dense layers in bf16 on AMX where the CPU has it (1.2-1.5x faster), on AVX512_BF16 where
         it has that instead (Zen 4: the dense layers and the convolutions of small planes, where
         f32 Winograd gains least; vgg_k 1.4x); weights and updates stay f32.
@@ -80,7 +84,17 @@ enum TrainCommand {
             modelPath = try ResumeInfo.modelPath(dir)
         }
         let path = modelPath ?? repoPath(defaultModel)
-        let model = try loadGraph(path)
+        let settings = a.all("set")
+        if !settings.isEmpty, resumeDir != nil {
+            throw UsageError(message: "--set is for a new run; a resumed run continues with the train block its checkpoint recorded", command: spec.name)
+        }
+        var model = try loadGraph(path)
+        if !settings.isEmpty {
+            do { model = try Frontend.withTrainSettings(model, settings) } catch {
+                throw CLIError(error.description.hasSuffix("\n") ? String(error.description.dropLast()) : error.description)
+            }
+            Console.err("train block of \(path) with " + settings.map { "--set \($0)" }.joined(separator: " ") + "\n")
+        }
         guard let training = model.training else { throw CLIError("\(path): the model has no train { } section") }
         let recordedData = resumed?.data.map { $0.source }
         let usingSample = a.value("data") == nil && recordedData == nil
