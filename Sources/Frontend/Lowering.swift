@@ -358,8 +358,10 @@ struct Lowering {
 }
 
 extension Substring {
+    /// Without the spaces and tabs at its ends.
     var trimmingSpaces: String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        return String(drop(while: blank).reversed().drop(while: blank).reversed())
     }
 }
 

@@ -32,6 +32,13 @@ struct TrainSection {
 let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema",
                  "mixup", "distill", "distill_temperature", "compute"]
 
+/// The error for a key that is not a train setting (in the block, or given with `--set`).
+func unknownTrainKey(_ key: String) -> String {
+    let hint = closestMatch(key, among: trainKeys).map { " (did you mean '\($0)'?)" }
+        ?? " (valid: \(trainKeys.joined(separator: ", ")))"
+    return "unknown train setting '\(key)'\(hint)"
+}
+
 extension Lowering {
     func lowerTrain(keyword: Loc, entries: [Arg], close: Loc) throws(Diagnostic) -> TrainSection {
         var seen: [String: Loc] = [:]
@@ -43,11 +50,7 @@ extension Lowering {
                                    optimizer: .adam(lr: 1e-3, AdamAttrs()), schedule: .constant)
         for entry in entries {
             guard let key = entry.key else { continue }
-            guard trainKeys.contains(key.text) else {
-                let hint = closestMatch(key.text, among: trainKeys).map { " (did you mean '\($0)'?)" }
-                    ?? " (valid: \(trainKeys.joined(separator: ", ")))"
-                throw source.error(key.loc, "unknown train setting '\(key.text)'\(hint)")
-            }
+            guard trainKeys.contains(key.text) else { throw source.error(key.loc, unknownTrainKey(key.text)) }
             if let first = seen[key.text] {
                 throw source.error(key.loc, "'\(key.text)' is set twice in the train block",
                                    notes: [source.note(first, "first set here")])

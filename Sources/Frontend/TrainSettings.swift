@@ -33,15 +33,11 @@ extension Frontend {
             guard let eq = text.firstIndex(of: "=") else {
                 throw fail(1, "a train setting is written KEY=VALUE (for example epochs=30), got '\(text)'")
             }
-            let key = trimmed(text[..<eq])
+            let key = text[..<eq].trimmingSpaces
             let rawValue = text[text.index(after: eq)...]
-            let value = trimmed(rawValue)
+            let value = rawValue.trimmingSpaces
             guard !key.isEmpty else { throw fail(1, "missing the train setting's name before '='") }
-            guard trainKeys.contains(key) else {
-                let hint = closestMatch(key, among: trainKeys).map { " (did you mean '\($0)'?)" }
-                    ?? " (valid: \(trainKeys.joined(separator: ", ")))"
-                throw fail(1, "unknown train setting '\(key)'\(hint)")
-            }
+            guard trainKeys.contains(key) else { throw fail(1, unknownTrainKey(key)) }
             let equalsColumn = text[..<eq].unicodeScalars.count + 1
             guard !value.isEmpty else { throw fail(equalsColumn + 1, "missing the value of '\(key)' after '='") }
             // One value of the train block: never a newline, a comment, or a brace that would end
@@ -103,12 +99,5 @@ extension Frontend {
                              sourceLine: settings.joined(separator: " "))
         }
         return changed
-    }
-
-    /// `s` without the spaces and tabs at its ends (Foundation is not a dependency here).
-    private static func trimmed(_ s: Substring) -> String {
-        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let first = s.firstIndex(where: { !blank($0) }), let last = s.lastIndex(where: { !blank($0) }) else { return "" }
-        return String(s[first...last])
     }
 }

@@ -5,11 +5,17 @@ import GraphIR
 import Passes
 
 func loadGraph(_ path: String) throws -> Graph {
-    do {
-        return try Frontend.compile(path: path)
-    } catch {
-        throw CLIError(error.description.hasSuffix("\n") ? String(error.description.dropLast()) : error.description)
-    }
+    do { return try Frontend.compile(path: path) } catch { throw cliError(error) }
+}
+
+/// `graph` with its train block changed by `fergc train --set` settings.
+func withTrainSettings(_ graph: Graph, _ settings: [String]) throws -> Graph {
+    do { return try Frontend.withTrainSettings(graph, settings) } catch { throw cliError(error) }
+}
+
+/// A frontend diagnostic as the command's error (its text without the final newline).
+private func cliError(_ d: Diagnostic) -> CLIError {
+    CLIError(d.description.hasSuffix("\n") ? String(d.description.dropLast()) : d.description)
 }
 
 /// Options shared by the commands that run pass pipelines.

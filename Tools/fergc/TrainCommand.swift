@@ -3,7 +3,6 @@
 
 import Distributed
 import Foundation
-import Frontend
 import GraphIR
 import Runtime
 import Training
@@ -90,9 +89,7 @@ enum TrainCommand {
         }
         var model = try loadGraph(path)
         if !settings.isEmpty {
-            do { model = try Frontend.withTrainSettings(model, settings) } catch {
-                throw CLIError(error.description.hasSuffix("\n") ? String(error.description.dropLast()) : error.description)
-            }
+            model = try withTrainSettings(model, settings)
             Console.err("train block of \(path) with " + settings.map { "--set \($0)" }.joined(separator: " ") + "\n")
         }
         guard let training = model.training else { throw CLIError("\(path): the model has no train { } section") }
