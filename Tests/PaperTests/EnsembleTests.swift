@@ -178,6 +178,39 @@ final class EnsembleTests: XCTestCase {
         let weights = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/m2.csv", "--weights", "1"])
         XCTAssertNotEqual(weights.status, 0)
         XCTAssertTrue(weights.stderr.contains("--weights has 1 values for 2 members"), weights.stderr)
+        // Thirteen members would be 8,178 means: refused before a file is read.
+        let many = try fergc(["ensemble", "--predictions", "--combinations"] + Array(repeating: "\(dir)/m1.csv", count: 13))
+        XCTAssertEqual(many.status, 2)
+        XCTAssertTrue(many.stderr.contains("at most 12 members (4083 means), got 13 (8178 means)"), many.stderr)
+    }
+
+    /// With three or more members the command prints how often every two agree; each figure is
+    /// the share of faces on which the two files' most probable classes are the same, counted
+    /// here from the files, and a member agrees with a copy of itself on every face.
+    func testPredictionsModePrintsTheAgreementOfEveryTwoMembers() throws {
+        let dir = temporaryDirectory("ensemble-agreement")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for seed in [1, 2] {
+            XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"]).status, 0)
+            let r = try fergc(["eval", "\(dir)/m\(seed).plan", "--data", samplePath, "--predictions", "\(dir)/m\(seed).csv", "--out", dir])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        try FileManager.default.copyItem(atPath: "\(dir)/m1.csv", toPath: "\(dir)/copy.csv")
+        let r = try fergc(["ensemble", "--predictions", "\(dir)/m1.csv", "\(dir)/m2.csv", "\(dir)/copy.csv"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func guesses(_ path: String) throws -> [Int] {
+            try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst().map {
+                let p = $0.split(separator: ",").dropFirst(3).map { Double($0)! }
+                return p.indices.max { p[$0] < p[$1] || (p[$0] == p[$1] && $0 > $1) }!
+            }
+        }
+        let g1 = try guesses("\(dir)/m1.csv"), g2 = try guesses("\(dir)/m2.csv")
+        let same = Double(zip(g1, g2).filter { $0 == $1 }.count) / Double(g1.count) * 100
+        XCTAssertLessThan(same, 100, "two seeds that agree on every face test nothing here")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let at = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("agreement of every two members") }, r.stdout)
+        XCTAssertEqual(lines[at + 2], "   2 " + String(format: "%6.1f", same), r.stdout)
+        XCTAssertEqual(lines[at + 3], "   3 " + String(format: "%6.1f%6.1f", 100.0, same), r.stdout)
     }
 
     /// The C API (Examples/c/classify.c over libfergc_runtime.so) classifies with an ensemble

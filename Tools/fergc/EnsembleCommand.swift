@@ -15,7 +15,7 @@ enum EnsembleCommand {
             OptionSpec(name: "weights", kind: .value("W1,W2,..."), help: "One weight per plan (non-negative; normalized to sum 1). Default: equal."),
             OptionSpec(name: "name", kind: .value("NAME"), help: "The ensemble's model name (default: ensemble)."),
             OptionSpec(name: "predictions", kind: .flag, help: "The arguments are the members' fergc eval --predictions files: score the ensemble from them, build no plan."),
-            OptionSpec(name: "combinations", kind: .flag, help: "With --predictions: also the equal-weight mean of every combination of two or more members."),
+            OptionSpec(name: "combinations", kind: .flag, help: "With --predictions: also the equal-weight mean of every combination of two or more members (at most 12 members)."),
         ],
         details: """
         The members must be inference plans (fergc compile without --train) that agree on the
@@ -29,10 +29,11 @@ enum EnsembleCommand {
 
         With --predictions the arguments are what `fergc eval PLAN --predictions F.csv` wrote for
         each member on one split: the command prints each member's accuracy, its agreement with
-        the first member (and how often either is right), and the accuracy of the weighted mean
-        of the probabilities, which is what the ensemble plan scores on that split (up to the
-        files' six decimals), without running a member again. Members chosen from these figures
-        are chosen on that split.
+        the first member (and how often either is right), with three or more members how often
+        every two agree (a lower triangle), and the accuracy of the weighted mean of the
+        probabilities, which is what the ensemble plan scores on that split (up to the files'
+        six decimals), without running a member again. Members chosen from these figures are
+        chosen on that split.
 
         EXAMPLES:
           fergc ensemble Models/trained/vgg16_finetuned.plan Models/trained/vgg16_finetuned_2.plan -o ensemble.plan

@@ -76,6 +76,9 @@ enum EnsemblePredictions {
         if let weights, weights.count != a.positional.count {
             throw UsageError(message: "--weights has \(weights.count) values for \(a.positional.count) members", command: command)
         }
+        if a.flag("combinations"), a.positional.count > maxCombinationMembers {
+            throw UsageError(message: "--combinations takes at most \(maxCombinationMembers) members (\(combinationCount(maxCombinationMembers)) means), got \(a.positional.count) (\(combinationCount(a.positional.count)) means)", command: command)
+        }
         let w = weights ?? Array(repeating: 1, count: a.positional.count)
         guard w.reduce(0, +) > 0 else { throw UsageError(message: "--weights are all zero", command: command) }
         let members = try a.positional.map(MemberPredictions.read)
@@ -103,6 +106,7 @@ enum EnsemblePredictions {
             }
             text += "\n"
         }
+        if members.count > 2 { text += agreementTable(members.map { $0.probabilities.map(argmax) }) }
         let combined = mean(members, weights: w)
         let total = w.reduce(0, +)
         text += String(format: "mean of the probabilities, weights %@: %.2f%%\n",
@@ -126,6 +130,28 @@ enum EnsemblePredictions {
             do { try writeFileAtomically(Array(csv.utf8), to: out) } catch { throw CLIError("\(out): \(error)") }
             Console.err("wrote the mean's \(labels.count) predictions to \(out)\n")
         }
+    }
+
+    /// `--combinations` lists 2^n - n - 1 means; twelve members (4,083) is far past any
+    /// ensemble worth building and still prints at once, where thirty would not end.
+    static let maxCombinationMembers = 12
+
+    static func combinationCount(_ n: Int) -> Int { (1 << n) - n - 1 }
+
+    /// How often every two members give the same class, as a lower triangle in percent (the
+    /// members numbered as listed): the pairs that agree least are the ones a mean gains most from.
+    static func agreementTable(_ guesses: [[Int]]) -> String {
+        var text = "agreement of every two members, % of the faces (members numbered as listed):\n"
+        text += "     " + (1..<guesses.count).map { String(format: "%6d", $0) }.joined() + "\n"
+        for i in 1..<guesses.count {
+            text += String(format: "  %2d ", i + 1)
+            for j in 0..<i {
+                let same = zip(guesses[i], guesses[j]).filter { $0 == $1 }.count
+                text += String(format: "%6.1f", Double(same) / Double(guesses[i].count) * 100)
+            }
+            text += "\n"
+        }
+        return text
     }
 
     /// The index sets of `size` out of `n`, in lexicographic order.
