@@ -92,21 +92,19 @@ enum EnsemblePredictions {
         }
         let labels = members[0].labels
         let width = members.map(\.path.count).max()!
-        let firstGuess = members[0].probabilities.map(argmax)
+        let guesses = members.map { $0.probabilities.map(argmax) }
         var text = "\(labels.count) faces; accuracy of each member (agreement with the first, and how often either is right):\n"
         for (k, m) in members.enumerated() {
             text += "  " + m.path.padding(toLength: width, withPad: " ", startingAt: 0)
             text += String(format: "  %6.2f%%", accuracy(m.probabilities, labels) * 100)
             if k > 0 {
-                let guess = m.probabilities.map(argmax)
-                let agree = zip(guess, firstGuess).filter { $0 == $1 }.count
-                let either = labels.indices.filter { guess[$0] == labels[$0] || firstGuess[$0] == labels[$0] }.count
-                text += String(format: "  agrees %5.1f%%, either right %6.2f%%", Double(agree) / Double(labels.count) * 100,
+                let either = labels.indices.filter { guesses[k][$0] == labels[$0] || guesses[0][$0] == labels[$0] }.count
+                text += String(format: "  agrees %5.1f%%, either right %6.2f%%", agreement(guesses[k], guesses[0]),
                                Double(either) / Double(labels.count) * 100)
             }
             text += "\n"
         }
-        if members.count > 2 { text += agreementTable(members.map { $0.probabilities.map(argmax) }) }
+        if members.count > 2 { text += agreementTable(guesses) }
         let combined = mean(members, weights: w)
         let total = w.reduce(0, +)
         text += String(format: "mean of the probabilities, weights %@: %.2f%%\n",
@@ -138,6 +136,11 @@ enum EnsemblePredictions {
 
     static func combinationCount(_ n: Int) -> Int { (1 << n) - n - 1 }
 
+    /// The share of faces, in percent, on which two members give the same class.
+    static func agreement(_ a: [Int], _ b: [Int]) -> Double {
+        Double(zip(a, b).filter { $0 == $1 }.count) / Double(a.count) * 100
+    }
+
     /// How often every two members give the same class, as a lower triangle in percent (the
     /// members numbered as listed): the pairs that agree least are the ones a mean gains most from.
     static func agreementTable(_ guesses: [[Int]]) -> String {
@@ -145,10 +148,7 @@ enum EnsemblePredictions {
         text += "     " + (1..<guesses.count).map { String(format: "%6d", $0) }.joined() + "\n"
         for i in 1..<guesses.count {
             text += String(format: "  %2d ", i + 1)
-            for j in 0..<i {
-                let same = zip(guesses[i], guesses[j]).filter { $0 == $1 }.count
-                text += String(format: "%6.1f", Double(same) / Double(guesses[i].count) * 100)
-            }
+            for j in 0..<i { text += String(format: "%6.1f", agreement(guesses[i], guesses[j])) }
             text += "\n"
         }
         return text
