@@ -148,11 +148,92 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
     if members.allSatisfy({ $0.plan.metadata.computeDType == "bf16" }) { meta.computeDType = "bf16" }
     meta.ensemble = EnsembleInfo(members: members.enumerated().map { k, m in
         EnsembleInfo.Member(name: m.plan.metadata.modelName, prefix: "m\(k + 1).", weight: normalized[k],
-                            sourceHash: m.plan.metadata.sourceHash, training: m.plan.metadata.training)
+                            sourceHash: m.plan.metadata.sourceHash, training: m.plan.metadata.training,
+                            passes: m.plan.metadata.passes, tta: m.plan.metadata.tta)
     })
     plan.metadata = meta
     plan = planMemory(plan)
     let threads = members.compactMap { $0.plan.memory?.workspaceThreads }.max() ?? onlineProcessors()
+    let workspace = executorWorkspaceBytes(plan, threads: threads)
+    plan.memory?.workspaceBytes = workspace
+    plan.memory?.workspaceThreads = threads
+    return plan
+}
+
+/// Member `number` (1-based, as `inspect` lists them) of an ensemble plan, taken out as an
+/// inference plan of its own: its steps, buffers and parameters without the `m<k>.` prefix,
+/// the ensemble's input (and, for a member whose input scale differed from the first's, the
+/// scale step the ensemble gave it, so that it computes exactly what it computed inside), and
+/// as output what entered the mean before its weight: the member's own class scores (logits,
+/// or a TTA plan's or an inner ensemble's probabilities). It runs as it ran inside the
+/// ensemble: the ensemble's compute type, its weights' values. What the ensemble does not
+/// record of the original plan (the passes that made it; its TTA description in ensembles
+/// merged before `tta` was kept per member) is not restored.
+public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
+    guard let info = e.metadata.ensemble else {
+        throw EnsembleError("'\(e.metadata.modelName)' is not an ensemble plan (fergc ensemble): it has no members to take out")
+    }
+    guard (1...info.members.count).contains(number) else {
+        throw EnsembleError("member \(number) does not exist: the ensemble has members 1-\(info.members.count)")
+    }
+    let member = info.members[number - 1], prefix = member.prefix
+    let own = e.steps.filter { $0.name.hasPrefix(prefix) }
+    guard let weight = own.last, weight.name == prefix + "weight", weight.inputs.count == 1 else {
+        throw EnsembleError("member \(number) ('\(member.name)'): its steps do not end in the ensemble's '\(prefix)weight' step; the plan was not written by fergc ensemble")
+    }
+    // The member's class scores: what its softmax (added by the ensemble for a member that gave
+    // logits) read, or what its weight read.
+    var body = Array(own.dropLast())
+    var scores = weight.inputs[0]
+    if let last = body.last, last.name == prefix + "softmax", case .softmax = last.kernel {
+        scores = last.inputs[0]
+        body.removeLast()
+    }
+    guard !body.isEmpty else { throw EnsembleError("member \(number) ('\(member.name)') has no steps of its own") }
+    // A member that was itself an ensemble ends in its own mean, whose members the outer plan
+    // does not describe: take the inner ensemble's members out of the file it came from.
+    if let writer = body.last(where: { $0.outputs.contains(scores) }), writer.name == prefix + "ensemble_mean" {
+        throw EnsembleError("member \(number) ('\(member.name)') is itself an ensemble; the plan does not describe its members, so it cannot be taken out")
+    }
+
+    // The buffers the member's steps touch, in the ensemble's order; the input first.
+    let input = e.buffers.indices.first { e.buffers[$0].role == .input } ?? 0
+    var used = Set(body.flatMap { $0.inputs + $0.outputs })
+    used.insert(scores)
+    var map = [Int](repeating: -1, count: e.buffers.count)
+    var buffers: [BufferDesc] = []
+    for i in [input] + e.buffers.indices.filter({ $0 != input && used.contains($0) }) {
+        var d = e.buffers[i]
+        if d.name.hasPrefix(prefix) { d.name.removeFirst(prefix.count) }
+        d.offset = nil
+        map[i] = buffers.count
+        buffers.append(d)
+    }
+    let steps = body.map { s -> Step in
+        var name = s.name
+        name.removeFirst(prefix.count)
+        return Step(name: name, kernel: s.kernel, inputs: s.inputs.map { map[$0] }, outputs: s.outputs.map { map[$0] }, algorithm: s.algorithm)
+    }
+    var plan = Plan(name: member.name, buffers: buffers, steps: steps, maxBatch: e.maxBatch, outputs: [map[scores]])
+    for (n, v) in e.parameters where n.hasPrefix(prefix) { plan.parameters[String(n.dropFirst(prefix.count))] = v }
+    var meta = PlanMetadata()
+    meta.modelName = member.name
+    meta.sourceHash = member.sourceHash
+    meta.training = member.training
+    meta.inputShape = e.metadata.inputShape
+    meta.inputScale = e.metadata.inputScale
+    meta.classNames = e.metadata.classNames
+    meta.passes = (member.passes ?? []) + ["ensemble-member"]
+    meta.tta = member.tta
+    meta.mode = "inference"
+    meta.producer = "fergc \(runtimeVersion)"
+    let errors = (e.metadata.winogradErrors ?? [:]).filter { $0.key.hasPrefix(prefix) }
+    meta.winogradErrors = errors.isEmpty ? nil : Dictionary(uniqueKeysWithValues: errors.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+    meta.weightsDType = e.metadata.weightsDType
+    meta.computeDType = e.metadata.computeDType
+    plan.metadata = meta
+    plan = planMemory(plan)
+    let threads = e.memory?.workspaceThreads ?? onlineProcessors()
     let workspace = executorWorkspaceBytes(plan, threads: threads)
     plan.memory?.workspaceBytes = workspace
     plan.memory?.workspaceThreads = threads

@@ -10,12 +10,19 @@ public struct EnsembleInfo: Sendable, Codable, Equatable {
         public var weight: Double
         public var sourceHash: String
         public var training: [String: String]
-        public init(name: String, prefix: String, weight: Double, sourceHash: String, training: [String: String]) {
+        /// The member plan's passes and test-time augmentation, for `fergc ensemble --member` to
+        /// give back (nil in ensembles merged before they were kept).
+        public var passes: [String]?
+        public var tta: String?
+        public init(name: String, prefix: String, weight: Double, sourceHash: String, training: [String: String],
+                    passes: [String]? = nil, tta: String? = nil) {
             self.name = name
             self.prefix = prefix
             self.weight = weight
             self.sourceHash = sourceHash
             self.training = training
+            self.passes = passes
+            self.tta = tta
         }
     }
     public var members: [Member]

@@ -215,6 +215,88 @@ final class EnsembleTests: XCTestCase {
 
     /// The C API (Examples/c/classify.c over libfergc_runtime.so) classifies with an ensemble
     /// plan as the Swift runtime does.
+    /// `fergc ensemble --member K`: a member taken out of an ensemble plan gives, through the
+    /// file format, what it gave inside (its own plan's probabilities; for the member fed raw
+    /// pixels, through the ensemble's scale step, to float rounding), keeps its name and TTA,
+    /// and the members taken out merge back into a plan whose probabilities are the
+    /// ensemble's, bit for bit. Numbers out of range, a plan that is no ensemble and a member
+    /// that is itself an ensemble are refused with what is wrong.
+    func testAMemberTakenOutOfAnEnsembleComputesWhatItDidInside() throws {
+        let tiny = try model("Models/tiny.graph")
+        var raw = tiny
+        raw.training?.inputScale = 1
+        let members = [try plan(tiny, seed: 1), try plan(raw, seed: 3), try applyTTA(try plan(tiny, seed: 5), kind: .flip)]
+        let weights = [1.0, 2.0, 1.0]
+        let e = try ensemblePlans(members.enumerated().map { EnsembleMember(label: "m\($0.offset)", plan: $0.element) }, weights: weights)
+        let pixels = try faces(6)
+        let run = { (p: Plan) throws -> [[Float]] in try Session(LoadedPlan(bytes: encodePlan(p))).predictRaw(pixels: pixels) }
+        var out: [Plan] = []
+        for k in 1...3 {
+            let m = try ensembleMember(e, number: k)
+            out.append(m)
+            XCTAssertEqual(m.metadata.modelName, members[k - 1].metadata.modelName)
+            XCTAssertEqual(m.metadata.tta, members[k - 1].metadata.tta)
+            XCTAssertEqual(m.metadata.passes, members[k - 1].metadata.passes + ["ensemble-member"])
+            XCTAssertEqual(m.parameters.values.map(\.count).reduce(0, +), members[k - 1].parameters.values.map(\.count).reduce(0, +))
+            XCTAssertEqual(try LoadedPlan(bytes: encodePlan(m)).outputIsProbabilities, members[k - 1].outputIsProbabilities)
+            let got = try run(m), want = try run(members[k - 1])
+            XCTAssertEqual(got.count, pixels.count / FaceSet.pixelsPerImage)
+            for (g, w) in zip(got, want) {
+                for (a, b) in zip(g, w) {
+                    if k == 2 { XCTAssertEqual(a, b, accuracy: 1e-5, "member 2") } else { XCTAssertEqual(a, b, "member \(k)") }
+                }
+            }
+        }
+        XCTAssertEqual(out[2].metadata.tta?.hasPrefix("flip"), true, "\(out[2].metadata.tta ?? "nil")")
+        // Member 2 keeps the scale step the ensemble gave it; its input takes the ensemble's scale.
+        XCTAssertEqual(out[1].metadata.inputScale, e.metadata.inputScale)
+        XCTAssertEqual(out[1].steps.first?.name, "input_scale")
+        let again = try ensemblePlans(out.enumerated().map { EnsembleMember(label: "o\($0.offset)", plan: $0.element) }, weights: weights)
+        XCTAssertEqual(try run(again), try run(e))
+        XCTAssertEqual(again.metadata.ensemble?.members.map(\.weight), e.metadata.ensemble?.members.map(\.weight))
+
+        for k in [0, 4] {
+            XCTAssertThrowsError(try ensembleMember(e, number: k)) { XCTAssertTrue("\($0)".contains("member \(k) does not exist: the ensemble has members 1-3"), "\($0)") }
+        }
+        XCTAssertThrowsError(try ensembleMember(members[0], number: 1)) { XCTAssertTrue("\($0)".contains("is not an ensemble plan"), "\($0)") }
+        let nested = try ensemblePlans([EnsembleMember(label: "a", plan: members[0]), EnsembleMember(label: "e", plan: e)])
+        XCTAssertNoThrow(try ensembleMember(nested, number: 1))
+        XCTAssertThrowsError(try ensembleMember(nested, number: 2)) { XCTAssertTrue("\($0)".contains("is itself an ensemble"), "\($0)") }
+    }
+
+    func testTheCommandTakesAMemberOut() throws {
+        let dir = temporaryDirectory("ensemble-member")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for seed in [1, 2] {
+            let r = try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        XCTAssertEqual(try fergc(["ensemble", "\(dir)/m1.plan", "\(dir)/m2.plan", "--weights", "1,3", "-o", "\(dir)/e.plan"]).status, 0)
+        let r = try fergc(["ensemble", "--member", "2", "\(dir)/e.plan", "-o", "\(dir)/out2.plan"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("member 2 of 2") && r.stdout.contains("weight 0.75 there"), r.stdout)
+        let inspect = try fergc(["inspect", "\(dir)/out2.plan"])
+        XCTAssertTrue(inspect.stdout.contains("model 'tiny'") && inspect.stdout.contains("ensemble-member"), inspect.stdout)
+        let a = try fergc(["eval", "\(dir)/m2.plan", "--data", samplePath, "--split", "PublicTest"])
+        let b = try fergc(["eval", "\(dir)/out2.plan", "--data", samplePath, "--split", "PublicTest"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let accuracy = { (s: String) in s.split(separator: "\n").first { $0.contains("accuracy") }.map(String.init) }
+        XCTAssertNotNil(accuracy(a.stdout), a.stdout)
+        XCTAssertEqual(accuracy(a.stdout), accuracy(b.stdout))
+        let missing = try fergc(["ensemble", "--member", "3", "\(dir)/e.plan", "-o", "\(dir)/x.plan"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("member 3 does not exist: the ensemble has members 1-2"), missing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x.plan"))
+        for bad in [["--member", "0", "\(dir)/e.plan", "-o", "\(dir)/x.plan"], ["--member", "1", "\(dir)/e.plan", "\(dir)/m1.plan", "-o", "\(dir)/x.plan"],
+                    ["--member", "1", "\(dir)/e.plan", "--weights", "1", "-o", "\(dir)/x.plan"], ["--member", "1", "\(dir)/e.plan"]] {
+            let u = try fergc(["ensemble"] + bad)
+            XCTAssertEqual(u.status, 2, "\(bad): \(u.stderr)")
+        }
+        let notEnsemble = try fergc(["ensemble", "--member", "1", "\(dir)/m1.plan", "-o", "\(dir)/x.plan"])
+        XCTAssertNotEqual(notEnsemble.status, 0)
+        XCTAssertTrue(notEnsemble.stderr.contains("m1.plan") && notEnsemble.stderr.contains("not an ensemble plan"), notEnsemble.stderr)
+    }
+
     func testTheCAPIRunsAnEnsemble() throws {
         // A sanitized libfergc_runtime.so needs the sanitizer runtime linked into the C program:
         // Tools/sanitize.sh names the toolchain's clang and its flags.
