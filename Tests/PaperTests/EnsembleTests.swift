@@ -107,13 +107,18 @@ final class EnsembleTests: XCTestCase {
         XCTAssertThrowsError(try ensemblePlans([a, a], weights: [1])) { XCTAssertTrue("\($0)".contains("1 weights for 2 plans"), "\($0)") }
     }
 
+    /// `fergc compile Models/tiny.graph` with each seed, to DIR/m<seed>.plan, as a user makes members.
+    func compileTinyPlans(seeds: [Int], in dir: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for seed in seeds {
+            let r = try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"])
+            XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        }
+    }
+
     func testTheCommandWritesAPlanEvalAndPredictRead() throws {
         let dir = temporaryDirectory("ensemble")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for seed in [1, 2] {
-            let r = try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"])
-            XCTAssertEqual(r.status, 0, r.stderr)
-        }
+        try compileTinyPlans(seeds: [1, 2], in: dir)
         let r = try fergc(["ensemble", "\(dir)/m1.plan", "\(dir)/m2.plan", "--weights", "1,3", "-o", "\(dir)/e.plan"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("2 members"), r.stdout)
@@ -267,10 +272,7 @@ final class EnsembleTests: XCTestCase {
     func testTheCommandTakesAMemberOut() throws {
         let dir = temporaryDirectory("ensemble-member")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        for seed in [1, 2] {
-            let r = try fergc(["compile", "Models/tiny.graph", "--seed", "\(seed)", "--batch", "8", "-o", "\(dir)/m\(seed).plan"])
-            XCTAssertEqual(r.status, 0, r.stderr)
-        }
+        try compileTinyPlans(seeds: [1, 2], in: dir)
         XCTAssertEqual(try fergc(["ensemble", "\(dir)/m1.plan", "\(dir)/m2.plan", "--weights", "1,3", "-o", "\(dir)/e.plan"]).status, 0)
         let r = try fergc(["ensemble", "--member", "2", "\(dir)/e.plan", "-o", "\(dir)/out2.plan"])
         XCTAssertEqual(r.status, 0, r.stderr)
