@@ -34,7 +34,7 @@ enum EnsembleCommand {
         a scale step if its input scale differed from the first member's), so that eval and
         predict give what the member gave inside, and an ensemble of the members taken out
         computes what the ensemble did. What the ensemble does not keep of the original plan
-        is not restored: the passes that made it, and (in ensembles merged before session 33)
+        is not restored: the passes that made it, and (in ensembles merged by an older fergc)
         its TTA description; inspect lists the member's passes as 'ensemble-member'.
 
         With --predictions the arguments are what `fergc eval PLAN --predictions F.csv` wrote for
