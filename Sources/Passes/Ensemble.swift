@@ -152,12 +152,18 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
                             passes: m.plan.metadata.passes, tta: m.plan.metadata.tta)
     })
     plan.metadata = meta
-    plan = planMemory(plan)
-    let threads = members.compactMap { $0.plan.memory?.workspaceThreads }.max() ?? onlineProcessors()
-    let workspace = executorWorkspaceBytes(plan, threads: threads)
-    plan.memory?.workspaceBytes = workspace
-    plan.memory?.workspaceThreads = threads
-    return plan
+    return plannedWithWorkspace(plan, threads: members.compactMap { $0.plan.memory?.workspaceThreads }.max())
+}
+
+/// The plan with its arena planned and the executor's workspace counted for `threads` threads
+/// (the compiling machine's, as the inputs recorded them; this machine's cores if they did not).
+func plannedWithWorkspace(_ plan: Plan, threads recorded: Int?) -> Plan {
+    var planned = planMemory(plan)
+    let threads = recorded ?? onlineProcessors()
+    let workspace = executorWorkspaceBytes(planned, threads: threads)
+    planned.memory?.workspaceBytes = workspace
+    planned.memory?.workspaceThreads = threads
+    return planned
 }
 
 /// Member `number` (1-based, as `inspect` lists them) of an ensemble plan, taken out as an
@@ -177,6 +183,7 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
         throw EnsembleError("member \(number) does not exist: the ensemble has members 1-\(info.members.count)")
     }
     let member = info.members[number - 1], prefix = member.prefix
+    func unprefixed(_ name: String) -> String { name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name }
     let own = e.steps.filter { $0.name.hasPrefix(prefix) }
     guard let weight = own.last, weight.name == prefix + "weight", weight.inputs.count == 1 else {
         throw EnsembleError("member \(number) ('\(member.name)'): its steps do not end in the ensemble's '\(prefix)weight' step; the plan was not written by fergc ensemble")
@@ -204,18 +211,16 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
     var buffers: [BufferDesc] = []
     for i in [input] + e.buffers.indices.filter({ $0 != input && used.contains($0) }) {
         var d = e.buffers[i]
-        if d.name.hasPrefix(prefix) { d.name.removeFirst(prefix.count) }
+        d.name = unprefixed(d.name)
         d.offset = nil
         map[i] = buffers.count
         buffers.append(d)
     }
-    let steps = body.map { s -> Step in
-        var name = s.name
-        name.removeFirst(prefix.count)
-        return Step(name: name, kernel: s.kernel, inputs: s.inputs.map { map[$0] }, outputs: s.outputs.map { map[$0] }, algorithm: s.algorithm)
+    let steps = body.map {
+        Step(name: unprefixed($0.name), kernel: $0.kernel, inputs: $0.inputs.map { map[$0] }, outputs: $0.outputs.map { map[$0] }, algorithm: $0.algorithm)
     }
     var plan = Plan(name: member.name, buffers: buffers, steps: steps, maxBatch: e.maxBatch, outputs: [map[scores]])
-    for (n, v) in e.parameters where n.hasPrefix(prefix) { plan.parameters[String(n.dropFirst(prefix.count))] = v }
+    for (n, v) in e.parameters where n.hasPrefix(prefix) { plan.parameters[unprefixed(n)] = v }
     var meta = PlanMetadata()
     meta.modelName = member.name
     meta.sourceHash = member.sourceHash
@@ -228,14 +233,9 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
     meta.mode = "inference"
     meta.producer = "fergc \(runtimeVersion)"
     let errors = (e.metadata.winogradErrors ?? [:]).filter { $0.key.hasPrefix(prefix) }
-    meta.winogradErrors = errors.isEmpty ? nil : Dictionary(uniqueKeysWithValues: errors.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+    meta.winogradErrors = errors.isEmpty ? nil : Dictionary(uniqueKeysWithValues: errors.map { (unprefixed($0.key), $0.value) })
     meta.weightsDType = e.metadata.weightsDType
     meta.computeDType = e.metadata.computeDType
     plan.metadata = meta
-    plan = planMemory(plan)
-    let threads = e.memory?.workspaceThreads ?? onlineProcessors()
-    let workspace = executorWorkspaceBytes(plan, threads: threads)
-    plan.memory?.workspaceBytes = workspace
-    plan.memory?.workspaceThreads = threads
-    return plan
+    return plannedWithWorkspace(plan, threads: e.memory?.workspaceThreads)
 }

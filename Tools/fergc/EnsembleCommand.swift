@@ -49,7 +49,7 @@ enum EnsembleCommand {
           fergc ensemble Models/trained/vgg16_finetuned.plan Models/trained/vgg16_finetuned_2.plan -o ensemble.plan
           fergc eval A.plan --data fer2013.csv --predictions a.csv   # and b.csv, c.csv likewise
           fergc ensemble --predictions a.csv b.csv c.csv --combinations
-          fergc ensemble --member 3 Models/trained/best-ensemble.plan -o s7.plan
+          fergc ensemble --member 2 Models/trained/best-ensemble.plan -o s7.plan   # its seed-7 member
         """)
 
     static func main(_ args: [String]) throws {
