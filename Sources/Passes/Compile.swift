@@ -73,8 +73,9 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
         parameterElements = min(parameterElements + n, Int.max / 16)
     }
     let weightBytes = parameterElements * (options.probe ? 12 : 4)
-    guard weightBytes <= physicalMemoryBytes() else {
-        throw PassError(pass: "compile", message: "the model's \(parameterElements) parameter values need \(weightBytes) bytes to compile\(options.probe ? " (with the probe's float64 copy)" : ""), more than this machine's \(physicalMemoryBytes()) bytes of memory")
+    let limit = memoryLimit()
+    guard weightBytes <= limit.bytes else {
+        throw PassError(pass: "compile", message: "the model's \(parameterElements) parameter values need \(weightBytes) bytes to compile\(options.probe ? " (with the probe's float64 copy)" : ""), more than \(limit)")
     }
     // Values entering a plan must be finite (a NaN weight is silently zeroed by ReLU).
     for (name, values) in (options.weights ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -144,8 +144,9 @@ public final class Executor<T: BLASReal> {
         // What this executor allocates, checked against the machine before any allocation: a
         // plan that needs more is an error, never an abort inside the allocator.
         let needed = executorBytes(plan, elementSize: MemoryLayout<T>.stride)
-        if needed > physicalMemoryBytes() {
-            throw ExecutorError.invalidPlan(reason: "running this plan needs \(needed) bytes at batch \(plan.maxBatch), more than this machine's \(physicalMemoryBytes()) bytes of memory")
+        let limit = memoryLimit()
+        if needed > limit.bytes {
+            throw ExecutorError.invalidPlan(reason: "running this plan needs \(needed) bytes at batch \(plan.maxBatch), more than \(limit)")
         }
         self.plan = plan
         lastBatch = plan.maxBatch

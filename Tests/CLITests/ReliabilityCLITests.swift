@@ -389,6 +389,28 @@ final class ReliabilityCLITests: XCTestCase {
         assertClearError(try fergc(["compile", path("big.graph"), "--summary"]), "more than this machine's")
     }
 
+    // Under `ulimit -v` (or a container's memory limit) the machine's memory is not what the
+    // process may take: a model that fits the machine but not the limit is refused with the
+    // limit named, before the allocator would abort (99M parameters: 1.2 GB with the probe's
+    // copy, against the 1 GB that 2 GB of address space leaves), and a layer whose activations
+    // are what does not fit is refused by the probe's check.
+    func testAddressSpaceLimitIsNamedNotAborted() throws {
+        let dense = "model g\ninput x: f32[N, 1, 48, 48]\ninput labels: i32[N]\nf = flatten(x)\nd0 = dense(f, units=43000)\nlogits = dense(d0, units=7)\nloss = softmax_cross_entropy(logits, labels)\noutput logits, loss\n"
+        let wide = "model g\ninput x: f32[N, 1, 48, 48]\ninput labels: i32[N]\nc = conv2d(x, filters=16384, kernel=3)\np = maxpool(c, size=48)\nf = flatten(p)\nlogits = dense(f, units=7)\nloss = softmax_cross_entropy(logits, labels)\noutput logits, loss\n"
+        for (name, text, needle) in [("dense", dense, "parameter values need"), ("wide", wide, "pass 'probe'")] {
+            try text.write(toFile: path("\(name).graph"), atomically: true, encoding: .utf8)
+            let limited = try runProgram("/bin/sh", ["-c", "ulimit -v 2000000 && exec \"$0\" compile \"$1\" -o \"$2\"",
+                                                     productsDirectory.appendingPathComponent("fergc").path,
+                                                     path("\(name).graph"), path("\(name).plan")])
+            assertClearError(limited, "address-space limit of 2048000000 bytes (ulimit -v)")
+            XCTAssertTrue(limited.stderr.contains(needle), limited.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path("\(name).plan")))
+        }
+        // Without the limit the same model compiles: the refusal was the limit's, not the model's.
+        let r = try fergc(["compile", path("dense.graph"), "--no-probe", "--summary"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
     // #14 / R8: a 10,000-layer graph compiles with the probe (its activations share an arena).
     func testDeepGraphCompilesWithTheProbe() throws {
         var text = "model g\ninput x: f32[N, 1, 8, 8]\ninput labels: i32[N]\na0 = relu(x)\n"
