@@ -141,8 +141,9 @@ public final class Executor<T: BLASReal> {
 
     public init(plan: Plan) throws {
         try validate(plan)
-        // What this executor allocates, checked against the machine before any allocation: a
-        // plan that needs more is an error, never an abort inside the allocator.
+        // What this executor allocates, checked before any allocation against what the process
+        // may take (the machine, a container's limit, ulimit -v): a plan that needs more is an
+        // error, never an abort inside the allocator.
         let needed = executorBytes(plan, elementSize: MemoryLayout<T>.stride)
         let limit = memoryLimit()
         if needed > limit.bytes {
