@@ -63,7 +63,7 @@ public func memoryLimit() -> MemoryLimit {
         // What is left, less a reserve for what the libraries map on their own once work starts
         // (OpenBLAS takes 128 MB buffers as its products need them and, refused one, spins in
         // its allocator instead of failing).
-        let left = max(space.limit - space.used - addressSpaceReserve, 0)
+        let left = max(space.limit - min(space.used, space.limit) - addressSpaceReserve, 0)
         if left < limit.bytes {
             limit = MemoryLimit(bytes: left, description: "the \(left) bytes left of the address-space limit of \(space.limit) bytes (ulimit -v), less \(addressSpaceReserve >> 20) MB kept for the libraries' own buffers")
         }
@@ -121,7 +121,7 @@ private func controlGroupMemoryLimit() -> Int? {
 }
 
 /// The first 4 KB of a small system file (a /proc or /sys entry) as text, or nil when it cannot
-/// be read or is empty.
+/// be read or is empty. Not `readRegularFile`: /proc's entries report a size of 0.
 private func readSmallFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
