@@ -4,8 +4,8 @@
 //   c = conv2(x, filters=8)
 //       ^
 //
-// followed by notes (for example where each input of a mismatched node was defined), rendered
-// the same way with "note:".
+// (the quoted line and the caret left out when the line is empty), followed by notes (for
+// example where each input of a mismatched node was defined), rendered the same way with "note:".
 
 public struct Diagnostic: Error, Sendable, CustomStringConvertible {
     public var file: String
@@ -31,8 +31,11 @@ public struct Diagnostic: Error, Sendable, CustomStringConvertible {
     public var description: String { rendered(as: "error") }
 
     private func rendered(as severity: String) -> String {
-        var s = "\(file):\(line):\(column): \(severity): \(message)\n\(sourceLine)\n"
-        s += String(repeating: " ", count: max(0, column - 1)) + "^\n"
+        var s = "\(file):\(line):\(column): \(severity): \(message)\n"
+        // An empty line (or a file that could not be read) has nothing for a caret to point at.
+        if !sourceLine.isEmpty {
+            s += "\(sourceLine)\n" + String(repeating: " ", count: max(0, column - 1)) + "^\n"
+        }
         for note in notes { s += note.rendered(as: "note") }
         return s
     }

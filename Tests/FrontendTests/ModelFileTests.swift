@@ -129,7 +129,7 @@ final class ModelFileTests: XCTestCase {
             XCTAssertEqual(error.line, 1)
             XCTAssertEqual(error.column, 1)
             XCTAssertEqual(error.message, "cannot read '/nonexistent/dir/model.graph': no such file")
-            XCTAssert(error.description.hasPrefix("/nonexistent/dir/model.graph:1:1: error: cannot read"))
+            XCTAssertEqual(error.description, "/nonexistent/dir/model.graph:1:1: error: cannot read '/nonexistent/dir/model.graph': no such file\n")
         }
         do {
             _ = try Frontend.compile(path: "\(repoRoot)/Models")
