@@ -26,6 +26,8 @@ public func readONNXBytes(path: String, limit: Int = onnxMaxFileBytes) throws(ON
     guard stat(path, &st) == 0 else { throw fail(errno == ENOENT ? "no such file" : String(cString: strerror(errno))) }
     guard (st.st_mode & S_IFMT) == S_IFREG else { throw fail("not a regular file") }
     guard Int(st.st_size) <= limit else { throw fail("\(st.st_size) bytes is more than the \(limit) a protobuf message may hold") }
+    let memory = memoryLimit()
+    guard Int(st.st_size) <= memory.bytes else { throw fail("\(st.st_size) bytes is more than this process may allocate: \(memory)") }
     guard let f = fopen(path, "rb") else { throw fail(String(cString: strerror(errno))) }
     defer { fclose(f) }
     var bytes = [UInt8](repeating: 0, count: Int(st.st_size))

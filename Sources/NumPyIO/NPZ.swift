@@ -1,6 +1,7 @@
 // .npz = zip archive of .npy members (reader in ZipReader.swift). Writing emits stored or
 // raw-deflated members with ZIP64 records when sizes, offsets or counts need them.
 import CZlib
+import Runtime
 
 extension NumPyIO {
     /// Reads every array in an .npz (zip) archive: stored (np.savez) and deflated (np.savez_compressed)
@@ -21,6 +22,13 @@ extension NumPyIO {
                 throw NumPyError("\(file): the members declare more than \(maxBytes) bytes uncompressed (at member '\(entry.name)'); refused before inflating")
             }
             total = sum
+        }
+        // Whatever the caller's bound, the members must fit in what this process may allocate: a
+        // deflated member is inflated into a buffer of its declared size (up to 1032 times its
+        // compressed bytes), and a failed allocation aborts.
+        let memory = memoryLimit()
+        guard total <= memory.bytes else {
+            throw NumPyError("\(file): the members declare \(total) bytes uncompressed, more than this process may allocate (\(memory)); refused before inflating")
         }
         for entry in entries {
             let data = try zip.contents(of: entry)

@@ -209,9 +209,13 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
     used.insert(scores)
     var map = [Int](repeating: -1, count: e.buffers.count)
     var buffers: [BufferDesc] = []
+    var names = Set<String>()
     for i in [input] + e.buffers.indices.filter({ $0 != input && used.contains($0) }) {
         var d = e.buffers[i]
-        d.name = unprefixed(d.name)
+        // Without its prefix, unless that name is taken (the member's scaled input 'm2.x'
+        // beside the ensemble's input 'x' keeps its prefix).
+        if !names.contains(unprefixed(d.name)) { d.name = unprefixed(d.name) }
+        names.insert(d.name)
         d.offset = nil
         map[i] = buffers.count
         buffers.append(d)

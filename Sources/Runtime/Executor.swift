@@ -170,7 +170,7 @@ public final class Executor<T: BLASReal> {
         var floats: [UnsafeMutablePointer<T>?] = []
         var ints: [UnsafeMutablePointer<Int32>?] = []
         var owns: [Bool] = []
-        for b in plan.buffers {
+        for (index, b) in plan.buffers.enumerated() {
             let capacity = max(b.elementCount(batch: plan.maxBatch), 1)
             if let arena, let offset = b.offset {
                 let at = arena + offset * scale
@@ -181,7 +181,9 @@ public final class Executor<T: BLASReal> {
                 owns.append(false)
                 continue
             }
-            let initial = plan.parameters[b.name]
+            // Initial values fill the parameter or state buffer validation checked them against
+            // (the first of the name), never another buffer that happens to share its name.
+            let initial = (b.role == .parameter || b.role == .state) && plan.buffer(named: b.name) == index ? plan.parameters[b.name] : nil
             switch b.elementType {
             case .f32:
                 let p = UnsafeMutablePointer<T>.allocate(capacity: capacity)

@@ -58,6 +58,7 @@ public enum PlanFormat {
     /// Limits a file must respect; they keep sizes and their products far from overflow.
     static let maxBatchLimit = 1 << 20
     static let maxPlanBytes = 1 << 40
+    static let maxWorkspaceThreads = 4096
     static let maxKernelProduct = 1 << 52
 }
 
@@ -631,6 +632,16 @@ func checkPlan(_ plan: Plan) throws(PlanFileError) {
         for (name, v) in [("arena", m.arenaBytes), ("naive", m.naiveBytes), ("parameter", m.parameterBytes), ("optimizer", m.optimizerBytes), ("workspace", m.workspaceBytes), ("input", m.inputBytes)] {
             guard (0...PlanFormat.maxPlanBytes).contains(v) else { throw invalid(PlanFormat.metadataTag, "memory summary: \(name) bytes \(v) outside 0...\(PlanFormat.maxPlanBytes)") }
         }
+        // The compiling machine's thread count, which `ensemble` sizes the merged plan's
+        // workspace by: a product of it must not overflow.
+        if let t = m.workspaceThreads, !(1...PlanFormat.maxWorkspaceThreads).contains(t) {
+            throw invalid(PlanFormat.metadataTag, "memory summary: workspace threads \(t) outside 1...\(PlanFormat.maxWorkspaceThreads)")
+        }
+    }
+    // In a file a buffer's name is how the parameters, the inputs and every caller find it.
+    var bufferNames = Set<String>()
+    for b in plan.buffers where !bufferNames.insert(b.name).inserted {
+        throw invalid(PlanFormat.buffersTag, "two buffers are named '\(b.name)'")
     }
     let shape = plan.metadata.inputShape
     guard shape.count <= 8, shape.allSatisfy({ (0...(1 << 16)).contains($0) }) else {

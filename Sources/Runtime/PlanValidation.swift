@@ -412,6 +412,14 @@ func validate(_ plan: Plan) throws {
     if let c = plan.metadata.computeDType, !computeDTypes.contains(c) {
         throw ExecutorError.invalidPlan(reason: "compute type '\(c)' is not one of \(computeDTypes.joined(separator: ", "))")
     }
+    // Class names key `predict`'s records and `eval`'s tables: each must be there once.
+    var classNames = Set<String>()
+    for name in plan.metadata.classNames {
+        guard !name.isEmpty else { throw ExecutorError.invalidPlan(reason: "the metadata has an empty class name") }
+        guard classNames.insert(name).inserted else {
+            throw ExecutorError.invalidPlan(reason: "the metadata names class '\(name)' twice")
+        }
+    }
     for b in plan.buffers where b.perSample.contains(where: { $0 < 0 }) {
         throw ExecutorError.invalidPlan(reason: "buffer '\(b.name)' has a negative dimension \(b.perSample)")
     }

@@ -51,13 +51,20 @@ public func openRegularFile(_ path: String) throws(FileOpenError) -> (fd: Int32,
     return (fd, Int(st.st_size))
 }
 
-/// Reads a whole regular file (see `openRegularFile`); `limit` bounds its size in bytes.
+/// Reads a whole regular file (see `openRegularFile`); `limit` bounds its size in bytes. Whatever
+/// the limit, a file larger than this process may allocate (`memoryLimit()`: a sparse file says
+/// 100 GB in a few blocks of disk) is refused before its buffer is reserved, not aborted on.
 public func readRegularFile(_ path: String, limit: Int = Int.max) throws(FileOpenError) -> [UInt8] {
     let (fd, size) = try openRegularFile(path)
     defer { close(fd) }
     guard size <= limit else {
         throw FileOpenError(path: path, what: "the file has \(size) bytes, more than the \(limit) allowed")
     }
+    let memory = memoryLimit()
+    guard size <= memory.bytes else {
+        throw FileOpenError(path: path, what: "the file has \(size) bytes, more than this process may allocate: \(memory)")
+    }
+    let limit = min(limit, memory.bytes)
     var out = [UInt8]()
     out.reserveCapacity(size)
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
@@ -73,6 +80,25 @@ public func readRegularFile(_ path: String, limit: Int = Int.max) throws(FileOpe
         }
         out += chunk[0..<n]
     }
+}
+
+/// The first `count` bytes of a regular file (fewer if it is shorter), opened as
+/// `openRegularFile` does: enough to tell a file's kind by its magic without reading it whole.
+public func readRegularFilePrefix(_ path: String, count: Int) throws(FileOpenError) -> [UInt8] {
+    let (fd, _) = try openRegularFile(path)
+    defer { close(fd) }
+    var out = [UInt8](repeating: 0, count: max(count, 0))
+    var filled = 0
+    while filled < out.count {
+        let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw FileOpenError(path: path, what: "read failed: \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { break }
+        filled += n
+    }
+    return Array(out[0..<filled])
 }
 
 /// The largest batch a plan may be compiled, loaded or trained for (the .plan format's limit);

@@ -86,10 +86,22 @@ public func fastScratchElements(_ plan: Plan, winograd: Bool? = nil) -> (floats:
 /// kernels, `threads` threads' scratch and the Winograd filter areas.
 public func executorWorkspaceBytes(_ plan: Plan, threads: Int, winograd: Bool? = nil, elementBytes: Int = 4,
                                    fastKernels: Bool = true) -> Int {
-    let shared = max(workspaceElements(plan), 1) * elementBytes
+    // Checked: a plan's sizes and a recorded thread count come from a file (Int.max when the
+    // sum does not fit, which every memory check refuses).
+    func times(_ a: Int, _ b: Int) -> Int {
+        let (p, o) = a.multipliedReportingOverflow(by: b)
+        return o ? Int.max : p
+    }
+    func sum(_ terms: Int...) -> Int {
+        terms.reduce(0) { total, t in
+            let (s, o) = total.addingReportingOverflow(t)
+            return o ? Int.max : s
+        }
+    }
+    let shared = times(max(workspaceElements(plan), 1), elementBytes)
     guard fastKernels && elementBytes == 4 else { return shared }
     let need = fastScratchElements(plan, winograd: winograd)
     let bf16 = bf16WorkspaceBytes(plan, threads: threads)
-    return shared + max(threads, 1) * (need.floats * 4 + need.doubles * 8 + bf16.perThread) + need.filters * 4 + bf16.shared
-        + bf16.weights
+    let perThread = sum(times(need.floats, 4), times(need.doubles, 8), bf16.perThread)
+    return sum(shared, times(max(threads, 1), perThread), times(need.filters, 4), bf16.shared, bf16.weights)
 }

@@ -473,8 +473,13 @@ public final class Trainer {
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
         func bad(_ what: String) -> TrainError { TrainError("\(lastCheckpointPath): the checkpoint record is inconsistent: \(what)") }
         guard m.epochs >= 1, (0...m.epochs).contains(m.epoch) else { throw bad("epoch \(m.epoch) of \(m.epochs)") }
-        guard m.iteration >= 0 else { throw bad("iteration \(m.iteration)") }
-        guard m.partialSeen >= 0, m.partialCorrect >= 0, m.partialCorrect <= m.partialSeen, m.partialLossSum.isFinite else {
+        // Schedules take the step as a Double: past 2^53 it is no longer exact (nor a real run).
+        guard (0...(1 << 53)).contains(m.iteration) else { throw bad("iteration \(m.iteration)") }
+        // An epoch sees each training face once (on every rank of a data-parallel run); bounded
+        // counters cannot overflow as the run adds to them.
+        let ranks = max(options.group?.size ?? 1, 1)
+        guard m.partialSeen >= 0, m.partialSeen <= trainSet.count * ranks, m.partialCorrect >= 0, m.partialCorrect <= m.partialSeen,
+              m.partialLossSum.isFinite else {
             throw bad("partial epoch sums \(m.partialLossSum), \(m.partialCorrect), \(m.partialSeen)")
         }
         guard m.elapsedSeconds.isFinite, m.elapsedSeconds >= 0 else { throw bad("elapsed seconds \(m.elapsedSeconds)") }
@@ -583,11 +588,41 @@ public final class Trainer {
     }
 }
 
+/// Why `plan` cannot be evaluated on FER2013 faces by `evaluateInference`, or nil: a plan read
+/// from a file is valid for the executor but may still not be a classifier of 48x48 faces.
+public func evaluationInterfaceProblem(_ plan: Plan) -> String? {
+    guard let x = plan.buffer(named: "x") else { return "no image input 'x'" }
+    let input = plan.buffers[x]
+    guard input.elementType == .f32, input.batched, input.perSample.count == 3, input.perSample[0] == 1,
+          input.perSample[1] == input.perSample[2], (1...FaceSet.side).contains(input.perSample[1]) else {
+        return "the input 'x' is \(input.elementType.rawValue) \(input.perSample)\(input.batched ? "" : " (not batched)"); a batch of gray faces [1, S, S], S at most \(FaceSet.side), is expected"
+    }
+    if let l = plan.buffer(named: "labels") {
+        let b = plan.buffers[l]
+        guard b.elementType == .i32, b.batched, b.perSample.isEmpty else {
+            return "the input 'labels' is \(b.elementType.rawValue) \(b.perSample); one i32 label per face is expected"
+        }
+    }
+    guard let first = plan.outputs.first else { return "no outputs" }
+    let out = plan.buffers[first]
+    guard out.elementType == .f32, out.batched, out.perSample.count == 1, out.perSample[0] >= 1 else {
+        return "the first output '\(out.name)' is \(out.elementType.rawValue) \(out.perSample); a batched vector of class scores is expected"
+    }
+    if plan.outputs.count > 1 {
+        let loss = plan.buffers[plan.outputs[1]]
+        guard loss.elementType == .f32, loss.elementsPerSample >= 1 else {
+            return "the second output '\(loss.name)' is \(loss.elementType.rawValue) \(loss.perSample); a loss value is expected"
+        }
+    }
+    return nil
+}
+
 /// Runs an inference plan (outputs: logits, loss) over a set in batches.
 /// `each`, when given, sees every face's output row (logits, or probabilities when
 /// `plan.outputIsProbabilities`) with the face's index in `set`, in order.
 public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, inputScale: Float,
                               each: ((_ face: Int, _ scores: ArraySlice<Float>) -> Void)? = nil) throws -> (loss: Double, confusion: Confusion) {
+    if let problem = evaluationInterfaceProblem(plan) { throw TrainError("plan '\(plan.name)': \(problem)") }
     let x = plan.buffer(named: "x")!, labels = plan.buffer(named: "labels")
     let logitsIndex = plan.outputs[0]
     let classes = plan.buffers[logitsIndex].perSample[0]

@@ -100,13 +100,16 @@ final class ReliabilityCLITests: XCTestCase {
         try NumPyIO.writeNPZ(members, compressed: false, to: file)
     }
 
-    // #6 / R9: negative counters in a checkpoint record are a clear error, not a trap.
+    // #6 / R9: negative counters in a checkpoint record are a clear error, not a trap; so are
+    // counters near Int.max, which the run's next step once overflowed (found by mutating
+    // checkpoints: partialSeen = Int.max).
     func testNegativeCheckpointCountersAreRefused() throws {
         let run = path("neg")
         XCTAssertEqual(try fergc(["train", "Models/tiny.graph", "--out", run, "--max-steps", "5"]).status, 0)
         let file = run + "/checkpoint-last.npz"
         let original = try Data(contentsOf: URL(fileURLWithPath: file))
-        for (key, value) in [("batch", -5), ("epoch", -3), ("iteration", -1), ("batch", 1_000_000_000)] {
+        for (key, value) in [("batch", -5), ("epoch", -3), ("iteration", -1), ("batch", 1_000_000_000),
+                             ("partialSeen", Int.max), ("iteration", Int.max)] {
             try original.write(to: URL(fileURLWithPath: file))
             try editRecord(file) { $0[key] = value }
             let r = try fergc(["train", "Models/tiny.graph", "--resume", run, "--max-steps", "1"])
@@ -409,6 +412,59 @@ final class ReliabilityCLITests: XCTestCase {
         // Without the limit the same model compiles: the refusal was the limit's, not the model's.
         let r = try fergc(["compile", path("dense.graph"), "--no-probe", "--summary"])
         XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    // A sparse file states a size its disk blocks do not hold (`truncate -s 1T`): every reader
+    // that takes a whole file refuses one larger than the process may allocate, naming the
+    // file, where it once reserved the stated size and aborted (plans, weights, checkpoints).
+    func testSparseFilesLargerThanMemoryAreRefusedNotAborted() throws {
+        for name in ["big.plan", "big.npz"] {
+            XCTAssertEqual(truncate(path(name), 0), -1)  // not there yet
+            XCTAssertTrue(FileManager.default.createFile(atPath: path(name), contents: nil))
+            XCTAssertEqual(truncate(path(name), 1 << 40), 0, "the scratch file system cannot hold a sparse 1 TiB file")
+        }
+        XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "-o", path("t.plan")]).status, 0)
+        let needle = "the file has 1099511627776 bytes, more than this process may allocate"
+        assertClearError(try fergc(["inspect", path("big.plan")]), needle)
+        assertClearError(try fergc(["ensemble", path("t.plan"), path("big.plan"), "-o", path("e.plan")]), needle)
+        assertClearError(try fergc(["compile", "Models/tiny.graph", "--weights", path("big.npz"), "-o", path("w.plan")]), needle)
+        assertClearError(try fergc(["train", "Models/tiny.graph", "--init", path("big.npz"), "--out", path("run"), "--max-steps", "1"]), needle)
+        try Data(Array("P5\n48 48\n255\n".utf8) + [UInt8](repeating: 128, count: 48 * 48)).write(to: URL(fileURLWithPath: path("face.pgm")))
+        let p = try fergc(["predict", path("big.plan"), path("face.pgm"), "--detector", "none"])
+        XCTAssertEqual(p.status, 65, p.stderr)  // predict's status for a plan it cannot use
+        XCTAssertTrue(p.stderr.contains(needle), p.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("e.plan")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("w.plan")))
+        // An .onnx file is read whole up to protobuf's 2 GiB: under `ulimit -v` a sparse one
+        // within that is refused by the process's limit.
+        XCTAssertTrue(FileManager.default.createFile(atPath: path("big.onnx"), contents: nil))
+        XCTAssertEqual(truncate(path("big.onnx"), 2_000_000_000), 0)
+        let limited = try runProgram("/bin/sh", ["-c", "ulimit -v 2000000 && exec \"$0\" import \"$1\" -o \"$2\"",
+                                                 productsDirectory.appendingPathComponent("fergc").path,
+                                                 path("big.onnx"), path("big.graph")])
+        assertClearError(limited, "2000000000 bytes is more than this process may allocate")
+        XCTAssertTrue(limited.stderr.contains("ulimit -v"), limited.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("big.graph")))
+    }
+
+    // An archive whose deflated member declares more than the process may allocate, within
+    // deflate's 1032:1 of its compressed bytes (so the ratio check alone lets it through), is
+    // refused from its central directory before the member's buffer is allocated: `--init`
+    // reads weights without a model-sized bound, and under `ulimit -v` the allocation aborted.
+    func testDeclaredSizesBeyondTheMemoryLimitAreRefusedBeforeInflating() throws {
+        var rng = SystemRandomNumberGenerator()
+        let noise = (0..<520_000).map { _ in Float(bitPattern: UInt32.random(in: 0x3000_0000...0x3F00_0000, using: &rng)) }
+        var bytes = NumPyIO.writeNPZ([("c1.weight", NDArray(floats: noise, shape: [noise.count]))], compressed: true)
+        XCTAssertGreaterThan(bytes.count, 2_000_000_000 / 1032)  // noise does not compress: 2 GB is within 1032:1
+        let central = try XCTUnwrap((0..<(bytes.count - 4)).last { bytes[$0..<($0 + 4)] == [0x50, 0x4b, 0x01, 0x02] })
+        let declared: UInt32 = 2_000_000_000
+        for k in 0..<4 { bytes[central + 24 + k] = UInt8(truncatingIfNeeded: declared >> (8 * UInt32(k))) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path("bomb.npz")))
+        let limited = try runProgram("/bin/sh", ["-c", "ulimit -v 2000000 && exec \"$0\" train Models/tiny.graph --init \"$1\" --out \"$2\" --max-steps 1",
+                                                 productsDirectory.appendingPathComponent("fergc").path,
+                                                 path("bomb.npz"), path("run")])
+        assertClearError(limited, "declare 2000000000 bytes uncompressed, more than this process may allocate")
+        XCTAssertTrue(limited.stderr.contains("ulimit -v"), limited.stderr)
     }
 
     // #14 / R8: a 10,000-layer graph compiles with the probe (its activations share an arena).

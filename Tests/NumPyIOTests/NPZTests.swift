@@ -74,9 +74,14 @@ final class NPZTests: XCTestCase {
         else { return XCTFail("no central directory") }
         let extra = cd + 46 + "a.npy".utf8.count
         XCTAssertEqual(bytes[extra], 1)
-        bytes[extra + 4 + 7] = 0x40  // uncompressed size |= 1 << 62
+        bytes[extra + 4 + 3] = 0x40  // uncompressed size |= 1 << 30: within memory, past deflate's 1032:1
         XCTAssertThrowsError(try NumPyIO.readNPZ(bytes, file: "big.npz")) { e in
             XCTAssertTrue("\(e)".contains("implausible"), "\(e)")
+        }
+        bytes[extra + 4 + 7] = 0x40  // |= 1 << 62: more than any process may allocate
+        XCTAssertThrowsError(try NumPyIO.readNPZ(bytes, file: "big.npz")) { e in
+            XCTAssertTrue("\(e)".contains("more than this process may allocate"), "\(e)")
+            XCTAssertTrue("\(e)".contains("refused before inflating"), "\(e)")
         }
         bytes[extra + 4 + 7] = 0xFF  // > Int.max
         XCTAssertThrowsError(try NumPyIO.readNPZ(bytes, file: "big.npz"))

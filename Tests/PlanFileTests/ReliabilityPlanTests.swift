@@ -116,6 +116,67 @@ final class ReliabilityPlanTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("not a regular file"), r.stderr)
     }
 
+    // A plan naming a class twice (or with an empty name) is refused when read: the names key
+    // predict's records, where the duplicate once trapped in a Dictionary initializer.
+    func testDuplicateClassNamesAreRefused() throws {
+        for names in [["Angry", "Disgust", "Fear", "Happy", "Sad", "Disgust", "Neutral"],
+                      ["Angry", "Disgust", "Fear", "", "Sad", "Surprise", "Neutral"]] {
+            var plan = try facePlan()
+            plan.metadata.classNames = names
+            let path = try write(plan, "names.plan")
+            let r = try fergc(["inspect", path])
+            XCTAssertEqual(r.status, 1, r.stdout)
+            XCTAssertTrue(r.stderr.contains(names[5] == "Disgust" ? "names class 'Disgust' twice" : "an empty class name"), r.stderr)
+            XCTAssertThrowsError(try LoadedPlan(path: path))
+            let p = try fergc(["predict", path, try face(try temporaryDirectory(self)), "--detector", "none", "--format", "jsonl"])
+            XCTAssertEqual(p.status, 65, p.stdout)  // predict's status for a plan it cannot use
+            XCTAssertFalse(p.stderr.contains("Fatal error"), p.stderr)
+        }
+    }
+
+    // A plan file whose buffer table names two buffers alike is refused when read: a mutated
+    // table that renamed the input 'x' after a weight made the executor fill the input with
+    // the weight's values past its end (found by mutating plan files).
+    func testTwoBuffersOfOneNameAreRefusedInAFile() throws {
+        var plan = try facePlan()
+        let x = try XCTUnwrap(plan.buffer(named: "x"))
+        let weight = try XCTUnwrap(plan.buffers.first { $0.role == .parameter }).name
+        plan.buffers[x].name = weight
+        let path = try write(plan, "twins.plan")
+        let r = try fergc(["inspect", path])
+        XCTAssertEqual(r.status, 1, r.stdout)
+        XCTAssertTrue(r.stderr.contains("two buffers are named '\(weight)'"), r.stderr)
+        XCTAssertThrowsError(try LoadedPlan(path: path))
+    }
+
+    // The memory summary's thread count sizes an ensemble's workspace: one of 2^62 once
+    // overflowed that product (a trap in `fergc ensemble`); it is refused when read.
+    func testAbsurdWorkspaceThreadsAreRefused() throws {
+        var plan = try facePlan()
+        XCTAssertNotNil(plan.memory)
+        plan.memory!.workspaceThreads = 1 << 62
+        let path = try write(plan, "threads.plan")
+        let r = try fergc(["inspect", path])
+        XCTAssertEqual(r.status, 1, r.stdout)
+        XCTAssertTrue(r.stderr.contains("workspace threads 4611686018427387904 outside 1...4096"), r.stderr)
+        let e = try fergc(["ensemble", path, path, "-o", path + ".e"])
+        XCTAssertEqual(e.status, 1, e.stdout)
+        XCTAssertTrue(e.stderr.contains("workspace threads"), e.stderr)
+        XCTAssertFalse(e.stderr.contains("Fatal error") || e.stderr.contains("runtime failure"), e.stderr)
+    }
+
+    // A program embedding the runtime is not aborted by a plan path that names a sparse file
+    // stating more bytes than the process may allocate: the C API and the Swift API refuse it.
+    func testSparsePlanLargerThanMemoryIsRefusedByTheCAPI() throws {
+        let path = try temporaryDirectory(self).appendingPathComponent("sparse.plan").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: nil))
+        XCTAssertEqual(truncate(path, 1 << 40), 0, "the scratch file system cannot hold a sparse 1 TiB file")
+        var err = [CChar](repeating: 0, count: 512)
+        XCTAssertNil(path.withCString { fergc_plan_load($0, &err, err.count) })
+        XCTAssertTrue(textUpToNUL(err).contains("the file has 1099511627776 bytes, more than this process may allocate"), textUpToNUL(err))
+        XCTAssertThrowsError(try LoadedPlan(path: path))
+    }
+
     // #18 / W3, W4: NaN parameters are refused at load; NaN or infinite pixels are an error
     // naming the image (Swift API and C API), not uniform probabilities.
     func testNonFiniteWeightsAndPixelsAreRefused() throws {

@@ -206,4 +206,23 @@ final class ExecutorTests: RuntimeTestCase {
         assertRejected(one(.dropoutTrain(rate: 0.5), [x, x], outputs: [1, 1]), step: 0, "writes the same buffer twice")
         assertRejected(one(.concat(outer: 1, inner: 1, sizes: [16, 16]), [x, x]), step: 0, "has 1 inputs; the kernel takes 2")
     }
+
+    /// Initial values fill the parameter buffer they were checked against, not a smaller buffer
+    /// that shares its name (a plan file's mutated buffer table once made the executor copy a
+    /// weight's 100 values into a 2-value buffer). Plan files with two buffers of one name are
+    /// refused when read; a plan built in code is not, so the executor must not trust names.
+    func testInitialValuesFillOnlyTheirParameterBuffer() throws {
+        let x = BufferDesc(name: "x", perSample: [1], batched: true, role: .input)
+        let w = BufferDesc(name: "w", perSample: [100], batched: false, role: .parameter)
+        let twin = BufferDesc(name: "w", perSample: [1], batched: true, role: .intermediate)
+        var plan = Plan(name: "twins", buffers: [x, w, twin], steps: [Step(name: "r", kernel: .relu, inputs: [0], outputs: [2])],
+                        maxBatch: 2, outputs: [2])
+        plan.parameters = ["w": (0..<100).map { Float($0) + 1.5 }]
+        let ex = try Executor<Float>(plan: plan)
+        XCTAssertEqual(ex.buffer(1), (0..<100).map { Float($0) + 1.5 })
+        XCTAssertEqual(ex.buffer(2), [0, 0])  // zeros, not the weight's first values
+        ex.setBuffer(0, [-1, 3])
+        try ex.run(batch: 2)
+        XCTAssertEqual(ex.buffer(2), [0, 3])
+    }
 }

@@ -140,7 +140,8 @@ enum EvalCommand {
 /// A plan ready to evaluate, from a .plan file or a checkpoint (whose model IR is compiled to an
 /// inference plan with the loss, fused but not folded).
 func loadEvaluable(_ path: String, batch: Int) throws -> (name: String, plan: Plan, executor: Executor<Float>) {
-    let head = FileManager.default.contents(atPath: path).map { Array($0.prefix(8)) } ?? []
+    // The magic alone says which: the file is read whole once, by the reader it calls for.
+    let head = (try? readRegularFilePrefix(path, count: PlanFormat.magic.count)) ?? []
     if head == PlanFormat.magic {
         let plan: Plan
         do { plan = try readPlan(path: path) } catch { throw CLIError("\(error)") }

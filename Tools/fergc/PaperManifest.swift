@@ -3,6 +3,7 @@
 // and what differs from the paper. A row's result (RowResult) is written beside the table.
 
 import Foundation
+import Runtime
 
 struct PaperManifest: Codable {
     var title: String
@@ -73,7 +74,8 @@ struct PaperManifest: Codable {
     }
 
     static func load(_ path: String) throws -> PaperManifest {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read the manifest") }
+        let data: Data
+        do { data = Data(try readRegularFile(path, limit: 16 << 20)) } catch { throw CLIError("cannot read the manifest: \(error)") }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let m: PaperManifest

@@ -341,8 +341,9 @@ enum PredictCommand {
     /// Boxes per file from JSON lines: {"file": ..., "box": [x, y, w, h], ...}; other lines
     /// (no_face, error records) are skipped.
     static func readBoxes(_ path: String) throws -> [String: [Box]] {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 256 << 20 else {
-            throw CLIError("\(path): cannot read the boxes file")
+        let data: [UInt8]
+        do { data = try readRegularFile(path, limit: 256 << 20) } catch {
+            throw CLIError("cannot read the boxes file: \(error)")
         }
         var out: [String: [Box]] = [:]
         for (i, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
