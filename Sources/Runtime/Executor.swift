@@ -170,6 +170,8 @@ public final class Executor<T: BLASReal> {
         var floats: [UnsafeMutablePointer<T>?] = []
         var ints: [UnsafeMutablePointer<Int32>?] = []
         var owns: [Bool] = []
+        var firstNamed: [String: Int] = [:]
+        for (index, b) in plan.buffers.enumerated() where firstNamed[b.name] == nil { firstNamed[b.name] = index }
         for (index, b) in plan.buffers.enumerated() {
             let capacity = max(b.elementCount(batch: plan.maxBatch), 1)
             if let arena, let offset = b.offset {
@@ -183,7 +185,7 @@ public final class Executor<T: BLASReal> {
             }
             // Initial values fill the parameter or state buffer validation checked them against
             // (the first of the name), never another buffer that happens to share its name.
-            let initial = (b.role == .parameter || b.role == .state) && plan.buffer(named: b.name) == index ? plan.parameters[b.name] : nil
+            let initial = (b.role == .parameter || b.role == .state) && firstNamed[b.name] == index ? plan.parameters[b.name] : nil
             switch b.elementType {
             case .f32:
                 let p = UnsafeMutablePointer<T>.allocate(capacity: capacity)
