@@ -19,6 +19,19 @@ final class ReliabilityPlanTests: XCTestCase {
         return path
     }
 
+    /// Writes `plan` as `name` and asserts that `inspect` refuses it saying `needle` and that
+    /// loading it throws; returns the path.
+    @discardableResult
+    func assertRefusedWhenRead(_ plan: Plan, _ name: String, _ needle: String,
+                               file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let path = try write(plan, name)
+        let r = try fergc(["inspect", path])
+        XCTAssertEqual(r.status, 1, r.stdout, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(needle), r.stderr, file: file, line: line)
+        XCTAssertThrowsError(try LoadedPlan(path: path), file: file, line: line)
+        return path
+    }
+
     func face(_ dir: URL) throws -> String {
         let path = dir.appendingPathComponent("face.pgm").path
         try pgm(syntheticPixels(1), width: 48, height: 48).write(to: URL(fileURLWithPath: path))
@@ -30,11 +43,7 @@ final class ReliabilityPlanTests: XCTestCase {
         var plan = try facePlan()
         XCTAssertNotNil(plan.memory)
         plan.memory!.arenaBytes = 4_294_967_297
-        let path = try write(plan, "arena.plan")
-        let r = try fergc(["inspect", path])
-        XCTAssertEqual(r.status, 1, r.stdout)
-        XCTAssertTrue(r.stderr.contains("arena size 4294967297 bytes is larger than"), r.stderr)
-        XCTAssertThrowsError(try LoadedPlan(path: path))
+        try assertRefusedWhenRead(plan, "arena.plan", "arena size 4294967297 bytes is larger than")
     }
 
     // #12 / H1, W6: pool sizes of 2^31 and 2^32+1 and a conv padTop of 2^32+1 or 7 are refused
@@ -123,11 +132,7 @@ final class ReliabilityPlanTests: XCTestCase {
                       ["Angry", "Disgust", "Fear", "", "Sad", "Surprise", "Neutral"]] {
             var plan = try facePlan()
             plan.metadata.classNames = names
-            let path = try write(plan, "names.plan")
-            let r = try fergc(["inspect", path])
-            XCTAssertEqual(r.status, 1, r.stdout)
-            XCTAssertTrue(r.stderr.contains(names[5] == "Disgust" ? "names class 'Disgust' twice" : "an empty class name"), r.stderr)
-            XCTAssertThrowsError(try LoadedPlan(path: path))
+            let path = try assertRefusedWhenRead(plan, "names.plan", names[5] == "Disgust" ? "names class 'Disgust' twice" : "an empty class name")
             let p = try fergc(["predict", path, try face(try temporaryDirectory(self)), "--detector", "none", "--format", "jsonl"])
             XCTAssertEqual(p.status, 65, p.stdout)  // predict's status for a plan it cannot use
             XCTAssertFalse(p.stderr.contains("Fatal error"), p.stderr)
@@ -142,11 +147,7 @@ final class ReliabilityPlanTests: XCTestCase {
         let x = try XCTUnwrap(plan.buffer(named: "x"))
         let weight = try XCTUnwrap(plan.buffers.first { $0.role == .parameter }).name
         plan.buffers[x].name = weight
-        let path = try write(plan, "twins.plan")
-        let r = try fergc(["inspect", path])
-        XCTAssertEqual(r.status, 1, r.stdout)
-        XCTAssertTrue(r.stderr.contains("two buffers are named '\(weight)'"), r.stderr)
-        XCTAssertThrowsError(try LoadedPlan(path: path))
+        try assertRefusedWhenRead(plan, "twins.plan", "two buffers are named '\(weight)'")
     }
 
     // The memory summary's thread count sizes an ensemble's workspace: one of 2^62 once
@@ -155,10 +156,7 @@ final class ReliabilityPlanTests: XCTestCase {
         var plan = try facePlan()
         XCTAssertNotNil(plan.memory)
         plan.memory!.workspaceThreads = 1 << 62
-        let path = try write(plan, "threads.plan")
-        let r = try fergc(["inspect", path])
-        XCTAssertEqual(r.status, 1, r.stdout)
-        XCTAssertTrue(r.stderr.contains("workspace threads 4611686018427387904 outside 1...4096"), r.stderr)
+        let path = try assertRefusedWhenRead(plan, "threads.plan", "workspace threads 4611686018427387904 outside 1...4096")
         let e = try fergc(["ensemble", path, path, "-o", path + ".e"])
         XCTAssertEqual(e.status, 1, e.stdout)
         XCTAssertTrue(e.stderr.contains("workspace threads"), e.stderr)
