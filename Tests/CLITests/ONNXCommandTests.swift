@@ -56,7 +56,13 @@ final class ONNXCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.appendingPathComponent("b.graph").path))
         let missing = try fergc(["import", d.appendingPathComponent("none.onnx").path, "-o", d.appendingPathComponent("n.graph").path])
         XCTAssertEqual(missing.status, 1)
-        XCTAssertTrue(missing.stderr.contains("no such file"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("none.onnx: cannot open: No such file or directory"), missing.stderr)
+        // A FIFO is refused at once (opened without blocking), not waited on for a writer.
+        let fifo = d.appendingPathComponent("fifo.onnx").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let f = try fergc(["import", fifo, "-o", d.appendingPathComponent("f.graph").path])
+        XCTAssertEqual(f.status, 1)
+        XCTAssertTrue(f.stderr.contains("fifo.onnx: a FIFO (named pipe), not a regular file"), f.stderr)
         // A training plan is not a model to export.
         let train = d.appendingPathComponent("train.plan").path
         XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "--train", "--batch", "2", "--no-probe", "-o", train]).status, 0)

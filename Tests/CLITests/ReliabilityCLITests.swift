@@ -442,7 +442,7 @@ final class ReliabilityCLITests: XCTestCase {
         let limited = try runProgram("/bin/sh", ["-c", "ulimit -v 2000000 && exec \"$0\" import \"$1\" -o \"$2\"",
                                                  productsDirectory.appendingPathComponent("fergc").path,
                                                  path("big.onnx"), path("big.graph")])
-        assertClearError(limited, "2000000000 bytes is more than this process may allocate")
+        assertClearError(limited, "big.onnx: the file has 2000000000 bytes, more than this process may allocate")
         XCTAssertTrue(limited.stderr.contains("ulimit -v"), limited.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("big.graph")))
     }
