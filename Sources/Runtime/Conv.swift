@@ -10,6 +10,17 @@
 // Every im2col kernel takes an optional `workspace` of `im2colCount(g)` elements; without one
 // it allocates its own (the executor always passes its shared workspace).
 
+extension ConvGeometry {
+    /// The sizes the im2col kernels index by: output positions per channel (P = OH*OW, the
+    /// column matrix's columns), elements of a receptive field (K = C*KH*KW, its rows), and the
+    /// elements of one sample of x and of y.
+    @inline(__always)
+    var loweredSizes: (P: Int, K: Int, xStride: Int, yStride: Int) {
+        let p = outHeight * outWidth
+        return (p, inChannels * kernelHeight * kernelWidth, inChannels * inHeight * inWidth, outChannels * p)
+    }
+}
+
 /// Elements of the im2col scratch matrix for one sample.
 public func im2colCount(_ g: ConvGeometry) -> Int {
     g.inChannels * g.kernelHeight * g.kernelWidth * g.outHeight * g.outWidth
@@ -93,10 +104,7 @@ public func conv2dForward<T: BLASReal>(
     n: Int, _ g: ConvGeometry,
     workspace: UnsafeMutablePointer<T>? = nil  // (C*KH*KW, OH*OW)
 ) {
-    let P = g.outHeight * g.outWidth
-    let K = g.inChannels * g.kernelHeight * g.kernelWidth
-    let xStride = g.inChannels * g.inHeight * g.inWidth
-    let yStride = g.outChannels * P
+    let (P, K, xStride, yStride) = g.loweredSizes
     withWorkspace(workspace, count: im2colCount(g)) { col in
         for s in 0..<n {
             let ys = y + s * yStride
@@ -124,10 +132,7 @@ public func conv2dBackwardInput<T: BLASReal>(
     n: Int, _ g: ConvGeometry,
     workspace: UnsafeMutablePointer<T>? = nil  // (C*KH*KW, OH*OW)
 ) {
-    let P = g.outHeight * g.outWidth
-    let K = g.inChannels * g.kernelHeight * g.kernelWidth
-    let xStride = g.inChannels * g.inHeight * g.inWidth
-    let yStride = g.outChannels * P
+    let (P, K, xStride, yStride) = g.loweredSizes
     dx.update(repeating: 0, count: n * xStride)
     withWorkspace(workspace, count: im2colCount(g)) { col in
         for s in 0..<n {
@@ -149,10 +154,7 @@ public func conv2dBackwardWeight<T: BLASReal>(
     n: Int, _ g: ConvGeometry,
     workspace: UnsafeMutablePointer<T>? = nil  // (C*KH*KW, OH*OW)
 ) {
-    let P = g.outHeight * g.outWidth
-    let K = g.inChannels * g.kernelHeight * g.kernelWidth
-    let xStride = g.inChannels * g.inHeight * g.inWidth
-    let yStride = g.outChannels * P
+    let (P, K, xStride, yStride) = g.loweredSizes
     dw.update(repeating: 0, count: g.outChannels * K)
     withWorkspace(workspace, count: im2colCount(g)) { col in
         for s in 0..<n {

@@ -1,8 +1,19 @@
 // 2-d max and average pooling over [N, C, H, W]. Window (oh, ow) covers input rows
 // oh*stride - padTop ..< +size and columns likewise; positions outside the input are padding
 // and are skipped: they never win a max and are not counted by the average. Windows may
-// overlap (stride < size) or hang over the edge; loops run over each window clipped to the input. The executor rejects geometries with a
-// window entirely in padding; the kernels then write 0 for such a window.
+// overlap (stride < size) or hang over the edge; loops run over each window clipped to the
+// input (`poolWindow`). The executor rejects geometries with a window entirely in padding; the
+// kernels then write 0 for such a window.
+
+/// Window (oh, ow) clipped to the input: the rows and columns of its in-bounds elements, empty
+/// when it lies in the padding. Every kernel here loops over these, O(in-bounds elements)
+/// whatever the window's size.
+@inline(__always)
+func poolWindow(oh: Int, ow: Int, _ g: PoolGeometry) -> (rows: Range<Int>, columns: Range<Int>) {
+    let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
+    let top = max(h0, 0), left = max(w0, 0)
+    return (top..<max(min(h0 + g.size, g.inHeight), top), left..<max(min(w0 + g.size, g.inWidth), left))
+}
 
 /// y = the maximum of each window's in-bounds elements.
 @_specialize(where T == Float)
@@ -30,10 +41,9 @@ public func maxpoolForward<T: BLASReal>(
 func maxpoolArgmax<T: BLASReal>(_ xp: UnsafePointer<T>, oh: Int, ow: Int, _ g: PoolGeometry) -> Int {
     var best = -1
     var bestValue: T = 0
-    // The window clipped to the input: O(in-bounds elements) whatever the size.
-    let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
-    for ih in max(h0, 0)..<max(min(h0 + g.size, g.inHeight), max(h0, 0)) {
-        for iw in max(w0, 0)..<max(min(w0 + g.size, g.inWidth), max(w0, 0)) {
+    let window = poolWindow(oh: oh, ow: ow, g)
+    for ih in window.rows {
+        for iw in window.columns {
             let at = ih * g.inWidth + iw
             if best < 0 || xp[at] > bestValue { best = at; bestValue = xp[at] }
         }
@@ -64,15 +74,6 @@ public func maxpoolBackward<T: BLASReal>(
     }
 }
 
-/// The number of in-bounds elements of window (oh, ow).
-@inline(__always)
-func poolWindowCount(oh: Int, ow: Int, _ g: PoolGeometry) -> Int {
-    let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
-    let rows = min(h0 + g.size, g.inHeight) - max(h0, 0)
-    let cols = min(w0 + g.size, g.inWidth) - max(w0, 0)
-    return max(rows, 0) * max(cols, 0)
-}
-
 /// y = the mean of each window's in-bounds elements.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -86,12 +87,11 @@ public func avgpoolForward<T: BLASReal>(
         let yp = y + plane * g.outHeight * g.outWidth
         for oh in 0..<g.outHeight {
             for ow in 0..<g.outWidth {
-                let count = poolWindowCount(oh: oh, ow: ow, g)
+                let window = poolWindow(oh: oh, ow: ow, g)
+                let count = window.rows.count * window.columns.count
                 var sum: T = 0
-                // The window clipped to the input: O(in-bounds elements) whatever the size.
-                let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
-                for ih in max(h0, 0)..<max(min(h0 + g.size, g.inHeight), max(h0, 0)) {
-                    for iw in max(w0, 0)..<max(min(w0 + g.size, g.inWidth), max(w0, 0)) {
+                for ih in window.rows {
+                    for iw in window.columns {
                         sum += xp[ih * g.inWidth + iw]
                     }
                 }
@@ -115,13 +115,12 @@ public func avgpoolBackward<T: BLASReal>(
         let dyp = dy + plane * g.outHeight * g.outWidth
         for oh in 0..<g.outHeight {
             for ow in 0..<g.outWidth {
-                let count = poolWindowCount(oh: oh, ow: ow, g)
+                let window = poolWindow(oh: oh, ow: ow, g)
+                let count = window.rows.count * window.columns.count
                 if count == 0 { continue }
                 let share = dyp[oh * g.outWidth + ow] / T(count)
-                // The window clipped to the input: O(in-bounds elements) whatever the size.
-                let h0 = oh * g.stride - g.padTop, w0 = ow * g.stride - g.padLeft
-                for ih in max(h0, 0)..<max(min(h0 + g.size, g.inHeight), max(h0, 0)) {
-                    for iw in max(w0, 0)..<max(min(w0 + g.size, g.inWidth), max(w0, 0)) {
+                for ih in window.rows {
+                    for iw in window.columns {
                         dxp[ih * g.inWidth + iw] += share
                     }
                 }
