@@ -496,6 +496,27 @@ final class ReliabilityCLITests: XCTestCase {
         try Data(Array("P5\n99999999999999999999 48\n255\n".utf8)).write(to: URL(fileURLWithPath: path("b.pgm")))
         assertErrorRecord(try fergc(["predict", path("t.plan"), path("b.pgm"), "--format", "jsonl"]), "the width has more than 7 digits")
     }
+
+    // Tools/fuzz/commands.py (docs/reliability.md), a few mutants of each kind against the fergc
+    // under test: its plan writer must rebuild the bases it makes byte for byte (a change of the
+    // .plan layout shows here before the tool silently mutates nothing but checksums), its
+    // .npz writer must give checkpoints fergc reads, and no mutant may crash or hang a command.
+    func testCommandMutationToolRunsEachKindWithoutFailures() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw XCTSkip("no /usr/bin/python3") }
+        for (kind, count) in [("plan", 40), ("run", 12), ("predictions", 40)] {
+            let r = try runProgram("/usr/bin/python3", [repoRoot.appendingPathComponent("Tools/fuzz/commands.py").path, kind,
+                                                        "--fergc", productsDirectory.appendingPathComponent("fergc").path,
+                                                        "--count", "\(count)", "--seed", "37", "--work", path("mutants-\(kind)"),
+                                                        "--timeout", "300"])
+            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+            XCTAssertTrue(r.stdout.contains("commands.py: \(kind): \(count) mutants, 0 failures"), r.stdout + r.stderr)
+        }
+        // Its arguments are checked before anything runs.
+        let bad = try runProgram("/usr/bin/python3", [repoRoot.appendingPathComponent("Tools/fuzz/commands.py").path, "plan",
+                                                      "--fergc", path("no-such-fergc")])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("no-such-fergc is not an executable fergc"), bad.stderr)
+    }
 }
 
 /// Runs a program to completion in `cwd` (TestSupport's runProgram).
