@@ -603,6 +603,11 @@ func checkPlan(_ plan: Plan) throws(PlanFileError) {
         if let v = b.views, !(1...64).contains(v) {
             throw invalid(PlanFormat.buffersTag, "buffer \(i) '\(b.name)' has \(v) views per sample; 1...64 are allowed")
         }
+        // A caller fills every input (`fergc bench` with random values); an input holding
+        // nothing a sample has nothing to fill, and filling it trapped.
+        if b.role == .input && b.perSample.contains(0) {
+            throw invalid(PlanFormat.buffersTag, "input buffer \(i) '\(b.name)' has shape \(b.perSample): an input holds at least one value a sample")
+        }
         var elements = plan.maxBatch * (b.views ?? 1)
         for d in b.perSample {
             let (p, overflow) = elements.multipliedReportingOverflow(by: d)

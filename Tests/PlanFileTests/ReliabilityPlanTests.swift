@@ -163,6 +163,21 @@ final class ReliabilityPlanTests: XCTestCase {
         XCTAssertFalse(e.stderr.contains("Fatal error") || e.stderr.contains("runtime failure"), e.stderr)
     }
 
+    // Found by Tools/fuzz/commands.py: a plan whose unused `labels` input had the shape [0] per
+    // sample passed every check, and `fergc bench`, which fills every input, trapped on it.
+    func testAnInputWithNoElementsIsRefused() throws {
+        let dir = try temporaryDirectory(self)
+        let compiled = dir.appendingPathComponent("tiny.plan").path
+        XCTAssertEqual(try fergc(["compile", "Models/tiny.graph", "-o", compiled]).status, 0)
+        var plan = try readPlan(path: compiled)
+        let labels = try XCTUnwrap(plan.buffers.firstIndex { $0.name == "labels" && $0.role == .input })
+        plan.buffers[labels].perSample = [0]
+        let path = try assertRefusedWhenRead(plan, "empty-input.plan", "input buffer \(labels) 'labels' has shape [0]: an input holds at least one value a sample")
+        let b = try fergc(["bench", path, "--runs", "5", "--batch", "1"])
+        XCTAssertEqual(b.status, 1, b.stdout)
+        XCTAssertTrue(b.stderr.contains("an input holds at least one value"), b.stderr)
+    }
+
     // A program embedding the runtime is not aborted by a plan path that names a sparse file
     // stating more bytes than the process may allocate: the C API and the Swift API refuse it.
     func testSparsePlanLargerThanMemoryIsRefusedByTheCAPI() throws {

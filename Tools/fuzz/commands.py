@@ -360,7 +360,7 @@ def plan_commands(m, w):
     return [['inspect', m], ['explain', m], ['predict', m, face, '--detector', 'none', '--format', 'jsonl'],
             ['eval', m, '--data', SAMPLE, '--split', 'PublicTest', '--out', os.path.join(w, 'ev')],
             ['export', m, '-o', os.path.join(w, 'x.onnx')], ['ensemble', m, m, '-o', os.path.join(w, 'e.plan')],
-            ['bench', m, '--runs', '1', '--batch', '2']]
+            ['bench', m, '--runs', '5', '--batch', '1']]
 
 
 def run_model(d):
