@@ -503,8 +503,9 @@ final class ReliabilityCLITests: XCTestCase {
     // .npz writer must give checkpoints fergc reads, and no mutant may crash or hang a command.
     func testCommandMutationToolRunsEachKindWithoutFailures() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { throw XCTSkip("no /usr/bin/python3") }
+        let tool = repoRoot.appendingPathComponent("Tools/fuzz/commands.py").path
         for (kind, count) in [("plan", 40), ("run", 12), ("predictions", 40)] {
-            let r = try runProgram("/usr/bin/python3", [repoRoot.appendingPathComponent("Tools/fuzz/commands.py").path, kind,
+            let r = try runProgram("/usr/bin/python3", [tool, kind,
                                                         "--fergc", productsDirectory.appendingPathComponent("fergc").path,
                                                         "--count", "\(count)", "--seed", "37", "--work", path("mutants-\(kind)"),
                                                         "--timeout", "300"])
@@ -512,8 +513,7 @@ final class ReliabilityCLITests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("commands.py: \(kind): \(count) mutants, 0 failures"), r.stdout + r.stderr)
         }
         // Its arguments are checked before anything runs.
-        let bad = try runProgram("/usr/bin/python3", [repoRoot.appendingPathComponent("Tools/fuzz/commands.py").path, "plan",
-                                                      "--fergc", path("no-such-fergc")])
+        let bad = try runProgram("/usr/bin/python3", [tool, "plan", "--fergc", path("no-such-fergc")])
         XCTAssertEqual(bad.status, 2, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("no-such-fergc is not an executable fergc"), bad.stderr)
     }

@@ -22,11 +22,11 @@ ensemble; a mid-epoch and an after-epoch run directory; two models' predictions)
 
 A failure is a signal (a trap, SIGSEGV, an abort in the allocator), a Swift runtime failure
 in stderr, or a command still running after --timeout. Each failing input is kept in
-WORK/fail-N with the command in WORK/fail-N.txt. A refusal with an error and a non-zero status
+WORK/fail-N (fail-N.plan for a plan) with the command in WORK/fail-N.txt. A refusal with an error and a non-zero status
 is the expected outcome, not a failure. Exits 1 when anything failed, 2 on a usage error.
 Needs only Python 3's standard library; `--fergc` defaults to .build/release/fergc.
 """
-import argparse, ast, copy, io, json, os, random, re, resource, shutil, struct, subprocess, sys, tempfile, zipfile, zlib
+import argparse, ast, copy, json, os, random, re, resource, shutil, struct, subprocess, sys, tempfile, zipfile, zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(ROOT, 'Data', 'fer2013-sample.csv.gz')
@@ -219,8 +219,7 @@ def run_mutant(rng, base, dst):
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(base, dst)
     arrays = npz_read(os.path.join(base, 'checkpoint-last.npz'))
-    descr, shape, raw = arrays['__meta__']
-    meta = json.loads(raw)
+    meta = json.loads(arrays['__meta__'][2])
     for _ in range(rng.choice([1, 1, 2, 3])):
         r = rng.random()
         if r < 0.45:
@@ -303,11 +302,11 @@ class Runner:
     def limit(self):
         resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
 
-    def run(self, args, limited=True):
+    def run(self, args):
         """(failed, outcome, detail): a signal, a Swift runtime failure or a timeout is a failure."""
         try:
             r = subprocess.run([self.fergc] + args, capture_output=True, text=True, errors='replace',
-                               timeout=self.timeout, preexec_fn=self.limit if limited else None, cwd=ROOT)
+                               timeout=self.timeout, preexec_fn=self.limit, cwd=ROOT)
         except subprocess.TimeoutExpired:
             return True, 'timeout', 'still running after %g s' % self.timeout
         err = r.stderr
@@ -318,10 +317,11 @@ class Runner:
                 return True, 'status %d' % r.returncode, first_line(err, needle)
         return False, 'status %d' % r.returncode, ''
 
-    def must(self, args):
+    def must(self, args, context='making the bases'):
+        """Runs a command that has to succeed (no limits); exits 1 saying `context` if it does not."""
         r = subprocess.run([self.fergc] + args, capture_output=True, text=True, errors='replace', cwd=ROOT)
         if r.returncode != 0:
-            sys.exit('commands.py: making the bases: fergc %s failed (%d): %s' % (' '.join(args), r.returncode, r.stderr.strip()))
+            sys.exit('commands.py: %s: fergc %s failed (%d): %s' % (context, ' '.join(args), r.returncode, r.stderr.strip()))
 
 
 def first_line(text, needle=None):
@@ -411,11 +411,8 @@ def main():
             # fergc still takes: otherwise every mutant would be refused for the writer's sake.
             same = os.path.join(work, 'unmutated.npz')
             npz_write(same, npz_read(os.path.join(b, 'checkpoint-last.npz')))
-            r = subprocess.run([runner.fergc, 'compile', run_model(b), '--weights', same, '-o', os.path.join(work, 'unmutated.plan')],
-                               capture_output=True, text=True, errors='replace')
-            if r.returncode != 0:
-                ap.error('%s: its checkpoint rewritten by this tool is refused (%s): the tool is out of date'
-                         % (b, first_line(r.stderr)))
+            runner.must(['compile', run_model(b), '--weights', same, '-o', os.path.join(work, 'unmutated.plan')],
+                        '%s: its checkpoint rewritten (unmutated) by this tool is refused, so the tool is out of date' % b)
             continue
         if not os.path.isfile(b):
             ap.error('%s: no such file' % b)
@@ -466,10 +463,12 @@ def main():
         outcomes[(args[0], outcome)] = outcomes.get((args[0], outcome), 0) + 1
         if failed:
             failures += 1
-            keep = os.path.join(work, 'fail-%d' % n)
+            # Kept under its own extension (fergc tells a .plan from a .graph by it), with the
+            # command that failed rewritten to name the kept copy.
+            keep = os.path.join(work, 'fail-%d' % n) + os.path.splitext(target)[1]
             (shutil.copytree if os.path.isdir(target) else shutil.copy)(target, keep)
-            with open(keep + '.txt', 'w') as f:
-                f.write('fergc %s\n%s\nbase: %s\n' % (' '.join(args), what, base))
+            with open(os.path.join(work, 'fail-%d.txt' % n), 'w') as f:
+                f.write('fergc %s\n%s\nbase: %s\n' % (' '.join(args).replace(target, keep), what, base))
             print('FAIL %d: fergc %s: %s (kept in %s)' % (n, args[0], what, keep), flush=True)
         if (n + 1) % 100 == 0:
             print('%d of %d, %d failures' % (n + 1, a.count, failures), file=sys.stderr, flush=True)
