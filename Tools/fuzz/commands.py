@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whole fergc commands on mutated files, under an address-space limit and a timeout.
 
-    Tools/fuzz/commands.py KIND [--fergc BIN] [--count N] [--seed S] [--work DIR]
+    Tools/fuzz/commands.py KIND [--fergc BIN] [--count N] [--seconds S] [--seed S] [--work DIR]
                                 [--timeout SECONDS] [--as BYTES] [BASE ...]
 
 KIND is what gets mutated:
@@ -24,9 +24,11 @@ A failure is a signal (a trap, SIGSEGV, an abort in the allocator), a Swift runt
 in stderr, or a command still running after --timeout. Each failing input is kept in
 WORK/fail-N (fail-N.plan for a plan) with the command in WORK/fail-N.txt. A refusal with an error and a non-zero status
 is the expected outcome, not a failure. Exits 1 when anything failed, 2 on a usage error.
+With --seconds the tool stops starting mutants once that long has passed (Tools/fuzz/nightly.sh
+runs it so, as the targets commands-plan, commands-run and commands-predictions).
 Needs only Python 3's standard library; `--fergc` defaults to .build/release/fergc.
 """
-import argparse, ast, copy, json, os, random, re, resource, shutil, struct, subprocess, sys, tempfile, zipfile, zlib
+import argparse, ast, copy, json, os, random, re, resource, shutil, struct, subprocess, sys, tempfile, time, zipfile, zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(ROOT, 'Data', 'fer2013-sample.csv.gz')
@@ -385,7 +387,8 @@ def main():
     ap.add_argument('kind', choices=['plan', 'run', 'predictions'])
     ap.add_argument('bases', nargs='*', help='files (or run directories) to mutate; made from Models/tiny.graph if none')
     ap.add_argument('--fergc', default=os.path.join(ROOT, '.build', 'release', 'fergc'), help='the binary under test')
-    ap.add_argument('--count', type=int, default=1000, help='mutants to run (default 1000)')
+    ap.add_argument('--count', type=int, help='mutants to run (default 1000, or no limit with --seconds)')
+    ap.add_argument('--seconds', type=float, help='start no mutant once this many seconds have passed since the bases were made (default: no limit)')
     ap.add_argument('--seed', type=int, default=1, help='seed of the mutations (default 1): a run is reproducible')
     ap.add_argument('--work', help='where mutants and failures go (default: a new temporary directory)')
     ap.add_argument('--timeout', type=float, default=60, help='seconds a command may take (default 60)')
@@ -394,8 +397,11 @@ def main():
     a = ap.parse_args()
     if not os.access(a.fergc, os.X_OK):
         ap.error('%s is not an executable fergc (build it: swift build -c release)' % a.fergc)
-    if a.count < 0 or a.timeout <= 0 or a.address_space <= 0:
-        ap.error('--count must be >= 0, --timeout and --as > 0')
+    if (a.count is not None and a.count < 0) or (a.seconds is not None and a.seconds <= 0) \
+            or a.timeout <= 0 or a.address_space <= 0:
+        ap.error('--count must be >= 0, --seconds, --timeout and --as > 0')
+    if a.count is None and a.seconds is None:
+        a.count = 1000
     work = os.path.abspath(a.work or tempfile.mkdtemp(prefix='fergc-commands-'))
     os.makedirs(work, exist_ok=True)
     runner = Runner(os.path.abspath(a.fergc), a.timeout, a.address_space)
@@ -431,8 +437,12 @@ def main():
         f.write(b'P5\n48 48\n255\n' + bytes(rng.randrange(256) for _ in range(48 * 48)))
     failures = 0
     outcomes = {}
-    print('commands.py: %s, %d mutants, seed %d, %s; work %s' % (a.kind, a.count, a.seed, runner.fergc, work), flush=True)
-    for n in range(a.count):
+    start = time.monotonic()  # the budget is the mutants' time, not the bases'
+    budget = ('%d mutants' % a.count if a.count is not None else 'mutants') + \
+        (' for at most %g s' % a.seconds if a.seconds is not None else '')
+    print('commands.py: %s, %s, seed %d, %s; work %s' % (a.kind, budget, a.seed, runner.fergc, work), flush=True)
+    n = 0
+    while (a.count is None or n < a.count) and (a.seconds is None or time.monotonic() - start < a.seconds):
         if a.kind == 'plan':
             base = rng.choice(bases)
             target = os.path.join(work, 'mutant.plan')
@@ -470,13 +480,16 @@ def main():
             with open(os.path.join(work, 'fail-%d.txt' % n), 'w') as f:
                 f.write('fergc %s\n%s\nbase: %s\n' % (' '.join(args).replace(target, keep), what, base))
             print('FAIL %d: fergc %s: %s (kept in %s)' % (n, args[0], what, keep), flush=True)
-        if (n + 1) % 100 == 0:
-            print('%d of %d, %d failures' % (n + 1, a.count, failures), file=sys.stderr, flush=True)
+        n += 1
+        if n % 100 == 0:
+            of = ' of %d' % a.count if a.count is not None else ''
+            print('%d%s, %d failures, %.0f s' % (n, of, failures, time.monotonic() - start), file=sys.stderr, flush=True)
     # What the commands did with the mutants (status 0: accepted, as a mutation of a weight or
     # an unused field may well be; any other status: refused with an error).
     for (command, outcome), count in sorted(outcomes.items()):
         print('  %-9s %-11s %6d' % (command, outcome, count))
-    print('commands.py: %s: %d mutants, %d failures (signals, runtime failures, timeouts)' % (a.kind, a.count, failures))
+    print('commands.py: %s: %d mutants, %d failures (signals, runtime failures, timeouts) in %.0f s'
+          % (a.kind, n, failures, time.monotonic() - start))
     return 1 if failures else 0
 
 
