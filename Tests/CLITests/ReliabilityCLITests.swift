@@ -512,6 +512,17 @@ final class ReliabilityCLITests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
             XCTAssertTrue(r.stdout.contains("commands.py: \(kind): \(count) mutants, 0 failures"), r.stdout + r.stderr)
         }
+        // With --seconds it stops on time, not on a count: 5,000 mutants (each a process) do not
+        // fit in two seconds, so a tool that ignored the budget would end on the count instead.
+        let timed = try runProgram("/usr/bin/python3", [tool, "predictions",
+                                                        "--fergc", productsDirectory.appendingPathComponent("fergc").path,
+                                                        "--count", "5000", "--seconds", "2", "--seed", "38", "--work", path("mutants-timed"),
+                                                        "--timeout", "300"])
+        XCTAssertEqual(timed.status, 0, timed.stdout + timed.stderr)
+        let ran = timed.stdout.split(separator: "\n").last { $0.hasPrefix("commands.py: predictions: ") }
+            .flatMap { Int($0.split(separator: " ")[2]) }
+        XCTAssertNotNil(ran, timed.stdout)
+        XCTAssertTrue((1..<5000).contains(ran ?? 0), timed.stdout)
         // Its arguments are checked before anything runs.
         let bad = try runProgram("/usr/bin/python3", [tool, "plan", "--fergc", path("no-such-fergc")])
         XCTAssertEqual(bad.status, 2, bad.stderr)
