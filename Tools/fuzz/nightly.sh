@@ -23,6 +23,9 @@ TARGETS=("$@")
 SEED="${FUZZ_SEED:-$(date +%s)}"
 mkdir -p .build-fuzz
 
+# One line of the table: target seconds executions exec/s corpus crashes log.
+row() { printf '%-20s %8s %12s %10s %8s %8s  %s\n' "$@"; }
+
 # A release fergc for the commands-* targets, built once (only when one of them is asked for).
 release_fergc() {
     local bin=.build/release/fergc
@@ -35,7 +38,7 @@ release_fergc() {
 commands_target() {  # target seconds log
     local kind="${1#commands-}" seconds="$2" log="$3" work=".build-fuzz/$1-$SEED" rc
     if ! release_fergc > "$log" 2>&1; then
-        printf '%-20s %8s %12s %10s %8s %8s  %s\n' "$1" "$seconds" '?' '?' - '?' "$log (build failed)"
+        row "$1" "$seconds" '?' '?' - '?' "$log (build failed)"
         return 1
     fi
     echo "seed $SEED" >> "$log"
@@ -48,11 +51,11 @@ commands_target() {  # target seconds log
     failures=$(ls "$work" 2>/dev/null | grep -c '^fail-[0-9]*\.txt$')
     local speed='?'
     [ -n "$execs" ] && [ -n "$took" ] && [ "$took" -gt 0 ] && speed=$((execs / took))
-    printf '%-20s %8s %12s %10s %8s %8s  %s\n' "$1" "${took:-$seconds}" "${execs:-?}" "$speed" - "$failures" "$log"
+    row "$1" "${took:-$seconds}" "${execs:-?}" "$speed" - "$failures" "$log"
     [ "$rc" -eq 0 ] && [ -n "$execs" ] && [ "$failures" -eq 0 ]
 }
 status=0
-printf '%-20s %8s %12s %10s %8s %8s  %s\n' target seconds executions 'exec/s' corpus crashes log
+row target seconds executions 'exec/s' corpus crashes log
 for spec in "${TARGETS[@]}"; do
     t="${spec%%:*}"
     seconds="$BUDGET"
@@ -75,7 +78,7 @@ for spec in "${TARGETS[@]}"; do
     speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | tail -1 | awk '{print $2}')
     corpus=$(ls ".build-fuzz/corpus-$t" 2>/dev/null | wc -l)
     crashes=$((after - before))
-    printf '%-20s %8s %12s %10s %8s %8s  %s\n' "$t" "$seconds" "${execs:-?}" "${speed:-?}" "$corpus" "$crashes" "$log"
+    row "$t" "$seconds" "${execs:-?}" "${speed:-?}" "$corpus" "$crashes" "$log"
     if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ] || [ -z "${execs:-}" ]; then status=1; fi
 done
 exit $status
