@@ -9,7 +9,8 @@
 //   c1 = relu(c1.preact)
 //
 // `l2` and `max_norm` apply to the weight only (Keras' kernel_regularizer and
-// kernel_constraint); `trainable=false` freezes every parameter the layer creates.
+// kernel_constraint); `trainable=false` freezes every parameter the layer creates, and
+// `lr_scale` multiplies the optimizer's learning rate for every parameter it creates.
 
 #if canImport(GraphIR)
 import GraphIR
@@ -22,12 +23,12 @@ enum LayerKind: String {
         switch self {
         case .conv2d:
             return ["filters", "kernel", "stride", "padding", "bias", "activation", "alpha", "init", "bias_init",
-                    "l2", "max_norm", "max_norm_axis", "trainable"]
+                    "l2", "max_norm", "max_norm_axis", "trainable", "lr_scale"]
         case .dense:
             return ["units", "bias", "activation", "alpha", "init", "bias_init", "l2", "max_norm", "max_norm_axis",
-                    "trainable"]
+                    "trainable", "lr_scale"]
         case .batchnorm:
-            return ["epsilon", "momentum", "trainable"]
+            return ["epsilon", "momentum", "trainable", "lr_scale"]
         }
     }
 }
@@ -76,11 +77,12 @@ extension Lowering {
             let bn = try makeOp("batchnorm", kw.takeAll(["epsilon", "momentum"]), op: op, kw: kw)
             var trainable = true
             if let (k, v) = kw.take("trainable") { trainable = try boolean(v, key: k.text) }
+            let rate = try lrScale(&kw, trainable: trainable, what: "the \(op.text) layer")
             let c = xt.perSample[0]
             var ids = [input]
             let members: [(String, ValueKind)] = [
-                ("gamma", .parameter(ParameterInfo(initializer: .ones, trainable: trainable))),
-                ("beta", .parameter(ParameterInfo(initializer: .zeros, trainable: trainable))),
+                ("gamma", .parameter(ParameterInfo(initializer: .ones, trainable: trainable, lrScale: rate))),
+                ("beta", .parameter(ParameterInfo(initializer: .zeros, trainable: trainable, lrScale: rate))),
                 ("running_mean", .state(.zeros)),
                 ("running_var", .state(.ones)),
             ]
@@ -120,7 +122,7 @@ extension Lowering {
         var inputs = [input]
         inputs.append(try createValue(y, "weight", weightType, .parameter(info), op: op))
         if bias {
-            let biasInfo = ParameterInfo(initializer: biasInit, trainable: info.trainable)
+            let biasInfo = ParameterInfo(initializer: biasInit, trainable: info.trainable, lrScale: info.lrScale)
             inputs.append(try createValue(y, "bias", .fixed([weightDims[0]]), .parameter(biasInfo), op: op))
         }
         let preact = activation == .none ? y : Name(text: y.text + ".preact", loc: y.loc)

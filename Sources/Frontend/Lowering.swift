@@ -142,7 +142,8 @@ struct Lowering {
             let t = try tensorType(type, allowBatch: false, what: "a parameter")
             let info = try parameterInfo(&kw, type: t, defaultInit: t.rank >= 2 ? .glorotUniform : .zeros,
                                          prefix: "", what: "a param")
-            try kw.finish(valid: ["init", "trainable", "l2", "max_norm", "max_norm_axis"], what: "a param", source: source)
+            try kw.finish(valid: ["init", "trainable", "l2", "max_norm", "max_norm_axis", "lr_scale"], what: "a param",
+                          source: source)
             try add(Value(name: name.text, type: t, kind: .parameter(info)), at: name.loc)
         case .state:
             let t = try tensorType(type, allowBatch: false, what: "a state value")
@@ -164,7 +165,7 @@ struct Lowering {
         }
     }
 
-    /// `init`, `trainable`, `l2`, `max_norm`, `max_norm_axis` (each read as `prefix + key`).
+    /// `init` (read as `prefix + key`), `trainable`, `l2`, `max_norm`, `max_norm_axis`, `lr_scale`.
     func parameterInfo(_ kw: inout Keywords, type: TensorType, defaultInit: Initializer, prefix: String,
                        what: String, readTrainable: Bool = true) throws(Diagnostic) -> ParameterInfo {
         var info = ParameterInfo(initializer: defaultInit)
@@ -185,7 +186,21 @@ struct Lowering {
         } else if let (ak, _) = axis {
             throw source.error(ak.loc, "max_norm_axis needs max_norm (the norm limit) in \(what)")
         }
+        info.lrScale = try lrScale(&kw, trainable: info.trainable, what: what)
         return info
+    }
+
+    /// `lr_scale`: the factor on the optimizer's learning rate (1 when absent), zero or positive,
+    /// and only where there is something to train.
+    func lrScale(_ kw: inout Keywords, trainable: Bool, what: String) throws(Diagnostic) -> Double {
+        guard let (k, v) = kw.take("lr_scale") else { return 1 }
+        let value = try number(v, key: k.text, "must be zero or positive (the factor on the learning rate)") {
+            $0 >= 0 && $0.isFinite
+        }
+        guard trainable else {
+            throw source.error(k.loc, "lr_scale has no effect on \(what): it has trainable=false, so nothing updates it")
+        }
+        return value
     }
 
     // MARK: nodes

@@ -53,12 +53,19 @@ public struct ParameterInfo: Hashable, Sendable {
     /// The L2 factor: `l2 * sum(w^2)` is added to the loss.
     public var l2: Double
     public var maxNorm: MaxNorm?
+    /// The factor on the optimizer's learning rate for this parameter (PyTorch's parameter
+    /// groups, discriminative fine-tuning): its update uses `lr_scale * lr` in every step, the
+    /// decoupled weight decay's pull included. 1 is the optimizer's rate; 0 leaves the
+    /// parameter where it starts while gradients still flow through it.
+    public var lrScale: Double
 
-    public init(initializer: Initializer, trainable: Bool = true, l2: Double = 0, maxNorm: MaxNorm? = nil) {
+    public init(initializer: Initializer, trainable: Bool = true, l2: Double = 0, maxNorm: MaxNorm? = nil,
+                lrScale: Double = 1) {
         self.initializer = initializer
         self.trainable = trainable
         self.l2 = l2
         self.maxNorm = maxNorm
+        self.lrScale = lrScale
     }
 }
 

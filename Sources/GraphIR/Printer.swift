@@ -48,6 +48,7 @@ extension Graph {
         if !p.trainable { s += ", trainable=false" }
         if p.l2 != 0 { s += ", l2=\(formatDouble(p.l2))" }
         if let m = p.maxNorm { s += ", max_norm=\(formatDouble(m.value)), max_norm_axis=\(m.axis.rawValue)" }
+        if p.lrScale != 1 { s += ", lr_scale=\(formatDouble(p.lrScale))" }
         return s
     }
 }

@@ -8,6 +8,9 @@
 //   adam_update(p, grad.p, adam.m.p, adam.v.p, learning_rate, optimizer.iterations, ...)
 //   max_norm_project(p, max_value=4.0, axis=keras)  (when p has max_norm)
 //   ...
+//   learning_rate.x0.1 = scale(learning_rate, factor=0.1)   (once per lr_scale other than 1;
+//                                                            the updates of those parameters
+//                                                            read it instead)
 //   increment(optimizer.iterations)                  (last)
 //
 // Every update node, including batchnorm statistics updates from training-form, is moved after
@@ -24,8 +27,20 @@ public func optimizerUpdate(_ graph: Graph) throws -> Graph {
     let iterations = try g.addValue(Value(name: "optimizer.iterations", type: .scalar, kind: .state(.zeros)))
     var updates: [Node] = g.nodes.filter { $0.op.isUpdate }
     g.nodes.removeAll { $0.op.isUpdate }
+    // One scaled rate per distinct lr_scale, computed before every update reads it.
+    var scaledRates: [Double: ValueID] = [:]
+    func rate(_ factor: Double) throws -> ValueID {
+        if factor == 1 { return lr }
+        if let id = scaledRates[factor] { return id }
+        let name = "learning_rate.x\(formatDouble(factor))"
+        let id = try g.addValue(Value(name: name, type: .scalar, kind: .intermediate))
+        g.nodes.append(Node(name: name, op: .scale(factor: factor), inputs: [lr], outputs: [id]))
+        scaledRates[factor] = id
+        return id
+    }
     for p in graph.parameters {
         guard case .parameter(let info) = graph[p].kind, info.trainable else { continue }
+        let lr = try rate(info.lrScale)
         let pName = graph[p].name
         guard let grad = graph.id(named: gradientName(of: pName)) else {
             throw PassError(pass: "optimizer", message: "trainable parameter '\(pName)' has no gradient '\(gradientName(of: pName))'; run autodiff first (does the loss depend on it?)")

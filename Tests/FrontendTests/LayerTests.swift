@@ -154,4 +154,42 @@ final class LayerTests: XCTestCase {
         let g = try XCTUnwrap(compiles("model m\nstate it: f32[]\nincrement(it)\nincrement(it)\n"))
         XCTAssertEqual(g.nodes.map(\.name), ["increment.it", "increment.it"])
     }
+
+    func testLearningRateScaleOnLayersAndParams() throws {
+        let src = header + """
+            c = conv2d(x, filters=2, lr_scale=0.1)
+            bn = batchnorm(c, lr_scale=0)
+            f = flatten(bn)
+            d = dense(f, units=7, lr_scale=2, l2=1e-4)
+            param w: f32[3], lr_scale=0.5
+            output d
+
+            """
+        let g = try XCTUnwrap(compiles(src))
+        // The layer's factor reaches every parameter it makes; l2 stays on the weight alone.
+        for (name, rate) in [("c.weight", 0.1), ("c.bias", 0.1), ("bn.gamma", 0), ("bn.beta", 0),
+                             ("d.weight", 2), ("d.bias", 2), ("w", 0.5)] {
+            XCTAssertEqual(try XCTUnwrap(param(g, name)).1.lrScale, rate, name)
+        }
+        XCTAssertEqual(try XCTUnwrap(param(g, "d.bias")).1.l2, 0)
+        XCTAssertEqual(try XCTUnwrap(param(compiles(header + "c = conv2d(x, filters=2)\n")!, "c.weight")).1.lrScale, 1)
+        // Printed back (1 is not printed), and the printed form compiles to the same factors.
+        let printed = g.printed()
+        XCTAssertTrue(printed.contains("param c.bias: f32[2], init=zeros, lr_scale=0.1\n"), printed)
+        XCTAssertTrue(printed.contains("param bn.gamma: f32[2], init=ones, lr_scale=0.0\n"), printed)
+        func params(_ g: Graph) -> [String: ParameterInfo] {
+            var out: [String: ParameterInfo] = [:]
+            for v in g.values { if case .parameter(let p) = v.kind { out[v.name] = p } }
+            return out
+        }
+        XCTAssertEqual(params(try XCTUnwrap(compiles(printed))), params(g))
+
+        expectError(header + "c = conv2d(x, filters=2, lr_scale=-1)\n", 5, 35,
+                    "attribute 'lr_scale': must be zero or positive (the factor on the learning rate), got -1")
+        expectError(header + "c = conv2d(x, filters=2, lr_scale=0.1, trainable=false)\n", 5, 26,
+                    "lr_scale has no effect on the conv2d layer: it has trainable=false, so nothing updates it")
+        expectError(header + "bn = batchnorm(x, trainable=false, lr_scale=0.5)\n", 5, 36,
+                    "lr_scale has no effect on the batchnorm layer: it has trainable=false, so nothing updates it")
+        expectError("model m\nparam w: f32[2], lr_scale=fast\n", 2, 27, "attribute 'lr_scale' must be a number, got fast")
+    }
 }

@@ -297,6 +297,60 @@ final class RecipeTrainingTests: XCTestCase {
         XCTAssertNil(c.tensors["train.optimizer.iterations"])
         XCTAssertTrue(c.tensors.keys.contains { $0.hasPrefix("adam.") })
     }
+
+    /// Two steps of `Models/tiny.graph` with `source`'s optimizer line replaced and, when
+    /// `lrScale` is given, `lr_scale=` on the layers it names (every layer: nil names).
+    private func twoSteps(optimizer: String, lrScale: String?, layers: Set<String>? = nil) throws -> [String: [Float]] {
+        var source = try String(contentsOfFile: "\(repoRoot)/Models/tiny.graph", encoding: .utf8)
+            .replacingOccurrences(of: "  optimizer = adam(lr=1e-3)\n", with: "  optimizer = \(optimizer)\n")
+        XCTAssertTrue(source.contains(optimizer))
+        if let lrScale {
+            source = source.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                let name = String(line.prefix { $0 != " " })
+                let isLayer = ["conv2d(", "batchnorm(", "dense("].contains { line.contains(" = " + $0) }
+                guard isLayer, layers?.contains(name) ?? true, line.hasSuffix(")") else { return String(line) }
+                return line.dropLast() + ", lr_scale=\(lrScale))"
+            }.joined(separator: "\n")
+            XCTAssertEqual(source.components(separatedBy: "lr_scale=").count - 1, layers?.count ?? 6, source)
+        }
+        let model = try Frontend.compile(source: source, file: "tiny-lr.graph")
+        let data = try loadFER2013(path: "\(repoRoot)/Data/fer2013-sample.csv.gz")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-lrscale-\(UUID().uuidString)").path
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        var options = TrainOptions(epochs: 1, batchSize: 16, seed: 7, outDir: dir)
+        options.maxSteps = 2
+        try Trainer(model: model, data: data, options: options).run { _ in }
+        return try Checkpoint.read(dir + "/checkpoint-last.npz").tensors
+    }
+
+    func testLearningRateScaleIsTheStepOfTheScaledRate() throws {
+        // lr_scale=0.5 on every layer takes the same steps, to the bit, as half the rate: the
+        // weights, Adam's moments and SGD's velocities (halving is exact in f32).
+        for (full, half) in [("adam(lr=1e-3)", "adam(lr=5e-4)"),
+                             ("sgd(lr=0.01, momentum=0.9, nesterov=true, weight_decay=1e-4, decoupled=true)",
+                              "sgd(lr=0.005, momentum=0.9, nesterov=true, weight_decay=1e-4, decoupled=true)"),
+                             ("sgd(lr=0.01, momentum=0.9, weight_decay=1e-4)", "sgd(lr=0.005, momentum=0.9, weight_decay=1e-4)")] {
+            let scaled = try twoSteps(optimizer: full, lrScale: "0.5")
+            let halved = try twoSteps(optimizer: half, lrScale: nil)
+            let unscaled = try twoSteps(optimizer: full, lrScale: nil)
+            XCTAssertEqual(Set(scaled.keys), Set(halved.keys), full)
+            for (name, value) in scaled { XCTAssertEqual(value, halved[name], "\(full): \(name)") }
+            XCTAssertNotEqual(scaled["c1.weight"], unscaled["c1.weight"], "the factor changes the step: \(full)")
+        }
+    }
+
+    func testLearningRateScaleZeroHoldsALayerWhileGradientsPassThroughIt() throws {
+        let w0 = initialWeights(try Frontend.compile(path: "\(repoRoot)/Models/tiny.graph"), seed: 7)
+        for optimizer in ["adam(lr=1e-3)", "sgd(lr=0.01, momentum=0.9, nesterov=true, weight_decay=1e-4)"] {
+            let t = try twoSteps(optimizer: optimizer, lrScale: "0", layers: ["c2"])
+            for name in ["c2.weight", "c2.bias"] { XCTAssertEqual(t[name], w0[name], "\(optimizer): \(name) held") }
+            // c1 comes before c2: it can only move if c2 passes its gradient back.
+            for name in ["c1.weight", "d1.weight", "logits.bias"] {
+                XCTAssertNotNil(t[name])
+                XCTAssertNotEqual(t[name], w0[name], "\(optimizer): \(name) trained")
+            }
+        }
+    }
 }
 
 /// The repository root, found from this file's path.
