@@ -106,7 +106,7 @@ final class ModelFileTests: XCTestCase {
     }
 
     func testModelFilesRoundTrip() throws {
-        for name in ["vgg_scratch", "vgg_tuned", "tiny", "proxy/narrow_bf16", "vgg_k_gap"] {
+        for name in ["vgg_scratch", "vgg_tuned", "tiny", "proxy/narrow_bf16", "vgg_k_gap", "vgg16_gap_lr"] {
             let g = try compileModel(name)
             let text = g.printed()
             let again = try Frontend.compile(source: text, file: "\(name).printed")
@@ -119,6 +119,14 @@ final class ModelFileTests: XCTestCase {
         }
         XCTAssertEqual(try compileModel("proxy/narrow_bf16").training?.compute, "bf16")
         XCTAssertTrue(try compileModel("proxy/narrow_bf16").printed().contains("  compute = bf16\n"))
+        // The per-layer learning rates survive printing: every pretrained convolution at 0.1, the head at 1.
+        let lr = try compileModel("vgg16_gap_lr")
+        let rates = lr.values.compactMap { v -> Double? in
+            guard case .parameter(let p) = v.kind else { return nil }
+            return p.lrScale
+        }
+        XCTAssertEqual(rates.filter { $0 == 0.1 }.count, 20)
+        XCTAssertEqual(rates.filter { $0 == 1 }.count, 2)
     }
 
     func testUnreadableFile() {
