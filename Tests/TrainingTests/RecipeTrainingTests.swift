@@ -262,24 +262,12 @@ final class RecipeTrainingTests: XCTestCase {
             .replacingOccurrences(of: "  epochs = 2\n", with: "  epochs = 2\n  ema = 0.9\n")
         let model = try Frontend.compile(source: source, file: "tiny-ema.graph")
         XCTAssertEqual(model.training?.ema, 0.9)
-        let data = try loadFER2013(path: "\(repoRoot)/Data/fer2013-sample.csv.gz")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-ema-\(UUID().uuidString)").path
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        var options = TrainOptions(epochs: 1, batchSize: 16, seed: 7, outDir: dir)
-        options.maxSteps = 2
-        try Trainer(model: model, data: data, options: options).run { _ in }
-        let c = try Checkpoint.read(dir + "/checkpoint-last.npz")
+        let c = try trained(model, steps: 2)
         XCTAssertEqual(c.meta.iteration, 2)
         // After step 1 avg = d1 w0 + (1 - d1) w1, after step 2 avg = d2 avg + (1 - d2) w2,
         // d_t = min(0.9, (1 + t) / (10 + t)). Only w0 and w2 are known here, so run again to
         // step 1 for w1.
-        let dir1 = dir + "-1"
-        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir1) }
-        var one = options
-        one.outDir = dir1
-        one.maxSteps = 1
-        try Trainer(model: model, data: data, options: one).run { _ in }
-        let c1 = try Checkpoint.read(dir1 + "/checkpoint-last.npz")
+        let c1 = try trained(model, steps: 1)
         let w0 = initialWeights(model, seed: 7)
         let d1 = Float(2.0 / 11), d2 = Float(3.0 / 12)
         for name in ["c1.weight", "d1.weight", "logits.bias", "d1_bn.gamma"] {
@@ -313,14 +301,19 @@ final class RecipeTrainingTests: XCTestCase {
             }.joined(separator: "\n")
             XCTAssertEqual(source.components(separatedBy: "lr_scale=").count - 1, layers?.count ?? 6, source)
         }
-        let model = try Frontend.compile(source: source, file: "tiny-lr.graph")
+        return try trained(try Frontend.compile(source: source, file: "tiny-lr.graph"), steps: 2).tensors
+    }
+
+    /// The last checkpoint of `steps` training steps of `model` (seed 7, batch 16) on the embedded
+    /// sample, in a temporary directory removed after the test.
+    private func trained(_ model: Graph, steps: Int) throws -> Checkpoint {
         let data = try loadFER2013(path: "\(repoRoot)/Data/fer2013-sample.csv.gz")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-lrscale-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-recipe-\(UUID().uuidString)").path
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         var options = TrainOptions(epochs: 1, batchSize: 16, seed: 7, outDir: dir)
-        options.maxSteps = 2
+        options.maxSteps = steps
         try Trainer(model: model, data: data, options: options).run { _ in }
-        return try Checkpoint.read(dir + "/checkpoint-last.npz").tensors
+        return try Checkpoint.read(dir + "/checkpoint-last.npz")
     }
 
     func testLearningRateScaleIsTheStepOfTheScaledRate() throws {
