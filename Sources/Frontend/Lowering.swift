@@ -167,10 +167,10 @@ struct Lowering {
 
     /// `init` (read as `prefix + key`), `trainable`, `l2`, `max_norm`, `max_norm_axis`, `lr_scale`.
     func parameterInfo(_ kw: inout Keywords, type: TensorType, defaultInit: Initializer, prefix: String,
-                       what: String, readTrainable: Bool = true) throws(Diagnostic) -> ParameterInfo {
+                       what: String) throws(Diagnostic) -> ParameterInfo {
         var info = ParameterInfo(initializer: defaultInit)
         if let (k, v) = kw.take(prefix + "init") { info.initializer = try initializer(v, key: k.text) }
-        if readTrainable, let (k, v) = kw.take("trainable") { info.trainable = try boolean(v, key: k.text) }
+        if let (k, v) = kw.take("trainable") { info.trainable = try boolean(v, key: k.text) }
         if let (k, v) = kw.take("l2") {
             info.l2 = try number(v, key: k.text, "must be zero or positive") { $0 >= 0 }
         }
