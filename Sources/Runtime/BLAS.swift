@@ -125,6 +125,10 @@ func smallSgemmPanels(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Flo
 /// (chosen at run time; lowered by `withKernelLevel`).
 public var smallSgemmLevel: Int { Int(fk_simd_level()) }
 
+/// `smallSgemmLevel` in words ("AVX-512F", "AVX2+FMA", "plain C"): what a run's event log
+/// records of the kernels it ran on, since each level rounds differently.
+public var smallSgemmName: String { ["plain C", "AVX2+FMA", "AVX-512F"][min(max(smallSgemmLevel, 0), 2)] }
+
 /// Runs `body` with `smallSgemm` (and the Winograd output transform) limited to `level`
 /// (1: AVX2 + FMA at most, as on a CPU without AVX-512; 0: plain C). For tests and
 /// benchmarks; not thread-safe against other kernels running meanwhile.

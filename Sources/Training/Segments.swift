@@ -19,15 +19,55 @@ public struct RunSegment: Equatable, Sendable {
     public var clockAtEnd: Double?
     /// How it ended, in words.
     public var ending: String
-    /// The CPU (with OpenBLAS's kernels, when recorded) and the compute it trained with, as its
-    /// start event recorded them.
-    public var cpu: String?
+    /// The host (the CPU, its cores, OpenBLAS's kernels and fergc's SIMD level, each when
+    /// recorded) and the compute it trained with, as its start event recorded them.
+    public var host: SegmentHost?
     public var compute: String?
+
+    /// The host as the report prints it ("AMD EPYC, 2 cores, OpenBLAS Haswell, SIMD AVX2+FMA").
+    public var cpu: String? { host?.description }
 
     /// The training seconds this segment counts for (nil when its log does not say).
     public var seconds: Double? {
         guard let a = clockAtStart, let b = clockAtEnd else { return nil }
         return b - a
+    }
+}
+
+/// What a segment ran on. Fields a log did not record are nil (logs before session 41 have no
+/// SIMD level; older ones no OpenBLAS kernels).
+public struct SegmentHost: Equatable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var cores: Int?
+    public var blasCore: String?
+    public var simd: String?
+
+    public init(name: String, cores: Int? = nil, blasCore: String? = nil, simd: String? = nil) {
+        self.name = name
+        self.cores = cores
+        self.blasCore = blasCore
+        self.simd = simd
+    }
+
+    public var description: String {
+        var s = name
+        if let cores { s += ", \(cores) cores" }
+        if let blasCore { s += ", OpenBLAS \(blasCore)" }
+        if let simd { s += ", SIMD \(simd)" }
+        return s
+    }
+
+    /// The fields both recorded that differ, in words ("SIMD AVX-512F, now AVX2+FMA").
+    func differences(to now: SegmentHost) -> [String] {
+        var out: [String] = []
+        func compare<T: Equatable & CustomStringConvertible>(_ what: String, _ a: T?, _ b: T?) {
+            if let a, let b, a != b { out.append("\(what) \(a), now \(b)") }
+        }
+        compare("CPU", name, now.name)
+        compare("cores", cores, now.cores)
+        compare("OpenBLAS kernels", blasCore, now.blasCore)
+        compare("SIMD", simd, now.simd)
+        return out
     }
 }
 
@@ -52,15 +92,16 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
                 last.clockAtEnd = clock
                 segments.append(last)
             }
-            let cpu = (object["cpu"] as? String).map { c in
-                (object["cores"] as? Int).map { "\(c), \($0) cores" } ?? c
-            }.map { c in (object["blas_core"] as? String).map { "\(c), OpenBLAS \($0)" } ?? c }
+            let host = (object["cpu"] as? String).map {
+                SegmentHost(name: $0, cores: object["cores"] as? Int, blasCore: object["blas_core"] as? String,
+                            simd: object["simd"] as? String)
+            }
             // Positions from a log someone edited stay printable (the report adds 1 to them).
             func position(_ key: String) -> Int { (object[key] as? Int).flatMap { (0...(1 << 40)).contains($0) ? $0 : nil } ?? 0 }
             segments.append(RunSegment(
                 started: time, lastEvent: time, epoch: position("epoch"), batch: position("batch"),
                 clockAtStart: clock ?? (event == "start" ? 0 : nil), clockAtEnd: nil,
-                ending: "no stop recorded (running, or killed)", cpu: cpu, compute: object["compute"] as? String))
+                ending: "no stop recorded (running, or killed)", host: host, compute: object["compute"] as? String))
             ended = false
             continue
         }
@@ -82,6 +123,24 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
     }
     if !segments.isEmpty { segments[segments.count - 1].clockAtEnd = finalClock }
     return segments
+}
+
+/// What differs between the host a run's last segment trained on and the one about to resume
+/// it, in words (nil when nothing recorded differs; fields a log did not record are not
+/// compared). A run resumed elsewhere goes on correctly, but its steps round differently from
+/// the ones it would have taken where it was (other kernels, or f32 where it had bf16), so it
+/// is no longer bitwise the uninterrupted run: the trainer says so rather than leave it to the
+/// report's segments table.
+public func hostChange(last: RunSegment, host: SegmentHost, compute: String?) -> String? {
+    var changes: [String] = []
+    if let was = last.compute, let now = compute, briefCompute(was) != briefCompute(now) {
+        changes.append("compute \(briefCompute(was)), now \(briefCompute(now))")
+    }
+    changes += last.host?.differences(to: host) ?? []
+    guard !changes.isEmpty else { return nil }
+    return "the run's last segment (from \(last.started)) ran elsewhere: " + changes.joined(separator: "; ")
+        + ". Resuming here is correct, but the steps round differently from the ones it would have taken there,"
+        + " so the run is no longer bitwise an uninterrupted one (its report lists each segment's CPU and compute)"
 }
 
 /// The segments of the run in `dir` (empty when it has no event log); throws only for a log

@@ -56,6 +56,15 @@ public enum TrainEvent: Sendable {
     case finished(history: [EpochRecord], seconds: Double)
 }
 
+extension SegmentHost {
+    /// This process's host, as a run's start and resume events record it. (Here rather than in
+    /// Segments.swift, which the event-log fuzz target builds alone.)
+    public static var current: SegmentHost {
+        SegmentHost(name: cpuModelName() ?? "unknown CPU", cores: ProcessInfo.processInfo.activeProcessorCount,
+                    blasCore: openBLASCoreName(), simd: smallSgemmName)
+    }
+}
+
 public struct TrainError: Error, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
@@ -102,6 +111,15 @@ public final class Trainer {
         let which = unit == "AMX" ? "the convolutions and dense layers"
             : "the dense layers and the convolutions of small planes (10x10, 5x5: where f32 Winograd gains least)"
         return "compute: bf16 on \(unit) (the products of \(which), forward and backward; weights, batchnorm and updates in f32)"
+    }
+
+    /// When resuming: what differs between the host the run's last segment trained on (its
+    /// event log) and this one, in words; nil when nothing recorded differs, when not resuming,
+    /// on ranks other than the writer, or when the log cannot be read (the report says why).
+    public func hostChangeNote() -> String? {
+        guard options.resume, isWriter,
+              let last = (try? runSegments(dir: options.outDir, finalClock: nil))?.last else { return nil }
+        return hostChange(last: last, host: .current, compute: computeNote ?? "compute: f32")
     }
 
     public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }
@@ -300,7 +318,7 @@ public final class Trainer {
                    "elapsed_seconds": state.elapsedBefore, "cpu": cpuModelName() ?? NSNull(),
                    "cores": ProcessInfo.processInfo.activeProcessorCount, "compute": computeNote ?? "compute: f32",
                    // OpenBLAS's kernels (chosen per CPU, or by OPENBLAS_CORETYPE) round differently.
-                   "blas_core": openBLASCoreName()]
+                   "blas_core": openBLASCoreName(), "simd": smallSgemmName]
                   .merging(teacherRecord.map { ["teacher": $0.source, "teacher_hash": $0.hash, "distill": training.distill,
                                           "distill_temperature": training.distillTemperature] } ?? [:]) { a, _ in a }
                   .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,

@@ -2,6 +2,8 @@
 // the report: the seconds each kept, how each ended, what it ran on.
 
 import Foundation
+import Frontend
+import Runtime
 import XCTest
 @testable import Training
 
@@ -109,6 +111,71 @@ final class SegmentsTests: XCTestCase {
         XCTAssertThrowsError(try runSegments(dir: dir, finalClock: 1, maxBytes: line.utf8.count - 1)) { error in
             XCTAssertTrue("\(error)".contains(dir + "/events.jsonl: the event log is over"), "\(error)")
         }
+    }
+
+    /// A resume on another host: what differs is said (compute, CPU, OpenBLAS's kernels, the
+    /// SIMD level), fields one side did not record are not compared, and the same host is
+    /// silent.
+    func testHostChangeNamesWhatDiffersAndOnlyThat() {
+        let s = runSegments(eventLog: log([
+            #"{"event":"start","epoch":0,"batch":0,"time":"t0","cpu":"AMD EPYC","cores":2,"blas_core":"Haswell","simd":"AVX-512F","compute":"compute: bf16 on AVX512_BF16 (the products of ...)"}"#,
+            #"{"event":"stopped","reason":"SIGTERM","time":"t1"}"#,
+        ]), finalClock: 1)
+        XCTAssertEqual(s.first?.cpu, "AMD EPYC, 2 cores, OpenBLAS Haswell, SIMD AVX-512F")
+        let last = s[0]
+        let same = SegmentHost(name: "AMD EPYC", cores: 2, blasCore: "Haswell", simd: "AVX-512F")
+        XCTAssertNil(hostChange(last: last, host: same, compute: "compute: bf16 on AVX512_BF16 (other words)"))
+        // Session 41's host: the same name, no AVX-512, so the recipe's bf16 ran in f32.
+        let avx2 = SegmentHost(name: "AMD EPYC", cores: 2, blasCore: "Haswell", simd: "AVX2+FMA")
+        let note = hostChange(last: last, host: avx2, compute: "compute: f32 (the train block asks for bf16; ...)")
+        XCTAssertNotNil(note)
+        XCTAssertTrue(note?.contains("from t0") ?? false, note ?? "")
+        XCTAssertTrue(note?.contains("compute bf16 on AVX512_BF16, now f32") ?? false, note ?? "")
+        XCTAssertTrue(note?.contains("SIMD AVX-512F, now AVX2+FMA") ?? false, note ?? "")
+        XCTAssertFalse(note?.contains("CPU AMD") ?? true, note ?? "")
+        XCTAssertTrue(note?.contains("no longer bitwise") ?? false, note ?? "")
+        let other = SegmentHost(name: "Intel Xeon", cores: 4, blasCore: "SkylakeX", simd: "AVX-512F")
+        let moved = hostChange(last: last, host: other, compute: "compute: bf16 on AVX512_BF16") ?? ""
+        for words in ["CPU AMD EPYC, now Intel Xeon", "cores 2, now 4", "OpenBLAS kernels Haswell, now SkylakeX"] {
+            XCTAssertTrue(moved.contains(words), moved)
+        }
+        XCTAssertFalse(moved.contains("compute bf16"), moved)  // the same compute
+        // A log from before the SIMD level was recorded: the level is not compared, the rest is.
+        let old = runSegments(eventLog: log([#"{"event":"start","epoch":0,"batch":0,"time":"t","cpu":"AMD EPYC","cores":2,"blas_core":"Haswell"}"#]),
+                              finalClock: 1)[0]
+        XCTAssertNil(hostChange(last: old, host: avx2, compute: "compute: f32"))
+        // Nothing recorded at all: nothing to compare.
+        let bare = runSegments(eventLog: log([#"{"event":"start","epoch":0,"batch":0,"time":"t"}"#]), finalClock: 1)[0]
+        XCTAssertNil(hostChange(last: bare, host: other, compute: "compute: f32"))
+    }
+
+    /// The trainer's own record: a run resumed where it ran says nothing; resumed with lower SIMD
+    /// kernels (as on a CPU without AVX-512, or without AVX2) it says which, and the new
+    /// segment's start event records the level for the report.
+    func testTrainerSaysWhenAResumeRunsOnOtherKernels() throws {
+        let model = try Frontend.compile(path: "\(repoRoot)/Models/tiny.graph")
+        let data = try loadFER2013(path: "\(repoRoot)/Data/fer2013-sample.csv.gz")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fergc-host-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var first = TrainOptions(epochs: 1, batchSize: 16, seed: 7, outDir: dir)
+        first.maxSteps = 2
+        let t = try Trainer(model: model, data: data, options: first)
+        XCTAssertNil(t.hostChangeNote(), "not resuming")
+        _ = try t.run { _ in }
+        var again = first
+        again.resume = true
+        XCTAssertNil(try Trainer(model: model, data: data, options: again).hostChangeNote(), "the same host")
+        let native = smallSgemmName
+        guard smallSgemmLevel > 0 else { return }  // plain C already: no lower level to resume on
+        try withKernelLevel(0) {
+            let r = try Trainer(model: model, data: data, options: again)
+            let note = r.hostChangeNote() ?? ""
+            XCTAssertTrue(note.contains("SIMD \(native), now plain C"), note)
+            _ = try r.run { _ in }
+        }
+        let segments = try runSegments(dir: dir, finalClock: nil)
+        XCTAssertEqual(segments.count, 2)
+        XCTAssertEqual(segments.map { $0.host?.simd }, [native, "plain C"])
     }
 
     func testCPUModelNameIsReadWhereLinuxHasOne() {

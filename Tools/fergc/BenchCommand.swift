@@ -262,7 +262,7 @@ enum BenchCommand {
             s += String(format: "  %.1f img/s   %.2f ms per batch (median; min %.2f, max %.2f)   %.1f GFLOP/s in conv/dense\n",
                         imgPerS, msPerBatch, runs.min() ?? 0, runs.max() ?? 0, gflops)
             if let sgemm { s += String(format: "  machine sgemm 1024^3: %.1f GFLOP/s (%d thread%@)\n", sgemm, threads, threads == 1 ? "" : "s") }
-            s += "  kernels: OpenBLAS \(openBLASCoreName()), small sgemm \(["plain C", "AVX2+FMA", "AVX-512F"][smallSgemmLevel]), convolutions in \(compute)\n"
+            s += "  kernels: OpenBLAS \(openBLASCoreName()), small sgemm \(smallSgemmName), convolutions in \(compute)\n"
             if let p = prefixCached {
                 s += String(format: "  frozen prefix (steps 0..<%d, '%@') cached, as fergc train runs after the first epoch: %.1f img/s, %.2f ms per batch (uncached: %.1f img/s)\n",
                             p.steps, p.output, p.imgPerS, p.msPerBatch, imgPerS)

@@ -165,6 +165,7 @@ enum TrainCommand {
         if let group { Console.out(TrainDistributed.describeExchange(group)) }
         if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
         if let note = trainer.computeNote { Console.out(note + "\n") }
+        if let note = trainer.hostChangeNote() { Console.err("note: \(note)\n") }
         if let w = a.value("init") {
             if options.resume {
                 Console.err("--init \(w) ignored: resuming from \(outDir)/checkpoint-last.npz\n")
