@@ -274,6 +274,7 @@ enum ReproduceCommand {
             Console.out("row \(row.name): \(resuming ? "resuming" : "training") \(row.model!) for \(epochs) epochs in \(dir)\n")
             let trainer = try Trainer(model: model, data: data, options: options)
             if let note = trainer.prefixCacheNote { Console.out(note + "\n") }
+            if let note = trainer.hostChangeNote() { Console.err("note: row \(row.name): \(note)\n") }
             if let p = initPath, !resuming { Console.out(try trainer.initialize(from: InitTensors.read(p)).lines(source: p)) }
             let progress = Progress(interactive: false)
             try trainer.run { progress.show($0) }
