@@ -5,7 +5,8 @@
 // with a cap cut in the middle of the input (which must refuse it, naming the file).
 // Invariants: no more segments than lines; positions in 0...2^40; the markdown table has one
 // line per segment, each with the 8 cells of its header (a '|' or a line break inside a value
-// must not add cells or rows).
+// must not add cells or rows); a segment compared with its own host reports no change, and
+// with another CPU reports one.
 
 import Foundation
 #if canImport(Glibc)
@@ -39,6 +40,16 @@ public func fuzzEvents(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         for row in rows where cells(row) != 8 { fail("a row with \(cells(row)) cells: \(row)") }
         if md.split(separator: "\n").contains(where: { !$0.isEmpty && !$0.hasPrefix("|") && !$0.hasPrefix("#") && !$0.hasPrefix("The processes") }) {
             fail("a line outside the table:\n\(md)")
+        }
+    }
+    // A resume's host check: a segment's own host and compute say nothing; another host is
+    // named (whatever the log held), never a crash.
+    for seg in segments {
+        if let note = hostChange(last: seg, host: seg.host ?? SegmentHost(name: "x"), compute: seg.compute) {
+            fail("a segment's own host reported as a change: \(note)")
+        }
+        if let h = seg.host, hostChange(last: seg, host: SegmentHost(name: h.name + "'", simd: "?"), compute: nil) == nil {
+            fail("another CPU not reported")
         }
     }
     // The file reader: the same segments under a cap the file fits, a located refusal under one it does not.
