@@ -49,6 +49,13 @@ public struct SegmentHost: Equatable, Sendable, CustomStringConvertible {
         self.simd = simd
     }
 
+    /// The host a start or resume event recorded (nil without the CPU's name).
+    init?(event object: [String: Any]) {
+        guard let name = object["cpu"] as? String else { return nil }
+        self.init(name: name, cores: object["cores"] as? Int, blasCore: object["blas_core"] as? String,
+                  simd: object["simd"] as? String)
+    }
+
     public var description: String {
         var s = name
         if let cores { s += ", \(cores) cores" }
@@ -92,16 +99,12 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
                 last.clockAtEnd = clock
                 segments.append(last)
             }
-            let host = (object["cpu"] as? String).map {
-                SegmentHost(name: $0, cores: object["cores"] as? Int, blasCore: object["blas_core"] as? String,
-                            simd: object["simd"] as? String)
-            }
             // Positions from a log someone edited stay printable (the report adds 1 to them).
             func position(_ key: String) -> Int { (object[key] as? Int).flatMap { (0...(1 << 40)).contains($0) ? $0 : nil } ?? 0 }
             segments.append(RunSegment(
                 started: time, lastEvent: time, epoch: position("epoch"), batch: position("batch"),
                 clockAtStart: clock ?? (event == "start" ? 0 : nil), clockAtEnd: nil,
-                ending: "no stop recorded (running, or killed)", host: host, compute: object["compute"] as? String))
+                ending: "no stop recorded (running, or killed)", host: SegmentHost(event: object), compute: object["compute"] as? String))
             ended = false
             continue
         }
@@ -131,12 +134,12 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
 /// the ones it would have taken where it was (other kernels, or f32 where it had bf16), so it
 /// is no longer bitwise the uninterrupted run: the trainer says so rather than leave it to the
 /// report's segments table.
-public func hostChange(last: RunSegment, host: SegmentHost, compute: String?) -> String? {
+public func hostChange(last: RunSegment, host: SegmentHost?, compute: String?) -> String? {
     var changes: [String] = []
     if let was = last.compute, let now = compute, briefCompute(was) != briefCompute(now) {
         changes.append("compute \(briefCompute(was)), now \(briefCompute(now))")
     }
-    changes += last.host?.differences(to: host) ?? []
+    if let was = last.host, let now = host { changes += was.differences(to: now) }
     guard !changes.isEmpty else { return nil }
     return "the run's last segment (from \(last.started)) ran elsewhere: " + changes.joined(separator: "; ")
         + ". Resuming here is correct, but the steps round differently from the ones it would have taken there,"

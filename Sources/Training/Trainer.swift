@@ -57,12 +57,18 @@ public enum TrainEvent: Sendable {
 }
 
 extension SegmentHost {
-    /// This process's host, as a run's start and resume events record it. (Here rather than in
-    /// Segments.swift, which the event-log fuzz target builds alone.)
-    public static var current: SegmentHost {
-        SegmentHost(name: cpuModelName() ?? "unknown CPU", cores: ProcessInfo.processInfo.activeProcessorCount,
-                    blasCore: openBLASCoreName(), simd: smallSgemmName)
+    /// This process's host as the start and resume events record it: the CPU, its cores,
+    /// OpenBLAS's kernels (chosen per CPU, or by OPENBLAS_CORETYPE) and fergc's SIMD level, each
+    /// of which rounds differently. (Here rather than in Segments.swift, which the event-log
+    /// fuzz target builds alone.)
+    static var currentEventFields: [String: Any] {
+        ["cpu": cpuModelName() ?? NSNull(), "cores": ProcessInfo.processInfo.activeProcessorCount,
+         "blas_core": openBLASCoreName(), "simd": smallSgemmName]
     }
+
+    /// This process's host, read back from those fields as the report reads a segment's (nil
+    /// without the CPU's name).
+    public static var current: SegmentHost? { SegmentHost(event: currentEventFields) }
 }
 
 public struct TrainError: Error, CustomStringConvertible {
@@ -315,10 +321,8 @@ public final class Trainer {
                    "batch": state.batch, "iteration": state.iteration, "seed": NSNumber(value: options.seed), "batch_size": options.batchSize,
                    "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count,
                    // What the segment's wall time was measured on (the report's segments table).
-                   "elapsed_seconds": state.elapsedBefore, "cpu": cpuModelName() ?? NSNull(),
-                   "cores": ProcessInfo.processInfo.activeProcessorCount, "compute": computeNote ?? "compute: f32",
-                   // OpenBLAS's kernels (chosen per CPU, or by OPENBLAS_CORETYPE) round differently.
-                   "blas_core": openBLASCoreName(), "simd": smallSgemmName]
+                   "elapsed_seconds": state.elapsedBefore, "compute": computeNote ?? "compute: f32"]
+                  .merging(SegmentHost.currentEventFields) { a, _ in a }
                   .merging(teacherRecord.map { ["teacher": $0.source, "teacher_hash": $0.hash, "distill": training.distill,
                                           "distill_temperature": training.distillTemperature] } ?? [:]) { a, _ in a }
                   .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,
