@@ -119,13 +119,16 @@ public final class Trainer {
         return "compute: bf16 on \(unit) (the products of \(which), forward and backward; weights, batchnorm and updates in f32)"
     }
 
+    /// The compute as the start and resume events record it, and as a resume compares it.
+    var computeRecord: String { computeNote ?? "compute: f32" }
+
     /// When resuming: what differs between the host the run's last segment trained on (its
     /// event log) and this one, in words; nil when nothing recorded differs, when not resuming,
     /// on ranks other than the writer, or when the log cannot be read (the report says why).
     public func hostChangeNote() -> String? {
         guard options.resume, isWriter,
               let last = (try? runSegments(dir: options.outDir, finalClock: nil))?.last else { return nil }
-        return hostChange(last: last, host: .current, compute: computeNote ?? "compute: f32")
+        return hostChange(last: last, host: .current, compute: computeRecord)
     }
 
     public var lastCheckpointPath: String { options.outDir + "/checkpoint-last.npz" }
@@ -321,7 +324,7 @@ public final class Trainer {
                    "batch": state.batch, "iteration": state.iteration, "seed": NSNumber(value: options.seed), "batch_size": options.batchSize,
                    "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count,
                    // What the segment's wall time was measured on (the report's segments table).
-                   "elapsed_seconds": state.elapsedBefore, "compute": computeNote ?? "compute: f32"]
+                   "elapsed_seconds": state.elapsedBefore, "compute": computeRecord]
                   .merging(SegmentHost.currentEventFields) { a, _ in a }
                   .merging(teacherRecord.map { ["teacher": $0.source, "teacher_hash": $0.hash, "distill": training.distill,
                                           "distill_temperature": training.distillTemperature] } ?? [:]) { a, _ in a }
