@@ -182,6 +182,12 @@ public struct Graph: Sendable {
         values[id.index].kind = kind
     }
 
+    /// Replaces a value's type, IDs and names unchanged (used to re-infer the shapes of a graph
+    /// fed another input size; the caller keeps the graph consistent).
+    public mutating func setType(_ id: ValueID, _ type: TensorType) {
+        values[id.index].type = type
+    }
+
     /// A fresh value name with the given stem that no value uses yet.
     public func uniqueName(_ stem: String) -> String {
         if byName[stem] == nil { return stem }

@@ -33,6 +33,12 @@ public struct CompileOptions {
     public var probeTolerance = 1e-6
     /// Parameter and state values by name; nil: initial values drawn with `seed`.
     public var weights: [String: [Float]]?
+    /// The parameters of a plan already compiled from this model (`fergc compile M.graph
+    /// --weights P.plan`), folds applied: they go into the new plan's buffers by name as they
+    /// are, and the new plan must have exactly those tensors. The probe checks the passes on
+    /// seeded values (a batchnorm folded away cannot be unfolded); the convolution algorithm
+    /// is chosen on these. Not with `weights`.
+    public var planWeights: [String: [Float]]?
     public var seed: UInt64 = 1
     /// Hash of the model source, for the metadata.
     public var sourceHash = ""
@@ -78,7 +84,10 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
         throw PassError(pass: "compile", message: "the model's \(parameterElements) parameter values need \(weightBytes) bytes to compile\(options.probe ? " (with the probe's float64 copy)" : ""), more than \(limit)")
     }
     // Values entering a plan must be finite (a NaN weight is silently zeroed by ReLU).
-    for (name, values) in (options.weights ?? [:]).sorted(by: { $0.key < $1.key }) {
+    guard options.weights == nil || options.planWeights == nil else {
+        throw PassError(pass: "compile", message: "weights: give a model's values or a compiled plan's, not both")
+    }
+    for (name, values) in (options.weights ?? options.planWeights ?? [:]).sorted(by: { $0.key < $1.key }) {
         if let problem = nonFiniteProblem(name: name, values) { throw PassError(pass: "compile", message: "weights: \(problem)") }
     }
     var input = model
@@ -126,7 +135,9 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
 
     // Parameter values: given (with folds), or initial.
     let values: [String: [Float]]
-    if let w = options.weights {
+    if let w = options.planWeights {
+        values = w
+    } else if let w = options.weights {
         values = try applyFolds(folds, weights: w)
     } else {
         values = try applyFolds(folds, weights: initialWeights(input, seed: options.seed))
@@ -138,12 +149,19 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
                 throw PassError(pass: "compile", message: "weights: '\(b.name)' has \(v.count) values, the model needs \(b.elementCount(batch: 1))")
             }
             plan.parameters[b.name] = v
-        } else if options.weights != nil, b.name != "optimizer.iterations", !b.name.hasPrefix("adam."), !b.name.hasPrefix("sgd.") {
+        } else if options.weights != nil || options.planWeights != nil, b.name != "optimizer.iterations", !b.name.hasPrefix("adam."), !b.name.hasPrefix("sgd.") {
             missing.append(b.name)
         }
     }
     if !missing.isEmpty {
         throw PassError(pass: "compile", message: "weights: missing \(missing.count) tensor\(missing.count == 1 ? "" : "s"): \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", ..." : "")")
+    }
+    if let w = options.planWeights {
+        // A plan's tensors that this one does not use: it was compiled from another model.
+        let extra = w.keys.filter { plan.parameters[$0] == nil }.sorted()
+        if !extra.isEmpty {
+            throw PassError(pass: "compile", message: "weights: the plan has \(extra.count) tensor\(extra.count == 1 ? "" : "s") this model does not: \(extra.prefix(8).joined(separator: ", "))\(extra.count > 8 ? ", ..." : "")")
+        }
     }
 
     var meta = PlanMetadata()

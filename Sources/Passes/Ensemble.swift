@@ -6,7 +6,9 @@
 // weighted mean of the members' probabilities, as Keras' `average` of softmax outputs. Buffers
 // and parameters are renamed `m<k>.<name>`; the memory planner then runs over the whole
 // schedule, so the members share one arena (a member's activations are dead before the next
-// member starts).
+// member starts). A member's parameter equal in name, shape and value to an earlier member's is
+// not stored twice: its steps read the earlier one (the same model compiled for other views or
+// another input side, merged into one plan, carries its weights once).
 
 import Runtime
 
@@ -94,6 +96,19 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
         buffers.append(BufferDesc(name: name, perSample: perSample, batched: true, role: .intermediate))
         return buffers.count - 1
     }
+    // The earlier members' parameters, by name (without the prefix) and a hash of shape and
+    // values: a later member's tensor of the same name, shape and values is shared. One to one,
+    // so a member taken out again has the tensors it had; never two of one member's own.
+    var stored: [Int: [(index: Int, name: String)]] = [:]
+    var earlier: [Int: [(index: Int, name: String)]] = [:]
+    func sameStored(_ b: BufferDesc, _ values: [Float]?) -> Int? {
+        guard let values else { return nil }
+        let key = storedKey(b.name, b.perSample, values)
+        return earlier[key]?.first { e in
+            e.name == b.name && buffers[e.index].perSample == b.perSample
+                && parameters[buffers[e.index].name].map(bitwiseEqual(values)) == true
+        }?.index
+    }
     for (k, m) in members.enumerated() {
         let p = m.plan, prefix = "m\(k + 1)."
         var map = [Int](repeating: -1, count: p.buffers.count)
@@ -106,17 +121,27 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
                               inputs: [0], outputs: [map[images[k]]]))
         }
         for (i, b) in p.buffers.enumerated() where i != images[k] && b.role != .input {
+            let persistent = b.role == .parameter || b.role == .state
+            if persistent, let shared = sameStored(b, p.parameters[b.name]) {
+                map[i] = shared
+                continue
+            }
             var d = b
             d.name = prefix + b.name
             d.offset = nil
             buffers.append(d)
             map[i] = buffers.count - 1
+            if persistent, let v = p.parameters[b.name] {
+                parameters[d.name] = v
+                stored[storedKey(b.name, b.perSample, v), default: []].append((map[i], b.name))
+            }
         }
+        earlier.merge(stored) { $0 + $1 }
+        stored = [:]
         for s in p.steps {
             steps.append(Step(name: prefix + s.name, kernel: s.kernel, inputs: s.inputs.map { map[$0] },
                               outputs: s.outputs.map { map[$0] }, algorithm: s.algorithm))
         }
-        for (n, v) in p.parameters { parameters[prefix + n] = v }
         for (n, e) in p.metadata.winogradErrors ?? [:] { winogradErrors[prefix + n] = e }
         var probs = map[outputs[k]]
         if !probabilities[k] {
@@ -153,6 +178,20 @@ public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? 
     })
     plan.metadata = meta
     return plannedWithWorkspace(plan, threads: members.compactMap { $0.plan.memory?.workspaceThreads }.max())
+}
+
+/// A hash of a parameter's name, shape and bit patterns (equal tensors, equal keys).
+private func storedKey(_ name: String, _ shape: [Int], _ values: [Float]) -> Int {
+    var h = Hasher()
+    h.combine(name)
+    h.combine(shape)
+    for v in values { h.combine(v.bitPattern) }
+    return h.finalize()
+}
+
+/// Whether two tensors hold the same bit patterns (so -0 and 0 differ, and a NaN equals itself).
+private func bitwiseEqual(_ a: [Float]) -> ([Float]) -> Bool {
+    { b in a.count == b.count && a.indices.allSatisfy { a[$0].bitPattern == b[$0].bitPattern } }
 }
 
 /// The plan with its arena planned and the executor's workspace counted for `threads` threads
@@ -213,8 +252,14 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
     for i in [input] + e.buffers.indices.filter({ $0 != input && used.contains($0) }) {
         var d = e.buffers[i]
         // Without its prefix, unless that name is taken (the member's scaled input 'm2.x'
-        // beside the ensemble's input 'x' keeps its prefix).
-        if !names.contains(unprefixed(d.name)) { d.name = unprefixed(d.name) }
+        // beside the ensemble's input 'x' keeps its prefix). A parameter shared with an earlier
+        // member carries that member's prefix, which goes too.
+        var bare = unprefixed(d.name)
+        if bare == d.name, d.role == .parameter || d.role == .state,
+           let owner = info.members.first(where: { d.name.hasPrefix($0.prefix) }) {
+            bare = String(d.name.dropFirst(owner.prefix.count))
+        }
+        if !names.contains(bare) { d.name = bare }
         names.insert(d.name)
         d.offset = nil
         map[i] = buffers.count
@@ -224,7 +269,9 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
         Step(name: unprefixed($0.name), kernel: $0.kernel, inputs: $0.inputs.map { map[$0] }, outputs: $0.outputs.map { map[$0] }, algorithm: $0.algorithm)
     }
     var plan = Plan(name: member.name, buffers: buffers, steps: steps, maxBatch: e.maxBatch, outputs: [map[scores]])
-    for (n, v) in e.parameters where n.hasPrefix(prefix) { plan.parameters[unprefixed(n)] = v }
+    for i in e.buffers.indices where map[i] >= 0 {
+        if let v = e.parameters[e.buffers[i].name] { plan.parameters[buffers[map[i]].name] = v }
+    }
     var meta = PlanMetadata()
     meta.modelName = member.name
     meta.sourceHash = member.sourceHash

@@ -115,6 +115,9 @@ public final class Executor<T: BLASReal> {
     /// transform (nil: none, or transformed every run into `winogradShared`) and whether it is
     /// stale; the shared transform area; and per step the weight buffer of a cached step (-1).
     private var winogradCache: [UnsafeMutablePointer<Float>?] = []
+    /// Per step, the step whose cache and staleness it uses: itself, or the earlier step of the
+    /// same weights and channels (`winogradFilterLayout`'s owner), whose cache it shares.
+    private var winogradSlot: [Int] = []
     private var winogradStale: [Bool] = []
     private var winogradShared: UnsafeMutablePointer<Float>?
     private var winogradWeight: [Int] = []
@@ -745,9 +748,10 @@ public final class Executor<T: BLASReal> {
     }
 
     private func freeWinograd() {
-        for p in winogradCache { p?.deallocate() }
+        for (s, p) in winogradCache.enumerated() where winogradSlot[s] == s { p?.deallocate() }
         winogradShared?.deallocate()
         winogradCache = []
+        winogradSlot = []
         winogradShared = nil
         winogradWeight = []
         winogradStale = []
@@ -757,8 +761,13 @@ public final class Executor<T: BLASReal> {
     /// nothing in the plan writes, one shared area for the others (transformed every run).
     private func allocateWinograd() {
         let layout = winogradFilterLayout(plan, winograd: winograd)
-        var cache: [UnsafeMutablePointer<Float>?] = [], weight: [Int] = []
+        var cache: [UnsafeMutablePointer<Float>?] = [], weight: [Int] = [], slot: [Int] = []
         for (s, step) in plan.steps.enumerated() {
+            if let o = layout.owner[s] {
+                cache.append(cache[o]); weight.append(weight[o]); slot.append(o)
+                continue
+            }
+            slot.append(s)
             guard let count = layout.cached[s] else { cache.append(nil); weight.append(-1); continue }
             let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
             p.initialize(repeating: 0, count: count)
@@ -766,6 +775,7 @@ public final class Executor<T: BLASReal> {
         }
         let shared = layout.shared
         winogradCache = cache
+        winogradSlot = slot
         winogradWeight = weight
         winogradStale = [Bool](repeating: true, count: plan.steps.count)
         if shared > 0 {
@@ -786,10 +796,11 @@ public final class Executor<T: BLASReal> {
                 winogradFilterTransform(u, cf(w), g, threads: threads)
             }
         }
-        if let u = winogradCache[s] {
-            if winogradStale[s] {
+        let c = winogradSlot[s]
+        if let u = winogradCache[c] {
+            if winogradStale[c] {
                 transform(u)
-                winogradStale[s] = false
+                winogradStale[c] = false
             }
             return UnsafePointer(u)
         }

@@ -26,8 +26,10 @@ func winogradGeometry(_ step: Step, winograd: Bool?) -> ConvGeometry? {
 /// has none), and the floats of the area shared by the steps transformed every run. A step's
 /// transform is cached when its weights are not an intermediate and no step writes them (an
 /// output, or an update's in-place input); training steps, whose weights the update changes
-/// every run, use the shared area.
-func winogradFilterLayout(_ plan: Plan, winograd: Bool?) -> (cached: [Int?], shared: Int) {
+/// every run, use the shared area. Two forward steps of the same weights and channels (one
+/// model run at two input sizes, its weights shared in one plan) use one cache: `owner` names
+/// the earlier step for the later, whose `cached` is nil.
+func winogradFilterLayout(_ plan: Plan, winograd: Bool?) -> (cached: [Int?], owner: [Int?], shared: Int) {
     var written = Set<Int>()
     for step in plan.steps {
         written.formUnion(step.outputs)
@@ -36,21 +38,31 @@ func winogradFilterLayout(_ plan: Plan, winograd: Bool?) -> (cached: [Int?], sha
         default: break
         }
     }
-    var cached: [Int?] = [], shared = 0
-    for step in plan.steps {
+    var cached: [Int?] = [], owner: [Int?] = [], shared = 0
+    // The cached transforms so far, by weight buffer: (step, output channels, input channels).
+    var byWeight: [Int: [(step: Int, o: Int, c: Int)]] = [:]
+    for (s, step) in plan.steps.enumerated() {
+        owner.append(nil)
         guard let g = winogradGeometry(step, winograd: winograd) else { cached.append(nil); continue }
         let w = step.inputs[winogradWeightSlot(of: step.kernel)]
         var cacheable = plan.buffers[w].role != .intermediate && !written.contains(w)
         if case .fusedTrain = step.kernel { cacheable = false }
         if winogradIsGradInput(step.kernel) { cacheable = false }
         if cacheable {
-            cached.append(winogradFilterCount(g, gradInput: winogradIsGradInput(step.kernel)))
+            // The transform depends on the weights and the channel counts only.
+            if let first = byWeight[w]?.first(where: { $0.o == g.outChannels && $0.c == g.inChannels }) {
+                cached.append(nil)
+                owner[s] = first.step
+            } else {
+                cached.append(winogradFilterCount(g, gradInput: false))
+                byWeight[w, default: []].append((s, g.outChannels, g.inChannels))
+            }
         } else {
             cached.append(nil)
             shared = max(shared, winogradFilterCount(g, gradInput: winogradIsGradInput(step.kernel)))
         }
     }
-    return (cached, shared)
+    return (cached, owner, shared)
 }
 
 /// Per-thread scratch of the fast Float kernels (floats and doubles per thread), and the

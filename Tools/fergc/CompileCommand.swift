@@ -15,7 +15,7 @@ enum CompileCommand {
         summary: "Compile a model: check shapes, optimize, plan memory; print a summary or IR, or write a .plan.",
         options: [
             OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
-            OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name or a training checkpoint. Default: seeded initial values."),
+            OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name, a training checkpoint, or an inference .plan compiled from the same model (its stored values, batchnorm folded: to recompile with other views, input size or batch when the checkpoint is gone). Default: seeded initial values."),
             OptionSpec(name: "weights-dtype", kind: .value("f32|f16"), help: "How the plan file stores the weights: f32 (default) or f16 (IEEE half, half the size, widened to f32 when loaded; plan format 1.1). A tensor holding a value beyond the half range (±65504) stays f32, and is named (format 1.2)."),
             OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What the plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX or AVX512_BF16 where the CPU has one; f32 elsewhere). Inference plans: every convolution and dense layer of 16+ inputs; training plans (--train, or the train block's 'compute = bf16'): the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units. Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
             OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
@@ -27,6 +27,7 @@ enum CompileCommand {
             OptionSpec(name: "max-memory", kind: .value("BYTES"), help: "Fail if the plan needs more than BYTES in total (suffixes K, M, G allowed)."),
             OptionSpec(name: "no-probe", kind: .flag, help: "Skip checking each pass against the unoptimized graph on a probe batch."),
             OptionSpec(name: "winograd", kind: .value("auto|on|off"), help: "3x3 stride-1 convolutions (forward, and in training plans the input and weight gradients) as Winograd F(4x4,3x3): 'auto' (default) where its measured error is within 1e-4 and the layer has 8+ input channels, 'on' wherever possible, 'off' never."),
+            OptionSpec(name: "input-side", kind: .value("S"), help: "Compile the model for S x S images instead of the side its input declares; every shape after the input is inferred again, and a pooling over a whole map stays global. For a model trained on crops shown whole faces (--input-side 48 --weights M.plan --tta flip); refused where a parameter's shape would change."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights when no --weights are given (default: the model's)."),
             OptionSpec(name: "tta", kind: .value("KIND"), help: "Test-time augmentation inside the plan: it takes 48x48 faces and outputs the mean softmax over each face's views, run as one batch. KIND: flip (the face and its mirror; models taking 48x48), center, center_flip, fivecrop, tencrop (crops of the model's input side from the face; models trained on crops)."),
         ] + PipelineOptions.specs,
@@ -42,6 +43,7 @@ enum CompileCommand {
           fergc compile Models/tiny.graph --train --emit ir
           fergc compile Models/vgg_tuned.graph --weights runs/x/checkpoint-best.npz -o vgg_tuned.plan
           fergc compile Models/vgg_k.graph --weights runs/k/checkpoint-best.npz --tta tencrop -o vgg_k.plan
+          fergc compile Models/vgg16_gap.graph --weights best40.plan --input-side 48 --tta flip -o best48.plan
         """)
 
     static func main(_ args: [String]) throws {
@@ -55,8 +57,14 @@ enum CompileCommand {
         }
         let path = a.positional[0]
         if path.hasSuffix(".plan") { return try restore(path, a) }
-        let model = try loadGraph(path)
+        var model = try loadGraph(path)
         let train = a.flag("train")
+        if let side = try a.int("input-side", spec.name, range: 1...4096) {
+            guard !train else {
+                throw UsageError(message: "--input-side builds an inference plan (the train section's augmentation is written for the model's own input); it does not combine with --train", command: spec.name)
+            }
+            do { model = try withInputSide(model, side: side) } catch { throw CLIError("\(path): \(error)") }
+        }
         if train, model.training == nil {
             throw CLIError("\(path): --train needs a 'train { ... }' section in the model (loss, optimizer, ...)")
         }
@@ -81,7 +89,14 @@ enum CompileCommand {
         options.printAfter = Set(a.all("print-after"))
         if a.flag("print-after-all") { options.printAfter.insert("all") }
         options.printer = { Console.err($0) }
-        if let w = a.value("weights") { options.weights = try loadWeights(w, for: model) }
+        if let w = a.value("weights") {
+            if isPlanFile(w) {
+                guard !train else { throw UsageError(message: "--weights \(w) is a plan: a plan's values start an inference compile (new views or input size); a training plan starts from a checkpoint or an .npz", command: spec.name) }
+                options.planWeights = try planParameters(w)
+            } else {
+                options.weights = try loadWeights(w, for: model)
+            }
+        }
 
         var compiled: Compiled
         do { compiled = try compile(model, options) } catch let e as PassError {
@@ -196,6 +211,9 @@ func loadWeights(_ path: String, for model: Graph) throws -> [String: [Float]] {
         elements += v.type.perSample.reduce(1, *)
     }
     let budget = elements * 4 * 3 + (16 << 20)
+    if isPlanFile(path) {
+        throw CLIError("\(path): a compiled plan; its values are the plan's (batchnorm folded), not the model's: give a checkpoint or an .npz here")
+    }
     if let c = try? Checkpoint.read(path, maxBytes: budget) { return c.tensors }
     let arrays: [String: NDArray]
     do { arrays = try readArchive(path, maxBytes: budget) } catch { throw CLIError("\(error)") }
@@ -212,6 +230,31 @@ func loadWeights(_ path: String, for model: Graph) throws -> [String: [Float]] {
         out[name] = array.floats
     }
     return out
+}
+
+/// Whether the file starts with the .plan magic (so a plan is read as one whatever its name).
+/// Read like every input file: a regular file only, opened without blocking (a FIFO or a
+/// device is no plan, and the reader the caller picks next names the problem).
+func isPlanFile(_ path: String) -> Bool {
+    guard let head = try? readRegularFilePrefix(path, count: PlanFormat.magic.count) else { return false }
+    return head == PlanFormat.magic
+}
+
+/// A compiled plan's parameters as they are stored (batchnorm folded into the convolution before
+/// it, weights widened from f16 if so stored), for `compile M.graph --weights P.plan`: the same
+/// model recompiled with other views, another input size or batch when the checkpoint is gone.
+/// The plan is read whole first (magic, version, CRC of every section); the compile then
+/// checks that its tensors are exactly the new plan's (CompileOptions.planWeights).
+func planParameters(_ path: String) throws -> [String: [Float]] {
+    let plan: Plan
+    do { plan = try readPlan(path: path) } catch { throw CLIError("\(error)") }
+    if plan.metadata.ensemble != nil {
+        throw CLIError("\(path): an ensemble plan; take one member out first (fergc ensemble --member K \(path) -o M.plan) and give --weights that")
+    }
+    guard plan.metadata.mode == "inference" else {
+        throw CLIError("\(path): a \(plan.metadata.mode) plan; --weights takes an inference plan's values (or the run's checkpoint)")
+    }
+    return plan.parameters
 }
 
 /// "123", "64K", "1.5M", "2G" -> bytes (powers of 1024).

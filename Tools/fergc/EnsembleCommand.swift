@@ -25,8 +25,11 @@ enum EnsembleCommand {
         plan's mean or an ensemble's), are weighted and added, as Keras' average() of the
         members' softmax outputs (the paper's ensemble). A member whose input scale differs from
         the first's gets a scale step. The members run one after the other over one arena, so
-        its size is about the largest member's, not their sum. inspect, explain, eval, predict,
-        the Swift runtime and the C API take the result like any plan.
+        its size is about the largest member's, not their sum. A member's weight tensor equal in
+        name, shape and values to an earlier member's is stored once: one model's view sets
+        (compile --tta center_flip, and --input-side 48 --tta flip from the same weights)
+        merged here cost the weights of one model. inspect, explain, eval, predict, the Swift
+        runtime and the C API take the result like any plan.
 
         With --member K the one argument is an ensemble plan, and the output is its K-th member
         as a plan of its own, for a member whose original file is gone: the member's steps and

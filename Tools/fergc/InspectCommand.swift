@@ -84,7 +84,7 @@ struct PlanFacts {
             "max_batch": plan.maxBatch,
             "classes": classNames,
             "passes": plan.metadata.passes,
-            "ensemble": plan.metadata.ensemble.map { e in e.members.map { ["name": $0.name, "prefix": $0.prefix, "weight": $0.weight] as [String: Any] } } ?? NSNull(),
+            "ensemble": plan.metadata.ensemble.map { e in e.members.map { ["name": $0.name, "prefix": $0.prefix, "weight": $0.weight, "tta": $0.tta ?? NSNull()] as [String: Any] } } ?? NSNull(),
             "frozen_prefix": plan.metadata.frozenPrefix.map { ["steps": $0.steps, "output": $0.output, "frozen_parameters": $0.frozenParameters] as [String: Any] } ?? NSNull(),
             "probe_errors": plan.metadata.probeErrors,
             "winograd": winogradJSON(plan),
@@ -132,7 +132,7 @@ struct PlanFacts {
         s += row("classes", "\(classNames.count): " + classNames.joined(separator: ", "))
         s += row("passes", plan.metadata.passes.isEmpty ? "(none recorded)" : plan.metadata.passes.joined(separator: ", "))
         if let e = plan.metadata.ensemble {
-            s += row("ensemble", "mean of \(e.members.count) members' probabilities: " + e.members.map { "\($0.prefix)* '\($0.name)' x \(String(format: "%.3g", $0.weight))" }.joined(separator: ", "))
+            s += row("ensemble", "mean of \(e.members.count) members' probabilities: " + e.members.map { "\($0.prefix)* '\($0.name)' x \(String(format: "%.3g", $0.weight))" + memberViews($0.tta) }.joined(separator: ", "))
         }
         if let p = plan.metadata.frozenPrefix { s += row("frozen prefix", "steps 0..<\(p.steps) -> \(p.output) \(p.outputPerSample)") }
         if !plan.metadata.probeErrors.isEmpty {
@@ -215,4 +215,12 @@ func terminalSafe(_ text: String) -> String {
         }
     }
     return String(out)
+}
+
+/// A member's views, from its TTA description ("center_flip: 2 views of 40x40 from each 48x48
+/// face, mean softmax" -> " (center_flip: 2 views of 40x40)"); empty without TTA.
+func memberViews(_ tta: String?) -> String {
+    guard let tta, !tta.isEmpty else { return "" }
+    let short = tta.range(of: " from each").map { String(tta[..<$0.lowerBound]) } ?? tta
+    return " (\(short))"
 }
