@@ -138,6 +138,13 @@ final class WholeFaceViewTests: XCTestCase {
         XCTAssertEqual(try Session(LoadedPlan(bytes: encodePlan(out))).predictRaw(pixels: pixels),
                        try Session(LoadedPlan(plan: try applyTTA(whole, kind: .flip))).predictRaw(pixels: pixels))
 
+        // A model that already takes the whole face is told to use flip.
+        XCTAssertThrowsError(try applyViewSets(whole, sets: [.wholeFlip], model: try withInputSide(g, side: 48), options: CompileOptions())) {
+            XCTAssertTrue("\($0)".contains("use --tta flip"), "\($0)")
+        }
+        XCTAssertEqual(ViewSet.parse("center_flip+whole_flip"), [.crops(.centerFlip), .wholeFlip])
+        XCTAssertNil(ViewSet.parse("flip+"))
+
         // A plan's values fit only the model it was compiled from.
         let other = try model(source: flattenedSource)
         XCTAssertThrowsError(try compiled(other, plan: crops.parameters)) { XCTAssertTrue("\($0)".contains("weights:"), "\($0)") }
@@ -172,7 +179,27 @@ final class WholeFaceViewTests: XCTestCase {
         XCTAssertEqual(eval.status, 0, eval.stderr)
         XCTAssertTrue(eval.stdout.contains("accuracy"), eval.stdout)
 
+        // One command: the same two view sets, the same weights, the same probabilities.
+        try ok(["compile", "\(dir)/pooled.graph", "--weights", "\(dir)/a.plan", "--tta", "center_flip+whole_flip", "-o", "\(dir)/one.plan"])
+        XCTAssertEqual(try sha("\(dir)/one.plan"), try sha("\(dir)/v.plan"))
+        let one = try fergc(["inspect", "\(dir)/one.plan"]).stdout
+        XCTAssertTrue(one.contains("tta           center_flip+whole_flip: 4 views"), one)
+        let set = try loadFER2013(path: samplePath, options: LoadOptions(splits: [.publicTest]))[.publicTest]
+        let pixels = Array(set.pixels[0..<(6 * 48 * 48)])
+        let run = { (p: String) throws -> [[Float]] in try Session(try LoadedPlan(plan: try readPlan(path: p))).predictRaw(pixels: pixels) }
+        XCTAssertEqual(try run("\(dir)/one.plan"), try run("\(dir)/v.plan"))
+        // tencrop+whole_flip weighs each of the twelve views alike: 10/12 and 2/12.
+        try ok(["compile", "\(dir)/pooled.graph", "--weights", "\(dir)/a.plan", "--tta", "tencrop+whole_flip", "-o", "\(dir)/twelve.plan"])
+        let twelve = try readPlan(path: "\(dir)/twelve.plan")
+        let weights = twelve.metadata.ensemble?.members.map(\.weight) ?? []
+        XCTAssertEqual(weights.count, 2)
+        for (w, want) in zip(weights, [10.0 / 12, 2.0 / 12]) { XCTAssertEqual(w, want, accuracy: 1e-12) }
+        XCTAssertEqual(twelve.parameters.count, try readPlan(path: "\(dir)/a.plan").parameters.count)
+
         for (args, status, says) in [
+            (["--tta", "center_flip+center_flip"], 2, "each once"),
+            (["--tta", "center_flip+whole"], 2, "whole_flip"),
+            (["--tta", "whole_flip", "--input-side", "48"], 2, "does not combine with --input-side"),
             (["--weights", "\(dir)/v.plan"], 1, "--member K"),
             (["--weights", "\(dir)/a.plan", "--train"], 2, "training plan starts from a checkpoint"),
             (["--input-side", "48", "--train"], 2, "does not combine with --train"),
@@ -182,6 +209,9 @@ final class WholeFaceViewTests: XCTestCase {
             XCTAssertEqual(r.status, Int32(status), "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
         }
+        let whole = try fergc(["compile", "\(dir)/flat.graph", "--tta", "center_flip+whole_flip", "-o", "\(dir)/x.plan"])
+        XCTAssertEqual(whole.status, 1, whole.stderr)
+        XCTAssertTrue(whole.stderr.contains("whole_flip") && whole.stderr.contains("'logits'"), whole.stderr)
         let flat = try fergc(["compile", "\(dir)/flat.graph", "--input-side", "48", "-o", "\(dir)/x.plan"])
         XCTAssertEqual(flat.status, 1, flat.stderr)
         XCTAssertTrue(flat.stderr.contains("flat.graph") && flat.stderr.contains("'logits'"), flat.stderr)

@@ -29,7 +29,7 @@ enum CompileCommand {
             OptionSpec(name: "winograd", kind: .value("auto|on|off"), help: "3x3 stride-1 convolutions (forward, and in training plans the input and weight gradients) as Winograd F(4x4,3x3): 'auto' (default) where its measured error is within 1e-4 and the layer has 8+ input channels, 'on' wherever possible, 'off' never."),
             OptionSpec(name: "input-side", kind: .value("S"), help: "Compile the model for S x S images instead of the side its input declares; every shape after the input is inferred again, and a pooling over a whole map stays global. For a model trained on crops shown whole faces (--input-side 48 --weights M.plan --tta flip); refused where a parameter's shape would change."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed of the initial weights when no --weights are given (default: the model's)."),
-            OptionSpec(name: "tta", kind: .value("KIND"), help: "Test-time augmentation inside the plan: it takes 48x48 faces and outputs the mean softmax over each face's views, run as one batch. KIND: flip (the face and its mirror; models taking 48x48), center, center_flip, fivecrop, tencrop (crops of the model's input side from the face; models trained on crops)."),
+            OptionSpec(name: "tta", kind: .value("KIND"), help: "Test-time augmentation inside the plan: it takes 48x48 faces and outputs the mean softmax over each face's views, run as one batch. KIND: flip (the face and its mirror; models taking 48x48), center, center_flip, fivecrop, tencrop (crops of the model's input side from the face; models trained on crops), whole_flip (the whole face and its mirror for a model trained on crops: the model compiled again at 48x48, which a global pooling allows); several sets joined by '+' (center_flip+whole_flip) average all their views in one plan that stores the weights once."),
         ] + PipelineOptions.specs,
         details: """
         Pipelines: inference runs \(Pipelines.inferenceOptimized.map(\.name).joined(separator: ", "));
@@ -43,7 +43,8 @@ enum CompileCommand {
           fergc compile Models/tiny.graph --train --emit ir
           fergc compile Models/vgg_tuned.graph --weights runs/x/checkpoint-best.npz -o vgg_tuned.plan
           fergc compile Models/vgg_k.graph --weights runs/k/checkpoint-best.npz --tta tencrop -o vgg_k.plan
-          fergc compile Models/vgg16_gap.graph --weights best40.plan --input-side 48 --tta flip -o best48.plan
+          fergc compile Models/vgg16_gap.graph --weights runs/v/checkpoint-last.npz --tta center_flip+whole_flip -o v.plan
+          fergc compile Models/vgg16_gap.graph --weights v40.plan --input-side 48 --tta flip -o v48.plan
         """)
 
     static func main(_ args: [String]) throws {
@@ -116,11 +117,14 @@ enum CompileCommand {
             Console.err(s)
         }
         if let kind = a.value("tta") {
-            guard let k = TTAKind(rawValue: kind) else {
-                throw UsageError(message: "--tta expects one of \(TTAKind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(kind)'", command: spec.name)
+            guard let sets = ViewSet.parse(kind) else {
+                throw UsageError(message: "--tta expects one of \(ViewSet.names.joined(separator: ", ")), or several joined by '+' (each once), got '\(kind)'", command: spec.name)
             }
             guard !train else { throw UsageError(message: "--tta builds an inference plan; it does not combine with --train", command: spec.name) }
-            do { compiled.plan = try applyTTA(compiled.plan, kind: k) } catch let e as PassError { throw CLIError("\(path): \(e)") }
+            if sets.contains(.wholeFlip), a.value("input-side") != nil {
+                throw UsageError(message: "--tta whole_flip compiles the model at the face's side itself; it does not combine with --input-side", command: spec.name)
+            }
+            do { compiled.plan = try applyViewSets(compiled.plan, sets: sets, model: model, options: options) } catch let e as PassError { throw CLIError("\(path): \(e)") }
         }
         let memory = compiled.plan.memory ?? MemorySummary()
         if let limit = try a.value("max-memory").map({ try parseBytes($0) }), memory.totalBytes > limit {
