@@ -172,7 +172,9 @@ final class WholeFaceViewTests: XCTestCase {
         XCTAssertEqual(try sha("\(dir)/again.plan"), try sha("\(dir)/a.plan"))
         try ok(["compile", "\(dir)/pooled.graph", "--weights", "\(dir)/a.plan", "--tta", "center_flip", "-o", "\(dir)/c.plan"])
         try ok(["compile", "\(dir)/pooled.graph", "--weights", "\(dir)/a.plan", "--input-side", "48", "--tta", "flip", "-o", "\(dir)/w.plan"])
-        try ok(["ensemble", "\(dir)/c.plan", "\(dir)/w.plan", "--name", "pooled", "-o", "\(dir)/v.plan"])
+        let merged = try fergc(["ensemble", "\(dir)/c.plan", "\(dir)/w.plan", "--name", "pooled", "-o", "\(dir)/v.plan"])
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+        XCTAssertTrue(merged.stdout.contains("shared, equal in name, shape and value"), merged.stdout)
         let inspect = try fergc(["inspect", "\(dir)/v.plan"]).stdout
         XCTAssertTrue(inspect.contains("(center_flip: 2 views of 40x40)") && inspect.contains("(flip: 2 views of 48x48)"), inspect)
         let eval = try fergc(["eval", "\(dir)/v.plan", "--data", samplePath, "--split", "PublicTest", "--out", dir])

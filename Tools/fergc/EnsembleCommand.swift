@@ -84,6 +84,11 @@ enum EnsembleCommand {
             + (plan.metadata.ensemble?.members.map { String(format: "%.3g", $0.weight) }.joined(separator: ", ") ?? "") + "\n")
         Console.out("arena \(megabytes(plan.memory?.arenaBytes ?? 0)) (the members' arenas: "
             + memberArena.map(megabytes).joined(separator: " + ") + " = \(megabytes(memberArena.reduce(0, +))))\n")
+        let values = { (p: Plan) in p.parameters.values.reduce(0) { $0 + $1.count } }
+        let separate = members.map { values($0.plan) }.reduce(0, +), stored = values(plan)
+        if stored < separate {
+            Console.out("parameters \(stored) values stored (the members' \(separate): \(separate - stored) shared, equal in name, shape and value to an earlier member's)\n")
+        }
     }
 
     /// `--member K E.plan -o M.plan`: one member of an ensemble plan as a plan of its own.
