@@ -42,13 +42,14 @@ public enum ViewSet: Equatable, Sendable, CustomStringConvertible {
 public func applyViewSets(_ plan: Plan, sets: [ViewSet], model: Graph, options: CompileOptions, face: Int = 48) throws -> Plan {
     guard !sets.isEmpty else { throw PassError(pass: "tta", message: "no view sets") }
     var members: [EnsembleMember] = [], counts: [Double] = [], described: [String] = []
+    let side = plan.metadata.inputShape.last ?? face
     for set in sets {
-        let member: Plan
+        let member: Plan, viewSide: Int
         switch set {
         case .crops(let kind):
             member = try applyTTA(plan, kind: kind, face: face)
+            viewSide = side
         case .wholeFlip:
-            let side = plan.metadata.inputShape.last ?? face
             guard side < face else {
                 throw PassError(pass: "tta", message: "--tta whole_flip shows a model trained on crops the whole \(face)x\(face) face; this model takes \(side)x\(side) inputs, the whole face already: use --tta flip")
             }
@@ -69,11 +70,12 @@ public func applyViewSets(_ plan: Plan, sets: [ViewSet], model: Graph, options: 
                 whole.memory?.workspaceBytes = bytes
             }
             member = try applyTTA(whole, kind: .flip, face: face)
+            viewSide = face
         }
-        let views = try viewCount(of: set, side: plan.metadata.inputShape.last ?? face, face: face)
+        // The views the TTA step of the member takes (its buffers' view count).
+        let views = member.buffers.compactMap(\.views).max() ?? 1
         members.append(EnsembleMember(label: set.description, plan: member))
         counts.append(Double(views))
-        let viewSide = set == .wholeFlip ? face : plan.metadata.inputShape.last ?? face
         described.append("\(views) of \(viewSide)x\(viewSide) (\(set))")
     }
     if members.count == 1 { return members[0].plan }
@@ -83,11 +85,4 @@ public func applyViewSets(_ plan: Plan, sets: [ViewSet], model: Graph, options: 
     merged.metadata.tta = "\(sets.map(\.description).joined(separator: "+")): \(total) views from each \(face)x\(face) face, "
         + described.joined(separator: " and ") + ", mean softmax"
     return merged
-}
-
-func viewCount(of set: ViewSet, side: Int, face: Int) throws -> Int {
-    switch set {
-    case .crops(let k): return try k.views(face: face, side: side).count
-    case .wholeFlip: return 2
-    }
 }
