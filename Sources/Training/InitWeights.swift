@@ -4,24 +4,45 @@
 // Optimizer state (Adam moments, the iteration counter) is never taken from the file, so a run
 // initialized from another run's checkpoint starts a fresh optimizer, as Keras does when a
 // loaded model is compiled again.
+//
+// The file may also be an inference plan (`--init M.plan`), for a run whose checkpoint is gone:
+// its stored values are the model's weights only where no pass changed them, so a model with
+// batchnorm is refused (the fold moved the statistics into the convolutions before them, and a
+// training step would normalize again what is already normalized). A plan stored as f16 gives
+// its values widened, as the runtime reads them.
 
 import Foundation
 import GraphIR
 import NumPyIO
+import Runtime
 
 /// Named tensors to start from, with their shapes when the file records them (an `.npz` of
 /// weights does; a fergc checkpoint stores flat tensors, so only sizes are compared).
 public struct InitTensors: Sendable {
     public var source: String
     public var tensors: [String: (shape: [Int]?, values: [Float])]
+    /// The tensors are an inference plan's: batchnorm, if the model had any, is folded into them.
+    public var fromPlan: Bool
 
-    public init(source: String, tensors: [String: (shape: [Int]?, values: [Float])]) {
+    public init(source: String, tensors: [String: (shape: [Int]?, values: [Float])], fromPlan: Bool = false) {
         self.source = source
         self.tensors = tensors
+        self.fromPlan = fromPlan
     }
 
-    /// Reads a fergc checkpoint or an `.npz` of float tensors.
+    /// Reads a fergc checkpoint, an `.npz` of float tensors, or an inference plan.
     public static func read(_ path: String) throws -> InitTensors {
+        if let head = try? readRegularFilePrefix(path, count: PlanFormat.magic.count), head == PlanFormat.magic {
+            let plan: Plan
+            do { plan = try readPlan(path: path) } catch { throw TrainError("--init \(path): \(error)") }
+            guard plan.metadata.ensemble == nil else {
+                throw TrainError("--init \(path): an ensemble plan; take one member out first (fergc ensemble --member K \(path) -o M.plan) and start from that")
+            }
+            guard plan.metadata.mode == "inference" else {
+                throw TrainError("--init \(path): a \(plan.metadata.mode) plan; --init takes an inference plan's values, a checkpoint or an .npz")
+            }
+            return InitTensors(source: path, tensors: plan.parameters.mapValues { (shape: nil, values: $0) }, fromPlan: true)
+        }
         if let c = try? Checkpoint.read(path) {
             return InitTensors(source: path, tensors: c.tensors.mapValues { (shape: nil, values: $0) })
         }
@@ -67,6 +88,9 @@ func initializableValues(_ model: Graph) -> [(name: String, shape: [Int])] {
 public func planInit(model: Graph, file: InitTensors) throws -> (report: InitReport, values: [String: [Float]]) {
     var report = InitReport()
     var values: [String: [Float]] = [:]
+    if file.fromPlan, let bn = model.nodes.first(where: { switch $0.op { case .batchnorm, .batchnormTrain: return true; default: return false } }) {
+        throw TrainError("--init \(file.source): '\(model.name)' has batchnorm ('\(bn.name)'), which the plan folded into the convolution before it: its values are not this model's weights. Start from the run's checkpoint instead")
+    }
     let wanted = initializableValues(model)
     for (name, shape) in wanted {
         guard let t = file.tensors[name] else { report.notLoaded.append(name); continue }

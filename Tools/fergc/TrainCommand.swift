@@ -11,7 +11,7 @@ enum TrainCommand {
     static let defaultModel = "Models/small.graph"
     static let spec = CommandSpec(
         name: "train",
-        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--set KEY=VALUE ...] [--out DIR] [--resume DIR] [--init W.npz]",
+        usage: "train [MODEL.graph] [--data F] [--epochs N] [--batch B] [--seed S] [--set KEY=VALUE ...] [--out DIR] [--resume DIR] [--init W.npz|CHECKPOINT|M.plan]",
         summary: "Train a model on FER2013 (the embedded sample when no --data is given).",
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV in Kaggle's format (emotion,pixels,Usage), plain or .gz. Default: the embedded sample."),
@@ -28,7 +28,7 @@ enum TrainCommand {
             OptionSpec(name: "train-on", kind: .value("SPLITS"), help: "The splits to train on, comma-separated, e.g. Training,PublicTest (default: Training, or the resumed run's). With PublicTest among them nothing is validated: for a final retraining whose schedule was fixed in advance."),
             OptionSpec(name: "force-resume", kind: .flag, help: "With --resume: continue even if --data or --epochs differ from what the checkpoint recorded (no longer an exact resume)."),
             OptionSpec(name: "prefix-cache", kind: .value("BYTES"), help: "Memory for the frozen-prefix cache (e.g. 512M, 2G; 0 turns it off). Default 2G."),
-            OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz) or a checkpoint. Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
+            OptionSpec(name: "init", kind: .value("W"), help: "Start from named weights: an .npz (e.g. ../shared/pretrained/vgg16_blocks1-4.npz), a checkpoint, or an inference plan of a model without batchnorm (its stored values, widened from f16 if so stored; a model with batchnorm is refused, the plan having folded it). Matching parameters (and batchnorm statistics) are loaded, the rest initialized as usual; a shape mismatch is an error. Ignored by --resume."),
             OptionSpec(name: "teacher", kind: .value("T"), help: "For a model whose train block distils (distill = A): the teacher, an inference plan (e.g. an ensemble) or a checkpoint, run once over the training faces before the first step; or a teacher.npy of an earlier run over the same faces. Stored in the run directory: --resume needs no teacher."),
             OptionSpec(name: "distributed", kind: .value("MODE"), help: "Data-parallel training over MPI: 'auto' (default: when mpirun or srun started fergc), 'mpi' or 'none'. See docs/distributed.md."),
         ],
