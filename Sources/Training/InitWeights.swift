@@ -8,8 +8,10 @@
 // The file may also be an inference plan (`--init M.plan`), for a run whose checkpoint is gone:
 // its stored values are the model's weights only where no pass changed them, so a model with
 // batchnorm is refused (the fold moved the statistics into the convolutions before them, and a
-// training step would normalize again what is already normalized). A plan stored as f16 gives
-// its values widened, as the runtime reads them.
+// training step would normalize again what is already normalized). The folded convolutions
+// (`X.weight.folded`, `X.bias.folded`) start instead the convolutions X, with a bias, of the
+// same model written without its batchnorm. A plan stored as f16 gives its values widened, as
+// the runtime reads them.
 
 import Foundation
 import GraphIR
@@ -41,7 +43,18 @@ public struct InitTensors: Sendable {
             guard plan.metadata.mode == "inference" else {
                 throw TrainError("--init \(path): a \(plan.metadata.mode) plan; --init takes an inference plan's values, a checkpoint or an .npz")
             }
-            return InitTensors(source: path, tensors: plan.parameters.mapValues { (shape: nil, values: $0) }, fromPlan: true)
+            // A convolution whose batchnorm was folded into it stores `X.weight.folded` and
+            // `X.bias.folded`: offered as `X.weight` and `X.bias`, they start the convolution X
+            // of the same model written without the batchnorm (the fold made for good).
+            var tensors: [String: (shape: [Int]?, values: [Float])] = [:]
+            for (name, values) in plan.parameters {
+                let key = name.hasSuffix(".folded") ? String(name.dropLast(".folded".count)) : name
+                guard tensors[key] == nil else {
+                    throw TrainError("--init \(path): the plan holds both '\(key)' and '\(key).folded'")
+                }
+                tensors[key] = (shape: nil, values: values)
+            }
+            return InitTensors(source: path, tensors: tensors, fromPlan: true)
         }
         if let c = try? Checkpoint.read(path) {
             return InitTensors(source: path, tensors: c.tensors.mapValues { (shape: nil, values: $0) })
@@ -67,6 +80,9 @@ public struct InitReport: Sendable, Equatable {
     public var unused: [String] = []
     /// Elements loaded.
     public var loadedElements = 0
+    /// FNV-1a over the loaded values' bits, tensor by tensor in the model's order (hex): which
+    /// weights the run started from, whatever the file was called.
+    public var valuesHash = ""
 
     public func lines(source: String) -> String {
         var s = "init from \(source): loaded \(loaded.count) tensor\(loaded.count == 1 ? "" : "s") (\(loadedElements) values)"
@@ -89,7 +105,7 @@ public func planInit(model: Graph, file: InitTensors) throws -> (report: InitRep
     var report = InitReport()
     var values: [String: [Float]] = [:]
     if file.fromPlan, let bn = model.nodes.first(where: { switch $0.op { case .batchnorm, .batchnormTrain: return true; default: return false } }) {
-        throw TrainError("--init \(file.source): '\(model.name)' has batchnorm ('\(bn.name)'), which the plan folded into the convolution before it: its values are not this model's weights. Start from the run's checkpoint instead")
+        throw TrainError("--init \(file.source): '\(model.name)' has batchnorm ('\(bn.name)'), which the plan folded into the convolution before it: its values are not this model's weights. Start from the run's checkpoint, or write the model without its batchnorm layers (each convolution before one with bias=true), which the plan's folded values start")
     }
     let wanted = initializableValues(model)
     for (name, shape) in wanted {
@@ -109,6 +125,17 @@ public func planInit(model: Graph, file: InitTensors) throws -> (report: InitRep
         report.loaded.append(name)
         report.loadedElements += count
     }
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for name in report.loaded {
+        for v in values[name]! {
+            var b = v.bitPattern
+            for _ in 0..<4 {
+                h = (h ^ UInt64(b & 0xff)) &* 0x100_0000_01b3
+                b >>= 8
+            }
+        }
+    }
+    report.valuesHash = String(h, radix: 16)
     let names = Set(wanted.map(\.name))
     // Optimizer state in a checkpoint is not "unused" in any useful sense: leave it out.
     report.unused = file.tensors.keys.filter { !names.contains($0) && !isOptimizerState($0) }.sorted()
@@ -128,6 +155,10 @@ extension Trainer {
         for p in persistent {
             if let v = values[p.name] { stepExecutor.setBuffer(p.stepIndex, v) }
         }
+        // The start event records it, so the run's report says where its weights came from.
+        initRecord = ["init": file.source, "init_kind": file.fromPlan ? "plan" : "weights",
+                      "init_tensors": report.loaded.count, "init_values": report.loadedElements,
+                      "init_hash": report.valuesHash]
         return report
     }
 }

@@ -42,6 +42,12 @@ train {
 private let flattenedSource = pooledSource
     .replacingOccurrences(of: "gap = avgpool(c2_relu, size=20, stride=20)", with: "gap = maxpool(c2_relu, size=2, stride=2)")
 
+/// The pooled model written without its batchnorm (the convolution before it with a bias): what a
+/// plan's folded values start (`fergc train M.graph --init P.plan`).
+private let unfoldedSource = pooledSource
+    .replacingOccurrences(of: "c2 = conv2d(p1, filters=8, kernel=3, padding=same, bias=false)\nc2_bn = batchnorm(c2, epsilon=1e-3)\nc2_relu = relu(c2_bn)",
+                          with: "c2 = conv2d(p1, filters=8, kernel=3, padding=same, bias=true)\nc2_relu = relu(c2)")
+
 final class WholeFaceViewTests: XCTestCase {
     /// Values for every parameter and state of `g`, variances positive, the rest signed.
     func values(_ g: Graph) -> [String: [Float]] {
@@ -220,5 +226,56 @@ final class WholeFaceViewTests: XCTestCase {
         let wrong = try fergc(["compile", "\(dir)/flat.graph", "--weights", "\(dir)/a.plan", "-o", "\(dir)/x.plan"])
         XCTAssertEqual(wrong.status, 1, wrong.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x.plan"))
+    }
+
+    /// `--init P.plan` on a plan whose convolution had a batchnorm folded into it: refused for the
+    /// model with the batchnorm, and the folded values start the model written without it, which
+    /// then answers as the plan does.
+    func testAFoldedPlanStartsTheModelWrittenWithoutItsBatchnorm() throws {
+        XCTAssertNotEqual(unfoldedSource, pooledSource)
+        let g = try model(source: pooledSource)
+        let plan = try compiled(g, weights: values(g))
+        let dir = temporaryDirectory("folded-init")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writePlan(plan, to: dir + "/p.plan")
+        let file = try InitTensors.read(dir + "/p.plan")
+        XCTAssertTrue(file.fromPlan)
+        XCTAssertNotNil(file.tensors["c2.weight"])
+        XCTAssertNil(file.tensors["c2.weight.folded"])
+        XCTAssertThrowsError(try planInit(model: g, file: file)) {
+            XCTAssertTrue("\($0)".contains("has batchnorm ('c2_bn')") && "\($0)".contains("bias=true"), "\($0)")
+        }
+        let unfolded = try model(source: unfoldedSource)
+        let (report, start) = try planInit(model: unfolded, file: file)
+        XCTAssertEqual(report.notLoaded, [])
+        XCTAssertEqual(report.unused, [])
+        XCTAssertEqual(start["c2.weight"], plan.parameters["c2.weight.folded"])
+        XCTAssertNotEqual(start["c2.weight"], values(g)["c2.weight"], "the fold must have changed the weights")
+        let again = try compiled(unfolded, weights: start)
+        var pixels = [UInt8](repeating: 0, count: 3 * 40 * 40)
+        for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: i * 37 + 11) }
+        let a = try Session(LoadedPlan(plan: plan)).predictRaw(pixels: pixels)
+        let b = try Session(LoadedPlan(plan: again)).predictRaw(pixels: pixels)
+        XCTAssertEqual(a.count, 3)
+        for (x, y) in zip(a, b) {
+            for k in 0..<7 { XCTAssertEqual(x[k], y[k], accuracy: 1e-5) }
+        }
+    }
+
+    /// Session 44's fine-tune models take their base models' trained values: the same tensors,
+    /// by name and shape, as `vgg16_gap`'s parameters and as the folded tensors of a compiled
+    /// `vgg_k_narrow_gap` plan.
+    func testTheFineTuneModelsFitTheirBaseModelsValues() throws {
+        func shapes(_ g: Graph) -> [String: [Int]] {
+            Dictionary(uniqueKeysWithValues: g.parameters.map { (g[$0].name, g[$0].type.perSample) })
+        }
+        XCTAssertEqual(shapes(try model("Models/vgg16_gap_48.graph")), shapes(try model("Models/vgg16_gap.graph")))
+        let narrow = try model("Models/vgg_k_narrow_gap.graph")
+        let plan = try compiled(narrow, weights: values(narrow))
+        let folded = try model("Models/vgg_k_narrow_gap_folded_48.graph")
+        var fromPlan: [String: Int] = [:]
+        for (name, v) in plan.parameters { fromPlan[name.hasSuffix(".folded") ? String(name.dropLast(7)) : name] = v.count }
+        XCTAssertEqual(shapes(folded).mapValues { $0.reduce(1, *) }, fromPlan)
+        XCTAssertTrue(plan.parameters.keys.contains("s1_conv1.weight.folded"))
     }
 }
