@@ -247,7 +247,9 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
         md += "Recipe (the train block this run recorded; the epochs, seed and batch above are the ones that ran):\n\n```\n\(block)\n```\n\n"
     }
     do {
-        md += segmentsMarkdown(try runSegments(dir: dir, finalClock: c.meta.elapsedSeconds), finalClock: c.meta.elapsedSeconds)
+        let segments = try runSegments(dir: dir, finalClock: c.meta.elapsedSeconds)
+        if let start = segments.first?.initialWeights { md += "Started from: \(start); the other tensors initialized as usual.\n\n" }
+        md += segmentsMarkdown(segments, finalClock: c.meta.elapsedSeconds)
     } catch {
         md += "Segments: not listed (\(error)).\n\n"
     }

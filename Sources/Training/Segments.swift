@@ -23,6 +23,9 @@ public struct RunSegment: Equatable, Sendable {
     /// recorded) and the compute it trained with, as its start event recorded them.
     public var host: SegmentHost?
     public var compute: String?
+    /// For the first segment of a run started with `--init`: the weights it started from, in
+    /// words, as its start event recorded them (nil otherwise).
+    public var initialWeights: String?
 
     /// The host as the report prints it ("AMD EPYC, 2 cores, OpenBLAS Haswell, SIMD AVX2+FMA").
     public var cpu: String? { host?.description }
@@ -105,6 +108,13 @@ public func runSegments(eventLog: [UInt8], finalClock: Double?) -> [RunSegment] 
                 started: time, lastEvent: time, epoch: position("epoch"), batch: position("batch"),
                 clockAtStart: clock ?? (event == "start" ? 0 : nil), clockAtEnd: nil,
                 ending: "no stop recorded (running, or killed)", host: SegmentHost(event: object), compute: object["compute"] as? String))
+            if event == "start", let source = object["init"] as? String {
+                var words = "`\(source)` (`--init`: "
+                words += object["init_kind"] as? String == "plan" ? "an inference plan's stored values" : "named weights"
+                if let n = object["init_tensors"] as? Int, let v = object["init_values"] as? Int { words += ", \(n) tensors, \(v) values" }
+                if let h = object["init_hash"] as? String { words += ", FNV-1a \(h)" }
+                segments[segments.count - 1].initialWeights = words + ")"
+            }
             ended = false
             continue
         }

@@ -100,6 +100,8 @@ public final class Trainer {
     /// What checkpoints record of the teacher: where its probabilities came from (the plan a
     /// new run ran, kept by its resumes, which read the run directory's copy) and their hash.
     var teacherRecord: TeacherRecord?
+    /// What `--init` loaded (`initialize(from:)`), for the start event; empty otherwise.
+    var initRecord: [String: Any] = [:]
     /// The frozen-prefix cache, when the step has a prefix and nothing random feeds it.
     var prefixCache: PrefixCache?
     /// What the trainer did about a frozen prefix (nil: the model has none).
@@ -326,6 +328,7 @@ public final class Trainer {
                    // What the segment's wall time was measured on (the report's segments table).
                    "elapsed_seconds": state.elapsedBefore, "compute": computeRecord]
                   .merging(SegmentHost.currentEventFields) { a, _ in a }
+                  .merging(options.resume ? [:] : initRecord) { a, _ in a }
                   .merging(teacherRecord.map { ["teacher": $0.source, "teacher_hash": $0.hash, "distill": training.distill,
                                           "distill_temperature": training.distillTemperature] } ?? [:]) { a, _ in a }
                   .merging(options.group.map { ["ranks": $0.size, "rank_batch": shareDescription($0), "transport": $0.transport,

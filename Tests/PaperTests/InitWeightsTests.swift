@@ -1,8 +1,10 @@
-// `fergc train --init W.npz`: named weights in, the rest initialized as usual, mismatches named.
+// `fergc train --init W.npz`: named weights in, the rest initialized as usual, mismatches named;
+// `--init M.plan`: an inference plan's stored values, for a model without batchnorm only.
 
 import Foundation
 import GraphIR
 import NumPyIO
+import Runtime
 import Training
 import XCTest
 
@@ -79,5 +81,68 @@ final class InitWeightsTests: XCTestCase {
         let bad = try fergc(["train", graph, "--init", dir + "/bad.npz", "--max-steps", "1", "--out", dir + "/run2"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("'c1.weight' has shape [2, 1, 3, 3] in the file but [4, 1, 3, 3] in the model"), bad.stderr)
+    }
+
+    /// `--init M.plan`: a plan's stored values (here rounded to f16 and widened back) start the
+    /// run exactly; a model with batchnorm and an ensemble plan are refused, each saying why.
+    func testTrainInitFromAPlan() throws {
+        let dir = temporaryDirectory("init-plan")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let graph = dir + "/nobn.graph"
+        try """
+        model nobn
+        input x: f32[N, 1, 48, 48]
+        input labels: i32[N]
+        small = avgpool(x, size=4, stride=4)
+        c1 = conv2d(small, filters=4, kernel=3, activation=relu, trainable=false)
+        p1 = maxpool(c1, size=2, stride=2)
+        f = flatten(p1)
+        logits = dense(f, units=7)
+        loss = softmax_cross_entropy(logits, labels)
+        output logits, loss
+        train {
+          loss = loss
+          optimizer = sgd(lr=0.1)
+          batch = 16
+          epochs = 1
+          input_scale = 0.00392156862745098
+        }
+        """.write(toFile: graph, atomically: true, encoding: .utf8)
+        // The seeded weights, as f32 and as f16.
+        let full = try fergc(["compile", graph, "-o", dir + "/m32.plan"])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        let compiled = try fergc(["compile", graph, "--weights-dtype", "f16", "--tta", "flip", "-o", dir + "/m.plan"])
+        XCTAssertEqual(compiled.status, 0, compiled.stderr)
+        let w = try XCTUnwrap(readPlan(path: dir + "/m32.plan").parameters["c1.weight"])
+        let stored = try readPlan(path: dir + "/m.plan").parameters
+        let storedWeight = try XCTUnwrap(stored["c1.weight"])
+        XCTAssertNotEqual(storedWeight, w, "f16 rounding should change some of these values")
+        for (a, b) in zip(storedWeight, w) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(abs(b), 1e-3)) }
+
+        let r = try fergc(["train", graph, "--init", dir + "/m.plan", "--max-steps", "2", "--out", dir + "/run"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("loaded 4 tensors"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("not in the file): none"), r.stdout)
+        let c = try Checkpoint.read(dir + "/run/checkpoint-last.npz")
+        // The run's report says where its weights came from.
+        let report = try String(contentsOfFile: dir + "/run/report.md", encoding: .utf8)
+        XCTAssertTrue(report.contains("Started from: `\(dir)/m.plan` (`--init`: an inference plan's stored values, 4 tensors, \(stored.values.reduce(0) { $0 + $1.count }) values, FNV-1a "), report)
+        // The frozen convolution holds the plan's values, bit for bit, after two steps.
+        XCTAssertEqual(c.tensors["c1.weight"], storedWeight)
+        XCTAssertEqual(c.tensors["c1.bias"], stored["c1.bias"])
+
+        // Batchnorm was folded into the plan's convolution: its values are not the model's.
+        let tiny = try fergc(["compile", "Models/tiny.graph", "-o", dir + "/tiny.plan"])
+        XCTAssertEqual(tiny.status, 0, tiny.stderr)
+        let bn = try fergc(["train", "Models/tiny.graph", "--init", dir + "/tiny.plan", "--max-steps", "1", "--out", dir + "/run2"])
+        XCTAssertNotEqual(bn.status, 0)
+        XCTAssertTrue(bn.stderr.contains("has batchnorm") && bn.stderr.contains("checkpoint"), bn.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run2/checkpoint-last.npz"))
+
+        let ens = try fergc(["ensemble", dir + "/m.plan", dir + "/m.plan", "-o", dir + "/e.plan"])
+        XCTAssertEqual(ens.status, 0, ens.stderr)
+        let e = try fergc(["train", graph, "--init", dir + "/e.plan", "--max-steps", "1", "--out", dir + "/run3"])
+        XCTAssertNotEqual(e.status, 0)
+        XCTAssertTrue(e.stderr.contains("an ensemble plan") && e.stderr.contains("--member"), e.stderr)
     }
 }
