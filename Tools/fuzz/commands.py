@@ -9,7 +9,7 @@ KIND is what gets mutated:
                the checksums see them): one to three JSON leaves of a section set to extremes,
                swapped, dropped or duplicated (85%), 8-byte words of PARM overwritten (10%), or
                another format version (5%); then inspect, explain, predict, eval, export,
-               ensemble or bench on the mutant.
+               ensemble, bench, compile --weights or train --init on the mutant.
   run          run directories: the checkpoint's record and stored model text mutated, its
                tensors truncated, doubled, retyped, dropped, reshaped or given a NaN; then
                train --resume, report, eval, compile --weights or train --init.
@@ -362,7 +362,9 @@ def plan_commands(m, w):
     return [['inspect', m], ['explain', m], ['predict', m, face, '--detector', 'none', '--format', 'jsonl'],
             ['eval', m, '--data', SAMPLE, '--split', 'PublicTest', '--out', os.path.join(w, 'ev')],
             ['export', m, '-o', os.path.join(w, 'x.onnx')], ['ensemble', m, m, '-o', os.path.join(w, 'e.plan')],
-            ['bench', m, '--runs', '5', '--batch', '1']]
+            ['bench', m, '--runs', '5', '--batch', '1'],
+            ['compile', TINY, '--weights', m, '--tta', 'flip', '-o', os.path.join(w, 'w.plan')],
+            ['train', TINY, '--init', m, '--out', os.path.join(w, 'ti'), '--max-steps', '1']]
 
 
 def run_model(d):
