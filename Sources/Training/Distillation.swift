@@ -24,15 +24,9 @@ public struct TeacherProbabilities: Sendable {
     public var faces: Int { values.count / classes }
     /// FNV-1a over the values' bits, in hexadecimal: what checkpoints record.
     public var hash: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for v in values {
-            var b = v.bitPattern
-            for _ in 0..<4 {
-                h = (h ^ UInt64(b & 0xff)) &* 0x100_0000_01b3
-                b >>= 8
-            }
-        }
-        return String(h, radix: 16)
+        var h = FloatHash()
+        h.add(values)
+        return h.hex
     }
 
     /// Checks what the trainer relies on: `classes` values per face, each a probability, each

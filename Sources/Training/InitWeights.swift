@@ -125,17 +125,9 @@ public func planInit(model: Graph, file: InitTensors) throws -> (report: InitRep
         report.loaded.append(name)
         report.loadedElements += count
     }
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for name in report.loaded {
-        for v in values[name]! {
-            var b = v.bitPattern
-            for _ in 0..<4 {
-                h = (h ^ UInt64(b & 0xff)) &* 0x100_0000_01b3
-                b >>= 8
-            }
-        }
-    }
-    report.valuesHash = String(h, radix: 16)
+    var h = FloatHash()
+    for name in report.loaded { h.add(values[name]!) }
+    report.valuesHash = h.hex
     let names = Set(wanted.map(\.name))
     // Optimizer state in a checkpoint is not "unused" in any useful sense: leave it out.
     report.unused = file.tensors.keys.filter { !names.contains($0) && !isOptimizerState($0) }.sorted()
