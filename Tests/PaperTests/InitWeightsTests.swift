@@ -8,6 +8,27 @@ import Runtime
 import Training
 import XCTest
 
+/// A convolution whose weights the run must keep (trainable=false) and a dense layer it trains.
+private let frozenSource = """
+model frozen
+input x: f32[N, 1, 48, 48]
+input labels: i32[N]
+small = avgpool(x, size=4, stride=4)
+c1 = conv2d(small, filters=4, kernel=3, activation=relu, trainable=false)
+p1 = maxpool(c1, size=2, stride=2)
+f = flatten(p1)
+logits = dense(f, units=7)
+loss = softmax_cross_entropy(logits, labels)
+output logits, loss
+train {
+  loss = loss
+  optimizer = adam(lr=1e-3)
+  batch = 16
+  epochs = 1
+  input_scale = 0.00392156862745098
+}
+"""
+
 final class InitWeightsTests: XCTestCase {
     func testMatchingNamesLoadAndTheRestAreReported() throws {
         let tiny = try model("Models/tiny.graph")
@@ -47,25 +68,7 @@ final class InitWeightsTests: XCTestCase {
         let dir = temporaryDirectory("init")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let graph = dir + "/frozen.graph"
-        try """
-        model frozen
-        input x: f32[N, 1, 48, 48]
-        input labels: i32[N]
-        small = avgpool(x, size=4, stride=4)
-        c1 = conv2d(small, filters=4, kernel=3, activation=relu, trainable=false)
-        p1 = maxpool(c1, size=2, stride=2)
-        f = flatten(p1)
-        logits = dense(f, units=7)
-        loss = softmax_cross_entropy(logits, labels)
-        output logits, loss
-        train {
-          loss = loss
-          optimizer = adam(lr=1e-3)
-          batch = 16
-          epochs = 1
-          input_scale = 0.00392156862745098
-        }
-        """.write(toFile: graph, atomically: true, encoding: .utf8)
+        try frozenSource.write(toFile: graph, atomically: true, encoding: .utf8)
         let w: [Float] = (0..<36).map { Float($0 % 7) / 10 - 0.3 }
         try NumPyIO.writeNPZ([("c1.weight", NDArray(floats: w, shape: [4, 1, 3, 3])), ("c1.bias", NDArray(floats: [0.1, 0.2, 0.3, 0.4], shape: [4]))],
                              compressed: false, to: dir + "/w.npz")
@@ -88,26 +91,8 @@ final class InitWeightsTests: XCTestCase {
     func testTrainInitFromAPlan() throws {
         let dir = temporaryDirectory("init-plan")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let graph = dir + "/nobn.graph"
-        try """
-        model nobn
-        input x: f32[N, 1, 48, 48]
-        input labels: i32[N]
-        small = avgpool(x, size=4, stride=4)
-        c1 = conv2d(small, filters=4, kernel=3, activation=relu, trainable=false)
-        p1 = maxpool(c1, size=2, stride=2)
-        f = flatten(p1)
-        logits = dense(f, units=7)
-        loss = softmax_cross_entropy(logits, labels)
-        output logits, loss
-        train {
-          loss = loss
-          optimizer = sgd(lr=0.1)
-          batch = 16
-          epochs = 1
-          input_scale = 0.00392156862745098
-        }
-        """.write(toFile: graph, atomically: true, encoding: .utf8)
+        let graph = dir + "/frozen.graph"
+        try frozenSource.write(toFile: graph, atomically: true, encoding: .utf8)
         // The seeded weights, as f32 and as f16.
         let full = try fergc(["compile", graph, "-o", dir + "/m32.plan"])
         XCTAssertEqual(full.status, 0, full.stderr)
