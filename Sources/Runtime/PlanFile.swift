@@ -294,6 +294,35 @@ public func readPlanFile(path: String) throws(PlanFileError) -> PlanFile {
     do { return try decodePlanFile(bytes) } catch { throw error.at(path) }
 }
 
+/// Whether `path` is a regular file that begins with the plan magic: read like every input file,
+/// opened without blocking (a FIFO or a device is no plan, and the reader the caller picks next
+/// names the problem), 8 bytes only.
+public func isPlanFile(_ path: String) -> Bool {
+    guard let head = try? readRegularFilePrefix(path, count: PlanFormat.magic.count) else { return false }
+    return head == PlanFormat.magic
+}
+
+/// Why a plan's values cannot start a compile or a training run (`inferencePlanParameters`).
+public struct PlanValuesError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// An inference plan's parameters as they are stored (batchnorm folded into the convolution
+/// before it, f16 widened), for what starts from them when the checkpoint is gone: `fergc
+/// compile M.graph --weights P.plan` and `fergc train M.graph --init P.plan`. The plan is read
+/// whole first (magic, version, CRC of every section). An ensemble plan is refused (its members'
+/// tensors are prefixed; `fergc ensemble --member K` takes one out), and so is a training plan.
+public func inferencePlanParameters(path: String) throws -> [String: [Float]] {
+    let plan = try readPlan(path: path)
+    if plan.metadata.ensemble != nil {
+        throw PlanValuesError(description: "\(path): an ensemble plan; take one member out first (fergc ensemble --member K \(path) -o M.plan) and start from that")
+    }
+    guard plan.metadata.mode == "inference" else {
+        throw PlanValuesError(description: "\(path): a \(plan.metadata.mode) plan; only an inference plan's values (or the run's checkpoint) can start a compile or a run")
+    }
+    return plan.parameters
+}
+
 func readWholeFile(_ path: String) throws(PlanFileError) -> [UInt8] {
     // Opened without blocking (a FIFO is refused, not waited on) and checked to be a regular file.
     do { return try readRegularFile(path) } catch { throw PlanFileError(.io, error.what, path: path) }

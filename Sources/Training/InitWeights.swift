@@ -34,20 +34,14 @@ public struct InitTensors: Sendable {
 
     /// Reads a fergc checkpoint, an `.npz` of float tensors, or an inference plan.
     public static func read(_ path: String) throws -> InitTensors {
-        if let head = try? readRegularFilePrefix(path, count: PlanFormat.magic.count), head == PlanFormat.magic {
-            let plan: Plan
-            do { plan = try readPlan(path: path) } catch { throw TrainError("--init \(path): \(error)") }
-            guard plan.metadata.ensemble == nil else {
-                throw TrainError("--init \(path): an ensemble plan; take one member out first (fergc ensemble --member K \(path) -o M.plan) and start from that")
-            }
-            guard plan.metadata.mode == "inference" else {
-                throw TrainError("--init \(path): a \(plan.metadata.mode) plan; --init takes an inference plan's values, a checkpoint or an .npz")
-            }
+        if isPlanFile(path) {
+            let parameters: [String: [Float]]
+            do { parameters = try inferencePlanParameters(path: path) } catch { throw TrainError("--init: \(error)") }
             // A convolution whose batchnorm was folded into it stores `X.weight.folded` and
             // `X.bias.folded`: offered as `X.weight` and `X.bias`, they start the convolution X
             // of the same model written without the batchnorm (the fold made for good).
             var tensors: [String: (shape: [Int]?, values: [Float])] = [:]
-            for (name, values) in plan.parameters {
+            for (name, values) in parameters {
                 let key = name.hasSuffix(".folded") ? String(name.dropLast(".folded".count)) : name
                 guard tensors[key] == nil else {
                     throw TrainError("--init \(path): the plan holds both '\(key)' and '\(key).folded'")

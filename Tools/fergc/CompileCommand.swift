@@ -93,7 +93,7 @@ enum CompileCommand {
         if let w = a.value("weights") {
             if isPlanFile(w) {
                 guard !train else { throw UsageError(message: "--weights \(w) is a plan: a plan's values start an inference compile (new views or input size); a training plan starts from a checkpoint or an .npz", command: spec.name) }
-                options.planWeights = try planParameters(w)
+                do { options.planWeights = try inferencePlanParameters(path: w) } catch { throw CLIError("\(error)") }
             } else {
                 options.weights = try loadWeights(w, for: model)
             }
@@ -237,30 +237,6 @@ func loadWeights(_ path: String, for model: Graph) throws -> [String: [Float]] {
 }
 
 /// Whether the file starts with the .plan magic (so a plan is read as one whatever its name).
-/// Read like every input file: a regular file only, opened without blocking (a FIFO or a
-/// device is no plan, and the reader the caller picks next names the problem).
-func isPlanFile(_ path: String) -> Bool {
-    guard let head = try? readRegularFilePrefix(path, count: PlanFormat.magic.count) else { return false }
-    return head == PlanFormat.magic
-}
-
-/// A compiled plan's parameters as they are stored (batchnorm folded into the convolution before
-/// it, weights widened from f16 if so stored), for `compile M.graph --weights P.plan`: the same
-/// model recompiled with other views, another input size or batch when the checkpoint is gone.
-/// The plan is read whole first (magic, version, CRC of every section); the compile then
-/// checks that its tensors are exactly the new plan's (CompileOptions.planWeights).
-func planParameters(_ path: String) throws -> [String: [Float]] {
-    let plan: Plan
-    do { plan = try readPlan(path: path) } catch { throw CLIError("\(error)") }
-    if plan.metadata.ensemble != nil {
-        throw CLIError("\(path): an ensemble plan; take one member out first (fergc ensemble --member K \(path) -o M.plan) and give --weights that")
-    }
-    guard plan.metadata.mode == "inference" else {
-        throw CLIError("\(path): a \(plan.metadata.mode) plan; --weights takes an inference plan's values (or the run's checkpoint)")
-    }
-    return plan.parameters
-}
-
 /// "123", "64K", "1.5M", "2G" -> bytes (powers of 1024).
 func parseBytes(_ s: String) throws -> Int { try parseBytes(s, option: "--max-memory", command: "compile") }
 

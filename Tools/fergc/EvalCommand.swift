@@ -141,8 +141,7 @@ enum EvalCommand {
 /// inference plan with the loss, fused but not folded).
 func loadEvaluable(_ path: String, batch: Int) throws -> (name: String, plan: Plan, executor: Executor<Float>) {
     // The magic alone says which: the file is read whole once, by the reader it calls for.
-    let head = (try? readRegularFilePrefix(path, count: PlanFormat.magic.count)) ?? []
-    if head == PlanFormat.magic {
+    if isPlanFile(path) {
         let plan: Plan
         do { plan = try readPlan(path: path) } catch { throw CLIError("\(error)") }
         guard plan.buffer(named: "x") != nil else { throw CLIError("\(path): the plan has no image input 'x'") }
