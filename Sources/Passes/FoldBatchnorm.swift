@@ -28,6 +28,10 @@
 
 import GraphIR
 
+/// What the fold appends to the names of the weight and bias it makes (`c.weight.folded`): a
+/// plan's folded tensors, which `fergc train --init P.plan` offers under the names without it.
+public let foldedSuffix = ".folded"
+
 /// How one folded layer's weight and bias are computed from the original tensors (by name).
 public struct FoldRecipe: Hashable, Sendable, Codable {
     /// Names of the folded tensors the rewritten layer reads.
@@ -90,8 +94,8 @@ public func foldBatchnorm(_ graph: Graph) throws -> (graph: Graph, recipes: [Fol
             guard case .parameter(let p) = graph[v].kind else { return ParameterInfo(initializer: .zeros, trainable: false) }
             return ParameterInfo(initializer: p.initializer, trainable: false)
         }
-        let wFolded = try g.addValue(Value(name: g.uniqueName(layer + ".weight.folded"), type: graph[w].type, kind: .parameter(info(w))))
-        let bFolded = try g.addValue(Value(name: g.uniqueName(layer + ".bias.folded"), type: .fixed([channels]),
+        let wFolded = try g.addValue(Value(name: g.uniqueName(layer + ".weight" + foldedSuffix), type: graph[w].type, kind: .parameter(info(w))))
+        let bFolded = try g.addValue(Value(name: g.uniqueName(layer + ".bias" + foldedSuffix), type: .fixed([channels]),
                                            kind: .parameter(b.map(info) ?? ParameterInfo(initializer: .zeros, trainable: false))))
         recipes.append(FoldRecipe(
             weight: g[wFolded].name, bias: g[bFolded].name, sourceWeight: wName, sourceBias: b.map { graph[$0].name },

@@ -16,6 +16,7 @@
 import Foundation
 import GraphIR
 import NumPyIO
+import Passes
 import Runtime
 
 /// Named tensors to start from, with their shapes when the file records them (an `.npz` of
@@ -42,9 +43,9 @@ public struct InitTensors: Sendable {
             // of the same model written without the batchnorm (the fold made for good).
             var tensors: [String: (shape: [Int]?, values: [Float])] = [:]
             for (name, values) in parameters {
-                let key = name.hasSuffix(".folded") ? String(name.dropLast(".folded".count)) : name
+                let key = name.hasSuffix(foldedSuffix) ? String(name.dropLast(foldedSuffix.count)) : name
                 guard tensors[key] == nil else {
-                    throw TrainError("--init \(path): the plan holds both '\(key)' and '\(key).folded'")
+                    throw TrainError("--init \(path): the plan holds both '\(key)' and '\(key)\(foldedSuffix)'")
                 }
                 tensors[key] = (shape: nil, values: values)
             }
