@@ -11,11 +11,11 @@ import NumPyIO
 enum CompileCommand {
     static let spec = CommandSpec(
         name: "compile",
-        usage: "compile MODEL.graph [-o M.plan] [--weights W.npz|CHECKPOINT] [--train] [--batch N] [--summary] [--json] [--emit ir]",
+        usage: "compile MODEL.graph [-o M.plan] [--weights W.npz|CHECKPOINT|M.plan ...] [--train] [--batch N] [--summary] [--json] [--emit ir]",
         summary: "Compile a model: check shapes, optimize, plan memory; print a summary or IR, or write a .plan.",
         options: [
             OptionSpec(name: "output", kind: .value("M.plan"), help: "Write the compiled plan here (also -o)."),
-            OptionSpec(name: "weights", kind: .value("W"), help: "Parameter values: an .npz by name, a training checkpoint, or an inference .plan compiled from the same model (its stored values, batchnorm folded: to recompile with other views, input size or batch when the checkpoint is gone). Default: seeded initial values."),
+            OptionSpec(name: "weights", kind: .repeated("W"), help: "Parameter values: an .npz by name, a training checkpoint, or an inference .plan compiled from the same model (its stored values, batchnorm folded: to recompile with other views, input size or batch when the checkpoint is gone). Given more than once (all checkpoints and .npz files, or all plans): their element-by-element mean, a uniform soup of fine-tunes started from the same weights (inference plans only). Default: seeded initial values."),
             OptionSpec(name: "weights-dtype", kind: .value("f32|f16"), help: "How the plan file stores the weights: f32 (default) or f16 (IEEE half, half the size, widened to f32 when loaded; plan format 1.1). A tensor holding a value beyond the half range (±65504) stays f32, and is named (format 1.2)."),
             OptionSpec(name: "compute", kind: .value("f32|bf16"), help: "What the plan's convolutions compute in: f32 (default) or bf16 (weights and activations rounded to bf16 for the products, sums in f32, on AMX or AVX512_BF16 where the CPU has one; f32 elsewhere). Inference plans: every convolution and dense layer of 16+ inputs; training plans (--train, or the train block's 'compute = bf16'): the forwards, input and weight gradients of the convolutions and of the dense layers of 16+ inputs and units. Also on a .plan: compile M.plan --compute bf16 -o N.plan."),
             OptionSpec(name: "train", kind: .flag, help: "Compile one training step: forward, loss, backward and optimizer update."),
@@ -45,6 +45,7 @@ enum CompileCommand {
           fergc compile Models/vgg_k.graph --weights runs/k/checkpoint-best.npz --tta tencrop -o vgg_k.plan
           fergc compile Models/vgg16_gap.graph --weights runs/v/checkpoint-last.npz --tta center_flip+whole_flip -o v.plan
           fergc compile Models/vgg16_gap.graph --weights v40.plan --input-side 48 --tta flip -o v48.plan
+          fergc compile Models/vgg16_gap.graph --weights runs/a/checkpoint-last.npz --weights runs/b/checkpoint-last.npz -o soup.plan
         """)
 
     static func main(_ args: [String]) throws {
@@ -90,12 +91,31 @@ enum CompileCommand {
         options.printAfter = Set(a.all("print-after"))
         if a.flag("print-after-all") { options.printAfter.insert("all") }
         options.printer = { Console.err($0) }
-        if let w = a.value("weights") {
-            if isPlanFile(w) {
-                guard !train else { throw UsageError(message: "--weights \(w) is a plan: a plan's values start an inference compile (new views or input size); a training plan starts from a checkpoint or an .npz", command: spec.name) }
-                do { options.planWeights = try inferencePlanParameters(path: w) } catch { throw CLIError("\(error)") }
-            } else {
-                options.weights = try loadWeights(w, for: model)
+        let weightFiles = a.all("weights")
+        if let w = weightFiles.first {
+            if weightFiles.count > 1 {
+                guard !train else { throw UsageError(message: "--weights given \(weightFiles.count) times averages the values for an inference plan; to train from the average, compile it to a plan and start with 'fergc train --init M.plan'", command: spec.name) }
+                let plans = weightFiles.filter(isPlanFile)
+                guard plans.isEmpty || plans.count == weightFiles.count else {
+                    throw UsageError(message: "--weights: \(plans[0]) is a plan and \(weightFiles.first { !isPlanFile($0) }!) is not: average plans with plans (their batchnorm folded) or checkpoints and .npz files with each other", command: spec.name)
+                }
+            }
+            do {
+                if isPlanFile(w) {
+                    guard !train else { throw UsageError(message: "--weights \(w) is a plan: a plan's values start an inference compile (new views or input size); a training plan starts from a checkpoint or an .npz", command: spec.name) }
+                    var soup = Soup()
+                    for f in weightFiles { try soup.add(try inferencePlanParameters(path: f), from: f) }
+                    options.planWeights = soup.mean
+                } else {
+                    var soup = Soup()
+                    for f in weightFiles { try soup.add(try loadWeights(f, for: model), from: f) }
+                    options.weights = soup.mean
+                }
+            } catch let e as UsageError { throw e } catch let e as CLIError { throw e } catch {
+                throw CLIError("\(error)")
+            }
+            if weightFiles.count > 1 {
+                Console.err("weights: the element-by-element mean of \(weightFiles.count) files' values (a uniform soup): \(weightFiles.joined(separator: ", "))\n")
             }
         }
 
@@ -298,6 +318,9 @@ func withComputeType(_ plan: Plan, _ type: String) throws -> Plan {
 /// values), or computing its convolutions in another type.
 private func restore(_ path: String, _ a: ParsedArguments) throws {
     let dtype = a.value("weights-dtype"), compute = a.value("compute")
+    if let w = a.all("weights").first {
+        throw UsageError(message: "\(path) is recompiled with its own values; to compile it with other values (--weights \(w)), compile the model: compile M.graph --weights \(w) -o N.plan", command: "compile")
+    }
     guard dtype != nil || compute != nil, let out = a.value("output") else {
         throw UsageError(message: "a .plan is recompiled only to change how it stores weights or what it computes in: compile M.plan --weights-dtype f16 -o N.plan, or compile M.plan --compute bf16 -o N.plan", command: "compile")
     }

@@ -9,10 +9,11 @@ KIND is what gets mutated:
                the checksums see them): one to three JSON leaves of a section set to extremes,
                swapped, dropped or duplicated (85%), 8-byte words of PARM overwritten (10%), or
                another format version (5%); then inspect, explain, predict, eval, export,
-               ensemble, bench, compile --weights or train --init on the mutant.
+               ensemble, bench, compile --weights (once, and twice: a soup of
+               the mutant with itself) or train --init on the mutant.
   run          run directories: the checkpoint's record and stored model text mutated, its
                tensors truncated, doubled, retyped, dropped, reshaped or given a NaN; then
-               train --resume, report, eval, compile --weights or train --init.
+               train --resume, report, eval, compile --weights (once and twice) or train --init.
   predictions  the CSVs `fergc eval --predictions` writes: fields, lines and truncations;
                then ensemble --predictions (with and without --combinations).
 
@@ -364,6 +365,7 @@ def plan_commands(m, w):
             ['export', m, '-o', os.path.join(w, 'x.onnx')], ['ensemble', m, m, '-o', os.path.join(w, 'e.plan')],
             ['bench', m, '--runs', '5', '--batch', '1'],
             ['compile', TINY, '--weights', m, '--tta', 'flip', '-o', os.path.join(w, 'w.plan')],
+            ['compile', TINY, '--weights', m, '--weights', m, '-o', os.path.join(w, 's.plan')],
             ['train', TINY, '--init', m, '--out', os.path.join(w, 'ti'), '--max-steps', '1']]
 
 
@@ -379,6 +381,7 @@ def run_commands(d):
     return [['train', '--resume', d, '--max-steps', '2'], ['report', d],
             ['eval', ck, '--data', SAMPLE, '--split', 'PublicTest', '--out', os.path.join(d, 'ev')],
             ['compile', model, '--weights', ck, '-o', os.path.join(d, 'x.plan')],
+            ['compile', model, '--weights', ck, '--weights', ck, '-o', os.path.join(d, 's.plan')],
             ['train', model, '--init', ck, '--out', os.path.join(d, 'r2'), '--max-steps', '1']]
 
 
