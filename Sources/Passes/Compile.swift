@@ -37,7 +37,9 @@ public struct CompileOptions {
     /// --weights P.plan`), folds applied: they go into the new plan's buffers by name as they
     /// are, and the new plan must have exactly those tensors. The probe checks the passes on
     /// seeded values (a batchnorm folded away cannot be unfolded); the convolution algorithm
-    /// is chosen on these. Not with `weights`.
+    /// is chosen on these. Not with `weights`. A folded convolution's `X.weight.folded` and
+    /// `X.bias.folded` go to `X.weight`/`X.bias` where the new plan has no folded tensor (the
+    /// model written without its batchnorm).
     public var planWeights: [String: [Float]]?
     public var seed: UInt64 = 1
     /// Hash of the model source, for the metadata.
@@ -135,8 +137,22 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
 
     // Parameter values: given (with folds), or initial.
     let values: [String: [Float]]
+    var planValues: [String: [Float]]?
     if let w = options.planWeights {
-        values = w
+        // A plan of a model with batchnorm, given to the same model written without it: its
+        // folded convolutions `X.weight.folded`/`X.bias.folded` are the convolutions X (with a
+        // bias) of that model, as `fergc train --init M.plan` offers them.
+        let names = Set(plan.buffers.map(\.name))
+        var renamed: [String: [Float]] = [:]
+        for (name, v) in w.sorted(by: { $0.key < $1.key }) {
+            let key = name.hasSuffix(foldedSuffix) && !names.contains(name) ? String(name.dropLast(foldedSuffix.count)) : name
+            guard renamed[key] == nil else {
+                throw PassError(pass: "compile", message: "weights: the plan holds both '\(key)' and '\(key)\(foldedSuffix)'")
+            }
+            renamed[key] = v
+        }
+        planValues = renamed
+        values = renamed
     } else if let w = options.weights {
         values = try applyFolds(folds, weights: w)
     } else {
@@ -156,7 +172,7 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
     if !missing.isEmpty {
         throw PassError(pass: "compile", message: "weights: missing \(missing.count) tensor\(missing.count == 1 ? "" : "s"): \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", ..." : "")")
     }
-    if let w = options.planWeights {
+    if let w = planValues {
         // A plan's tensors that this one does not use: it was compiled from another model.
         let extra = w.keys.filter { plan.parameters[$0] == nil }.sorted()
         if !extra.isEmpty {

@@ -252,13 +252,26 @@ final class WholeFaceViewTests: XCTestCase {
         XCTAssertEqual(start["c2.weight"], plan.parameters["c2.weight.folded"])
         XCTAssertNotEqual(start["c2.weight"], values(g)["c2.weight"], "the fold must have changed the weights")
         let again = try compiled(unfolded, weights: start)
+        // `fergc compile M.graph --weights P.plan` of the model without batchnorm: the folded
+        // tensors go to its convolutions by the same renaming, without a run.
+        let direct = try compiled(unfolded, plan: plan.parameters)
+        XCTAssertEqual(direct.parameters["c2.weight"], plan.parameters["c2.weight.folded"])
+        XCTAssertEqual(direct.parameters["c2.bias"], plan.parameters["c2.bias.folded"])
+        XCTAssertNil(direct.parameters["c2.weight.folded"])
+        var both = plan.parameters
+        both["c2.weight"] = both["c2.weight.folded"]
+        XCTAssertThrowsError(try compiled(unfolded, plan: both)) {
+            XCTAssertTrue("\($0)".contains("both 'c2.weight' and 'c2.weight.folded'"), "\($0)")
+        }
         var pixels = [UInt8](repeating: 0, count: 3 * 40 * 40)
         for i in pixels.indices { pixels[i] = UInt8(truncatingIfNeeded: i * 37 + 11) }
         let a = try Session(LoadedPlan(plan: plan)).predictRaw(pixels: pixels)
-        let b = try Session(LoadedPlan(plan: again)).predictRaw(pixels: pixels)
-        XCTAssertEqual(a.count, 3)
-        for (x, y) in zip(a, b) {
-            for k in 0..<7 { XCTAssertEqual(x[k], y[k], accuracy: 1e-5) }
+        for other in [again, direct] {
+            let b = try Session(LoadedPlan(plan: other)).predictRaw(pixels: pixels)
+            XCTAssertEqual(a.count, 3)
+            for (x, y) in zip(a, b) {
+                for k in 0..<7 { XCTAssertEqual(x[k], y[k], accuracy: 1e-5) }
+            }
         }
     }
 
