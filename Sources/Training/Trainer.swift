@@ -647,9 +647,11 @@ public func evaluationInterfaceProblem(_ plan: Plan) -> String? {
 
 /// Runs an inference plan (outputs: logits, loss) over a set in batches.
 /// `each`, when given, sees every face's output row (logits, or probabilities when
-/// `plan.outputIsProbabilities`) with the face's index in `set`, in order.
+/// `plan.outputIsProbabilities`) with the face's index in `set`, in order; `progress`, when
+/// given, the number of faces done after each batch.
 public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, inputScale: Float,
-                              each: ((_ face: Int, _ scores: ArraySlice<Float>) -> Void)? = nil) throws -> (loss: Double, confusion: Confusion) {
+                              each: ((_ face: Int, _ scores: ArraySlice<Float>) -> Void)? = nil,
+                              progress: ((_ done: Int) -> Void)? = nil) throws -> (loss: Double, confusion: Confusion) {
     if let problem = evaluationInterfaceProblem(plan) { throw TrainError("plan '\(plan.name)': \(problem)") }
     let x = plan.buffer(named: "x")!, labels = plan.buffer(named: "labels")
     let logitsIndex = plan.outputs[0]
@@ -674,6 +676,7 @@ public func evaluateInference(_ ex: Executor<Float>, plan: Plan, set: FaceSet, i
             each?(start + k, logits[(k * classes)..<((k + 1) * classes)])
         }
         start = end
+        progress?(end)
     }
     return (lossSum / Double(max(set.count, 1)), confusion)
 }

@@ -24,6 +24,8 @@ enum EvalCommand {
         ],
         details: """
         MODEL is a compiled plan (fergc compile -o M.plan) or a checkpoint written by 'fergc train'.
+        Progress goes to stderr: a line redrawn on a terminal, else (a log) a line every 30 s of a
+        long evaluation, such as a plan of many views over a split.
 
         --predictions writes one line per face of the split, in file order: face (0-based among
         the split's faces read), label, predicted, then the seven class probabilities (Angry ...
@@ -68,12 +70,14 @@ enum EvalCommand {
         var predictions = predictionsPath == nil ? "" : predictionsHeader + "\n"
         let probabilities = plan.outputIsProbabilities
         let start = Date()
+        let progress = EvalProgress(total: set.count, split: split.rawValue, interactive: isatty(2) != 0)
         let (meanLoss, confusion) = try evaluateInference(ex, plan: plan, set: set, inputScale: Float(plan.metadata.inputScale),
                                                           each: predictionsPath == nil ? nil : { face, scores in
             var p = Array(scores)
             if !probabilities { softmaxInPlace(&p, p.count) }
             predictions += predictionsLine(face: face, label: Int(set.labels[face]), predicted: argmax(p), p)
-        })
+        }, progress: progress.show)
+        progress.finish()
         let hasLoss = plan.outputs.count > 1
         let seconds = Date().timeIntervalSince(start)
 
@@ -134,6 +138,44 @@ enum EvalCommand {
             throw CLIError("--predictions \(path): the directory \(parent) does not exist")
         }
         guard access(parent, W_OK) == 0 else { throw CLIError("--predictions \(path): the directory \(parent) is not writable") }
+    }
+}
+
+/// Progress of a long evaluation on stderr (a plan of many views takes minutes over a split):
+/// on a terminal one line redrawn after a batch at most five times a second; otherwise, for logs, a line every 30 s
+/// once the evaluation has run that long, so a short one prints nothing.
+final class EvalProgress {
+    let total: Int, split: String, interactive: Bool
+    let start = monotonicSeconds()
+    var lastLine: Double
+    var drawn = false
+
+    init(total: Int, split: String, interactive: Bool) {
+        self.total = total
+        self.split = split
+        self.interactive = interactive
+        lastLine = start
+    }
+
+    func show(_ done: Int) {
+        let now = monotonicSeconds(), elapsed = now - start
+        let rate = Double(done) / max(elapsed, 1e-9)
+        let line = String(format: "%@: %d/%d faces  %.0f faces/s  ETA %@", split, done, total, rate, duration(Double(total - done) / max(rate, 1e-9)))
+        if interactive {
+            // A plan compiled for one face runs a batch per face: redrawn at most 5 times a second.
+            guard now - lastLine >= 0.2 || done == total else { return }
+            lastLine = now
+            Console.err("\r\u{1B}[K" + line)
+            drawn = true
+        } else if now - lastLine >= 30, done < total {
+            lastLine = now
+            Console.err(line + "\n")
+        }
+    }
+
+    /// Clears the redrawn line before the results.
+    func finish() {
+        if drawn { Console.err("\r\u{1B}[K") }
     }
 }
 
