@@ -142,8 +142,8 @@ enum EvalCommand {
 }
 
 /// Progress of a long evaluation on stderr (a plan of many views takes minutes over a split):
-/// on a terminal one line redrawn after a batch at most five times a second; otherwise, for logs, a line every 30 s
-/// once the evaluation has run that long, so a short one prints nothing.
+/// on a terminal one line redrawn after a batch, at most five times a second; otherwise, for
+/// logs, a line every 30 s once the evaluation has run that long, so a short one prints nothing.
 final class EvalProgress {
     let total: Int, split: String, interactive: Bool
     let start = monotonicSeconds()
