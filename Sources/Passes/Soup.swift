@@ -6,9 +6,10 @@
 // worse than either; nothing here can tell the two cases apart, so that is the caller's claim.
 
 /// The element-by-element mean of sets of values added one at a time (so averaging many files
-/// holds two of them at once, not all): each set named by its source for errors, summed in
-/// double precision in the order added and rounded once. Every set must hold the same tensors
-/// with the same number of values as the first; the first difference is named with its files.
+/// holds the running sums and one file's values, not every file): each set named by its source
+/// for errors, summed in double precision in the order added and rounded once. Every set must
+/// hold the same tensors with the same number of values as the first; the first difference is
+/// named with its files.
 public struct Soup {
     private var first: String?
     private var sums: [String: [Double]] = [:]
