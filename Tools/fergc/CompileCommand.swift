@@ -256,7 +256,6 @@ func loadWeights(_ path: String, for model: Graph) throws -> [String: [Float]] {
     return out
 }
 
-/// Whether the file starts with the .plan magic (so a plan is read as one whatever its name).
 /// "123", "64K", "1.5M", "2G" -> bytes (powers of 1024).
 func parseBytes(_ s: String) throws -> Int { try parseBytes(s, option: "--max-memory", command: "compile") }
 
