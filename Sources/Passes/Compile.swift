@@ -142,14 +142,9 @@ public func compile(_ model: Graph, _ options: CompileOptions) throws -> Compile
         // A plan of a model with batchnorm, given to the same model written without it: its
         // folded convolutions `X.weight.folded`/`X.bias.folded` are the convolutions X (with a
         // bias) of that model, as `fergc train --init M.plan` offers them.
-        let names = Set(plan.buffers.map(\.name))
-        var renamed: [String: [Float]] = [:]
-        for (name, v) in w.sorted(by: { $0.key < $1.key }) {
-            let key = name.hasSuffix(foldedSuffix) && !names.contains(name) ? String(name.dropLast(foldedSuffix.count)) : name
-            guard renamed[key] == nil else {
-                throw PassError(pass: "compile", message: "weights: the plan holds both '\(key)' and '\(key)\(foldedSuffix)'")
-            }
-            renamed[key] = v
+        let renamed: [String: [Float]]
+        do { renamed = try unfoldedNames(w, keep: Set(plan.buffers.map(\.name))) } catch let e as PassError {
+            throw PassError(pass: "compile", message: "weights: \(e.message)")
         }
         planValues = renamed
         values = renamed

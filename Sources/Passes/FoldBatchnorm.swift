@@ -29,8 +29,25 @@
 import GraphIR
 
 /// What the fold appends to the names of the weight and bias it makes (`c.weight.folded`): a
-/// plan's folded tensors, which `fergc train --init P.plan` offers under the names without it.
+/// plan's folded tensors, which `fergc train --init P.plan` and `fergc compile --weights P.plan`
+/// offer under the names without it.
 public let foldedSuffix = ".folded"
+
+/// A plan's values with each folded tensor (`X.weight.folded`, `X.bias.folded`) under the name
+/// without the suffix, for the convolution X (with a bias) of the model written without its
+/// batchnorm; names in `keep` stay as they are (a model that folds again). Throws when a plan
+/// holds both names of one tensor.
+public func unfoldedNames(_ values: [String: [Float]], keep: Set<String> = []) throws -> [String: [Float]] {
+    var out: [String: [Float]] = [:]
+    for (name, v) in values.sorted(by: { $0.key < $1.key }) {
+        let key = name.hasSuffix(foldedSuffix) && !keep.contains(name) ? String(name.dropLast(foldedSuffix.count)) : name
+        guard out[key] == nil else {
+            throw PassError(pass: "fold-batchnorm", message: "the plan holds both '\(key)' and '\(key)\(foldedSuffix)'")
+        }
+        out[key] = v
+    }
+    return out
+}
 
 /// How one folded layer's weight and bias are computed from the original tensors (by name).
 public struct FoldRecipe: Hashable, Sendable, Codable {

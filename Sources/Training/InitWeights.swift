@@ -41,15 +41,9 @@ public struct InitTensors: Sendable {
             // A convolution whose batchnorm was folded into it stores `X.weight.folded` and
             // `X.bias.folded`: offered as `X.weight` and `X.bias`, they start the convolution X
             // of the same model written without the batchnorm (the fold made for good).
-            var tensors: [String: (shape: [Int]?, values: [Float])] = [:]
-            for (name, values) in parameters {
-                let key = name.hasSuffix(foldedSuffix) ? String(name.dropLast(foldedSuffix.count)) : name
-                guard tensors[key] == nil else {
-                    throw TrainError("--init \(path): the plan holds both '\(key)' and '\(key)\(foldedSuffix)'")
-                }
-                tensors[key] = (shape: nil, values: values)
-            }
-            return InitTensors(source: path, tensors: tensors, fromPlan: true)
+            let unfolded: [String: [Float]]
+            do { unfolded = try unfoldedNames(parameters) } catch let e as PassError { throw TrainError("--init \(path): \(e.message)") }
+            return InitTensors(source: path, tensors: unfolded.mapValues { (shape: nil, values: $0) }, fromPlan: true)
         }
         if let c = try? Checkpoint.read(path) {
             return InitTensors(source: path, tensors: c.tensors.mapValues { (shape: nil, values: $0) })
