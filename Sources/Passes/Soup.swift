@@ -48,11 +48,3 @@ public struct Soup {
         return sums.mapValues { $0.map { Float($0 * scale) } }
     }
 }
-
-/// The mean of `sets` (see `Soup`).
-public func averageValues(_ sets: [(source: String, values: [String: [Float]])]) throws -> [String: [Float]] {
-    var soup = Soup()
-    for set in sets { try soup.add(set.values, from: set.source) }
-    guard let mean = soup.mean else { throw PassError(pass: "soup", message: "no values to average") }
-    return mean
-}
