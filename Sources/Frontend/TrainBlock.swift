@@ -27,10 +27,11 @@ struct TrainSection {
     var distill = 0.0
     var distillTemperature: (value: Double, loc: Loc)?
     var compute = "f32"
+    var finish: FinishStage?
 }
 
 let trainKeys = ["loss", "optimizer", "schedule", "batch", "epochs", "seed", "input_scale", "augment", "label_smoothing", "ema",
-                 "mixup", "distill", "distill_temperature", "compute"]
+                 "mixup", "distill", "distill_temperature", "compute", "finish"]
 
 /// The error for a key that is not a train setting (in the block, or given with `--set`).
 func unknownTrainKey(_ key: String) -> String {
@@ -46,6 +47,7 @@ extension Lowering {
         var optimizer: OptimizerConfig?
         var decay: (value: Double, loc: Loc)?
         var schedule: (value: LRSchedule, loc: Loc)?
+        var finishAugment: Loc?
         var section = TrainSection(keyword: keyword, loss: Name(text: "", loc: keyword),
                                    optimizer: .adam(lr: 1e-3, AdamAttrs()), schedule: .constant)
         for entry in entries {
@@ -102,6 +104,8 @@ extension Lowering {
                     throw mismatch(r, key: key.text, expected: "f32 or bf16", symbols: ["f32", "bf16"])
                 }
                 section.compute = name
+            case "finish":
+                (section.finish, finishAugment) = try finishSetting(v)
             default:
                 break
             }
@@ -114,6 +118,12 @@ extension Lowering {
         }
         if let t = section.distillTemperature, section.distill == 0 {
             throw source.error(t.loc, "distill_temperature = \(formatDouble(t.value)) without a teacher's weight: add 'distill = 0.5' (for example) or remove it")
+        }
+        if let f = section.finish, let a = f.augmentation, a.outputSide != section.augmentation.outputSide,
+           let loc = finishAugment {
+            func side(_ a: Augmentation) -> String { a.crop == 0 ? "the whole 48x48 face" : "\(a.crop)x\(a.crop) crops" }
+            throw source.error(loc, "the finish's augment trains on \(side(a)) but the run's on \(side(section.augmentation)): the model's input side does not change within a run; give the finish's augment crop=\(section.augmentation.crop == 0 ? "48 or leave crop out" : String(section.augmentation.crop))",
+                               notes: seen["augment"].map { [source.note($0, "the run's augment is set here")] } ?? [])
         }
         section.loss = loss
         section.optimizer = optimizer
@@ -146,6 +156,7 @@ extension Lowering {
         config.mixup = t.mixup
         config.distill = t.distill
         config.distillTemperature = t.distillTemperature?.value ?? 1
+        config.finish = t.finish
         return config
     }
 
@@ -225,6 +236,32 @@ extension Lowering {
             schedule = .constant
         }
         return schedule
+    }
+
+    /// `finish = none` or `finish(epochs=E, lr=R[, schedule=S][, augment=A])`, and where its
+    /// augment is written.
+    private func finishSetting(_ v: Expr) throws(Diagnostic) -> (FinishStage?, Loc?) {
+        var (name, kw) = try call(v, key: "finish", options: ["none", "finish"])
+        guard name.text == "finish" else {
+            try kw.finish(valid: [], what: name.text, source: source)
+            return (nil, nil)
+        }
+        guard let (ek, ev) = kw.take("epochs") else {
+            throw source.error(name.loc, "missing required attribute 'epochs' for finish (the epochs after the main ones)")
+        }
+        let epochs = try integer(ev, key: ek.text, atLeast: 1)
+        guard let (lk, lv) = kw.take("lr") else {
+            throw source.error(name.loc, "missing required attribute 'lr' for finish (the rate its schedule starts from)")
+        }
+        var stage = FinishStage(epochs: epochs, learningRate: try number(lv, key: lk.text, "must be positive") { $0 > 0 })
+        if let (_, sv) = kw.take("schedule") { stage.schedule = try scheduleSetting(sv) }
+        var augmentLoc: Loc?
+        if let (_, av) = kw.take("augment") {
+            stage.augmentation = try augmentSetting(av)
+            augmentLoc = av.loc
+        }
+        try kw.finish(valid: ["epochs", "lr", "schedule", "augment"], what: name.text, source: source)
+        return (stage, augmentLoc)
     }
 
     private func augmentSetting(_ v: Expr) throws(Diagnostic) -> Augmentation {

@@ -65,34 +65,48 @@ extension TrainingConfig {
         case .adam(let lr, let a):
             s += "  optimizer = adam(lr=\(formatDouble(lr)), beta1=\(formatDouble(a.beta1)), beta2=\(formatDouble(a.beta2)), epsilon=\(formatDouble(a.epsilon)))\n"
         }
-        switch schedule {
-        case .constant: s += "  schedule = constant\n"
-        case .inverseTime(let d): s += "  schedule = inverse_time(decay=\(formatDouble(d)))\n"
-        case .cosine(let m, let w): s += "  schedule = cosine(min_factor=\(formatDouble(m)), warmup_epochs=\(formatDouble(w)))\n"
-        case .step(let every, let f): s += "  schedule = step(every=\(every), factor=\(formatDouble(f)))\n"
-        }
+        s += "  schedule = \(schedule.printed)\n"
         s += "  batch = \(batchSize)\n"
         s += "  epochs = \(epochs)\n"
         s += "  seed = \(seed)\n"
         s += "  input_scale = \(formatDouble(inputScale))\n"
-        if augmentation.isNone {
-            s += "  augment = none\n"
-        } else {
-            let a = augmentation
-            var extra = ""
-            if a.usesExtendedOptions {
-                // crop=0 is "no crop", which the language writes by leaving crop out.
-                extra = (a.crop != 0 ? ", crop=\(a.crop)" : "") + ", pad=\(a.pad), pad_mode=\(a.padMode.rawValue), rotate=\(formatDouble(a.rotate)), scale=\(formatDouble(a.scale))"
-                    + ", erase=\(formatDouble(a.erase)), erase_min=\(formatDouble(a.eraseMin)), erase_max=\(formatDouble(a.eraseMax))"
-            }
-            s += "  augment = augment(hflip=\(a.horizontalFlip), shift=\(formatDouble(a.shift))\(extra))\n"
-        }
+        s += "  augment = \(augmentation.printed)\n"
         if labelSmoothing != 0 { s += "  label_smoothing = \(formatDouble(labelSmoothing))\n" }
         if ema != 0 { s += "  ema = \(formatDouble(ema))\n" }
         if mixup != 0 { s += "  mixup = \(formatDouble(mixup))\n" }
         if distill != 0 { s += "  distill = \(formatDouble(distill))\n" }
         if distillTemperature != 1 { s += "  distill_temperature = \(formatDouble(distillTemperature))\n" }
         if compute != "f32" { s += "  compute = \(compute)\n" }
+        if let f = finish {
+            s += "  finish = finish(epochs=\(f.epochs), lr=\(formatDouble(f.learningRate)), schedule=\(f.schedule.printed)"
+                + (f.augmentation.map { ", augment=\($0.printed)" } ?? "") + ")\n"
+        }
         return s + "}\n"
+    }
+}
+
+extension LRSchedule {
+    /// As the train block writes it.
+    public var printed: String {
+        switch self {
+        case .constant: return "constant"
+        case .inverseTime(let d): return "inverse_time(decay=\(formatDouble(d)))"
+        case .cosine(let m, let w): return "cosine(min_factor=\(formatDouble(m)), warmup_epochs=\(formatDouble(w)))"
+        case .step(let every, let f): return "step(every=\(every), factor=\(formatDouble(f)))"
+        }
+    }
+}
+
+extension Augmentation {
+    /// As the train block writes it.
+    public var printed: String {
+        if isNone { return "none" }
+        var extra = ""
+        if usesExtendedOptions {
+            // crop=0 is "no crop", which the language writes by leaving crop out.
+            extra = (crop != 0 ? ", crop=\(crop)" : "") + ", pad=\(pad), pad_mode=\(padMode.rawValue), rotate=\(formatDouble(rotate)), scale=\(formatDouble(scale))"
+                + ", erase=\(formatDouble(erase)), erase_min=\(formatDouble(eraseMin)), erase_max=\(formatDouble(eraseMax))"
+        }
+        return "augment(hflip=\(horizontalFlip), shift=\(formatDouble(shift))\(extra))"
     }
 }

@@ -90,6 +90,32 @@ public struct Augmentation: Hashable, Sendable {
     public var isRandom: Bool { horizontalFlip || shift != 0 || pad != 0 || rotate != 0 || scale != 0 || erase != 0 }
 }
 
+/// The last epochs of a run, after the main schedule has ended, with their own learning rate,
+/// schedule and augmentation (`finish = finish(epochs=2, lr=0.001, augment=augment(hflip=true, crop=40))`):
+/// the light final phase that lifted models trained with rotation, zoom and erasing
+/// (docs/results/best/README.md, session 45's rule E), planned into the run instead of a
+/// second `fergc train --init`. The optimizer's momentum and the weight average carry on across
+/// the change; every random draw stays keyed by (seed, epoch, position), so a run resumes
+/// exactly inside its finish too.
+public struct FinishStage: Hashable, Sendable {
+    /// Epochs after the main ones (at least 1).
+    public var epochs: Int
+    /// The rate the finish starts from; its schedule runs over the finish's epochs alone.
+    public var learningRate: Double
+    public var schedule: LRSchedule
+    /// The finish's augmentation (nil: the run's own). Its crop is the run's: the model's input
+    /// side does not change.
+    public var augmentation: Augmentation?
+
+    public init(epochs: Int, learningRate: Double, schedule: LRSchedule = .cosine(minFactor: 0, warmupEpochs: 0),
+                augmentation: Augmentation? = nil) {
+        self.epochs = epochs
+        self.learningRate = learningRate
+        self.schedule = schedule
+        self.augmentation = augmentation
+    }
+}
+
 public struct TrainingConfig: Hashable, Sendable {
     /// The name of the scalar value to minimise (before regularizers are added).
     public var loss: String
@@ -131,6 +157,30 @@ public struct TrainingConfig: Hashable, Sendable {
     /// batchnorm, the loss and the update in f32; all f32 where the CPU has neither). The training plan carries it
     /// (`PlanMetadata.computeDType`); plans compiled for inference stay f32.
     public var compute = "f32"
+    /// The run's last epochs with their own rate, schedule and augmentation (nil: none).
+    public var finish: FinishStage? = nil
+
+    /// The epochs the run trains: the main `epochs` and the finish's.
+    public var totalEpochs: Int { epochs + (finish?.epochs ?? 0) }
+
+    /// The learning rate of step `iteration` (0-based, counted over the whole run): the main
+    /// schedule over `epochs`, then the finish's schedule from its own rate over its epochs.
+    public func learningRate(iteration: Int, stepsPerEpoch: Int) -> Double {
+        let mainSteps = stepsPerEpoch * epochs
+        if let f = finish, iteration >= mainSteps {
+            return f.schedule.rate(base: f.learningRate, iteration: iteration - mainSteps, stepsPerEpoch: stepsPerEpoch, epochs: f.epochs)
+        }
+        return schedule.rate(base: optimizer.learningRate, iteration: iteration, stepsPerEpoch: stepsPerEpoch, epochs: epochs)
+    }
+
+    /// The augmentation of epoch `epoch` (0-based): the finish's in its epochs, else the run's.
+    public func augmentation(epoch: Int) -> Augmentation {
+        if epoch >= epochs, let a = finish?.augmentation { return a }
+        return augmentation
+    }
+
+    /// Whether any epoch's training images are augmented.
+    public var augmentsAnyEpoch: Bool { !augmentation.isNone || !(finish?.augmentation?.isNone ?? true) }
 
     public init(loss: String, optimizer: OptimizerConfig, schedule: LRSchedule = .constant,
                 batchSize: Int = 128, epochs: Int = 100, seed: UInt64 = 1, inputScale: Double = 1,

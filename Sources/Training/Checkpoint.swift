@@ -58,6 +58,8 @@ public struct CheckpointMeta: Codable, Sendable {
     public var checkpointEvery: Int? = nil
     /// The teacher's probabilities of a distilling run (absent: no teacher); a resume needs the same.
     public var teacher: TeacherRecord? = nil
+    /// Epochs of the run's finish after its `epochs` (absent: none, or written before finishes).
+    public var finishEpochs: Int? = nil
 }
 
 /// Which teacher's probabilities a distilling run trains with: where they came from and their

@@ -54,7 +54,7 @@ extension Trainer {
         let what = "frozen prefix (steps 0..<\(info.steps), '\(info.output)' \(info.outputPerSample))"
         guard budgetBytes > 0 else { return "\(what): cache off (--prefix-cache 0)" }
         guard options.group == nil else { return "\(what): cache off in a data-parallel run (each rank recomputes its share)" }
-        guard training.augmentation == .none else {
+        guard !training.augmentsAnyEpoch else {
             return "\(what): cache off, because augmentation (flips/shifts) feeds the prefix and changes its output every epoch"
         }
         guard training.mixup == 0 else {

@@ -229,9 +229,13 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     }
     var md = "# Training report: \(c.meta.model)\n\n"
     if let command { md += "Command: `\(command)`\n\n" }
-    md += "Epochs run: \(h.count) of \(c.meta.epochs); batch \(c.meta.batchSize); seed \(c.meta.seed); wall time \(String(format: "%.1f", c.meta.elapsedSeconds)) s.\n\n"
+    let finish = c.meta.finishEpochs.map { " and \($0) of finish" } ?? ""
+    md += "Epochs run: \(h.count) of \(c.meta.epochs)\(finish); batch \(c.meta.batchSize); seed \(c.meta.seed); wall time \(String(format: "%.1f", c.meta.elapsedSeconds)) s.\n\n"
     if c.meta.modelIR.contains("\n  compute = bf16\n") {
         md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
+    }
+    if let line = c.meta.modelIR.split(separator: "\n").first(where: { $0.hasPrefix("  finish = ") }) {
+        md += "Finish: `\(line.dropFirst(11))` (the last epochs, after the main schedule, with their own rate, schedule and augmentation).\n\n"
     }
     if let t = c.meta.teacher {
         let weight = c.meta.modelIR.split(separator: "\n").first { $0.hasPrefix("  distill = ") }.map { $0.dropFirst(12) } ?? "?"

@@ -324,7 +324,7 @@ public final class Trainer {
                         parameters: model.summary().paramsTotal, resumedAt: options.resume ? (state.epoch, state.batch) : nil))
         log.write(["event": options.resume ? "resume" : "start", "model": model.name, "epoch": state.epoch,
                    "batch": state.batch, "iteration": state.iteration, "seed": NSNumber(value: options.seed), "batch_size": options.batchSize,
-                   "epochs": options.epochs, "train_images": trainSet.count, "val_images": valSet.count,
+                   "epochs": options.epochs, "finish_epochs": training.finish?.epochs ?? 0, "train_images": trainSet.count, "val_images": valSet.count,
                    // What the segment's wall time was measured on (the report's segments table).
                    "elapsed_seconds": state.elapsedBefore, "compute": computeRecord]
                   .merging(SegmentHost.currentEventFields) { a, _ in a }
@@ -339,7 +339,7 @@ public final class Trainer {
         var stepsThisRun = 0
         var batch = Batch(capacity: options.batchSize)
         try options.group?.synchronize("starting to train")
-        while state.epoch < options.epochs {
+        while state.epoch < training.totalEpochs {
             let epoch = state.epoch
             let order = epochOrder(count: trainSet.count, seed: options.seed, epoch: epoch)
             // A resumed epoch's clock starts where the checkpoint left it.
@@ -363,8 +363,7 @@ public final class Trainer {
                 }
                 let b = state.batch
                 let indices = order[(b * options.batchSize)..<min((b + 1) * options.batchSize, trainSet.count)]
-                rate = training.schedule.rate(base: training.optimizer.learningRate, iteration: state.iteration,
-                                              stepsPerEpoch: stepsPerEpoch, epochs: options.epochs)
+                rate = training.learningRate(iteration: state.iteration, stepsPerEpoch: stepsPerEpoch)
                 let (loss, correct) = try trainStep(&batch, indices: indices, epoch: epoch, iteration: state.iteration, rate: rate, buffers)
                 guard loss.isFinite, buffers.checked.allSatisfy(stepExecutor.isFinite) else {
                     log.write(["event": "non_finite", "epoch": epoch + 1, "batch": b + 1, "iteration": state.iteration])
@@ -379,7 +378,7 @@ public final class Trainer {
                 stepsThisRun += 1
                 let ips = Double(state.seen) / max(epochSeconds(), 1e-9)
                 let remainingImages = Double(stepsPerEpoch - state.batch) * Double(options.batchSize)
-                    + Double(options.epochs - epoch - 1) * Double(trainSet.count)
+                    + Double(training.totalEpochs - epoch - 1) * Double(trainSet.count)
                 report(.step(epoch: epoch, batch: b, steps: stepsPerEpoch, loss: state.lossSum / Double(state.seen),
                              accuracy: Double(state.correct) / Double(state.seen), imagesPerSecond: ips, etaSeconds: remainingImages / max(ips, 1e-9)))
                 if options.checkpointEvery > 0, state.iteration % options.checkpointEvery == 0, state.batch < stepsPerEpoch {
@@ -399,6 +398,7 @@ public final class Trainer {
             var event: [String: Any] = ["event": "epoch", "epoch": record.epoch, "loss": record.loss, "accuracy": record.accuracy,
                                         "lr": rate, "seconds": record.seconds, "img_per_s": record.imagesPerSecond, "best": isBest,
                                         "elapsed_seconds": elapsed()]
+            if epoch >= training.epochs { event["stage"] = "finish" }
             if let valLoss = record.valLoss, let valAccuracy = record.valAccuracy {
                 event["val_loss"] = valLoss
                 event["val_accuracy"] = valAccuracy
@@ -451,7 +451,7 @@ public final class Trainer {
     func fillTrainingBatch(_ batch: inout Batch, indices: ArraySlice<Int>, epoch: Int, classes: Int) {
         let position = UInt64(indices.startIndex / options.batchSize)
         fillBatch(x: &batch.x, labels: &batch.labels, set: trainSet, indices: indices, scale: Float(training.inputScale),
-                  augmentation: training.augmentation, augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
+                  augmentation: training.augmentation(epoch: epoch), augmentSeed: mixSeed(options.seed, 0x4155_4731, UInt64(epoch), position))
         guard training.usesSoftTargets else {
             batch.scored = batch.labels
             return
@@ -500,7 +500,10 @@ public final class Trainer {
         // The record's counters, before they index anything.
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
         func bad(_ what: String) -> TrainError { TrainError("\(lastCheckpointPath): the checkpoint record is inconsistent: \(what)") }
-        guard m.epochs >= 1, (0...m.epochs).contains(m.epoch) else { throw bad("epoch \(m.epoch) of \(m.epochs)") }
+        let finishEpochs = m.finishEpochs ?? 0
+        guard m.epochs >= 1, (0...1_000_000).contains(finishEpochs), (0...m.epochs + finishEpochs).contains(m.epoch) else {
+            throw bad("epoch \(m.epoch) of \(m.epochs)" + (finishEpochs == 0 ? "" : " and \(finishEpochs) of finish"))
+        }
         // Schedules take the step as a Double: past 2^53 it is no longer exact (nor a real run).
         guard (0...(1 << 53)).contains(m.iteration) else { throw bad("iteration \(m.iteration)") }
         // An epoch sees each training face once (on every rank of a data-parallel run); bounded
@@ -585,7 +588,7 @@ public final class Trainer {
                                   partialSeen: state.seen, partialSeconds: state.seen > 0 ? epochSeconds : nil,
                                   history: state.history, elapsedSeconds: elapsed, data: dataFingerprint,
                                   ranks: options.group?.size, checkpointEvery: options.checkpointEvery > 0 ? options.checkpointEvery : nil,
-                                  teacher: teacherRecord)
+                                  teacher: teacherRecord, finishEpochs: training.finish?.epochs)
         try Checkpoint(meta: meta, tensors: tensors).write(to: path)
     }
 

@@ -76,6 +76,66 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertNotNil(t["sgd.velocity.c1.weight"])
     }
 
+    /// A finish (`finish = finish(...)`: the run's last epochs with their own rate, schedule and
+    /// augmentation) after the full recipe: a run killed inside the finish resumes bitwise as the
+    /// uninterrupted one; the log marks the finish's epoch and the report counts it; and the
+    /// finish's augmentation is what ran (the same run whose finish keeps the run's augmentation
+    /// ends with other weights).
+    func testResumeInsideTheFinishAfterSIGKILLMatchesUninterruptedRun() throws {
+        func model(_ finish: String) throws -> String {
+            let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
+                .replacingOccurrences(of: "input x: f32[N, 1, 48, 48]", with: "input x: f32[N, 1, 44, 44]")
+                .replacingOccurrences(of: "  optimizer = adam(lr=1e-3)\n", with: """
+                      optimizer = sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)
+                      schedule = cosine(min_factor=0, warmup_epochs=0.5)
+                      ema = 0.99
+                      augment = augment(hflip=true, crop=44, pad=3, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5)
+                      \(finish)
+
+                    """)
+            XCTAssertTrue(source.contains(finish), source)
+            let file = scratch.appendingPathComponent("finish-\(UUID().uuidString).graph")
+            try source.write(to: file, atomically: true, encoding: .utf8)
+            return file.path
+        }
+        let light = try model("finish = finish(epochs=1, lr=0.005, augment=augment(hflip=true, crop=44, pad=0, pad_mode=reflect))")
+        let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
+        let args = ["--epochs", "1", "--checkpoint-every", "10"]
+        let uninterrupted = try fergc(["train", light, "--out", whole.path] + args)
+        XCTAssertEqual(uninterrupted.status, 0, uninterrupted.stderr)
+
+        // Killed at its first checkpoint inside the finish (the second epoch).
+        let p = try trainUntilFirstCheckpoint(["train", light, "--out", killed.path] + args, out: killed, stderr: nil,
+                                              marker: "\"epoch\":1,\"event\":\"checkpoint\"")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        let before = try eventRecords(killed)
+        XCTAssertEqual(before.filter { $0["event"] as? String == "epoch" }.count, 1, "killed inside the finish, after the main epoch")
+        XCTAssertFalse(before.contains { $0["event"] as? String == "end" })
+        let resumed = try fergc(["train", "--resume", killed.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("resuming at epoch 2"), resumed.stdout)
+        XCTAssertEqual(try tensors(killed), try tensors(whole))
+
+        let epochs = try eventRecords(whole).filter { $0["event"] as? String == "epoch" }
+        XCTAssertEqual(epochs.count, 2)
+        XCTAssertNil(epochs[0]["stage"])
+        XCTAssertEqual(epochs[1]["stage"] as? String, "finish")
+        // The finish's last step: its cosine from 0.005 nearly at 0; the main one ended near 0 too.
+        let lastRate = try XCTUnwrap(epochs[1]["lr"] as? Double)
+        XCTAssertGreaterThan(lastRate, 0)
+        XCTAssertLessThan(lastRate, 0.005 * 0.01)
+        let report = try String(contentsOf: killed.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(report.contains("Epochs run: 2 of 1 and 1 of finish;"), report)
+        XCTAssertTrue(report.contains("Finish: `finish(epochs=1, lr=0.005, schedule=cosine(min_factor=0.0, warmup_epochs=0.0), augment=augment(hflip=true, shift=0.0, crop=44, pad=0, pad_mode=reflect, rotate=0.0,"), report)
+
+        let own = scratch.appendingPathComponent("own")
+        let o = try fergc(["train", try model("finish = finish(epochs=1, lr=0.005)"), "--out", own.path] + args)
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertNotEqual(try tensors(own)["c1.weight"], try tensors(whole)["c1.weight"])
+    }
+
     /// The recipe changed from the command line (`--set`): the run trains with it (its weights
     /// differ from the model file's recipe), records the changed train block (the report shows
     /// it), and `--resume DIR` alone, without the settings, finishes it bitwise as the
@@ -306,7 +366,9 @@ final class TrainingRunTests: XCTestCase {
 
     /// Starts `fergc args` (a training run into `out`, its standard error into `stderr` or
     /// nowhere) and returns it, still running, once its first mid-epoch checkpoint is on disk.
-    func trainUntilFirstCheckpoint(_ args: [String], out: URL, stderr: URL?) throws -> Process {
+    /// `marker`: the text of the event log to wait for (by default any checkpoint's; the log's
+    /// keys are sorted, so `"epoch":1,"event":"checkpoint"` is a checkpoint in the second epoch).
+    func trainUntilFirstCheckpoint(_ args: [String], out: URL, stderr: URL?, marker: String = "\"event\":\"checkpoint\"") throws -> Process {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("fergc")
         p.arguments = args
@@ -322,7 +384,7 @@ final class TrainingRunTests: XCTestCase {
         let log = out.appendingPathComponent("events.jsonl")
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains("\"event\":\"checkpoint\"") { break }
+            if let text = try? String(contentsOf: log, encoding: .utf8), text.contains(marker) { break }
             usleep(2_000)
         }
         XCTAssertTrue(p.isRunning, "the run ended before its first checkpoint was seen")

@@ -381,7 +381,7 @@ final class DiagnosticTests: XCTestCase {
         expectError(header + "train {\n  loss = l\n  optimiser = adam(lr=1)\n}\n", 7, 3,
                     "unknown train setting 'optimiser' (did you mean 'optimizer'?)")
         expectError(header + "train {\n  colour = 3\n}\n", 6, 3,
-                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, mixup, distill, distill_temperature, compute)")
+                    "unknown train setting 'colour' (valid: loss, optimizer, schedule, batch, epochs, seed, input_scale, augment, label_smoothing, ema, mixup, distill, distill_temperature, compute, finish)")
     }
 
     /// The teacher's weight is in [0, 1]; a temperature without a weight does nothing, so it is

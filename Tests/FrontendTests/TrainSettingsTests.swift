@@ -108,6 +108,52 @@ final class TrainSettingsTests: XCTestCase {
         try expectRefused(["batch=w"], column: 7, "attribute 'batch' must be an integer, got w", shows: "batch=w")
     }
 
+    /// `finish`: the run's last epochs with their own rate, schedule and augmentation. Parsed,
+    /// printed so that the printed IR (what a checkpoint records) compiles back to it, removed
+    /// by `finish=none`, and refused with a located error when it would change the input side.
+    func testAFinishIsParsedPrintedAndChecked() throws {
+        let changed = try Frontend.withTrainSettings(try base(), [
+            "finish=finish(epochs=2, lr=0.001, augment=augment(hflip=true, pad=2, pad_mode=reflect))"])
+        let t = try XCTUnwrap(changed.training)
+        let f = try XCTUnwrap(t.finish)
+        XCTAssertEqual(f.epochs, 2)
+        XCTAssertEqual(f.learningRate, 0.001)
+        XCTAssertEqual(f.schedule, .cosine(minFactor: 0, warmupEpochs: 0), "the default: cosine to 0, no warm-up")
+        XCTAssertEqual(f.augmentation?.pad, 2)
+        XCTAssertEqual(f.augmentation?.rotate, 0)
+        XCTAssertEqual(t.totalEpochs, 32)
+        XCTAssertEqual(t.augmentation(epoch: 29).rotate, 10, "the main epochs keep the run's augmentation")
+        XCTAssertEqual(t.augmentation(epoch: 30), f.augmentation)
+        let again = try Frontend.compile(source: changed.printed(types: false), file: "ir.graph")
+        XCTAssertEqual(again.training, t)
+        XCTAssertTrue(changed.printed(types: false).contains("  finish = finish(epochs=2, lr=0.001, schedule=cosine(min_factor=0.0, warmup_epochs=0.0), augment=augment("),
+                      changed.printed(types: false))
+
+        // Without augment the finish keeps the run's; another schedule is taken as written.
+        let own = try XCTUnwrap(Frontend.withTrainSettings(try base(), ["finish=finish(epochs=1, lr=0.002, schedule=constant)"]).training)
+        XCTAssertNil(own.finish?.augmentation)
+        XCTAssertEqual(own.augmentation(epoch: 30), own.augmentation)
+        XCTAssertEqual(own.finish?.schedule, .constant)
+        let ownAgain = try Frontend.compile(source: Frontend.withTrainSettings(try base(), ["finish=finish(epochs=1, lr=0.002, schedule=constant)"]).printed(types: false), file: "ir.graph")
+        XCTAssertEqual(ownAgain.training, own)
+
+        // finish=none removes one the block has.
+        XCTAssertNil(try Frontend.withTrainSettings(changed, ["finish=none"]).training?.finish)
+
+        try expectRefused(["finish=finish(lr=0.001)"], column: 8, "missing required attribute 'epochs' for finish (the epochs after the main ones)",
+                          shows: "finish=finish(lr=0.001)")
+        try expectRefused(["finish=finish(epochs=2)"], column: 8, "missing required attribute 'lr' for finish (the rate its schedule starts from)",
+                          shows: "finish=finish(epochs=2)")
+        try expectRefused(["finish=finish(epochs=0, lr=0.1)"], column: 22, "attribute 'epochs': must be at least 1, got 0",
+                          shows: "finish=finish(epochs=0, lr=0.1)")
+        try expectRefused(["finish=finish(epochs=1, lr=0.1, warmup=1)"], column: 33, "unknown attribute 'warmup' for finish (valid: epochs, lr, schedule, augment)",
+                          shows: "finish=finish(epochs=1, lr=0.1, warmup=1)")
+        // The run trains on the whole face; a finish on 40x40 crops would need another model input.
+        try expectRefused(["finish=finish(epochs=1, lr=0.1, augment=augment(crop=40))"], column: 41,
+                          "the finish's augment trains on 40x40 crops but the run's on the whole 48x48 face: the model's input side does not change within a run; give the finish's augment crop=48 or leave crop out",
+                          shows: "finish=finish(epochs=1, lr=0.1, augment=augment(crop=40))")
+    }
+
     func testAModelWithoutATrainBlockIsRefused() throws {
         let g = try XCTUnwrap(compiles("model m\ninput x: f32[N, 4]\ny = dense(x, units=2)\noutput y\n"))
         do {

@@ -1,6 +1,7 @@
 // The pieces of the training loop: shuffling, batches and augmentation, initializers,
 // schedules, metrics, and the PNG encoder.
 
+import Foundation
 import GraphIR
 import Passes
 import Training
@@ -64,6 +65,34 @@ final class TrainingPiecesTests: XCTestCase {
         XCTAssertEqual(cosine.rate(base: 1, iteration: 50, stepsPerEpoch: 10, epochs: 10), 0.5, accuracy: 1e-12)
         XCTAssertEqual(cosine.rate(base: 1, iteration: 100, stepsPerEpoch: 10, epochs: 10), 0, accuracy: 1e-12)
         XCTAssertEqual(LRSchedule.step(every: 2, factor: 0.5).rate(base: 1, iteration: 45, stepsPerEpoch: 10, epochs: 10), 0.25)
+    }
+
+    /// A finish: the main schedule over `epochs`, then the finish's from its own rate over its
+    /// epochs; augmentation switches at the same epoch.
+    func testAFinishTakesOverTheRateAndTheAugmentationAfterTheMainEpochs() {
+        var t = TrainingConfig(loss: "loss", optimizer: .sgd(lr: 0.01, SGDAttrs()), schedule: .cosine(minFactor: 0, warmupEpochs: 1),
+                               epochs: 4, augmentation: Augmentation(horizontalFlip: true, shift: 0.1))
+        let none = (0..<60).map { t.learningRate(iteration: $0, stepsPerEpoch: 10) }
+        XCTAssertEqual(none, (0..<60).map { t.schedule.rate(base: 0.01, iteration: $0, stepsPerEpoch: 10, epochs: 4) },
+                       "without a finish the rate is the main schedule's")
+        XCTAssertEqual(t.totalEpochs, 4)
+        t.finish = FinishStage(epochs: 2, learningRate: 0.001, augmentation: Augmentation(horizontalFlip: true))
+        XCTAssertEqual(t.totalEpochs, 6)
+        // The main epochs are unchanged: warm-up, then cosine to 0 at the end of epoch 4.
+        for i in 0..<40 { XCTAssertEqual(t.learningRate(iteration: i, stepsPerEpoch: 10), none[i]) }
+        XCTAssertLessThan(t.learningRate(iteration: 39, stepsPerEpoch: 10), 0.01 * 0.01)
+        // The finish starts at its own rate and falls by cosine to 0 over its 20 steps.
+        XCTAssertEqual(t.learningRate(iteration: 40, stepsPerEpoch: 10), 0.001, accuracy: 1e-15)
+        XCTAssertEqual(t.learningRate(iteration: 50, stepsPerEpoch: 10), 0.0005, accuracy: 1e-15)
+        XCTAssertEqual(t.learningRate(iteration: 59, stepsPerEpoch: 10), 0.001 * 0.5 * (1 + cos(Double.pi * 19 / 20)), accuracy: 1e-15)
+        XCTAssertEqual(t.augmentation(epoch: 3).shift, 0.1)
+        XCTAssertEqual(t.augmentation(epoch: 4).shift, 0)
+        XCTAssertEqual(t.augmentation(epoch: 5), Augmentation(horizontalFlip: true))
+        XCTAssertTrue(t.augmentsAnyEpoch)
+        t.augmentation = .none
+        XCTAssertTrue(t.augmentsAnyEpoch, "the finish alone augments")
+        t.finish?.augmentation = .none
+        XCTAssertFalse(t.augmentsAnyEpoch)
     }
 
     func testConfusionMetrics() {

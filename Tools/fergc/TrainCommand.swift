@@ -15,7 +15,7 @@ enum TrainCommand {
         summary: "Train a model on FER2013 (the embedded sample when no --data is given).",
         options: [
             OptionSpec(name: "data", kind: .value("F"), help: "FER2013 CSV in Kaggle's format (emotion,pixels,Usage), plain or .gz. Default: the embedded sample."),
-            OptionSpec(name: "epochs", kind: .value("N"), help: "Epochs (default: the model's train section)."),
+            OptionSpec(name: "epochs", kind: .value("N"), help: "Epochs (default: the model's train section); a train block's finish = finish(epochs=E, ...) adds its E epochs after them."),
             OptionSpec(name: "batch", kind: .value("B"), help: "Batch size (default: the model's train section, or the resumed run's)."),
             OptionSpec(name: "seed", kind: .value("S"), help: "Seed for weights, shuffling, augmentation and dropout (default: the model's, or the resumed run's)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where checkpoints, the event log and the report go (default: runs/<model>-<time>)."),

@@ -349,7 +349,11 @@ def make_bases(kind, runner, work):
     if kind == 'run':
         runner.must(['train', TINY, '--out', p('mid'), '--max-steps', '3', '--batch', '8'])
         runner.must(['train', TINY, '--out', p('epoch'), '--epochs', '1'])
-        return [p('mid'), p('epoch')]
+        # Stopped inside a finish (the sample's 57 steps an epoch at batch 16: step 60 is the
+        # finish's third), so mutants reach its record and its line of the model's IR.
+        runner.must(['train', TINY, '--out', p('finish'), '--epochs', '1', '--max-steps', '60',
+                     '--set', 'finish=finish(epochs=1, lr=0.001, augment=augment(hflip=true))'])
+        return [p('mid'), p('epoch'), p('finish')]
     runner.must(['compile', TINY, '-o', p('a.plan')])
     runner.must(['compile', TINY, '--tta', 'flip', '-o', p('b.plan')])
     for n in ('a', 'b'):
