@@ -192,6 +192,17 @@ final class PlanCommandTests: XCTestCase {
         try FileManager.default.removeItem(atPath: f.dir.appendingPathComponent("confusion-PublicTest.png").path)
         XCTAssertEqual(try runFergc(["eval", tta, "--data", csv], in: cwd).status, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: f.dir.appendingPathComponent("confusion-PublicTest.png").path))
+        // --batch is a checkpoint's: a plan says it runs at its own batch, and gives the same answer.
+        let batched = try fergc(["eval", f.path, "--data", csv, "--batch", "64", "--out", f.dir.path])
+        XCTAssertEqual(batched.status, 0, batched.stderr)
+        XCTAssertTrue(batched.stderr.contains("a plan runs at the batch it was compiled for (4), not --batch 64"), batched.stderr)  // writeFacePlan: batch 4
+        let unbatched = try fergc(["eval", f.path, "--data", csv, "--out", f.dir.path])
+        XCTAssertFalse(unbatched.stderr.contains("a plan runs at the batch"), unbatched.stderr)
+        XCTAssertEqual(batched.stdout.firstMatch(of: /accuracy [0-9.]+%/).map { String($0.0) },
+                       unbatched.stdout.firstMatch(of: /accuracy [0-9.]+%/).map { String($0.0) })
+        let huge = try fergc(["eval", f.path, "--data", csv, "--batch", "100000000000", "--out", f.dir.path])
+        XCTAssertEqual(huge.status, 2, huge.stderr)
+        XCTAssertTrue(huge.stderr.contains("--batch expects an integer in 1...1048576, got '100000000000'"), huge.stderr)
         // A directory that does not exist fails before the evaluation, naming it.
         let bad = try fergc(["eval", f.path, "--data", csv, "--predictions", f.dir.path + "/no/such/p.csv", "--out", f.dir.path])
         XCTAssertEqual(bad.status, 1)

@@ -19,7 +19,7 @@ enum EvalCommand {
             OptionSpec(name: "json", kind: .flag, help: "Print the results as JSON (accuracy, per_class, confusion)."),
             OptionSpec(name: "out", kind: .value("DIR"), help: "Where to write confusion-SPLIT.svg and .png (default: a checkpoint's run directory; runs/eval/NAME for a plan NAME.plan)."),
             OptionSpec(name: "predictions", kind: .value("F.csv"), help: "Also write every face's probabilities to F.csv (see below)."),
-            OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch (default 256)."),
+            OptionSpec(name: "batch", kind: .value("N"), help: "Images per batch of a checkpoint's evaluation (default 256). A .plan runs at the largest batch it was compiled for (fergc compile --batch N; one face at a time by default)."),
             OptionSpec(name: "skip-bad-rows", kind: .flag, help: "Skip malformed CSV rows instead of stopping."),
         ],
         details: """
@@ -61,7 +61,11 @@ enum EvalCommand {
         do { data = try loadFER2013(path: dataPath, options: LoadOptions(skipBadRows: a.flag("skip-bad-rows"), splits: [split])) } catch { throw CLIError("\(error)") }
         let set = data[split]
         guard set.count > 0 else { throw CLIError("\(dataPath) has no \(split.rawValue) rows") }
-        let (name, plan, ex) = try loadEvaluable(modelPath, batch: try a.int("batch", spec.name) ?? 256)
+        let batch = try a.int("batch", spec.name, range: 1...maxPlanBatch)
+        let (name, plan, ex) = try loadEvaluable(modelPath, batch: batch ?? 256)
+        if let batch, isPlanFile(modelPath), batch != plan.maxBatch {
+            Console.err("\(modelPath): a plan runs at the batch it was compiled for (\(plan.maxBatch)), not --batch \(batch); compile the model with --batch \(batch) for larger batches\n")
+        }
         // The output directory before the evaluation, so that a bad --out fails in a second.
         let outDir = a.value("out") ?? defaultOutDir(modelPath)
         try makeDirectories(outDir)
