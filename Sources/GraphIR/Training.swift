@@ -116,6 +116,11 @@ public struct FinishStage: Hashable, Sendable {
     }
 }
 
+/// The most epochs a run (its main epochs, or its finish's) may ask for: the graph language's
+/// integer limit, so that steps counted over a run (epochs times steps per epoch) stay far from
+/// Int's range whatever `--epochs` or a checkpoint's record says.
+public let maxTrainingEpochs = Int(Int32.max)
+
 public struct TrainingConfig: Hashable, Sendable {
     /// The name of the scalar value to minimise (before regularizers are added).
     public var loss: String

@@ -141,6 +141,9 @@ public final class Trainer {
         guard var training = model.training else {
             throw TrainError("'\(model.name)' has no train { } section (loss, optimizer, ...)")
         }
+        guard (1...maxTrainingEpochs).contains(options.epochs) else {
+            throw TrainError("\(options.epochs) epochs: a run has 1 to \(maxTrainingEpochs)")
+        }
         training.batchSize = options.batchSize
         training.epochs = options.epochs
         training.seed = options.seed
@@ -501,7 +504,8 @@ public final class Trainer {
         let stepsPerEpoch = (trainSet.count + options.batchSize - 1) / options.batchSize
         func bad(_ what: String) -> TrainError { TrainError("\(lastCheckpointPath): the checkpoint record is inconsistent: \(what)") }
         let finishEpochs = m.finishEpochs ?? 0
-        guard m.epochs >= 1, (0...1_000_000).contains(finishEpochs), (0...m.epochs + finishEpochs).contains(m.epoch) else {
+        guard (1...maxTrainingEpochs).contains(m.epochs), (0...maxTrainingEpochs).contains(finishEpochs),
+              (0...m.epochs + finishEpochs).contains(m.epoch) else {
             throw bad("epoch \(m.epoch) of \(m.epochs)" + (finishEpochs == 0 ? "" : " and \(finishEpochs) of finish"))
         }
         // Schedules take the step as a Double: past 2^53 it is no longer exact (nor a real run).

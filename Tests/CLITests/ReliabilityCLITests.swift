@@ -109,12 +109,21 @@ final class ReliabilityCLITests: XCTestCase {
         let file = run + "/checkpoint-last.npz"
         let original = try Data(contentsOf: URL(fileURLWithPath: file))
         for (key, value) in [("batch", -5), ("epoch", -3), ("iteration", -1), ("batch", 1_000_000_000),
-                             ("partialSeen", Int.max), ("iteration", Int.max)] {
+                             ("partialSeen", Int.max), ("iteration", Int.max), ("finishEpochs", -1), ("finishEpochs", Int.max)] {
             try original.write(to: URL(fileURLWithPath: file))
             try editRecord(file) { $0[key] = value }
             let r = try fergc(["train", "Models/tiny.graph", "--resume", run, "--max-steps", "1"])
             assertClearError(r, "the checkpoint record is inconsistent")
         }
+        // An epoch count whose steps would overflow Int (epochs x steps per epoch): refused from
+        // the record and from the command line alike (it once trapped in the schedule).
+        try original.write(to: URL(fileURLWithPath: file))
+        try editRecord(file) { $0["epochs"] = Int.max }
+        assertClearError(try fergc(["train", "Models/tiny.graph", "--resume", run, "--max-steps", "1"]),
+                         "\(Int.max) epochs: a run has 1 to 2147483647")
+        let huge = try fergc(["train", "Models/tiny.graph", "--epochs", "\(Int.max)", "--out", path("huge"), "--max-steps", "1"])
+        XCTAssertEqual(huge.status, 2, huge.stderr)
+        XCTAssertTrue(huge.stderr.contains("--epochs expects an integer in 1...2147483647"), huge.stderr)
     }
 
     // #7 / R10: report with a history holding +-1e308 writes its charts.

@@ -96,7 +96,7 @@ enum TrainCommand {
         let recordedData = resumed?.data.map { $0.source }
         let usingSample = a.value("data") == nil && recordedData == nil
         let dataPath = a.value("data") ?? recordedData ?? repoPath("Data/fer2013-sample.csv.gz")
-        let epochs = try a.int("epochs", spec.name) ?? resumed?.epochs ?? training.epochs
+        let epochs = try a.int("epochs", spec.name, range: 1...maxTrainingEpochs) ?? resumed?.epochs ?? training.epochs
         // The plan format's batch limit, checked before anything is sized by it.
         let batch = try a.int("batch", spec.name, range: 1...maxPlanBatch) ?? resumed?.batchSize ?? training.batchSize
         guard (1...maxPlanBatch).contains(batch) else {
