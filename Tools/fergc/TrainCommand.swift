@@ -48,6 +48,10 @@ enum TrainCommand {
         The recipe (optimizer, schedule, augmentation, ...) is the model file's train { } block
         (docs/graph-language.md); --set KEY=VALUE changes one of its settings for one run:
           fergc train Models/vgg_k_narrow_gap.graph --data fer2013.csv --set 'augment=augment(hflip=true, crop=40)'
+        Its 'finish = finish(epochs=E, lr=R, augment=A)' adds E last epochs after the main
+        schedule, from rate R (cosine to 0) with augmentation A, e.g. light ones after heavy:
+          fergc train Models/vgg_k_narrow_gap.graph --data fer2013.csv \\
+              --set 'finish=finish(epochs=2, lr=0.001, augment=augment(hflip=true, crop=40, pad=0, pad_mode=reflect))'
         The block's 'compute = bf16' trains with the products of the convolutions and
         dense layers in bf16 on AMX where the CPU has it (1.2-1.5x faster), on AVX512_BF16 where
         it has that instead (Zen 4: the dense layers and the convolutions of small planes, where
