@@ -55,21 +55,7 @@ final class TrainingRunTests: XCTestCase {
     /// weight decay, cosine with warm-up, and the weight average (its state is in the
     /// checkpoint: the average under the tensors' names, the live weights as train.<name>).
     func testResumeWithTheFullRecipeAfterSIGKILLMatchesUninterruptedRun() throws {
-        let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
-            .replacingOccurrences(of: "input x: f32[N, 1, 48, 48]", with: "input x: f32[N, 1, 44, 44]")
-            .replacingOccurrences(of: "  optimizer = adam(lr=1e-3)\n", with: """
-                  optimizer = sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)
-                  schedule = cosine(min_factor=0, warmup_epochs=0.5)
-                  label_smoothing = 0.1
-                  ema = 0.99
-                  mixup = 0.4
-                  augment = augment(hflip=true, crop=44, pad=3, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5)
-
-                """)
-        XCTAssertTrue(source.contains("ema = 0.99") && source.contains("mixup = 0.4"), source)
-        let model = scratch.appendingPathComponent("recipe.graph")
-        try source.write(to: model, atomically: true, encoding: .utf8)
-        try resumeAfterSIGKILL(model: model.path)
+        try resumeAfterSIGKILL(model: try fullRecipeModel(["label_smoothing = 0.1", "mixup = 0.4"]))
         let t = try tensors(scratch.appendingPathComponent("killed"))
         XCTAssertNotNil(t["train.c1.weight"])
         XCTAssertNotEqual(t["train.c1.weight"], t["c1.weight"], "the average differs from the live weights")
@@ -82,22 +68,7 @@ final class TrainingRunTests: XCTestCase {
     /// finish's augmentation is what ran (the same run whose finish keeps the run's augmentation
     /// ends with other weights).
     func testResumeInsideTheFinishAfterSIGKILLMatchesUninterruptedRun() throws {
-        func model(_ finish: String) throws -> String {
-            let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
-                .replacingOccurrences(of: "input x: f32[N, 1, 48, 48]", with: "input x: f32[N, 1, 44, 44]")
-                .replacingOccurrences(of: "  optimizer = adam(lr=1e-3)\n", with: """
-                      optimizer = sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)
-                      schedule = cosine(min_factor=0, warmup_epochs=0.5)
-                      ema = 0.99
-                      augment = augment(hflip=true, crop=44, pad=3, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5)
-                      \(finish)
-
-                    """)
-            XCTAssertTrue(source.contains(finish), source)
-            let file = scratch.appendingPathComponent("finish-\(UUID().uuidString).graph")
-            try source.write(to: file, atomically: true, encoding: .utf8)
-            return file.path
-        }
+        func model(_ finish: String) throws -> String { try fullRecipeModel([finish]) }
         let light = try model("finish = finish(epochs=1, lr=0.005, augment=augment(hflip=true, crop=44, pad=0, pad_mode=reflect))")
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
         let args = ["--epochs", "1", "--checkpoint-every", "10"]
@@ -164,6 +135,22 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(bad.status, 1, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("--set:1:34: error: attribute 'crop': must be at most 48 (the face's side), got 60"), bad.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.appendingPathComponent("bad").path), "nothing written for a refused run")
+    }
+
+    /// Models/tiny.graph on 44x44 crops with issue 13's recipe (SGD with Nesterov momentum and
+    /// weight decay, cosine with warm-up, the weight average, the full augmentation) and the
+    /// train lines `extra`, written to a file of its own in the scratch directory: its path.
+    func fullRecipeModel(_ extra: [String]) throws -> String {
+        let lines = ["optimizer = sgd(lr=0.02, momentum=0.9, nesterov=true, weight_decay=5e-4)",
+                     "schedule = cosine(min_factor=0, warmup_epochs=0.5)", "ema = 0.99",
+                     "augment = augment(hflip=true, crop=44, pad=3, pad_mode=reflect, rotate=10, scale=0.1, erase=0.5)"] + extra
+        let source = try String(contentsOf: repoRoot.appendingPathComponent("Models/tiny.graph"), encoding: .utf8)
+            .replacingOccurrences(of: "input x: f32[N, 1, 48, 48]", with: "input x: f32[N, 1, 44, 44]")
+            .replacingOccurrences(of: "  optimizer = adam(lr=1e-3)\n", with: lines.map { "  \($0)\n" }.joined())
+        XCTAssertTrue(source.contains("input x: f32[N, 1, 44, 44]") && extra.allSatisfy { source.contains($0) }, source)
+        let file = scratch.appendingPathComponent("recipe-\(UUID().uuidString).graph")
+        try source.write(to: file, atomically: true, encoding: .utf8)
+        return file.path
     }
 
     /// `extra`: more options for the two new runs (not for the resume, which takes none).
