@@ -68,8 +68,7 @@ final class TrainingRunTests: XCTestCase {
     /// finish's augmentation is what ran (the same run whose finish keeps the run's augmentation
     /// ends with other weights).
     func testResumeInsideTheFinishAfterSIGKILLMatchesUninterruptedRun() throws {
-        func model(_ finish: String) throws -> String { try fullRecipeModel([finish]) }
-        let light = try model("finish = finish(epochs=1, lr=0.005, augment=augment(hflip=true, crop=44, pad=0, pad_mode=reflect))")
+        let light = try fullRecipeModel(["finish = finish(epochs=1, lr=0.005, augment=augment(hflip=true, crop=44, pad=0, pad_mode=reflect))"])
         let whole = scratch.appendingPathComponent("whole"), killed = scratch.appendingPathComponent("killed")
         let args = ["--epochs", "1", "--checkpoint-every", "10"]
         let uninterrupted = try fergc(["train", light, "--out", whole.path] + args)
@@ -102,7 +101,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertTrue(report.contains("Finish: `finish(epochs=1, lr=0.005, schedule=cosine(min_factor=0.0, warmup_epochs=0.0), augment=augment(hflip=true, shift=0.0, crop=44, pad=0, pad_mode=reflect, rotate=0.0,"), report)
 
         let own = scratch.appendingPathComponent("own")
-        let o = try fergc(["train", try model("finish = finish(epochs=1, lr=0.005)"), "--out", own.path] + args)
+        let o = try fergc(["train", try fullRecipeModel(["finish = finish(epochs=1, lr=0.005)"]), "--out", own.path] + args)
         XCTAssertEqual(o.status, 0, o.stderr)
         XCTAssertNotEqual(try tensors(own)["c1.weight"], try tensors(whole)["c1.weight"])
     }
