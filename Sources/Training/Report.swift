@@ -8,6 +8,11 @@ import Runtime
 /// A named series of (x, y) points drawn in a CSS colour ("#rrggbb").
 public typealias ChartSeries = (name: String, color: String, points: [(Double, Double)])
 
+/// A dashed vertical line at `x` with a label near the top of the plot: where something changes
+/// along the x axis (a run's finish, for instance). A marker outside the data's x range, or not
+/// finite, is not drawn.
+public typealias ChartMarker = (x: Double, label: String)
+
 /// The geometry of a line chart: margins, data ranges, ticks and the legend. Points with NaN or
 /// infinite coordinates are ignored (for the ranges and in the drawing).
 struct LineChartLayout {
@@ -66,10 +71,24 @@ struct LineChartLayout {
     /// The top of legend entry `i`'s colour swatch (12 x 3) at x = left + 10; its text is at
     /// x = left + 28 with the baseline 5 lower.
     func legendTop(_ i: Int) -> Double { Self.top + 10 + Double(i) * 16 }
+
+    /// The markers inside the x range, in plot coordinates, with where their labels go: left of
+    /// the line when the label fits there, right of it otherwise. The label's baseline is 14
+    /// below the plot's top; the dashes are 4 on, 3 off from the top down.
+    func placed(_ markers: [ChartMarker]) -> [(x: Double, label: String, labelX: Double, anchor: TextAnchor)] {
+        markers.filter { $0.x.isFinite && $0.x >= xMin && $0.x <= xMax }.map { m in
+            let x = px(m.x), fitsLeft = x - Self.left >= Double(Canvas.textWidth(m.label)) + 8
+            return (x, m.label, fitsLeft ? x - 4 : x + 4, fitsLeft ? .end : .start)
+        }
+    }
+    var markerBaseline: Double { Self.top + 14 }
+    var dashes: [(y: Double, length: Double)] {
+        stride(from: 0.0, to: plotHeight, by: 7).map { (Self.top + $0, min(4, plotHeight - $0)) }
+    }
 }
 
 /// A line chart of several series over epochs.
-public func lineChartSVG(title: String, yLabel: String, series: [ChartSeries], width: Int = 520, height: Int = 320) -> String {
+public func lineChartSVG(title: String, yLabel: String, series: [ChartSeries], markers: [ChartMarker] = [], width: Int = 520, height: Int = 320) -> String {
     let l = LineChartLayout(width: width, height: height, series: series)
     let left = LineChartLayout.left, top = LineChartLayout.top, w = l.plotWidth, h = l.plotHeight
     var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -85,6 +104,11 @@ public func lineChartSVG(title: String, yLabel: String, series: [ChartSeries], w
     s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">epoch</text>\n", left + w / 2, l.xLabelBaseline)
     s += String(format: "<text transform=\"translate(14 %.1f) rotate(-90)\" text-anchor=\"middle\">%@</text>\n", top + h / 2, escape(yLabel))
     s += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", left, top, w, h)
+    for m in l.placed(markers) {
+        s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>\n", m.x, top, m.x, top + h)
+        s += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%@\" fill=\"#555\">%@</text>\n", m.labelX, l.markerBaseline,
+                    m.anchor == .end ? "end" : "start", escape(m.label))
+    }
     for (i, sr) in series.enumerated() where !sr.points.isEmpty {
         let path = LineChartLayout.finite(sr.points).map { String(format: "%.1f,%.1f", l.px($0.0), l.py($0.1)) }.joined(separator: " ")
         s += "<polyline fill=\"none\" stroke=\"\(sr.color)\" stroke-width=\"2\" points=\"\(path)\"/>\n"
@@ -96,11 +120,11 @@ public func lineChartSVG(title: String, yLabel: String, series: [ChartSeries], w
 
 /// The same chart as `lineChartSVG`, as PNG bytes. The y-axis label is written horizontally
 /// above the axis (the bitmap font is not rotated).
-public func lineChartPNG(title: String, yLabel: String, series: [ChartSeries], width: Int = 520, height: Int = 320) -> [UInt8] {
-    lineChartCanvas(title: title, yLabel: yLabel, series: series, width: width, height: height).png()
+public func lineChartPNG(title: String, yLabel: String, series: [ChartSeries], markers: [ChartMarker] = [], width: Int = 520, height: Int = 320) -> [UInt8] {
+    lineChartCanvas(title: title, yLabel: yLabel, series: series, markers: markers, width: width, height: height).png()
 }
 
-func lineChartCanvas(title: String, yLabel: String, series: [ChartSeries], width: Int, height: Int) -> Canvas {
+func lineChartCanvas(title: String, yLabel: String, series: [ChartSeries], markers: [ChartMarker] = [], width: Int, height: Int) -> Canvas {
     let l = LineChartLayout(width: width, height: height, series: series)
     let left = Int(LineChartLayout.left), top = Int(LineChartLayout.top)
     let w = Int(l.plotWidth.rounded()), h = Int(l.plotHeight.rounded())
@@ -118,6 +142,13 @@ func lineChartCanvas(title: String, yLabel: String, series: [ChartSeries], width
     }
     c.text("epoch", x: Double(left) + l.plotWidth / 2, y: l.xLabelBaseline, color: ink, anchor: .middle)
     c.strokeRect(x: left, y: top, width: w + 1, height: h + 1, color: RGB(0x33, 0x33, 0x33))
+    for m in l.placed(markers) {
+        // Under the series: the curves stay whole where they cross it.
+        for d in l.dashes {
+            c.fillRect(x: Int(m.x.rounded(.down)), y: Int(d.y.rounded(.down)), width: 1, height: Int(d.length.rounded()), color: RGB(0x88, 0x88, 0x88))
+        }
+        c.text(m.label, x: m.labelX, y: l.markerBaseline, color: RGB(0x55, 0x55, 0x55), anchor: m.anchor)
+    }
     let colors = series.map { RGB(css: $0.color) ?? .black }
     for (i, sr) in series.enumerated() {
         c.polyline(LineChartLayout.finite(sr.points).map { (l.px($0.0), l.py($0.1)) }, color: colors[i], width: 2)
@@ -209,6 +240,9 @@ func escape(_ s: String) -> String {
 public func writeRunReport(dir: String, command: String? = nil) throws -> [String] {
     let c = try Checkpoint.read(dir + "/checkpoint-last.npz")
     let h = c.meta.history
+    // The finish's epochs come after the main schedule's `epochs`: a dashed line where they start.
+    let finishRan = c.meta.finishEpochs != nil && h.contains { $0.epoch > c.meta.epochs }
+    let markers: [ChartMarker] = finishRan ? [(Double(c.meta.epochs) + 0.5, "finish")] : []
     let charts: [(name: String, title: String, series: [ChartSeries])] = [
         ("loss", "\(c.meta.model): loss", [
             ("training", "#1f77b4", h.map { (Double($0.epoch), $0.loss) }),
@@ -223,8 +257,8 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     for chart in charts {
         let svg = dir + "/" + chart.name + ".svg", png = dir + "/" + chart.name + ".png"
         // fergc's atomic writer: errors name the file and the reason (not an NSError dump).
-        try writeFileAtomically(Array(lineChartSVG(title: chart.title, yLabel: chart.name, series: chart.series).utf8), to: svg)
-        try writeFileAtomically(lineChartPNG(title: chart.title, yLabel: chart.name, series: chart.series), to: png)
+        try writeFileAtomically(Array(lineChartSVG(title: chart.title, yLabel: chart.name, series: chart.series, markers: markers).utf8), to: svg)
+        try writeFileAtomically(lineChartPNG(title: chart.title, yLabel: chart.name, series: chart.series, markers: markers), to: png)
         written += [svg, png]
     }
     var md = "# Training report: \(c.meta.model)\n\n"
@@ -235,7 +269,8 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
         md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
     }
     if let line = c.meta.modelIR.split(separator: "\n").first(where: { $0.hasPrefix("  finish = ") }) {
-        md += "Finish: `\(line.dropFirst(11))` (the last epochs, after the main schedule, with their own rate, schedule and augmentation).\n\n"
+        let epochs = c.meta.finishEpochs.map { $0 == 1 ? "epoch \(c.meta.epochs + 1)" : "epochs \(c.meta.epochs + 1)-\(c.meta.epochs + $0)" } ?? "the last epochs"
+        md += "Finish: `\(line.dropFirst(11))` (\(epochs), after the main schedule, with their own rate, schedule and augmentation\(finishRan ? "; right of the dashed line in the charts" : "")).\n\n"
     }
     if let t = c.meta.teacher {
         let weight = c.meta.modelIR.split(separator: "\n").first { $0.hasPrefix("  distill = ") }.map { $0.dropFirst(12) } ?? "?"

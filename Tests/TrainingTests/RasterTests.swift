@@ -224,6 +224,41 @@ final class RasterTests: XCTestCase {
         XCTAssertEqual(d.rgb(300, Int(l.yTicks[2].y)), RGB(0xDD, 0xDD, 0xDD))
     }
 
+    /// A marker is a dashed grey line at its x (4 pixels on, 3 off, under the curves) with its
+    /// label beside it: left of the line where it fits, right of it near the left edge; one
+    /// outside the data's x range or not finite is not drawn, in the PNG nor in the SVG.
+    func testAMarkerIsADashedLineWithItsLabel() throws {
+        let series: [ChartSeries] = [("training", blue, [(1, 0.2), (11, 0.2)])]
+        let markers: [ChartMarker] = [(9.5, "finish"), (1.2, "start"), (12, "after"), (.nan, "nan")]
+        let l = LineChartLayout(width: 520, height: 320, series: series)
+        let png = lineChartPNG(title: "marked", yLabel: "y", series: series, markers: markers)
+        keep(png, "markers.png")
+        let d = try XCTUnwrap(decodePNG(png))
+        let grey = RGB(0x88, 0x88, 0x88), top = Int(LineChartLayout.top)
+        for x in [Int(l.px(9.5)), Int(l.px(1.2))] {
+            XCTAssertEqual((0..<4).map { d.rgb(x, top + 14 + $0) }, Array(repeating: grey, count: 4), "a dash at \(x)")
+            XCTAssertEqual((4..<7).map { d.rgb(x, top + 14 + $0) }, Array(repeating: RGB.white, count: 3), "a gap at \(x)")
+        }
+        XCTAssertTrue(d.column(Int(l.px(9.5)), near: l.py(0.2), has: RGB(css: blue)!), "the curve stays whole where it crosses the line")
+        let labelY = (top + 2)..<(top + 16)
+        let finishX = Int(l.px(9.5)), startX = Int(l.px(1.2))
+        XCTAssertGreaterThan(d.count(x: (finishX - 44)..<(finishX - 2), y: labelY, where: { $0 == RGB(0x55, 0x55, 0x55) }), 10, "finish, left of its line")
+        XCTAssertEqual(d.count(x: (finishX + 2)..<(finishX + 44), y: labelY, where: { $0 == RGB(0x55, 0x55, 0x55) }), 0)
+        XCTAssertGreaterThan(d.count(x: (startX + 2)..<(startX + 40), y: labelY, where: { $0 == RGB(0x55, 0x55, 0x55) }), 10, "start, right of its line")
+        // Nothing else grey in the plot: the markers at 12 and NaN were left out.
+        let plotX = Int(LineChartLayout.left) + 1..<(520 - Int(LineChartLayout.right))
+        let greyColumns = Set(plotX.filter { x in d.rgb(x, top + 57) == grey })  // a dash: 56-59
+        XCTAssertEqual(greyColumns, [finishX, startX])
+
+        let svg = lineChartSVG(title: "marked", yLabel: "y", series: series, markers: markers)
+        XCTAssertEqual(svg.components(separatedBy: "stroke-dasharray").count - 1, 2, svg)
+        XCTAssertTrue(svg.contains(String(format: "<line x1=\"%.1f\" y1=\"36.0\" x2=\"%.1f\"", l.px(9.5), l.px(9.5))), svg)
+        XCTAssertTrue(svg.contains("text-anchor=\"end\" fill=\"#555\">finish</text>") && svg.contains("text-anchor=\"start\" fill=\"#555\">start</text>"), svg)
+        XCTAssertFalse(svg.contains(">after<") || svg.contains(">nan<"), svg)
+        XCTAssertLessThan(svg.range(of: "stroke-dasharray")!.lowerBound, svg.range(of: "<polyline")!.lowerBound, "the line under the curves")
+        XCTAssertEqual(lineChartSVG(title: "marked", yLabel: "y", series: series), lineChartSVG(title: "marked", yLabel: "y", series: series, markers: []))
+    }
+
     func testTicksAreWholeEpochsAndFiveLevels() {
         func labels(_ xs: [Double]) -> [String] {
             LineChartLayout(width: 520, height: 320, series: [("s", blue, xs.map { ($0, $0 / 10) })]).xTicks.map(\.label)
@@ -327,6 +362,28 @@ final class RasterTests: XCTestCase {
             }
             let md = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
             XCTAssertTrue(md.contains("(loss.svg)") && md.contains("(loss.png)") && md.contains("(accuracy.png)"), md)
+            XCTAssertFalse(try String(contentsOfFile: dir + "/loss.svg", encoding: .utf8).contains("dasharray"), "no finish, no marker")
+        }
+        // A run with a finish: 10 main epochs and 2 of finish. The charts mark where it starts
+        // (between epochs 10 and 11) and the report names its epochs; a run stopped before its
+        // finish began has no marker.
+        for (records, marked) in [(history, true), (Array(history.prefix(9)), false)] {
+            let ir = "model m {\n}\ntrain {\n  finish = finish(epochs=2, lr=0.001)\n}\n"
+            let meta = CheckpointMeta(model: "vgg_scratch", modelHash: "h", modelIR: ir, epoch: records.count, batch: 0, iteration: 0, seed: 1,
+                                      epochs: 10, batchSize: 64, bestValAccuracy: 0.58, history: records, elapsedSeconds: 120, finishEpochs: 2)
+            try Checkpoint(meta: meta, tensors: [:]).write(to: dir + "/checkpoint-last.npz")
+            _ = try writeRunReport(dir: dir)
+            let md = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
+            XCTAssertTrue(md.contains("Finish: `finish(epochs=2, lr=0.001)` (epochs 11-12, after the main schedule"), md)
+            XCTAssertEqual(md.contains("; right of the dashed line in the charts)"), marked, md)
+            let l = LineChartLayout(width: 520, height: 320, series: [("", blue, records.map { (Double($0.epoch), $0.loss) })])
+            for name in ["loss", "accuracy"] {
+                let svg = try String(contentsOfFile: dir + "/\(name).svg", encoding: .utf8)
+                XCTAssertEqual(svg.contains(String(format: "<line x1=\"%.1f\" y1=\"36.0\" x2=\"%.1f\"", l.px(10.5), l.px(10.5))), marked, svg)
+                let d = try XCTUnwrap(decodePNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).png")))))
+                if marked { keep([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).png"))), "report-finish-\(name).png") }
+                XCTAssertEqual(d.rgb(Int(l.px(10.5)), Int(LineChartLayout.top) + 1) == RGB(0x88, 0x88, 0x88), marked, name)
+            }
         }
     }
 

@@ -7,7 +7,7 @@ enum ReportCommand {
     static let spec = CommandSpec(
         name: "report",
         usage: "report DIR",
-        summary: "Write a run's training curves (SVG) and a markdown summary into its directory.",
+        summary: "Write a run's loss and accuracy curves (loss.svg/.png, accuracy.svg/.png; a dashed line where a finish starts) and report.md (the recipe, the segments, a table of every epoch) into its directory, from its last checkpoint and event log.",
         options: [])
 
     static func main(_ args: [String]) throws {
