@@ -263,8 +263,9 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     }
     var md = "# Training report: \(c.meta.model)\n\n"
     if let command { md += "Command: `\(command)`\n\n" }
-    let finish = c.meta.finishEpochs.map { " and \($0) of finish" } ?? ""
-    md += "Epochs run: \(h.count) of \(c.meta.epochs)\(finish); batch \(c.meta.batchSize); seed \(c.meta.seed); wall time \(String(format: "%.1f", c.meta.elapsedSeconds)) s.\n\n"
+    // With a finish: "Epochs run: 96 of 96 (94 and a finish of 2)".
+    let planned = c.meta.finishEpochs.map { "\(c.meta.epochs + $0) (\(c.meta.epochs) and a finish of \($0))" } ?? "\(c.meta.epochs)"
+    md += "Epochs run: \(h.count) of \(planned); batch \(c.meta.batchSize); seed \(c.meta.seed); wall time \(String(format: "%.1f", c.meta.elapsedSeconds)) s.\n\n"
     if c.meta.modelIR.contains("\n  compute = bf16\n") {
         md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
     }

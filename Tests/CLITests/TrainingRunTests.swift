@@ -97,7 +97,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertGreaterThan(lastRate, 0)
         XCTAssertLessThan(lastRate, 0.005 * 0.01)
         let report = try String(contentsOf: killed.appendingPathComponent("report.md"), encoding: .utf8)
-        XCTAssertTrue(report.contains("Epochs run: 2 of 1 and 1 of finish;"), report)
+        XCTAssertTrue(report.contains("Epochs run: 2 of 2 (1 and a finish of 1);"), report)
         XCTAssertTrue(report.contains("Finish: `finish(epochs=1, lr=0.005, schedule=cosine(min_factor=0.0, warmup_epochs=0.0), augment=augment(hflip=true, shift=0.0, crop=44, pad=0, pad_mode=reflect, rotate=0.0,"), report)
 
         let own = scratch.appendingPathComponent("own")

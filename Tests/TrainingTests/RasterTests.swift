@@ -374,6 +374,7 @@ final class RasterTests: XCTestCase {
             try Checkpoint(meta: meta, tensors: [:]).write(to: dir + "/checkpoint-last.npz")
             _ = try writeRunReport(dir: dir)
             let md = try String(contentsOfFile: dir + "/report.md", encoding: .utf8)
+            XCTAssertTrue(md.contains("Epochs run: \(records.count) of 12 (10 and a finish of 2);"), md)
             XCTAssertTrue(md.contains("Finish: `finish(epochs=2, lr=0.001)` (epochs 11-12, after the main schedule"), md)
             XCTAssertEqual(md.contains("; right of the dashed line in the charts)"), marked, md)
             let l = LineChartLayout(width: 520, height: 320, series: [("", blue, records.map { (Double($0.epoch), $0.loss) })])
