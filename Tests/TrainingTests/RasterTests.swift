@@ -381,8 +381,9 @@ final class RasterTests: XCTestCase {
             for name in ["loss", "accuracy"] {
                 let svg = try String(contentsOfFile: dir + "/\(name).svg", encoding: .utf8)
                 XCTAssertEqual(svg.contains(String(format: "<line x1=\"%.1f\" y1=\"36.0\" x2=\"%.1f\"", l.px(10.5), l.px(10.5))), marked, svg)
-                let d = try XCTUnwrap(decodePNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).png")))))
-                if marked { keep([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).png"))), "report-finish-\(name).png") }
+                let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).png")))
+                if marked { keep(png, "report-finish-\(name).png") }
+                let d = try XCTUnwrap(decodePNG(png))
                 XCTAssertEqual(d.rgb(Int(l.px(10.5)), Int(LineChartLayout.top) + 1) == RGB(0x88, 0x88, 0x88), marked, name)
             }
         }
