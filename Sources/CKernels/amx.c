@@ -92,10 +92,11 @@ void fk_limit_bf16(int level) { fk_bf16_limit = level < 0 ? 0 : level > 2 ? 2 : 
 int fk_bf16_level(void) {
     const int limit = fk_bf16_limit;
     if (limit >= 2 && fk_amx_cpu()) return 2;
-    // The dot product by default only where there is no AMX hardware: on the AMX Xeon it runs at
-    // half the f32 FMA's rate (amx.c's header), so a process denied the tiles stays in f32.
+    // The dot product by default only where it beats f32: on AMD's cores (Zen 4 runs it at twice
+    // the f32 FMA's rate), not on Intel's (half the rate on the AMX Xeon and on a Xeon whose
+    // hypervisor hides AMX: fk_bf16_dot_pays), so a process denied the tiles stays in f32.
     // Tests lower the limit to 1 to run it there anyway.
-    if (limit >= 1 && fk_bf16_dot_cpu() && (limit == 1 || !fk_amx_hardware())) return 1;
+    if (limit >= 1 && fk_bf16_dot_cpu() && (limit == 1 || (!fk_amx_hardware() && fk_bf16_dot_pays()))) return 1;
     return 0;
 }
 

@@ -1,8 +1,9 @@
 // Convolutions and dense layers in bf16, for plans compiled with `--compute bf16`
 // (`PlanMetadata.computeDType`) and training plans of a train block with `compute = bf16`.
 // Opt-in per plan and chosen at load time: where the CPU has AMX (fk_bf16_level 2) the products
-// run on AMX tiles (CKernels/amx.c), where it has AVX512_BF16 instead (1: Zen 4) on its dot
-// product (CKernels/bf16dot.c), both on the same packed operands; elsewhere the plan runs in f32
+// run on AMX tiles (CKernels/amx.c), where it has AVX512_BF16 on an AMD core instead (1: Zen 4)
+// on its dot product (CKernels/bf16dot.c), both on the same packed operands; elsewhere (Intel's
+// AVX512_BF16 without AMX included: half the f32 rate there) the plan runs in f32
 // exactly as if compiled without the flag. The executor runs every stride-1 inference
 // convolution of 16+ input channels (`conv2d`, `fused` with a conv anchor) and every dense layer
 // of 16+ inputs (as a 1x1 convolution of a 1x1 plane) as an implicit GEMM over a padded bf16
@@ -48,8 +49,14 @@ public var bf16ComputeUnit: String? {
     }
 }
 
-/// What a CPU without either unit lacks, for messages: "has neither AMX nor AVX512_BF16".
-public let bf16ComputeMissing = "has neither AMX nor AVX512_BF16"
+/// Why this CPU runs bf16 plans in f32, for messages: "has neither AMX nor AVX512_BF16", or,
+/// where it has AVX512_BF16 on a core whose dot product is slower than f32 (Intel's), that.
+public var bf16ComputeMissing: String {
+    if fk_bf16_dot_cpu() != 0 && fk_bf16_dot_pays() == 0 {
+        return "has no usable AMX, and its AVX512_BF16 dot product runs at half the f32 rate on this Intel core"
+    }
+    return "has neither AMX nor AVX512_BF16"
+}
 
 /// The compute types a plan may ask for (`PlanMetadata.computeDType`).
 public let computeDTypes = ["f32", "bf16"]

@@ -221,4 +221,24 @@ final class BF16ConvTests: RuntimeTestCase {
                          [Float](repeating: 0, count: 16), [], [], n: 1, g, Epilogue(bias: false), threads: 1))
         XCTAssertEqual(bf16WorkspaceBytes(Plan(name: "p", buffers: [], steps: [], maxBatch: 1, outputs: []), threads: 2, enabled: true).perThread, 0)
     }
+
+    /// AVX512_BF16's dot product is used by default only on AMD's cores (twice the f32 FMA's rate
+    /// on Zen 4), not on Intel's (half: the AMX Xeon, and a Xeon whose hypervisor hides AMX), and
+    /// the vendor CPUID reports is the one /proc/cpuinfo names.
+    func testTheDotProductIsTheDefaultOnlyWhereItPays() throws {
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let vendorLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("vendor_id") }) else {
+            throw XCTSkip("no /proc/cpuinfo vendor_id here")
+        }
+        let amd = vendorLine.hasSuffix("AuthenticAMD")
+        XCTAssertEqual(fk_bf16_dot_pays() == 1, amd, String(vendorLine))
+        defer { fk_limit_bf16(2) }
+        fk_limit_bf16(2)
+        let level = fk_bf16_level()
+        if level != 2 {  // no AMX granted: the dot product, or f32
+            XCTAssertEqual(level == 1, fk_bf16_dot_cpu() == 1 && amd, "level \(level), \(vendorLine)")
+        }
+        fk_limit_bf16(1)  // tests and callers that ask for it still get it wherever the CPU has it
+        XCTAssertEqual(fk_bf16_level() == 1, fk_bf16_dot_cpu() == 1)
+    }
 }

@@ -153,12 +153,21 @@ const char *fk_best_blas_core(void);
 
 // bf16 convolution and dense-layer products (amx.c; bf16dot.c), for plans compiled with
 // --compute bf16 (inference) or trained with `compute = bf16` (training): on AMX tiles where the
-// CPU has them, else with AVX512_BF16's dot product, else not at all (the callers run f32).
+// CPU has them, else with AVX512_BF16's dot product where it beats f32 (AMD's cores), else not at
+// all (the callers run f32).
 
 /// Which unit computes the bf16 products, within fk_limit_bf16: 2 AMX (AMX-TILE, AMX-BF16 and
 /// AVX-512F/BW/VL, and Linux granted the process the tile state), 1 AVX512_BF16's vdpbf16ps
 /// (with AVX-512F/BW/VL), 0 none (bf16 plans then run in f32).
 int fk_bf16_level(void);
+
+/// 1 where AVX512_BF16's dot product, if the CPU has it, beats the f32 FMA (AMD's cores: twice
+/// its rate on Zen 4), 0 where it does not (Intel's: half), so that fk_bf16_level uses it only
+/// where it pays.
+int fk_bf16_dot_pays(void);
+
+/// 1 where the CPU has AVX512_BF16 (and AVX-512F/BW/VL), whether or not fk_bf16_level uses it.
+int fk_bf16_dot_cpu(void);
 
 /// Caps fk_bf16_level (2: whatever the CPU has; 1: the dot product even on AMX; 0: none), so that
 /// tests run every path a CPU has and the f32 fallback.
