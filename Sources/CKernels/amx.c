@@ -100,6 +100,11 @@ int fk_bf16_level(void) {
     return 0;
 }
 
+int fk_bf16_any_unit_limit(void) {
+    if (fk_amx_cpu()) return 2;
+    return fk_bf16_dot_cpu() && !fk_bf16_dot_pays() ? 1 : 2;
+}
+
 uint16_t fk_bf16_round(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);

@@ -44,18 +44,10 @@ private func source(compute: String) -> String {
     """
 }
 
-/// The limit under which these tests run bf16 on the unit this CPU has: AVX512_BF16's dot
-/// product is not the default on Intel's cores (fk_bf16_dot_pays), but a plan must run on it there
-/// too when asked (fk_limit_bf16(1)).
-private let bf16TestLimit: Int32 = {
-    fk_limit_bf16(2)
-    return fk_bf16_level() == 0 && fk_bf16_dot_cpu() == 1 ? 1 : 2
-}()
-
 final class BF16TrainingTests: XCTestCase {
     override func setUp() {
         super.setUp()
-        fk_limit_bf16(bf16TestLimit)
+        fk_limit_bf16(fk_bf16_any_unit_limit())
     }
 
     override func tearDown() {
@@ -65,8 +57,8 @@ final class BF16TrainingTests: XCTestCase {
 
     private func train(compute: String, epochs: Int = 2, resumeAfter steps: Int? = nil,
                        bf16Unit: Bool = true) throws -> (tensors: [String: [Float]], note: String?) {
-        fk_limit_bf16(bf16Unit ? bf16TestLimit : 0)
-        defer { fk_limit_bf16(bf16TestLimit) }
+        fk_limit_bf16(bf16Unit ? fk_bf16_any_unit_limit() : 0)
+        defer { fk_limit_bf16(fk_bf16_any_unit_limit()) }
         let data = try loadFER2013(path: samplePath, options: LoadOptions(splits: [.training, .publicTest]))
         let m = try model(source: source(compute: compute))
         let dir = temporaryDirectory("bf16train")

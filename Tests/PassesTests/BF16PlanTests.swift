@@ -26,18 +26,10 @@ logits = dense(f, units=7)
 output logits
 """
 
-/// The limit under which these tests run bf16 on the unit this CPU has: AVX512_BF16's dot
-/// product is not the default on Intel's cores (fk_bf16_dot_pays), but a plan must run on it there
-/// too when asked (fk_limit_bf16(1)).
-private let bf16TestLimit: Int32 = {
-    fk_limit_bf16(2)
-    return fk_bf16_level() == 0 && fk_bf16_dot_cpu() == 1 ? 1 : 2
-}()
-
 final class BF16PlanTests: XCTestCase {
     override func setUp() {
         super.setUp()
-        fk_limit_bf16(bf16TestLimit)
+        fk_limit_bf16(fk_bf16_any_unit_limit())
     }
 
     override func tearDown() {

@@ -173,6 +173,11 @@ int fk_bf16_dot_cpu(void);
 /// tests run every path a CPU has and the f32 fallback.
 void fk_limit_bf16(int level);
 
+/// The fk_limit_bf16 cap under which the bf16 products run on any unit this CPU has, the default
+/// one or not: 1 where its only unit is an AVX512_BF16 that is not the default (Intel's cores
+/// without usable AMX), else 2. Tests use it to run the dot product wherever it exists.
+int fk_bf16_any_unit_limit(void);
+
 /// f rounded to bf16 (to nearest, ties to even; NaN stays NaN), the rounding of every bf16 path.
 uint16_t fk_bf16_round(float f);
 
