@@ -158,7 +158,8 @@ const char *fk_best_blas_core(void);
 
 /// Which unit computes the bf16 products, within fk_limit_bf16: 2 AMX (AMX-TILE, AMX-BF16 and
 /// AVX-512F/BW/VL, and Linux granted the process the tile state), 1 AVX512_BF16's vdpbf16ps
-/// (with AVX-512F/BW/VL), 0 none (bf16 plans then run in f32).
+/// (with AVX-512F/BW/VL; under the default cap only where fk_bf16_dot_pays), 0 none (bf16 plans
+/// then run in f32).
 int fk_bf16_level(void);
 
 /// 1 where AVX512_BF16's dot product, if the CPU has it, beats the f32 FMA (AMD's cores: twice
