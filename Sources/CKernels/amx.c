@@ -96,7 +96,7 @@ int fk_bf16_level(void) {
     // the f32 FMA's rate), not on Intel's (half the rate on the AMX Xeon and on a Xeon whose
     // hypervisor hides AMX: fk_bf16_dot_pays), so a process denied the tiles stays in f32.
     // Tests lower the limit to 1 to run it there anyway.
-    if (limit >= 1 && fk_bf16_dot_cpu() && (limit == 1 || (!fk_amx_hardware() && fk_bf16_dot_pays()))) return 1;
+    if (limit >= 1 && fk_bf16_dot_cpu() && (limit == 1 || fk_bf16_dot_pays())) return 1;
     return 0;
 }
 
