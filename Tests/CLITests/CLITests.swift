@@ -122,4 +122,38 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("--dump"), missing.stderr)
     }
+
+    /// `fergc bench`'s profile names each step's layer: a backward step is named after the
+    /// gradient it writes, which is its layer's input (`grad.p1` is c2's backward), so the
+    /// "layer" column says whose backward it is; updates say which layer they change.
+    func testBenchNamesTheLayerOfEachStep() throws {
+        let r = try fergc(["bench", "Models/tiny.graph", "--train", "--batch", "4", "--runs", "5", "--warmup", "0", "--no-sgemm", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rows = try XCTUnwrap(j["layers"] as? [[String: Any]])
+        var layer: [String: String] = [:]
+        for row in rows { layer[try XCTUnwrap(row["name"] as? String)] = try XCTUnwrap(row["layer"] as? String) }
+        XCTAssertEqual(layer["c2"], "c2")
+        XCTAssertEqual(layer["grad.p1"], "c2 backward")           // c2's input gradient (and its weight's, fused)
+        XCTAssertEqual(layer["grad.c2"], "p2 backward")
+        XCTAssertEqual(layer["grad.loss"], "loss.total backward")
+        XCTAssertEqual(layer["grad.c2.weight"], "c2 backward")    // the sum of the data's part and the penalty's
+        XCTAssertEqual(layer["adam_update.c2.weight"], "c2 update")
+        XCTAssertEqual(layer["max_norm_project.c1.weight"], "c1 update")
+        XCTAssertEqual(layer["batchnorm_stats_update.c1_bn"], "c1_bn update")
+        XCTAssertEqual(layer["increment.optimizer.iterations"], "optimizer")
+        XCTAssertEqual(layer["grad.loss.total"], "-")
+        // Every backward row names a forward step of the plan or a parameter's layer.
+        let forward = Set(rows.compactMap { $0["name"] as? String }.filter { !$0.hasPrefix("grad.") })
+        for (name, l) in layer where name.hasPrefix("grad.") && l != "-" {
+            XCTAssertTrue(l.hasSuffix(" backward"), "\(name): \(l)")
+            let of = String(l.dropLast(" backward".count))
+            XCTAssertTrue(forward.contains(of) || ["c1", "c2", "d1", "logits"].contains(of), "\(name): \(l)")
+        }
+        let text = try fergc(["bench", "Models/tiny.graph", "--train", "--batch", "4", "--runs", "5", "--warmup", "0", "--no-sgemm"])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let line = try XCTUnwrap(text.stdout.split(separator: "\n").first { $0.hasPrefix("  grad.p1 ") })
+        XCTAssertTrue(line.contains("c2 backward"), String(line))
+        XCTAssertTrue(text.stdout.contains("  step ") && text.stdout.contains("  layer "), text.stdout)
+    }
 }

@@ -3,7 +3,8 @@
 // Compiles the model with the standard optimized pipeline (no probe), seeded random weights and
 // random inputs; runs K warm-up batches, then R timed batches with the executor's per-step
 // timing hook on; prints img/s and ms per batch (median of the timed runs), a per-step table
-// (time, share, GFLOP/s for the steps that do matrix work) and this machine's sgemm rate
+// (the layer each step works for, time, share, GFLOP/s for the steps that do matrix work) and
+// this machine's sgemm rate
 // measured right there, so that every figure can be read against the BLAS ceiling.
 
 import Foundation
@@ -35,6 +36,9 @@ enum BenchCommand {
         details: """
         Weights and inputs are random (timing only). GFLOP/s counts 2 flops per multiply-add of the
         convolutions and dense layers (forward, grad-input and grad-weight); other steps show '-'.
+        Each step is named after the tensor it writes (a backward step after the gradient it
+        writes: grad.block4_conv2 is block4_conv3's backward); the 'layer' column says which
+        layer it works for and in which pass (block4_conv3, block4_conv3 backward, ... update).
         A training plan with a frozen prefix (the frozen-prefix pass, e.g. vgg16_pretrained's
         blocks 1-3) is timed twice: the whole step, and the step after the prefix as fergc train
         runs it once the prefix's output is cached.
@@ -129,7 +133,7 @@ enum BenchCommand {
         let layers = plan.steps.enumerated().map { (s, step) -> Layer in
             let seconds = stepTimes[s] / Double(runs)
             let flops = stepFLOPs(step.kernel).map { $0 * Double(batch) }
-            return Layer(name: step.name, kernel: kernelLabel(step.kernel), ms: seconds * 1000,
+            return Layer(name: step.name, layer: layerLabel(step, plan), kernel: kernelLabel(step.kernel), ms: seconds * 1000,
                          share: total > 0 ? stepTimes[s] / total : 0,
                          gflops: flops.map { seconds > 0 ? $0 / seconds / 1e9 : 0 })
         }
@@ -219,7 +223,46 @@ enum BenchCommand {
     }
 
     struct Layer {
-        var name: String, kernel: String, ms: Double, share: Double, gflops: Double?
+        /// `layer`: the model's layer the step runs for, and which pass ("block4_conv3 backward").
+        var name: String, layer: String, kernel: String, ms: Double, share: Double, gflops: Double?
+    }
+
+    /// The model layer a step works for. A forward step is named after its output, the layer; a
+    /// backward step after the gradient it writes (`grad.block4_conv2` is block4_conv3's backward:
+    /// the gradient of its input, and its weight gradient when fused), so it is named here after
+    /// the gradient it reads; a step that sums a parameter's gradient parts after the parameter;
+    /// an update (an in-place step: the optimizer's, batchnorm statistics', max-norm's) after
+    /// the parameter it changes. "-" for constants.
+    static func layerLabel(_ step: Step, _ plan: Plan) -> String {
+        let own = Set(step.outputs)
+        func name(_ i: Int) -> String { plan.buffers.indices.contains(i) ? plan.buffers[i].name : "" }
+        func layer(ofParameter p: String) -> String {
+            var p = p
+            for suffix in [".weight", ".bias", ".gamma", ".beta"] where p.hasSuffix(suffix) { p.removeLast(suffix.count) }
+            return p
+        }
+        switch step.kernel {
+        case .constant: return "-"
+        case .increment: return "optimizer"
+        default: break
+        }
+        if step.outputs.isEmpty, let dot = step.name.firstIndex(of: ".") {
+            return layer(ofParameter: String(step.name[step.name.index(after: dot)...])) + " update"
+        }
+        guard step.name.hasPrefix("grad.") else { return step.name }
+        // The incoming gradient, not a numbered part of the one this step writes (grad.c2.weight
+        // sums grad.c2.weight.0, the data's, and the penalty's).
+        func isPart(_ n: String) -> Bool {
+            n.hasPrefix(step.name + ".") && !n.dropFirst(step.name.count + 1).isEmpty && n.dropFirst(step.name.count + 1).allSatisfy(\.isNumber)
+        }
+        if let read = step.inputs.first(where: { !own.contains($0) && name($0).hasPrefix("grad.") && !isPart(name($0)) }) {
+            return String(name(read).dropFirst(5)) + " backward"
+        }
+        let target = String(step.name.dropFirst(5))
+        if plan.buffers.contains(where: { $0.name == target && $0.role == .parameter }) {
+            return layer(ofParameter: target) + " backward"
+        }
+        return "-"
     }
 
     struct Result {
@@ -241,7 +284,7 @@ enum BenchCommand {
                 "model": model, "mode": mode, "batch": batch, "threads": threads, "winograd": winograd, "runs_ms": runs,
                 "ms_per_batch": msPerBatch, "img_per_s": imgPerS, "gflops": gflops,
                 "layers": layers.map { l -> [String: Any] in
-                    var d: [String: Any] = ["name": l.name, "kernel": l.kernel, "ms": l.ms, "share": l.share]
+                    var d: [String: Any] = ["name": l.name, "layer": l.layer, "kernel": l.kernel, "ms": l.ms, "share": l.share]
                     if let g = l.gflops { d["gflops"] = g }
                     return d
                 },
@@ -269,12 +312,13 @@ enum BenchCommand {
             }
             s += "\n"
             let nameWidth = min(max(layers.map(\.name.count).max() ?? 4, 4), 40)
+            let layerWidth = min(max(layers.map(\.layer.count).max() ?? 5, 5), 40)
             let kernelWidth = min(max(layers.map(\.kernel.count).max() ?? 6, 6), 48)
             func pad(_ t: String, _ w: Int) -> String { t.count >= w ? String(t.prefix(w)) : t + String(repeating: " ", count: w - t.count) }
-            s += "  \(pad("step", nameWidth))  \(pad("kernel", kernelWidth))        ms   share   GFLOP/s\n"
+            s += "  \(pad("step", nameWidth))  \(pad("layer", layerWidth))  \(pad("kernel", kernelWidth))        ms   share   GFLOP/s\n"
             for l in layers {
                 let g = l.gflops.map { String(format: "%9.1f", $0) } ?? "        -"
-                s += "  \(pad(l.name, nameWidth))  \(pad(l.kernel, kernelWidth))  " + String(format: "%8.3f  %5.1f%%", l.ms, l.share * 100) + " \(g)\n"
+                s += "  \(pad(l.name, nameWidth))  \(pad(l.layer, layerWidth))  \(pad(l.kernel, kernelWidth))  " + String(format: "%8.3f  %5.1f%%", l.ms, l.share * 100) + " \(g)\n"
             }
             return s
         }
