@@ -4,8 +4,8 @@
 // random inputs; runs K warm-up batches, then R timed batches with the executor's per-step
 // timing hook on; prints img/s and ms per batch (median of the timed runs), a per-step table
 // (the layer each step works for, time, share, GFLOP/s for the steps that do matrix work) and
-// this machine's sgemm rate
-// measured right there, so that every figure can be read against the BLAS ceiling.
+// this machine's sgemm rate measured right there, so that every figure can be read against the
+// BLAS ceiling.
 
 import Foundation
 import GraphIR
