@@ -237,9 +237,8 @@ enum BenchCommand {
         let own = Set(step.outputs)
         func name(_ i: Int) -> String { plan.buffers.indices.contains(i) ? plan.buffers[i].name : "" }
         func layer(ofParameter p: String) -> String {
-            var p = p
-            for suffix in [".weight", ".bias", ".gamma", ".beta"] where p.hasSuffix(suffix) { p.removeLast(suffix.count) }
-            return p
+            guard let suffix = [".weight", ".bias", ".gamma", ".beta"].first(where: p.hasSuffix) else { return p }
+            return String(p.dropLast(suffix.count))
         }
         switch step.kernel {
         case .constant: return "-"
@@ -253,7 +252,8 @@ enum BenchCommand {
         // The incoming gradient, not a numbered part of the one this step writes (grad.c2.weight
         // sums grad.c2.weight.0, the data's, and the penalty's).
         func isPart(_ n: String) -> Bool {
-            n.hasPrefix(step.name + ".") && !n.dropFirst(step.name.count + 1).isEmpty && n.dropFirst(step.name.count + 1).allSatisfy(\.isNumber)
+            let number = n.dropFirst(step.name.count + 1)
+            return n.hasPrefix(step.name + ".") && !number.isEmpty && number.allSatisfy(\.isNumber)
         }
         if let read = step.inputs.first(where: { !own.contains($0) && name($0).hasPrefix("grad.") && !isPart(name($0)) }) {
             return String(name(read).dropFirst(5)) + " backward"
