@@ -1,0 +1,73 @@
+// The model files the project commits at the top of Models/ (the ones README.md and
+// docs/results name, each with its command) are models fergc compiles: each parses, lowers to an
+// inference plan, and, where it has a train block, to a training step. Models/proxy/ and
+// Models/study/ have their own tests (their generators' output). Nothing here is allocated or
+// run: the plans are lowered, not loaded.
+
+import Foundation
+import Frontend
+import GraphIR
+import Passes
+import Runtime
+import XCTest
+
+final class ModelFilesTests: XCTestCase {
+    private func modelFiles() throws -> [String] {
+        let dir = repoRoot.appendingPathComponent("Models").path
+        return try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".graph") }.sorted()
+    }
+
+    func testEveryModelFileCompilesForInferenceAndTraining() throws {
+        let files = try modelFiles()
+        XCTAssertTrue(files.contains("vgg16_gap_clahe.graph") && files.contains("vgg_tuned.graph"), "\(files)")
+        var trained = 0
+        for file in files {
+            let g: Graph
+            do { g = try model("Models/\(file)") } catch { XCTFail("\(file): \(error)"); continue }
+            var inference = g
+            inference.training = nil
+            inference.outputs = [inference.outputs[0]]
+            do {
+                var pm = PassManager(Pipelines.inferenceOptimized)
+                let plan = try lowerToPlan(try pm.run(inference), maxBatch: 1)
+                XCTAssertFalse(plan.steps.isEmpty, file)
+            } catch { XCTFail("\(file), inference: \(error)") }
+            guard g.training != nil else { continue }
+            do {
+                var pm = PassManager(Pipelines.trainingOptimized)
+                let plan = try lowerToPlan(try pm.run(g), maxBatch: 2)
+                XCTAssertFalse(plan.steps.isEmpty, file)
+                trained += 1
+            } catch { XCTFail("\(file), training: \(error)") }
+        }
+        XCTAssertGreaterThan(trained, files.count / 2)
+    }
+
+    /// The CLAHE proxy of session 54 (docs/results/best/README.md) starts from VGG16's pretrained
+    /// convolutions and is shown the whole face as well as its crops: its parameters must be
+    /// `vgg16_gap`'s by name and shape (so `--init ../shared/pretrained/vgg16_blocks1-4.npz`
+    /// loads all twenty tensors), its first convolution must see the face, its CLAHE and the face,
+    /// and it must recompile at the whole face's side with the pooling still global.
+    func testTheCLAHEModelIsVGG16GapWithTheFacesCLAHEOnItsMiddleChannel() throws {
+        func shapes(_ g: Graph) -> [String: [Int]] {
+            Dictionary(uniqueKeysWithValues: g.parameters.map { (g[$0].name, g[$0].type.perSample) })
+        }
+        let clahe = try model("Models/vgg16_gap_clahe.graph")
+        let plain = try model("Models/vgg16_gap.graph")
+        XCTAssertEqual(shapes(clahe), shapes(plain))
+        XCTAssertEqual(clahe.parameters.count, 22)
+
+        let rgb = try XCTUnwrap(clahe.nodes.first { $0.name == "rgb" })
+        guard case .concat = rgb.op else { return XCTFail("\(rgb.op)") }
+        let sources = rgb.inputs.map { clahe[$0].name }
+        XCTAssertEqual(sources, ["face", "face_clahe", "face"])
+        let c = try XCTUnwrap(clahe.nodes.first { $0.name == "face_clahe" })
+        XCTAssertEqual(c.inputs.map { clahe[$0].name }, ["x"], "CLAHE reads the raw input")
+        XCTAssertEqual(clahe.training?.inputScale, 1, "clahe reads raw pixels")
+
+        let whole = try withInputSide(clahe, side: 48)
+        XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "face_clahe"))].type.perSample, [1, 48, 48])
+        XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "gap"))].type.perSample, [512, 1, 1])
+        XCTAssertEqual(shapes(whole), shapes(plain))
+    }
+}
