@@ -267,7 +267,9 @@ public func writeRunReport(dir: String, command: String? = nil) throws -> [Strin
     let planned = c.meta.finishEpochs.map { "\(c.meta.epochs + $0) (\(c.meta.epochs) and a finish of \($0))" } ?? "\(c.meta.epochs)"
     md += "Epochs run: \(h.count) of \(planned); batch \(c.meta.batchSize); seed \(c.meta.seed); wall time \(String(format: "%.1f", c.meta.elapsedSeconds)) s.\n\n"
     if c.meta.modelIR.contains("\n  compute = bf16\n") {
-        md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 on AMX or AVX512_BF16 where the CPU has one, f32 elsewhere).\n\n"
+        // What the block asks; what each process ran (bf16 only where it beats f32 on that CPU)
+        // is the segments table's compute column.
+        md += "Compute: `compute = bf16` (the products of the convolutions and dense layers in bf16 where the CPU runs them faster than f32: AMX, or AVX512_BF16 on Zen 4; f32 elsewhere, as on an Intel core without AMX, whose AVX512_BF16 runs at half the f32 rate). What each segment trained with: the segments table's compute column.\n\n"
     }
     if let line = c.meta.modelIR.split(separator: "\n").first(where: { $0.hasPrefix("  finish = ") }) {
         let epochs = c.meta.finishEpochs.map { $0 == 1 ? "epoch \(c.meta.epochs + 1)" : "epochs \(c.meta.epochs + 1)-\(c.meta.epochs + $0)" } ?? "the last epochs"
