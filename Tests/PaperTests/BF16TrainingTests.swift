@@ -82,9 +82,7 @@ final class BF16TrainingTests: XCTestCase {
         XCTAssertEqual(report.contains("Compute: `compute = bf16`"), compute == "bf16")
         // What this CPU ran, not what the block asked, is in the segments table (f32 on an Intel
         // core without AMX even when the block asks bf16).
-        let ran = t.computeNote.map { note in
-            String(note.dropFirst("compute: ".count).prefix { $0 != "(" }).trimmingCharacters(in: .whitespaces)
-        } ?? "f32"
+        let ran = briefCompute(t.computeRecord)
         XCTAssertTrue(report.contains("| \(ran) |\n"), "\(ran): \(report)")
         return (try Checkpoint.read(t.lastCheckpointPath).tensors, t.computeNote)
     }

@@ -49,12 +49,9 @@ final class ModelFilesTests: XCTestCase {
     /// loads all twenty tensors), its first convolution must see the face, its CLAHE and the face,
     /// and it must recompile at the whole face's side with the pooling still global.
     func testTheCLAHEModelIsVGG16GapWithTheFacesCLAHEOnItsMiddleChannel() throws {
-        func shapes(_ g: Graph) -> [String: [Int]] {
-            Dictionary(uniqueKeysWithValues: g.parameters.map { (g[$0].name, g[$0].type.perSample) })
-        }
         let clahe = try model("Models/vgg16_gap_clahe.graph")
         let plain = try model("Models/vgg16_gap.graph")
-        XCTAssertEqual(shapes(clahe), shapes(plain))
+        XCTAssertEqual(parameterShapes(clahe), parameterShapes(plain))
         XCTAssertEqual(clahe.parameters.count, 22)
 
         let rgb = try XCTUnwrap(clahe.nodes.first { $0.name == "rgb" })
@@ -68,6 +65,6 @@ final class ModelFilesTests: XCTestCase {
         let whole = try withInputSide(clahe, side: 48)
         XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "face_clahe"))].type.perSample, [1, 48, 48])
         XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "gap"))].type.perSample, [512, 1, 1])
-        XCTAssertEqual(shapes(whole), shapes(plain))
+        XCTAssertEqual(parameterShapes(whole), parameterShapes(plain))
     }
 }

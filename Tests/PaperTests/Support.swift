@@ -20,6 +20,12 @@ func model(source: String) throws -> Graph {
     try Frontend.compile(source: source, file: "test.graph")
 }
 
+/// A model's parameters by name, with their per-sample shapes: what `--init` and `--weights`
+/// match a file's tensors against.
+func parameterShapes(_ g: Graph) -> [String: [Int]] {
+    Dictionary(uniqueKeysWithValues: g.parameters.map { (g[$0].name, g[$0].type.perSample) })
+}
+
 func requirePretrained() throws {
     guard FileManager.default.fileExists(atPath: pretrainedPath) else {
         throw XCTSkip("\(pretrainedPath) is not present")

@@ -279,16 +279,13 @@ final class WholeFaceViewTests: XCTestCase {
     /// by name and shape, as `vgg16_gap`'s parameters and as the folded tensors of a compiled
     /// `vgg_k_narrow_gap` plan.
     func testTheFineTuneModelsFitTheirBaseModelsValues() throws {
-        func shapes(_ g: Graph) -> [String: [Int]] {
-            Dictionary(uniqueKeysWithValues: g.parameters.map { (g[$0].name, g[$0].type.perSample) })
-        }
-        XCTAssertEqual(shapes(try model("Models/vgg16_gap_48.graph")), shapes(try model("Models/vgg16_gap.graph")))
+        XCTAssertEqual(parameterShapes(try model("Models/vgg16_gap_48.graph")), parameterShapes(try model("Models/vgg16_gap.graph")))
         let narrow = try model("Models/vgg_k_narrow_gap.graph")
         let plan = try compiled(narrow, weights: values(narrow))
         let folded = try model("Models/vgg_k_narrow_gap_folded_48.graph")
         var fromPlan: [String: Int] = [:]
         for (name, v) in plan.parameters { fromPlan[name.hasSuffix(".folded") ? String(name.dropLast(7)) : name] = v.count }
-        XCTAssertEqual(shapes(folded).mapValues { $0.reduce(1, *) }, fromPlan)
+        XCTAssertEqual(parameterShapes(folded).mapValues { $0.reduce(1, *) }, fromPlan)
         XCTAssertTrue(plan.parameters.keys.contains("s1_conv1.weight.folded"))
     }
 }
