@@ -9,6 +9,7 @@ import Frontend
 import GraphIR
 import Passes
 import Runtime
+import Training
 import XCTest
 
 final class ModelFilesTests: XCTestCase {
@@ -66,5 +67,31 @@ final class ModelFilesTests: XCTestCase {
         XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "face_clahe"))].type.perSample, [1, 48, 48])
         XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "gap"))].type.perSample, [512, 1, 1])
         XCTAssertEqual(parameterShapes(whole), parameterShapes(plain))
+    }
+    /// The half-pretrained proxy of session 55 keeps VGG16's blocks 1-3 and replaces block 4:
+    /// `--init` with the pretrained file must load exactly blocks 1-3 (fourteen tensors), leave
+    /// the new block 4 and the head seeded, and report block 4's six tensors of the file as
+    /// unused. The file here is made of `vgg16_gap`'s conv shapes, so this holds without
+    /// ../shared; the pooling must stay global at the whole face's side.
+    func testTheHalfPretrainedModelTakesVGG16sFirstThreeBlocksAndANewBlock4() throws {
+        let half = try model("Models/vgg16_b3_gap.graph")
+        let full = try model("Models/vgg16_gap.graph")
+        let fileShapes = parameterShapes(full).filter { $0.key.hasPrefix("block") }
+        XCTAssertEqual(fileShapes.count, 20, "the pretrained file's ten convolutions")
+        let file = InitTensors(source: "vgg16-like.npz", tensors: fileShapes.mapValues {
+            (shape: $0, values: [Float](repeating: 0.5, count: $0.reduce(1, *)))
+        })
+        let (report, values) = try planInit(model: half, file: file)
+        XCTAssertEqual(report.loaded.count, 14, "\(report.loaded)")
+        XCTAssertTrue(report.loaded.allSatisfy { $0.hasPrefix("block1_") || $0.hasPrefix("block2_") || $0.hasPrefix("block3_") }, "\(report.loaded)")
+        XCTAssertEqual(Set(report.unused), Set(fileShapes.keys.filter { $0.hasPrefix("block4_") }))
+        XCTAssertTrue(report.notLoaded.contains("b4_conv1.weight") && report.notLoaded.contains("predictions.weight"), "\(report.notLoaded)")
+        XCTAssertEqual(Set(values.keys), Set(report.loaded))
+
+        XCTAssertEqual(half[try XCTUnwrap(half.id(named: "gap"))].type.perSample, [256, 1, 1])
+        XCTAssertEqual(half.training?.epochs, 15, "the proxy's wall time of vgg16_gap's ten epochs")
+        let whole = try withInputSide(half, side: 48)
+        XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "gap"))].type.perSample, [256, 1, 1])
+        XCTAssertEqual(parameterShapes(whole), parameterShapes(half))
     }
 }
