@@ -68,6 +68,7 @@ final class ModelFilesTests: XCTestCase {
         XCTAssertEqual(whole[try XCTUnwrap(whole.id(named: "gap"))].type.perSample, [512, 1, 1])
         XCTAssertEqual(parameterShapes(whole), parameterShapes(plain))
     }
+
     /// The half-pretrained proxy of session 55 keeps VGG16's blocks 1-3 and replaces block 4:
     /// `--init` with the pretrained file must load exactly blocks 1-3 (fourteen tensors), leave
     /// the new block 4 and the head seeded, and report block 4's six tensors of the file as
