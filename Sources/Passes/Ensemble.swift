@@ -8,7 +8,10 @@
 // schedule, so the members share one arena (a member's activations are dead before the next
 // member starts). A member's parameter equal in name, shape and value to an earlier member's is
 // not stored twice: its steps read the earlier one (the same model compiled for other views or
-// another input side, merged into one plan, carries its weights once).
+// another input side, merged into one plan, carries its weights once). A member that is itself
+// an ensemble plan (a plan of several view sets, an earlier ensemble) joins as its members, each
+// weighted by its weight there times the member's: the mean is the same, and each view set stays
+// a member that `fergc ensemble --member` can take out and whose weights can be shared.
 
 import Runtime
 
@@ -38,15 +41,49 @@ public func normalizedWeights(_ weights: [Double]) -> [Double]? {
     return scaled.map { $0 / total }
 }
 
-public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? = nil, name: String = "ensemble") throws -> Plan {
+/// The members merged into one plan, weighted by `given` (default: equal). With `flatten`, a
+/// member that is an ensemble plan joins as its members (each taken out as `ensembleMember`
+/// does, weighted by its weight there times the member's); one whose members cannot be taken
+/// out (an ensemble nested by an older fergc) joins whole.
+public func ensemblePlans(_ members: [EnsembleMember], weights given: [Double]? = nil, name: String = "ensemble",
+                          flatten: Bool = true) throws -> Plan {
     guard members.count >= 2 else { throw EnsembleError("an ensemble needs at least two plans, got \(members.count)") }
     let weights = given ?? [Double](repeating: 1, count: members.count)
     guard weights.count == members.count else {
         throw EnsembleError("\(weights.count) weights for \(members.count) plans")
     }
-    guard let normalized = normalizedWeights(weights) else {
+    guard let outer = normalizedWeights(weights) else {
         throw EnsembleError("weights must be non-negative numbers with a positive sum, got \(weights)")
     }
+    guard flatten else { return try merged(members, normalized: outer, name: name) }
+    let (leaves, products) = flattened(members, weights: outer)
+    guard let normalized = normalizedWeights(products) else {
+        throw EnsembleError("the members' weights times their plans' own weights are all zero or out of range: \(products)")
+    }
+    return try merged(leaves, normalized: normalized, name: name)
+}
+
+/// Each member that is an ensemble plan replaced by its members, their weights there times its
+/// own; the others as they are.
+func flattened(_ members: [EnsembleMember], weights: [Double]) -> (members: [EnsembleMember], weights: [Double]) {
+    var out: [EnsembleMember] = [], products: [Double] = []
+    for (m, weight) in zip(members, weights) {
+        guard let info = m.plan.metadata.ensemble, !info.members.isEmpty, m.plan.metadata.mode == "inference",
+              let inner = try? (1...info.members.count).map({ try ensembleMember(m.plan, number: $0) }) else {
+            out.append(m)
+            products.append(weight)
+            continue
+        }
+        for (k, p) in inner.enumerated() {
+            out.append(EnsembleMember(label: "\(m.label) (its member \(k + 1))", plan: p))
+            products.append(weight * info.members[k].weight)
+        }
+    }
+    return (out, products)
+}
+
+/// The members merged, with weights already normalized.
+private func merged(_ members: [EnsembleMember], normalized: [Double], name: String) throws -> Plan {
 
     // What every member must agree on: the image shape and the classes.
     var images: [Int] = [], outputs: [Int] = [], probabilities: [Bool] = []
@@ -218,7 +255,10 @@ public func ensembleMember(_ e: Plan, number: Int) throws -> Plan {
     guard let info = e.metadata.ensemble else {
         throw EnsembleError("'\(e.metadata.modelName)' is not an ensemble plan (fergc ensemble): it has no members to take out")
     }
-    guard (1...info.members.count).contains(number) else {
+    guard !info.members.isEmpty else {
+        throw EnsembleError("'\(e.metadata.modelName)' says it is an ensemble but lists no members: the file was not written by fergc ensemble")
+    }
+    guard number >= 1, number <= info.members.count else {
         throw EnsembleError("member \(number) does not exist: the ensemble has members 1-\(info.members.count)")
     }
     let member = info.members[number - 1], prefix = member.prefix

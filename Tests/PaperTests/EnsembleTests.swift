@@ -129,6 +129,10 @@ final class EnsembleTests: XCTestCase {
         XCTAssertTrue(eval.stdout.contains("accuracy"), eval.stdout)
         let bad = try fergc(["ensemble", "\(dir)/m1.plan", "-o", "\(dir)/x.plan"])
         XCTAssertNotEqual(bad.status, 0)
+        // An ensemble plan given as a member joins as its members, and the command says so.
+        let joined = try fergc(["ensemble", "\(dir)/e.plan", "\(dir)/m1.plan", "-o", "\(dir)/f.plan"])
+        XCTAssertEqual(joined.status, 0, joined.stderr)
+        XCTAssertTrue(joined.stdout.contains("3 members (from 2 plans") && joined.stdout.contains("weights 0.125, 0.375, 0.5"), joined.stdout)
     }
 
     /// `fergc ensemble --predictions` scores from the members' `eval --predictions` files what the
@@ -264,9 +268,50 @@ final class EnsembleTests: XCTestCase {
             XCTAssertThrowsError(try ensembleMember(e, number: k)) { XCTAssertTrue("\($0)".contains("member \(k) does not exist: the ensemble has members 1-3"), "\($0)") }
         }
         XCTAssertThrowsError(try ensembleMember(members[0], number: 1)) { XCTAssertTrue("\($0)".contains("is not an ensemble plan"), "\($0)") }
-        let nested = try ensemblePlans([EnsembleMember(label: "a", plan: members[0]), EnsembleMember(label: "e", plan: e)])
+        // An ensemble nested whole (as fergc did before members joined one by one) keeps its
+        // members out of reach; merged again, it joins whole, and computes what it did.
+        let nested = try ensemblePlans([EnsembleMember(label: "a", plan: members[0]), EnsembleMember(label: "e", plan: e)], flatten: false)
+        XCTAssertEqual(nested.metadata.ensemble?.members.count, 2)
         XCTAssertNoThrow(try ensembleMember(nested, number: 1))
         XCTAssertThrowsError(try ensembleMember(nested, number: 2)) { XCTAssertTrue("\($0)".contains("is itself an ensemble"), "\($0)") }
+        let outer = try ensemblePlans([EnsembleMember(label: "n", plan: nested), EnsembleMember(label: "b", plan: members[1])])
+        XCTAssertEqual(outer.metadata.ensemble?.members.count, 2, "the old nested plan whole, then b")
+        try assertWeightedMean(outer, of: [nested, members[1]], weights: [1, 1], faces: 3)
+        var empty = e
+        empty.metadata.ensemble = EnsembleInfo(members: [])
+        XCTAssertThrowsError(try ensembleMember(empty, number: 1)) { XCTAssertTrue("\($0)".contains("lists no members"), "\($0)") }
+    }
+
+    /// A member that is itself an ensemble (one model's view sets, an earlier ensemble) joins as
+    /// its members, each weighted by its weight there times the member's: the probabilities are
+    /// the same weighted mean, every view set can be taken out again, and one model's tensors
+    /// are stored once however many plans bring them.
+    func testAnEnsembleMemberJoinsAsItsMembers() throws {
+        let tiny = try model("Models/tiny.graph")
+        let a = try plan(tiny, seed: 1), b = try plan(tiny, seed: 2)
+        let aFlip = try applyTTA(a, kind: .flip)
+        let views = try ensemblePlans([EnsembleMember(label: "a", plan: a), EnsembleMember(label: "aflip", plan: aFlip)], weights: [1, 3])
+        let one = a.parameters.values.map(\.count).reduce(0, +)
+        XCTAssertEqual(views.parameters.values.map(\.count).reduce(0, +), one, "one model's two view sets: its weights once")
+        let e = try ensemblePlans([EnsembleMember(label: "views", plan: views), EnsembleMember(label: "b", plan: b)], weights: [2, 2])
+        let info = try XCTUnwrap(e.metadata.ensemble)
+        XCTAssertEqual(info.members.map(\.weight), [0.125, 0.375, 0.5])
+        XCTAssertEqual(info.members.map(\.name), [a, aFlip, b].map(\.metadata.modelName))
+        XCTAssertEqual(info.members[1].tta, aFlip.metadata.tta)
+        try assertWeightedMean(e, of: [a, aFlip, b], weights: [0.125, 0.375, 0.5], faces: 4)
+        try assertWeightedMean(e, of: [views, b], weights: [1, 1], faces: 4)
+        let flat = try ensemblePlans([a, aFlip, b].map { EnsembleMember(label: $0.metadata.modelName, plan: $0) })
+        XCTAssertEqual(e.parameters.keys.sorted(), flat.parameters.keys.sorted(), "what the three plans merged directly store")
+        XCTAssertLessThan(e.parameters.values.map(\.count).reduce(0, +), one + b.parameters.values.map(\.count).reduce(0, +) + one)
+        // Each view set comes out computing what it computed alone.
+        let pixels = try faces(3)
+        let run = { (p: Plan) throws -> [[Float]] in try Session(LoadedPlan(bytes: encodePlan(p))).predictRaw(pixels: pixels) }
+        XCTAssertEqual(try run(ensembleMember(e, number: 2)), try run(aFlip))
+        XCTAssertEqual(try run(ensembleMember(e, number: 3)), try run(b))
+        // The same model's view sets from two plans: its weights once in the merged plan.
+        let again = try ensemblePlans([EnsembleMember(label: "views", plan: views), EnsembleMember(label: "a", plan: a)])
+        XCTAssertEqual(again.metadata.ensemble?.members.map(\.weight), [0.125, 0.375, 0.5])
+        XCTAssertEqual(again.parameters.values.map(\.count).reduce(0, +), one)
     }
 
     func testTheCommandTakesAMemberOut() throws {

@@ -28,8 +28,12 @@ enum EnsembleCommand {
         its size is about the largest member's, not their sum. A member's weight tensor equal in
         name, shape and values to an earlier member's is stored once: one model's view sets
         (compile --tta center_flip, and --input-side 48 --tta flip from the same weights)
-        merged here cost the weights of one model. inspect, explain, eval, predict, the Swift
-        runtime and the C API take the result like any plan.
+        merged here cost the weights of one model. A plan that is itself an ensemble (a
+        --tta center_flip+whole_flip plan, an earlier ensemble) joins as its members, each
+        weighted by its weight there times the plan's: two models' view-set plans merged give
+        four members, each of which --member takes out, and one model's view sets from
+        several plans share its weights. inspect, explain, eval, predict, the Swift runtime
+        and the C API take the result like any plan.
 
         With --member K the one argument is an ensemble plan, and the output is its K-th member
         as a plan of its own, for a member whose original file is gone: the member's steps and
@@ -80,7 +84,9 @@ enum EnsembleCommand {
         do { plan = try ensemblePlans(members, weights: weights, name: a.value("name") ?? "ensemble") } catch { throw CLIError("\(error)") }
         do { try writePlan(plan, to: out) } catch { throw CLIError("\(out): \(error)") }
         let memberArena = members.map { $0.plan.memory?.arenaBytes ?? 0 }
-        Console.out("wrote \(out): \(members.count) members, \(plan.steps.count) steps, weights "
+        let count = plan.metadata.ensemble?.members.count ?? members.count
+        let joined = count == members.count ? "" : " (from \(members.count) plans: an ensemble plan's members join one by one)"
+        Console.out("wrote \(out): \(count) members\(joined), \(plan.steps.count) steps, weights "
             + (plan.metadata.ensemble?.members.map { String(format: "%.3g", $0.weight) }.joined(separator: ", ") ?? "") + "\n")
         Console.out("arena \(megabytes(plan.memory?.arenaBytes ?? 0)) (the members' arenas: "
             + memberArena.map(megabytes).joined(separator: " + ") + " = \(megabytes(memberArena.reduce(0, +))))\n")
