@@ -166,7 +166,7 @@ void fk_winograd_input(float *v, long ldv, const float *x, long sampleStride, lo
 
 /// The output transform of one tile for `nb` channels (lanes): y[p][l] for the 16 pixels p of
 /// the 4x4 tile, from m element (xi, l) at xi*ldm + l, then the epilogue with per-lane bias,
-/// scale and shift. The portable path, and the one for partial tiles and channel tails.
+/// scale and shift. The portable path, and the one for channel tails (fewer than 8 channels).
 static void wino_out_tile(float y[16][OUT_BLOCK], const float *m, long ldm, int nb, const float *bv, const float *sc,
                           const float *sh, int preRelu, int hasScale, int postRelu) {
     for (int l = 0; l < nb; l++) {
@@ -195,13 +195,17 @@ static void wino_out_tile(float y[16][OUT_BLOCK], const float *m, long ldm, int 
 #include <immintrin.h>
 #define WINO_AVX2 1
 
-/// One whole 4x4 tile for 8 channels with AVX2 (8 channels per vector): the transform, the
-/// epilogue, and the scatter as four 4x8 -> 8x4 transposes, so each channel's tile row is one
-/// 16-byte store (instead of 128 scalar stores per tile). Adds the tile's per-channel sums to
-/// s1, s2 (double, 8 lanes each) when they are not null.
+/// One 4x4 tile for 8 channels with AVX2 (8 channels per vector): the transform, the epilogue,
+/// and for a whole tile the scatter as four 4x8 -> 8x4 transposes, so each channel's tile row is
+/// one 16-byte store (instead of 128 scalar stores per tile). A tile clipped at the right or
+/// bottom (rows or cols under 4: most tiles of a 5x5 or 10x10 map) is computed the same way and
+/// scattered pixel by pixel, its rows x cols pixels only. Adds the per-channel sums of the
+/// pixels written to s1, s2 (double, 8 lanes each) when they are not null.
 __attribute__((target("avx2,fma"), noinline))
-static void wino_out_tile_avx2(float *dst, long P, int W, const float *m, long ldm, const float *bv, const float *sc,
-                               const float *sh, int preRelu, int hasScale, int postRelu, double *s1, double *s2) {
+static void wino_out_tile_avx2(float *dst, long P, int W, int rows, int cols, const float *m, long ldm, const float *bv,
+                               const float *sc, const float *sh, int preRelu, int hasScale, int postRelu, double *s1,
+                               double *s2) {
+    const int whole = rows == 4 && cols == 4;
     __m256 a[4][6];
     for (int k = 0; k < 6; k++) {
         const __m256 z0 = _mm256_loadu_ps(m + (0 * 6 + k) * ldm), z1 = _mm256_loadu_ps(m + (1 * 6 + k) * ldm);
@@ -232,12 +236,21 @@ static void wino_out_tile_avx2(float *dst, long P, int W, const float *m, long l
             if (hasScale) v = _mm256_fmadd_ps(v, scale, shift);
             if (postRelu) v = _mm256_max_ps(v, zero);
             y[j] = v;
-            if (s1) {
+            if (s1 && i < rows && j < cols) {
                 const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
                 const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
                 q1a = _mm256_add_pd(q1a, lo); q1b = _mm256_add_pd(q1b, hi);
                 q2a = _mm256_fmadd_pd(lo, lo, q2a); q2b = _mm256_fmadd_pd(hi, hi, q2b);
             }
+        }
+        if (!whole) {
+            if (i >= rows) continue;
+            float px[4][8];
+            for (int j = 0; j < cols; j++) _mm256_storeu_ps(px[j], y[j]);
+            float *row = dst + (long)i * W;
+            for (int l = 0; l < 8; l++)
+                for (int j = 0; j < cols; j++) row[l * P + j] = px[j][l];
+            continue;
         }
         // 4 pixels x 8 channels -> each channel's 4 pixels.
         const __m256 t0 = _mm256_unpacklo_ps(y[0], y[1]), t1 = _mm256_unpackhi_ps(y[0], y[1]);
@@ -294,9 +307,9 @@ void fk_winograd_output(float *out, const float *m, long ldm, long ldt, int S, i
                     const float *mt = m + t * ldt + (ob - o0);
                     const int cols = W - 4 * tw < 4 ? W - 4 * tw : 4;
 #ifdef WINO_AVX2
-                    if (fast && nb == OUT_BLOCK && rows == 4 && cols == 4) {
-                        wino_out_tile_avx2(planes + (long)(4 * th) * W + 4 * tw, P, W, mt, ldm, bv, sc, sh, preRelu,
-                                           scale != 0, postRelu, sum ? s1 : 0, sum ? s2 : 0);
+                    if (fast && nb == OUT_BLOCK) {
+                        wino_out_tile_avx2(planes + (long)(4 * th) * W + 4 * tw, P, W, rows, cols, mt, ldm, bv, sc, sh,
+                                           preRelu, scale != 0, postRelu, sum ? s1 : 0, sum ? s2 : 0);
                         continue;
                     }
 #endif
