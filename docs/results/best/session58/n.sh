@@ -1,6 +1,6 @@
 #!/bin/bash
 set -e
-cd /work/main
+cd "$(dirname "$0")/../../../.."   # the repository root
 F=.build/release/fergc
 D="--data ../shared/data/fer2013-trainval.csv.gz --split PublicTest"
 O=runs/s58
