@@ -221,7 +221,7 @@ static void wino_out_tile_avx2(float *dst, long P, int W, int rows, int cols, co
     const __m256 b = _mm256_loadu_ps(bv), scale = _mm256_loadu_ps(sc), shift = _mm256_loadu_ps(sh);
     const __m256 zero = _mm256_setzero_ps();
     __m256d q1a = _mm256_setzero_pd(), q1b = _mm256_setzero_pd(), q2a = _mm256_setzero_pd(), q2b = _mm256_setzero_pd();
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < rows; i++) {  // the rows past a clipped tile's bottom are not computed
         const __m256 *z = a[i];
         const __m256 p12 = _mm256_add_ps(z[1], z[2]), m12 = _mm256_sub_ps(z[1], z[2]);
         const __m256 p34 = _mm256_add_ps(z[3], z[4]), m34 = _mm256_sub_ps(z[3], z[4]);
@@ -236,7 +236,7 @@ static void wino_out_tile_avx2(float *dst, long P, int W, int rows, int cols, co
             if (hasScale) v = _mm256_fmadd_ps(v, scale, shift);
             if (postRelu) v = _mm256_max_ps(v, zero);
             y[j] = v;
-            if (s1 && i < rows && j < cols) {
+            if (s1 && j < cols) {
                 const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
                 const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
                 q1a = _mm256_add_pd(q1a, lo); q1b = _mm256_add_pd(q1b, hi);
@@ -244,7 +244,6 @@ static void wino_out_tile_avx2(float *dst, long P, int W, int rows, int cols, co
             }
         }
         if (!whole) {
-            if (i >= rows) continue;
             float px[4][8];
             for (int j = 0; j < cols; j++) _mm256_storeu_ps(px[j], y[j]);
             float *row = dst + (long)i * W;

@@ -302,6 +302,7 @@ final class EnsembleTests: XCTestCase {
         try assertWeightedMean(e, of: [views, b], weights: [1, 1], faces: 4)
         let flat = try ensemblePlans([a, aFlip, b].map { EnsembleMember(label: $0.metadata.modelName, plan: $0) })
         XCTAssertEqual(e.parameters.keys.sorted(), flat.parameters.keys.sorted(), "what the three plans merged directly store")
+        XCTAssertEqual(e.parameters.values.map(\.count).reduce(0, +), flat.parameters.values.map(\.count).reduce(0, +))
         XCTAssertLessThan(e.parameters.values.map(\.count).reduce(0, +), one + b.parameters.values.map(\.count).reduce(0, +) + one)
         // Each view set comes out computing what it computed alone.
         let pixels = try faces(3)
