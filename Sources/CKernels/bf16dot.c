@@ -216,6 +216,166 @@ DOT static void fk_dot_gemm_one(float *C, long ldc, const uint16_t *Ap, const ui
 }
 #endif
 
+#ifdef FK_HAVE_DOT
+/// Outputs per block of the compact convolution: 7 x 3 sums, 3 weight vectors and 7 broadcasts
+/// fill the 32 registers (8 x 3 made clang keep three sums on the stack; 12 x 2 and 24 x 1 ran at
+/// half the rate, their positions' addresses no longer in registers).
+#define FK_CR 7
+
+/// One block of the compact convolution: the FK_CR outputs whose grid positions are g[] (the
+/// first `rows` kept: compact positions q0..q0+rows-1) by output channels ob..ob+16 NV-1. The
+/// roles of the grid kernel above swapped: the weights stream as vectors of 16 output channels,
+/// the positions are broadcast, so any FK_CR positions make a block and no product is spent on the
+/// grid's extra columns and rows. Input pairs outside, taps inside: a pair's grid rows around the
+/// block's positions stay in L1 while its taps pass.
+#define FK_DOT_CCONV_BLOCK(NV)                                                                     \
+DOT static void fk_dot_cconv_block##NV(float *acc, long ldacc, const uint32_t *Wq, int OutPad, int pairs, int taps, \
+                                       const long *toff, const uint32_t *X, long rowLen, const long *g, long q0,  \
+                                       int ob, int rows, int lanes) {                              \
+    __m512 c[FK_CR][NV];                                                                               \
+    for (int r = 0; r < FK_CR; r++)                                                                    \
+        for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();                                \
+    for (int j = 0; j < pairs; j++) {                                                              \
+        const uint32_t *w = Wq + (long)j * taps * OutPad + ob;                                     \
+        const uint32_t *xj = X + (long)j * rowLen;                                                 \
+        for (int t = 0; t < taps; t++, w += OutPad) {                                              \
+            const uint32_t *xt = xj + toff[t];                                                     \
+            __m512bh wv[NV];                                                                       \
+            for (int v = 0; v < NV; v++) wv[v] = fk_pairs_load(w + 16 * v);                       \
+            for (int r = 0; r < FK_CR; r++) {                                                          \
+                const __m512bh xv = fk_pair_bcast(xt + g[r]);                                      \
+                for (int v = 0; v < NV; v++) c[r][v] = _mm512_dpbf16_ps(c[r][v], xv, wv[v]);       \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* c[r][v] holds channels ob+16v.. of position q0+r: written down the channels' rows. */       \
+    const __m512i rowsApart = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), \
+                                                 _mm512_set1_epi32((int)ldacc));                   \
+    for (int v = 0; v < NV; v++) {                                                                 \
+        const int n = lanes - 16 * v;                                                              \
+        if (n <= 0) break;                                                                         \
+        const __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);              \
+        float *d = acc + (long)(ob + 16 * v) * ldacc + q0;                                         \
+        for (int r = 0; r < rows; r++) _mm512_mask_i32scatter_ps(d + r, m, rowsApart, c[r][v], 4);  \
+    }                                                                                              \
+}
+FK_DOT_CCONV_BLOCK(1)
+FK_DOT_CCONV_BLOCK(2)
+FK_DOT_CCONV_BLOCK(3)
+
+DOT static void fk_dot_conv_compact(float *acc, long ldacc, const uint32_t *Wq, int OutPad, int pairs, int KH, int KW,
+                                    const uint32_t *X, long rowLen, int Hp, int Wp, int OH, int OW, long qBegin,
+                                    long qEnd, int oBegin, int oEnd) {
+    const int taps = KH * KW;
+    long toff[64];
+    for (int t = 0; t < taps; t++) toff[t] = (long)(t / KW) * Wp + t % KW;
+    const long plane = (long)OH * OW, cells = (long)Hp * Wp;
+    // Output channels outside (48 channels' weights, pairs * taps * 192 bytes, stay in L2 while
+    // the positions pass), positions inside. Measured on Zen 4 (one core, Tools/bench): passes of
+    // 28-224 positions over every channel block instead, weights from L3, were 5-10% slower.
+    for (int ob = oBegin; ob < oEnd; ob += 48) {
+        const int lanes = oEnd - ob < 48 ? oEnd - ob : 48;
+        for (long q0 = qBegin; q0 < qEnd; q0 += FK_CR) {
+            const int rows = qEnd - q0 < FK_CR ? (int)(qEnd - q0) : FK_CR;
+            long g[FK_CR];
+            for (int r = 0; r < FK_CR; r++) {
+                const long q = q0 + (r < rows ? r : rows - 1), s = q / plane, i = q % plane;
+                g[r] = s * cells + (i / OW) * Wp + i % OW;
+            }
+            if (lanes > 32) fk_dot_cconv_block3(acc, ldacc, Wq, OutPad, pairs, taps, toff, X, rowLen, g, q0, ob, rows, lanes);
+            else if (lanes > 16) fk_dot_cconv_block2(acc, ldacc, Wq, OutPad, pairs, taps, toff, X, rowLen, g, q0, ob, rows, lanes);
+            else fk_dot_cconv_block1(acc, ldacc, Wq, OutPad, pairs, taps, toff, X, rowLen, g, q0, ob, rows, lanes);
+        }
+    }
+}
+#endif
+
+#ifdef FK_HAVE_DOT
+/// fk_bf16_round of 16 lanes.
+DOT static inline __m512i fk_dot_round16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+    return _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+}
+
+/// fk_bf16_pack_conv_pairs with 16 output channels a vector: their values gathered (rows of w
+/// C*taps apart, or flipped, taps apart), rounded, paired and stored as one line.
+DOT static void fk_dot_pack_conv_pairs(uint32_t *dst, const float *w, int C, int taps, int flipped, int nOut, int nIn,
+                                       int OutPad, int jBegin, int jEnd) {
+    const long stride = flipped ? taps : (long)C * taps, inStride = flipped ? (long)C * taps : taps;
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)stride));
+    for (int ob = 0; ob < OutPad; ob += 16) {
+        const int n = nOut - ob;
+        const __mmask16 m = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+        for (int j = jBegin; j < jEnd; j++) {
+            for (int t = 0; t < taps; t++) {
+                uint32_t *d = dst + ((long)j * taps + t) * OutPad + ob;
+                const int tt = flipped ? taps - 1 - t : t;
+                __m512i pair = _mm512_setzero_si512();
+                for (int h = 0; h < 2; h++) {
+                    const int i = 2 * j + h;
+                    if (i >= nIn || !m) continue;
+                    const float *base = w + (long)ob * stride + (long)i * inStride + tt;
+                    const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base, 4);
+                    pair = _mm512_or_si512(pair, _mm512_slli_epi32(_mm512_maskz_mov_epi32(m, fk_dot_round16(v)), 16 * h));
+                }
+                _mm512_storeu_si512(d, pair);
+            }
+        }
+    }
+}
+#endif
+
+void fk_bf16_pack_conv_pairs(uint32_t *dst, const float *w, int O, int C, int KH, int KW, int flipped, int OutPad,
+                             int jBegin, int jEnd) {
+    const int taps = KH * KW, nOut = flipped ? C : O, nIn = flipped ? O : C;
+#ifdef FK_HAVE_DOT
+    if (fk_bf16_dot_cpu() && (long)16 * (flipped ? taps : (long)C * taps) < (1L << 31)) {
+        fk_dot_pack_conv_pairs(dst, w, C, taps, flipped, nOut, nIn, OutPad, jBegin, jEnd);
+        return;
+    }
+#endif
+    // Blocks of 16 output channels: their rows of w (or, flipped, their columns) stay in cache
+    // while the pairs and taps pass, and each write is 64 contiguous bytes.
+    for (int ob = 0; ob < OutPad; ob += 16) {
+        for (int j = jBegin; j < jEnd; j++) {
+            for (int t = 0; t < taps; t++) {
+                uint32_t *d = dst + ((long)j * taps + t) * OutPad + ob;
+                for (int k = 0; k < 16; k++) {
+                    const int o = ob + k;
+                    uint32_t pair = 0;
+                    for (int h = 0; h < 2; h++) {
+                        const int i = 2 * j + h;
+                        if (o >= nOut || i >= nIn) continue;
+                        const float v = flipped ? w[((long)i * C + o) * taps + (taps - 1 - t)] : w[((long)o * C + i) * taps + t];
+                        pair |= (uint32_t)fk_bf16_round(v) << (16 * h);
+                    }
+                    d[k] = pair;
+                }
+            }
+        }
+    }
+}
+
+int fk_bf16_conv_compact(float *acc, long ldacc, const uint32_t *Wq, int OutPad, int pairs, int KH, int KW,
+                         const uint32_t *X, long rowLen, int Hp, int Wp, int OH, int OW, long qBegin, long qEnd,
+                         int oBegin, int oEnd) {
+#ifdef FK_HAVE_DOT
+    if (fk_bf16_level() != 1 || KH * KW > 64 || (OutPad & 15) || oEnd > OutPad || OH > Hp || OW > Wp) return 0;
+    if (qEnd > qBegin && oEnd > oBegin)
+        fk_dot_conv_compact(acc, ldacc, Wq, OutPad, pairs, KH, KW, X, rowLen, Hp, Wp, OH, OW, qBegin, qEnd, oBegin, oEnd);
+    return 1;
+#else
+    (void)acc; (void)ldacc; (void)Wq; (void)OutPad; (void)pairs; (void)KH; (void)KW; (void)X; (void)rowLen; (void)Hp;
+    (void)Wp; (void)OH; (void)OW; (void)qBegin; (void)qEnd; (void)oBegin; (void)oEnd;
+    return 0;
+#endif
+}
+
 void fk_bf16_dot_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW, const uint32_t *X,
                       long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd) {
 #ifdef FK_HAVE_DOT

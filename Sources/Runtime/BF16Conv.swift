@@ -201,6 +201,20 @@ public func bf16PackedWeightCount(_ g: ConvGeometry) -> Int {
             w - (padRight >= 0 && padRight <= g.padLeft ? padRight : 0))
 }
 
+/// The grid of `g` (`grid`), for tests.
+func bf16GridShape(_ g: ConvGeometry) -> (h: Int, w: Int) { grid(g) }
+
+/// Whether convolution `g` runs on AVX512_BF16's dot product (`level` 1) with its outputs compact
+/// (`fk_bf16_conv_compact`: weights packed as pairs of input channels, the positions broadcast):
+/// wherever its grid has cells that are not outputs (a "same" convolution's shared padding), whose
+/// products the grid kernel computes and drops (44% more than kept at 5x5, 21% at 10x10). Its
+/// weights are packed by `bf16PackWeights` / `bf16PackFlippedWeights` for the path this says.
+public func bf16CompactConv(_ g: ConvGeometry, level: Int32 = fk_bf16_level()) -> Bool {
+    guard level == 1, g.stride == 1, g.kernelHeight * g.kernelWidth <= 64 else { return false }
+    let (hp, wp) = grid(g)
+    return hp * wp > g.outHeight * g.outWidth
+}
+
 /// Samples per chunk: the pair grid near 512 KB (it is read once per 32 output channels and
 /// tap), and at least 512 grid positions so that small planes still fill tiles.
 public func bf16ConvChunk(_ g: ConvGeometry) -> Int {
@@ -408,6 +422,14 @@ public func bf16DenseBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutabl
 
 /// w (O, C, KH, KW) rounded to bf16 into `packed` (`bf16PackedWeightCount(g)` values).
 public func bf16PackWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<Float>, _ g: ConvGeometry) {
+    if bf16CompactConv(g) {
+        let pairs = roundUp(g.inChannels, 32) / 2
+        packed.withMemoryRebound(to: UInt32.self, capacity: bf16PackedWeightCount(g) / 2) {
+            fk_bf16_pack_conv_pairs($0, w, i32(g.outChannels), i32(g.inChannels), i32(g.kernelHeight), i32(g.kernelWidth),
+                                    0, i32(roundUp(g.outChannels, 16)), 0, i32(pairs))
+        }
+        return
+    }
     fk_bf16_pack_conv_weights(packed, w, Int32(g.outChannels), Int32(g.inChannels), Int32(g.kernelHeight),
                               Int32(g.kernelWidth), Int32(roundUp(g.outChannels, 16)), Int32(roundUp(g.inChannels, 32)))
 }
@@ -418,6 +440,18 @@ public func bf16PackWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafeP
 public func bf16PackFlippedWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
                                    threads: Int) {
     let cPad = roundUp(g.inChannels, 16), oPad = roundUp(g.outChannels, 32)
+    if let f = bf16FlippedGeometry(g), bf16CompactConv(f) {
+        // Pairs of the output gradient's channels by 16 channels of dx, the threads splitting the pairs.
+        let pairs = oPad / 2, T = max(1, min(threads, pairs))
+        packed.withMemoryRebound(to: UInt32.self, capacity: pairs * cPad * g.kernelHeight * g.kernelWidth) { p in
+            parallelFor(T) { t in
+                let r = splitRange(pairs, parts: T, t)
+                fk_bf16_pack_conv_pairs(p, w, i32(g.outChannels), i32(g.inChannels), i32(g.kernelHeight),
+                                        i32(g.kernelWidth), 1, i32(cPad), i32(r.lowerBound), i32(r.upperBound))
+            }
+        }
+        return
+    }
     let T = max(1, min(threads, cPad / 16))
     parallelFor(T) { t in
         let r = splitRange(cPad / 16, parts: T, t)
@@ -429,6 +463,28 @@ public func bf16PackFlippedWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: 
 
 @inline(__always) private func i32(_ v: Int) -> Int32 { Int32(truncatingIfNeeded: v) }
 
+/// The products of convolution `g` for a chunk laid out by `fk_bf16_pad_pairs` (X, rows `rowLength`
+/// dwords apart) into acc (rows `ld` apart): output channels `channels`, positions `positions` of
+/// the chunk, grid positions (`fk_bf16_conv`, weights by `fk_bf16_pack_conv_weights`) or, where
+/// `compact` (`bf16CompactConv`), compact ones (`fk_bf16_conv_compact`, weights packed as pairs).
+/// False where the unit asked for is not available.
+@inline(__always) private func bf16Products(
+    _ acc: UnsafeMutablePointer<Float>, _ ld: Int, _ w: UnsafePointer<UInt16>, _ g: ConvGeometry, compact: Bool,
+    _ X: UnsafePointer<UInt32>, _ rowLength: Int, positions: Range<Int>, channels: Range<Int>
+) -> Bool {
+    let (hp, wp) = grid(g), cPad = roundUp(g.inChannels, 32)
+    if compact {
+        let wq = UnsafeRawPointer(w).assumingMemoryBound(to: UInt32.self)
+        return fk_bf16_conv_compact(acc, ld, wq, i32(roundUp(g.outChannels, 16)), i32(cPad / 2), i32(g.kernelHeight),
+                                    i32(g.kernelWidth), X, rowLength, i32(hp), i32(wp), i32(g.outHeight), i32(g.outWidth),
+                                    positions.lowerBound, positions.upperBound, i32(channels.lowerBound),
+                                    i32(channels.upperBound)) != 0
+    }
+    return fk_bf16_conv(acc, ld, w, i32(g.outChannels), i32(cPad), i32(g.kernelHeight), i32(g.kernelWidth), X, rowLength,
+                        i32(wp), positions.lowerBound, positions.upperBound, i32(channels.lowerBound),
+                        i32(channels.upperBound)) != 0
+}
+
 /// The input gradient of a chunk of `samples` samples in bf16: dx (samples, C, H, W) =
 /// the flipped convolution (`bf16FlippedGeometry(g)`, weights by `bf16PackFlippedWeights`) of
 /// dz, the chunk's output gradient as the f32 backward holds it ([O][samples * OH * OW], rows
@@ -439,15 +495,16 @@ public func bf16GradInputChunk(
     _ dx: UnsafeMutablePointer<Float>, _ dz: UnsafePointer<Float>, ld: Int, samples S: Int, _ g: ConvGeometry,
     _ flipped: ConvGeometry, _ w: UnsafePointer<UInt16>, scratch: UnsafeMutableRawPointer
 ) -> Bool {
-    let f = flipped, (hp, wp) = grid(f), parts = bf16ScratchParts(f, samples: S)
+    let f = flipped, (hp, wp) = grid(f), parts = bf16ScratchParts(f, samples: S), compact = bf16CompactConv(f)
     let X = scratch.assumingMemoryBound(to: UInt32.self)
     let acc = (scratch + parts.acc).assumingMemoryBound(to: Float.self)
-    let cols = S * hp * wp, ldAcc = roundUp(cols, 16)
+    let (eh, ew) = compact ? (f.outHeight, f.outWidth) : (hp, wp)  // the products' grid
+    let cols = S * eh * ew, ldAcc = roundUp(cols, 16)
     fk_bf16_pad_pairs(X, parts.rowLength, dz, g.outHeight * g.outWidth, ld, i32(S), i32(f.inChannels), i32(f.inHeight),
                       i32(f.inWidth), i32(hp), i32(wp), i32(f.padTop), i32(f.padLeft), 0, i32(roundUp(f.inChannels, 32) / 2))
-    guard fk_bf16_conv(acc, ldAcc, w, i32(f.outChannels), i32(roundUp(f.inChannels, 32)), i32(f.kernelHeight),
-                      i32(f.kernelWidth), X, parts.rowLength, i32(wp), 0, cols, 0, i32(f.outChannels)) != 0 else { return false }
-    fk_conv_epilogue_grid(dx, acc, ldAcc, i32(f.outChannels), i32(S), i32(f.outHeight), i32(f.outWidth), i32(hp), i32(wp),
+    guard bf16Products(acc, ldAcc, w, f, compact: compact, X, parts.rowLength, positions: 0..<cols,
+                       channels: 0..<f.outChannels) else { return false }
+    fk_conv_epilogue_grid(dx, acc, ldAcc, i32(f.outChannels), i32(S), i32(f.outHeight), i32(f.outWidth), i32(eh), i32(ew),
                           nil, 0, nil, nil, 0, 0, i32(f.outChannels), nil, nil)
     return true
 }
@@ -467,7 +524,8 @@ public func bf16ConvForward(
     guard bf16ComputeAvailable, g.stride == 1, !scratch.isEmpty else { return false }
     precondition(stats == nil || statScratch != nil, "bf16ConvForward: stats need statScratch")
     let O = g.outChannels, Cpad = roundUp(g.inChannels, 32), pairs = Cpad / 2
-    let (hp, wp) = grid(g)
+    let (hp, wp) = grid(g), compact = bf16CompactConv(g)
+    let (eh, ew) = compact ? (g.outHeight, g.outWidth) : (hp, wp)  // the products' grid
     let xStride = g.inChannels * g.inHeight * g.inWidth
     let S = max(1, min(bf16ConvChunk(g), maxChunk)), T = max(1, min(threads, n, scratch.count))
     let parts = bf16ScratchParts(g, samples: S)
@@ -478,7 +536,7 @@ public func bf16ConvForward(
     }
     func epilogue(_ o: UnsafeMutablePointer<Float>, _ acc: UnsafePointer<Float>, _ ld: Int, samples: Int, _ r: Range<Int>,
                   _ sums: UnsafeMutablePointer<Double>? = nil) {
-        fk_conv_epilogue_grid(o, acc, ld, i32(O), i32(samples), i32(g.outHeight), i32(g.outWidth), i32(hp), i32(wp), b,
+        fk_conv_epilogue_grid(o, acc, ld, i32(O), i32(samples), i32(g.outHeight), i32(g.outWidth), i32(eh), i32(ew), b,
                               preRelu ? 1 : 0, scale, shift, postRelu ? 1 : 0, i32(r.lowerBound), i32(r.upperBound),
                               sums, sums.map { $0 + O })
     }
@@ -489,7 +547,7 @@ public func bf16ConvForward(
         // too few channels for the threads, its blocks of 32 positions, then the epilogue.
         let X = scratch[0].assumingMemoryBound(to: UInt32.self)
         let acc = (scratch[0] + parts.acc).assumingMemoryBound(to: Float.self)
-        let one = bf16ScratchParts(g, samples: 1), cols = hp * wp, ld = roundUp(cols, 16)
+        let one = bf16ScratchParts(g, samples: 1), cols = eh * ew, ld = roundUp(cols, 16)
         let blocks = (cols + 31) / 32, channelBlocks = (O + 15) / 16
         // By channels wherever there are enough blocks of 16 for the threads: each thread then
         // reads only its share of the weights and runs its epilogue in the same region (one
@@ -508,16 +566,15 @@ public func bf16ConvForward(
                 let parts = min(threadsWanted, channelBlocks)
                 parallelFor(parts) { t in
                     let r = splitRange(channelBlocks, parts: parts, t), o0 = r.lowerBound * 16, o1 = min(O, r.upperBound * 16)
-                    _ = fk_bf16_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
-                                    i32(wp), 0, cols, i32(o0), i32(o1))
+                    _ = bf16Products(acc, ld, w, g, compact: compact, X, one.rowLength, positions: 0..<cols, channels: o0..<o1)
                     epilogue(y, acc, ld, samples: 1, o0..<o1, sums)
                 }
                 continue
             }
             parallelFor(min(threadsWanted, blocks)) { t in
                 let r = splitRange(blocks, parts: min(threadsWanted, blocks), t)
-                _ = fk_bf16_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, one.rowLength,
-                                i32(wp), r.lowerBound * 32, min(cols, r.upperBound * 32), 0, i32(O))
+                _ = bf16Products(acc, ld, w, g, compact: compact, X, one.rowLength,
+                                 positions: r.lowerBound * 32..<min(cols, r.upperBound * 32), channels: 0..<O)
             }
             parallelFor(min(threadsWanted, O)) { t in
                 epilogue(y, acc, ld, samples: 1, splitRange(O, parts: min(threadsWanted, O), t), sums)
@@ -533,10 +590,9 @@ public func bf16ConvForward(
         var s0 = splitRange(n, parts: T, t).lowerBound
         let end = splitRange(n, parts: T, t).upperBound
         while s0 < end {
-            let s1 = min(end, s0 + S), cols = (s1 - s0) * hp * wp, ld = roundUp(cols, 16)
+            let s1 = min(end, s0 + S), cols = (s1 - s0) * eh * ew, ld = roundUp(cols, 16)
             fill(X, s0, s1, parts.rowLength, 0..<pairs)
-            _ = fk_bf16_conv(acc, ld, w, i32(O), i32(Cpad), i32(g.kernelHeight), i32(g.kernelWidth), X, parts.rowLength,
-                            i32(wp), 0, cols, 0, i32(O))
+            _ = bf16Products(acc, ld, w, g, compact: compact, X, parts.rowLength, positions: 0..<cols, channels: 0..<O)
             epilogue(out + s0 * O * g.outHeight * g.outWidth, acc, ld, samples: s1 - s0, 0..<O, sums)
             s0 = s1
         }

@@ -132,6 +132,10 @@ public final class Executor<T: BLASReal> {
     /// The dense steps' scratch, shared by the threads (`bf16DenseLayout`).
     private var bf16Shared: UnsafeMutableRawPointer? = nil
     private var bf16Threads = 0
+    /// The bf16 unit (`fk_bf16_level`) the roles and packed weights were made for: which steps run
+    /// in bf16 and how their weights are laid out depend on it (`bf16CompactConv`), so a change
+    /// (`fk_limit_bf16`) between runs makes them again.
+    private var bf16Level: Int32 = -1
     private var bf16Bytes = 0
     /// `computesInBF16`, taken once per run rather than at every step.
     private var bf16Active = false
@@ -615,7 +619,7 @@ public final class Executor<T: BLASReal> {
         let fast = T.self == Float.self && fastKernels
         if fast && (scratchThreads != max(threads, 1) || scratchWinograd != .some(winograd)) { allocateScratch() }
         bf16Active = fast && computesInBF16
-        if bf16Active && bf16Threads != max(threads, 1) { allocateBF16() }
+        if bf16Active && (bf16Threads != max(threads, 1) || bf16Level != fk_bf16_level()) { allocateBF16() }
         if bf16Active && isTrainingPlan { markBF16WeightsStale() }
         return fast
     }
@@ -665,6 +669,7 @@ public final class Executor<T: BLASReal> {
             bf16Shared = p
         }
         bf16Threads = t
+        bf16Level = fk_bf16_level()
         bf16Bytes = t * need.perThread + need.shared + need.weights
     }
 

@@ -12,7 +12,8 @@ import CKernels
 @testable import Runtime
 
 /// max |bf16 conv - reference| / max |reference| we accept, the reference computed in Double
-/// from the same bf16-rounded operands. Measured: 2.1e-7 to 6.0e-7 over the cases below.
+/// from the same bf16-rounded operands. Measured: 2.1e-7 to 6.0e-7 over the cases below; 1.2e-6
+/// on Zen 4's dot product since its compact path (session 60), which sums the taps inside the pairs.
 private let bf16SumTolerance = 1e-5
 
 final class BF16ConvTests: RuntimeTestCase {
@@ -210,6 +211,115 @@ final class BF16ConvTests: RuntimeTestCase {
         }
         let dense = Kernel.fusedTrain(.dense(inFeatures: 4608, outFeatures: 1024), e)
         XCTAssertEqual(bf16Role(of: dense, mode: "training", maxChunk: 8, level: 1), .denseForward(inFeatures: 4608, outFeatures: 1024))
+    }
+
+    /// The compact path (`bf16CompactConv`): on the dot product unit only, wherever the grid
+    /// holds cells that are not outputs ("same" padding's shared columns, "valid"'s last ones),
+    /// not for 1x1 convolutions and dense layers, whose grid is their outputs.
+    func testTheCompactPathIsTakenWhereTheGridHasCellsThatAreNotOutputs() {
+        for (g, want) in [(geometry(512, 512, 5, 5), true), (geometry(256, 256, 10, 10), true),
+                          (geometry(33, 18, 10, 11, k: 5), true),
+                          (geometry(32, 16, 8, 8, k: 3, pad: (0, 0)), true),  // "valid": an 8x8 grid for 6x6 outputs
+                          (geometry(48, 24, 6, 6, k: 1, pad: (0, 0)), false),
+                          (geometry(4608, 40, 1, 1, k: 1, pad: (0, 0)), false)] {
+            XCTAssertEqual(bf16CompactConv(g, level: 1), want, "\(g)")
+            XCTAssertFalse(bf16CompactConv(g, level: 2), "AMX keeps the grid: \(g)")
+            XCTAssertFalse(bf16CompactConv(g, level: 0), "\(g)")
+        }
+    }
+
+    /// The pairs layout of the compact path against its definition, forward and flipped, with
+    /// channel counts that leave padding, in the threads' ranges of pairs; the vector path (on
+    /// CPUs with AVX512_BF16) and the scalar one (under fk_limit_bf16(0), and on other CPUs).
+    func testPackedPairsMatchTheirDefinition() {
+        defer { fk_limit_bf16(2) }
+        var rng = TestRNG(seed: 24)
+        for (O, C, k) in [(70, 33, 3), (16, 5, 5), (48, 64, 1), (17, 2, 3)] {
+            let taps = k * k, w = rng.array(O * C * taps).map(Float.init)
+            for flipped in [false, true] {
+                let nOut = flipped ? C : O, nIn = flipped ? O : C, outPad = (nOut + 15) / 16 * 16, pairs = (nIn + 31) / 32 * 16
+                var want = [UInt32](repeating: 0, count: pairs * taps * outPad)
+                for j in 0..<pairs {
+                    for t in 0..<taps {
+                        for o in 0..<nOut {
+                            var pair: UInt32 = 0
+                            for h in 0..<2 where 2 * j + h < nIn {
+                                let i = 2 * j + h
+                                let v = flipped ? w[(i * C + o) * taps + taps - 1 - t] : w[(o * C + i) * taps + t]
+                                pair |= UInt32(fk_bf16_round(v)) << (16 * h)
+                            }
+                            want[(j * taps + t) * outPad + o] = pair
+                        }
+                    }
+                }
+                for limit: Int32 in [2, 0] {
+                    fk_limit_bf16(limit)
+                    let got = Buf<UInt32>([UInt32](repeating: 0xdead_beef, count: want.count)), wb = Buf(w)
+                    let cut = pairs / 3  // two calls, as two threads make them
+                    fk_bf16_pack_conv_pairs(got.p, wb.c, Int32(O), Int32(C), Int32(k), Int32(k), flipped ? 1 : 0,
+                                            Int32(outPad), 0, Int32(cut))
+                    fk_bf16_pack_conv_pairs(got.p, wb.c, Int32(O), Int32(C), Int32(k), Int32(k), flipped ? 1 : 0,
+                                            Int32(outPad), Int32(cut), Int32(pairs))
+                    XCTAssertEqual(got.array, want, "O \(O) C \(C) \(k)x\(k) flipped \(flipped) limit \(limit)")
+                }
+            }
+        }
+    }
+
+    /// The compact kernel against the grid kernel it replaces on the dot product unit: the same
+    /// products in another order, so equal to f32 rounding; and over any ranges of positions and
+    /// channels (the threads' and the batch-1 path's) the same bits as over the whole.
+    func testCompactKernelMatchesTheGridKernel() throws {
+        fk_limit_bf16(1)
+        defer { fk_limit_bf16(2) }
+        guard fk_bf16_level() == 1 else { throw XCTSkip("no AVX512_BF16 here") }
+        var rng = TestRNG(seed: 25)
+        for (g, S) in [(geometry(40, 70, 5, 5), 3), (geometry(33, 18, 10, 11, k: 5), 2), (geometry(64, 48, 7, 9), 2),
+                       (geometry(32, 16, 8, 8, k: 3, pad: (1, 0), out: (8, 6)), 2)] {
+            let (hp, wp) = bf16GridShape(g)
+            let cPad = (g.inChannels + 31) / 32 * 32, oPad = (g.outChannels + 15) / 16 * 16, taps = g.kernelHeight * g.kernelWidth
+            let cols = S * hp * wp, rowLen = cols + (g.kernelHeight - 1) * wp + g.kernelWidth + 48
+            let plane = g.outHeight * g.outWidth, Q = S * plane
+            let x = rng.array(S * g.inChannels * g.inHeight * g.inWidth).map(Float.init)
+            let w = rng.array(g.outChannels * g.inChannels * taps, -0.5, 0.5).map(Float.init)
+            let X = Buf<UInt32>([UInt32](repeating: 0, count: cPad / 2 * rowLen)), xb = Buf(x), wb = Buf(w)
+            fk_bf16_pad_pairs(X.p, rowLen, xb.c, g.inChannels * g.inHeight * g.inWidth, g.inHeight * g.inWidth, Int32(S),
+                              Int32(g.inChannels), Int32(g.inHeight), Int32(g.inWidth), Int32(hp), Int32(wp),
+                              Int32(g.padTop), Int32(g.padLeft), 0, Int32(cPad / 2))
+            let wt = Buf<UInt16>([UInt16](repeating: 0, count: taps * oPad * cPad)), wq = Buf<UInt32>([UInt32](repeating: 0, count: taps * oPad * cPad / 2))
+            fk_bf16_pack_conv_weights(wt.p, wb.c, Int32(g.outChannels), Int32(g.inChannels), Int32(g.kernelHeight),
+                                      Int32(g.kernelWidth), Int32(oPad), Int32(cPad))
+            fk_bf16_pack_conv_pairs(wq.p, wb.c, Int32(g.outChannels), Int32(g.inChannels), Int32(g.kernelHeight),
+                                    Int32(g.kernelWidth), 0, Int32(oPad), 0, Int32(cPad / 2))
+            let gridAcc = Buf<Float>(zeros: g.outChannels * (cols + 16))
+            XCTAssertEqual(fk_bf16_conv(gridAcc.p, cols + 16, wt.c, Int32(g.outChannels), Int32(cPad), Int32(g.kernelHeight),
+                                        Int32(g.kernelWidth), X.c, rowLen, Int32(wp), 0, cols, 0, Int32(g.outChannels)), 1)
+            func compact(_ q: Range<Int>, _ o: Range<Int>, into acc: Buf<Float>) {
+                XCTAssertEqual(fk_bf16_conv_compact(acc.p, Q, wq.c, Int32(oPad), Int32(cPad / 2), Int32(g.kernelHeight),
+                                                    Int32(g.kernelWidth), X.c, rowLen, Int32(hp), Int32(wp),
+                                                    Int32(g.outHeight), Int32(g.outWidth), q.lowerBound, q.upperBound,
+                                                    Int32(o.lowerBound), Int32(o.upperBound)), 1)
+            }
+            let whole = Buf<Float>([Float](repeating: .nan, count: g.outChannels * Q))
+            compact(0..<Q, 0..<g.outChannels, into: whole)
+            var worst = 0.0, scale = 0.0
+            for o in 0..<g.outChannels {
+                for s in 0..<S {
+                    for y in 0..<g.outHeight {
+                        for xx in 0..<g.outWidth {
+                            let a = Double(gridAcc.p[o * (cols + 16) + s * hp * wp + y * wp + xx])
+                            let b = Double(whole.p[o * Q + s * plane + y * g.outWidth + xx])
+                            worst = max(worst, abs(a - b)); scale = max(scale, abs(a))
+                        }
+                    }
+                }
+            }
+            XCTAssertLessThan(worst / scale, bf16SumTolerance, "\(g)")
+            let parts = Buf<Float>([Float](repeating: .nan, count: g.outChannels * Q))
+            let qCut = Q / 3 + 1, oCut = g.outChannels > 16 ? 16 : g.outChannels
+            for q in [0..<qCut, qCut..<Q] { for o in [0..<oCut, oCut..<g.outChannels] where !o.isEmpty { compact(q, o, into: parts) } }
+            XCTAssertEqual(parts.array, whole.array, "\(g): ranges against the whole")
+        }
     }
 
     func testWithoutABF16UnitNothingIsComputed() {

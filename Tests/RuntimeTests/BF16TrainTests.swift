@@ -214,23 +214,36 @@ final class BF16TrainTests: RuntimeTestCase {
         }
     }
 
+    /// Both layouts of the flipped weights: the grid kernels' (AMX, and wherever no bf16 unit
+    /// runs: packing needs none) and, on the dot product unit, the compact path's pairs of output
+    /// gradient channels (`bf16CompactConv`).
     func testFlippedPackingPutsEveryWeightWhereTheReferenceExpectsIt() {
+        defer { fk_limit_bf16(2) }
         var rng = TestRNG(seed: 13)
         let g = geometry(5, 19, 4, 4, k: 3)
         let w = floats(&rng, 19 * 5 * 9)
-        let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(bf16FlippedGeometry(g)!)))
-        let wb = Buf(w)
-        bf16PackFlippedWeights(packed.p, wb.c, g, threads: 2)
-        let cPad = 16, oPad = 32
-        XCTAssertEqual(packed.count, 9 * cPad * oPad)
-        for t in 0..<9 {
-            for c in 0..<cPad {
-                for o in 0..<oPad {
-                    let got = packed.p[(t * cPad + c) * oPad + o]
-                    let want: UInt16 = c < 5 && o < 19 ? fk_bf16_round(w[(o * 5 + c) * 9 + (8 - t)]) : 0
-                    XCTAssertEqual(got, want, "tap \(t) c \(c) o \(o)")
+        var layouts = 0
+        for limit: Int32 in [0, 1] {
+            fk_limit_bf16(limit)
+            let compact = bf16CompactConv(bf16FlippedGeometry(g)!)
+            if limit == 1 && !compact { continue }  // no AVX512_BF16 here: the grid layout only
+            layouts += 1
+            let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(bf16FlippedGeometry(g)!)))
+            let wb = Buf(w)
+            bf16PackFlippedWeights(packed.p, wb.c, g, threads: 2)
+            let cPad = 16, oPad = 32
+            XCTAssertEqual(packed.count, 9 * cPad * oPad)
+            for t in 0..<9 {
+                for c in 0..<cPad {
+                    for o in 0..<oPad {
+                        // pairs: dword ((o/2)*taps + t)*cPad + c, o's half of it (little-endian)
+                        let got = compact ? packed.p[2 * (((o / 2) * 9 + t) * cPad + c) + o % 2] : packed.p[(t * cPad + c) * oPad + o]
+                        let want: UInt16 = c < 5 && o < 19 ? fk_bf16_round(w[(o * 5 + c) * 9 + (8 - t)]) : 0
+                        XCTAssertEqual(got, want, "limit \(limit) compact \(compact) tap \(t) c \(c) o \(o)")
+                    }
                 }
             }
         }
+        XCTAssertGreaterThanOrEqual(layouts, 1)
     }
 }

@@ -212,6 +212,25 @@ void fk_bf16_pad_pairs(uint32_t *dst, long rowLen, const float *x, long xStride,
 int fk_bf16_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW,
                  const uint32_t *X, long rowLen, int Wp, long pBegin, long pEnd, int oBegin, int oEnd);
 
+/// The weights of a stride-1 convolution for fk_bf16_conv_compact, as pairs of input channels:
+/// dst[(j*KH*KW + t)*OutPad + o] = bf16(v(o, 2j, t)) | bf16(v(o, 2j+1, t)) << 16 for output
+/// channel o < OutPad, input pair j in [jBegin, jEnd) (threads split them), tap t = ky*KW + kx,
+/// zeros in the padding. v is w (O, C, KH, KW) itself (`flipped` 0: Out = O, In = C), or the
+/// input gradient's flipped kernel (`flipped` 1: Out = C, In = O, v(c, o, t) = w[o][c][taps-1-t]).
+void fk_bf16_pack_conv_pairs(uint32_t *dst, const float *w, int O, int C, int KH, int KW, int flipped, int OutPad,
+                             int jBegin, int jEnd);
+
+/// acc[o][q] (rows ldacc apart), o in [oBegin, oEnd), q in [qBegin, qEnd), for the compact output
+/// positions q = s*OH*OW + oy*OW + ox of the chunk: the convolution of fk_bf16_conv at grid
+/// position s*Hp*Wp + oy*Wp + ox, without the grid's extra columns and rows (a "same" 3x3
+/// convolution computes 25 products per 5x5 plane instead of 36). Wq from fk_bf16_pack_conv_pairs
+/// (OutPad a multiple of 16 >= oEnd), X from fk_bf16_pad_pairs (pairs rows). On AVX512_BF16's dot
+/// product only: returns 0 (computing nothing) unless fk_bf16_level is 1, or for more than 64
+/// taps.
+int fk_bf16_conv_compact(float *acc, long ldacc, const uint32_t *Wq, int OutPad, int pairs, int KH, int KW,
+                         const uint32_t *X, long rowLen, int Hp, int Wp, int OH, int OW, long qBegin, long qEnd,
+                         int oBegin, int oEnd);
+
 /// The weight gradient's A panel (bf16 training): channels [cBegin, cEnd) of the padded grid of
 /// samples [0, S) of x (each C x H x W, xStride floats apart), one channel per row of rowLen
 /// bf16: dst[c][s*Hp*Wp + y*Wp + xx] = bf16(x[s][c][y - padTop][xx - padLeft]), zeros outside
