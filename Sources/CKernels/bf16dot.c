@@ -334,7 +334,9 @@ void fk_bf16_pack_conv_pairs(uint32_t *dst, const float *w, int O, int C, int KH
                              int jBegin, int jEnd) {
     const int taps = KH * KW, nOut = flipped ? C : O, nIn = flipped ? O : C;
 #ifdef FK_HAVE_DOT
-    if (fk_bf16_dot_cpu() && (long)16 * (flipped ? taps : (long)C * taps) < (1L << 31)) {
+    // The vector path where the CPU has the dot product (under fk_limit_bf16(0) too the scalar
+    // one, which the tests compare with it).
+    if (fk_bf16_dot_cpu() && fk_bf16_level() >= 1 && (long)16 * (flipped ? taps : (long)C * taps) < (1L << 31)) {
         fk_dot_pack_conv_pairs(dst, w, C, taps, flipped, nOut, nIn, OutPad, jBegin, jEnd);
         return;
     }
@@ -374,6 +376,54 @@ int fk_bf16_conv_compact(float *acc, long ldacc, const uint32_t *Wq, int OutPad,
     (void)Wp; (void)OH; (void)OW; (void)qBegin; (void)qEnd; (void)oBegin; (void)oEnd;
     return 0;
 #endif
+}
+
+#ifdef FK_HAVE_DOT
+/// fk_bf16_tap_rows with the output rows moved 32 values at a time (masked 16-bit moves).
+DOT static void fk_dot_tap_rows(uint16_t *dst, long rowLen2, const uint16_t *A, long rowLen, int Cpad, int S, int OH,
+                                int OW, int Hp, int Wp, int KH, int KW, long Kpad, int cBegin, int cEnd) {
+    const long plane = (long)OH * OW, cells = (long)Hp * Wp, Q = S * plane;
+    for (int t = 0; t < KH * KW; t++) {
+        const long off = (long)(t / KW) * Wp + t % KW;
+        for (int c = cBegin; c < cEnd; c++) {
+            uint16_t *d = dst + ((long)t * Cpad + c) * rowLen2;
+            const uint16_t *a = A + (long)c * rowLen + off;
+            for (int s = 0; s < S; s++) {
+                for (int y = 0; y < OH; y++) {
+                    const uint16_t *src = a + s * cells + (long)y * Wp;
+                    uint16_t *out = d + s * plane + (long)y * OW;
+                    for (int x0 = 0; x0 < OW; x0 += 32) {
+                        const int n = OW - x0 < 32 ? OW - x0 : 32;
+                        const __mmask32 m = n == 32 ? (__mmask32)0xffffffffu : (__mmask32)((1u << n) - 1);
+                        _mm512_mask_storeu_epi16(out + x0, m, _mm512_maskz_loadu_epi16(m, src + x0));
+                    }
+                }
+            }
+            if (Kpad > Q) memset(d + Q, 0, (size_t)(Kpad - Q) * 2);
+        }
+    }
+}
+#endif
+
+void fk_bf16_tap_rows(uint16_t *dst, long rowLen2, const uint16_t *A, long rowLen, int Cpad, int S, int OH, int OW,
+                      int Hp, int Wp, int KH, int KW, long Kpad, int cBegin, int cEnd) {
+#ifdef FK_HAVE_DOT
+    if (fk_bf16_dot_cpu() && fk_bf16_level() >= 1) {  // as fk_bf16_pack_conv_pairs
+        fk_dot_tap_rows(dst, rowLen2, A, rowLen, Cpad, S, OH, OW, Hp, Wp, KH, KW, Kpad, cBegin, cEnd);
+        return;
+    }
+#endif
+    const long plane = (long)OH * OW, cells = (long)Hp * Wp, Q = (long)S * plane;
+    for (int t = 0; t < KH * KW; t++) {
+        const long off = (long)(t / KW) * Wp + t % KW;
+        for (int c = cBegin; c < cEnd; c++) {
+            uint16_t *d = dst + ((long)t * Cpad + c) * rowLen2;
+            const uint16_t *a = A + (long)c * rowLen + off;
+            for (int s = 0; s < S; s++)
+                for (int y = 0; y < OH; y++) memcpy(d + s * plane + (long)y * OW, a + s * cells + (long)y * Wp, (size_t)OW * 2);
+            if (Kpad > Q) memset(d + Q, 0, (size_t)(Kpad - Q) * 2);
+        }
+    }
 }
 
 void fk_bf16_dot_conv(float *acc, long ldacc, const uint16_t *Wt, int O, int Cpad, int KH, int KW, const uint32_t *X,

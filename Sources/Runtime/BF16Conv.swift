@@ -260,22 +260,30 @@ public func bf16WeightGradOffset(_ flipped: ConvGeometry?, samples: Int) -> Int 
 }
 
 /// The weight gradient's scratch for chunks of `samples` samples: the A panel (the padded grid,
-/// Cpad rows of rowLen bf16), the B panel (Kpad/2 rows of ldB dwords), the partial sums (taps x
-/// Cpad x Opad f32), the transposition's work row (Kpad f32); byte offsets and the total. Row
-/// lengths are an odd number of cache lines (rows a power of two lines apart share cache sets).
+/// Cpad rows of rowLen bf16), where `compact` (`bf16CompactConv`) the taps' rows of the outputs'
+/// positions made from it (`fk_bf16_tap_rows`: taps x Cpad rows of rowLen2 bf16, at byte `a2`),
+/// the B panel (Kpad/2 rows of ldB dwords), the partial sums (taps x Cpad x Opad f32), the
+/// transposition's work row (Kpad f32); byte offsets and the total. Kpad counts the grid's cells,
+/// or where compact the outputs. Row lengths are an odd number of cache lines (rows a power of
+/// two lines apart share cache sets).
 func bf16WeightGradLayout(_ g: ConvGeometry, samples: Int)
-    -> (cPad: Int, oPad: Int, kPad: Int, rowLen: Int, ldB: Int, b: Int, sums: Int, work: Int, bytes: Int) {
-    let (hp, wp) = grid(g)
+    -> (cPad: Int, oPad: Int, kPad: Int, rowLen: Int, ldB: Int, b: Int, sums: Int, work: Int, bytes: Int,
+        compact: Bool, a2: Int, rowLen2: Int) {
+    let (hp, wp) = grid(g), compact = bf16CompactConv(g)
     let taps = g.kernelHeight * g.kernelWidth, cPad = roundUp(g.inChannels, 16), oPad = roundUp(g.outChannels, 16)
-    let kPad = roundUp(samples * hp * wp, 32)
-    var rowLen = roundUp(kPad + (g.kernelHeight - 1) * wp + g.kernelWidth + 32, 32)
+    let gridPad = roundUp(samples * hp * wp, 32)
+    let kPad = compact ? roundUp(samples * g.outHeight * g.outWidth, 32) : gridPad
+    var rowLen = roundUp(gridPad + (g.kernelHeight - 1) * wp + g.kernelWidth + 32, 32)
     if (rowLen / 32) % 2 == 0 { rowLen += 32 }
+    var rowLen2 = compact ? roundUp(kPad + 32, 32) : 0
+    if compact && (rowLen2 / 32) % 2 == 0 { rowLen2 += 32 }
     var ldB = oPad
     if (ldB / 16) % 2 == 0 { ldB += 16 }
-    let b = roundUp(cPad * rowLen * 2, 64)
+    let a2 = roundUp(cPad * rowLen * 2, 64)
+    let b = a2 + roundUp(taps * cPad * rowLen2 * 2, 64)
     let sums = b + roundUp(kPad / 2 * ldB * 4, 64)
     let work = sums + roundUp(taps * cPad * oPad * 4, 64)
-    return (cPad, oPad, kPad, rowLen, ldB, b, sums, work, work + kPad * 4)
+    return (cPad, oPad, kPad, rowLen, ldB, b, sums, work, work + kPad * 4, compact, a2, rowLen2)
 }
 
 /// The scratch all threads share in a dense role's step, for batches of up to `samples`: byte
@@ -655,9 +663,21 @@ public func bf16WeightGradChunk(
     let B = (scratch + l.b).assumingMemoryBound(to: UInt32.self)
     let sums = (scratch + l.sums).assumingMemoryBound(to: Float.self)
     let work = (scratch + l.work).assumingMemoryBound(to: Float.self)
-    let kPad = roundUp(S * hp * wp, 32)
     fk_bf16_pad_rows(A, l.rowLen, x, g.inChannels * g.inHeight * g.inWidth, i32(S), i32(g.inChannels), i32(g.inHeight),
                      i32(g.inWidth), i32(hp), i32(wp), i32(g.padTop), i32(g.padLeft), 0, i32(l.cPad))
+    if l.compact {
+        // The sums over the outputs' positions only: each tap's rows of A at those positions, and
+        // dz paired on the plane itself; one tap of taps x Cpad rows gives acc[t][c][o] as before.
+        let kPad = roundUp(S * g.outHeight * g.outWidth, 32), taps = g.kernelHeight * g.kernelWidth
+        let A2 = (scratch + l.a2).assumingMemoryBound(to: UInt16.self)
+        fk_bf16_tap_rows(A2, l.rowLen2, A, l.rowLen, i32(l.cPad), i32(S), i32(g.outHeight), i32(g.outWidth), i32(hp),
+                         i32(wp), i32(g.kernelHeight), i32(g.kernelWidth), kPad, 0, i32(l.cPad))
+        fk_bf16_grid_pairs_transposed(B, l.ldB, work, dz, ld, i32(g.outChannels), i32(S), i32(g.outHeight),
+                                      i32(g.outWidth), i32(g.outHeight), i32(g.outWidth), kPad, 0, i32(l.oPad))
+        return fk_bf16_weight_grad(sums, A2, l.rowLen2, B, l.ldB, 1, 1, 1, i32(taps * l.cPad), i32(l.oPad), kPad,
+                                  accumulate ? 1 : 0) != 0
+    }
+    let kPad = roundUp(S * hp * wp, 32)
     fk_bf16_grid_pairs_transposed(B, l.ldB, work, dz, ld, i32(g.outChannels), i32(S), i32(g.outHeight), i32(g.outWidth),
                                   i32(hp), i32(wp), kPad, 0, i32(l.oPad))
     return fk_bf16_weight_grad(sums, A, l.rowLen, B, l.ldB, i32(g.kernelHeight), i32(g.kernelWidth), i32(wp), i32(l.cPad),

@@ -214,6 +214,42 @@ final class BF16TrainTests: RuntimeTestCase {
         }
     }
 
+    /// The compact weight gradient's rows (`fk_bf16_tap_rows`): for each tap and channel, the
+    /// padded grid's values at the outputs' positions moved by the tap, zeros to Kpad; the vector
+    /// path (CPUs with AVX512_BF16) and the scalar one (under fk_limit_bf16(0)) against the
+    /// definition, for planes narrower and wider than one vector (OW 5 and 37), in two ranges of
+    /// channels as two threads make them.
+    func testTapRowsHoldTheGridAtEachTapsOutputs() {
+        defer { fk_limit_bf16(2) }
+        var rng = TestRNG(seed: 14)
+        for (S, OH, OW, KH, KW) in [(3, 5, 5, 3, 3), (2, 3, 37, 3, 5), (1, 4, 6, 1, 1)] {
+            let hp = OH + KH - 1, wp = OW + KW - 1, cPad = 32, Q = S * OH * OW, kPad = (Q + 31) / 32 * 32
+            let rowLen = S * hp * wp + (KH - 1) * wp + KW + 40, rowLen2 = kPad + 32, taps = KH * KW
+            let A = (0..<cPad * rowLen).map { _ in UInt16(truncatingIfNeeded: Int(rng.uniform(0, 65535))) }
+            var want = [UInt16](repeating: 0, count: taps * cPad * rowLen2)
+            for t in 0..<taps {
+                for c in 0..<cPad {
+                    for q in 0..<Q {
+                        let s = q / (OH * OW), y = q % (OH * OW) / OW, x = q % OW
+                        want[(t * cPad + c) * rowLen2 + q] = A[c * rowLen + s * hp * wp + y * wp + x + (t / KW) * wp + t % KW]
+                    }
+                }
+            }
+            for limit: Int32 in [2, 0] {
+                fk_limit_bf16(limit)
+                let got = Buf<UInt16>([UInt16](repeating: 0xabcd, count: want.count)), a = Buf(A)
+                for r in [0..<12, 12..<cPad] {
+                    fk_bf16_tap_rows(got.p, rowLen2, a.c, rowLen, Int32(cPad), Int32(S), Int32(OH), Int32(OW), Int32(hp),
+                                     Int32(wp), Int32(KH), Int32(KW), kPad, Int32(r.lowerBound), Int32(r.upperBound))
+                }
+                for row in 0..<taps * cPad {  // the rows to Kpad; what lies past it is not the function's
+                    XCTAssertEqual(Array(got.array[row * rowLen2..<row * rowLen2 + kPad]),
+                                   Array(want[row * rowLen2..<row * rowLen2 + kPad]), "\(S)x\(OH)x\(OW) k\(KH)x\(KW) limit \(limit) row \(row)")
+                }
+            }
+        }
+    }
+
     /// Both layouts of the flipped weights: the grid kernels' (AMX, and wherever no bf16 unit
     /// runs: packing needs none) and, on the dot product unit, the compact path's pairs of output
     /// gradient channels (`bf16CompactConv`).

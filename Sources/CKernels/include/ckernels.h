@@ -253,6 +253,16 @@ void fk_bf16_grid_pairs_transposed(uint32_t *dst, long ldB, float *work, const f
 int fk_bf16_weight_grad(float *acc, const uint16_t *A, long rowLen, const uint32_t *B, long ldB, int KH, int KW, int Wp,
                         int Cpad, int Opad, long Kpad, int accumulate);
 
+/// The weight gradient's A panel for compact positions (the dot product unit's path, where the
+/// grid has cells that are not outputs): one row per tap and channel, dst[(t*Cpad + c)*rowLen2 +
+/// q] = A[c*rowLen + s*Hp*Wp + oy*Wp + ox + ky*Wp + kx] for q = s*OH*OW + oy*OW + ox < S*OH*OW,
+/// zeros from there to Kpad; A from fk_bf16_pad_rows. Channels [cBegin, cEnd) of Cpad. With it,
+/// fk_bf16_weight_grad(acc, dst, rowLen2, B, ldB, 1, 1, 1, KH*KW*Cpad, Opad, Kpad, ...) and B
+/// from fk_bf16_grid_pairs_transposed on the plane itself (Hp = OH, Wp = OW) sum over the outputs
+/// only, into the same acc[t][c][o].
+void fk_bf16_tap_rows(uint16_t *dst, long rowLen2, const uint16_t *A, long rowLen, int Cpad, int S, int OH, int OW,
+                      int Hp, int Wp, int KH, int KW, long Kpad, int cBegin, int cEnd);
+
 /// dw[o][c][t] (O, C, taps) = the sum over the T partials of fk_bf16_weight_grad's acc[t][c][o],
 /// in order 0..T-1, for output channels [oBegin, oEnd).
 void fk_bf16_weight_grad_fold(float *dw, const float *const *parts, int T, int O, int C, int taps, int Cpad, int Opad,
