@@ -10,7 +10,10 @@
 //
 // Each kernel keeps a block of 8 rows x 48 lanes of f32 sums in 24 registers; per channel pair
 // (or position pair) it loads 3 vectors of pairs of the streamed operand, broadcasts 8 pairs of
-// the other one (a 32-bit broadcast from memory) and issues 24 dot products. Every sum adds the
+// the other one (a 32-bit broadcast from memory) and issues 24 dot products. The compact
+// convolution (fk_bf16_conv_compact, this unit only) swaps the roles, 7 positions x 48 output
+// channels, so that it computes the outputs and not the grid's extra cells (docs/performance.md,
+// round eight). Every sum adds the
 // same products as AMX's in another order; both are checked against a sum in double of the
 // rounded operands (Tests/RuntimeTests/BF16*Tests.swift), AMX's and this one on a CPU with both.
 #include "ckernels.h"
