@@ -428,13 +428,20 @@ public func bf16DenseBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutabl
     return true
 }
 
-/// w (O, C, KH, KW) rounded to bf16 into `packed` (`bf16PackedWeightCount(g)` values).
-public func bf16PackWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<Float>, _ g: ConvGeometry) {
+/// w (O, C, KH, KW) rounded to bf16 into `packed` (`bf16PackedWeightCount(g)` values); for the
+/// compact path (`bf16CompactConv`) as pairs of input channels, the threads splitting the pairs
+/// (a training step packs every weight anew: 2.2 ms for 512 x 512 x 3 x 3 on one Zen 4 core).
+public func bf16PackWeights(_ packed: UnsafeMutablePointer<UInt16>, _ w: UnsafePointer<Float>, _ g: ConvGeometry,
+                            threads: Int = 1) {
     if bf16CompactConv(g) {
-        let pairs = roundUp(g.inChannels, 32) / 2
-        packed.withMemoryRebound(to: UInt32.self, capacity: bf16PackedWeightCount(g) / 2) {
-            fk_bf16_pack_conv_pairs($0, w, i32(g.outChannels), i32(g.inChannels), i32(g.kernelHeight), i32(g.kernelWidth),
-                                    0, i32(roundUp(g.outChannels, 16)), 0, i32(pairs))
+        let pairs = roundUp(g.inChannels, 32) / 2, T = max(1, min(threads, pairs))
+        packed.withMemoryRebound(to: UInt32.self, capacity: bf16PackedWeightCount(g) / 2) { p in
+            parallelFor(T) { t in
+                let r = splitRange(pairs, parts: T, t)
+                fk_bf16_pack_conv_pairs(p, w, i32(g.outChannels), i32(g.inChannels), i32(g.kernelHeight),
+                                        i32(g.kernelWidth), 0, i32(roundUp(g.outChannels, 16)), i32(r.lowerBound),
+                                        i32(r.upperBound))
+            }
         }
         return
     }

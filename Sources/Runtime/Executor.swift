@@ -681,7 +681,7 @@ public final class Executor<T: BLASReal> {
         let packed = bf16Packed[s]
         if bf16Stale[s], let packed {
             switch role {
-            case .forward(let g): bf16PackWeights(packed, cf(bf16Weight[s]), g)
+            case .forward(let g): bf16PackWeights(packed, cf(bf16Weight[s]), g, threads: t)
             case .backward(let g, _, _, _): bf16PackFlippedWeights(packed, cf(bf16Weight[s]), g, threads: t)
             case .denseForward(let inF, let outF), .denseBackward(let inF, let outF, _, _):
                 var transposed = false

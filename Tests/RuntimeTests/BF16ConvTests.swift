@@ -74,7 +74,7 @@ final class BF16ConvTests: RuntimeTestCase {
              _ e: Epilogue, threads: Int, maxChunk: Int = .max) -> [Float]? {
         let packed = Buf<UInt16>([UInt16](repeating: 0xffff, count: bf16PackedWeightCount(g)))
         let wb = Buf(w), xb = Buf(x), bb = Buf(b), sb = Buf(scale), hb = Buf(shift)
-        bf16PackWeights(packed.p, wb.c, g)
+        bf16PackWeights(packed.p, wb.c, g, threads: threads)
         let y = Buf<Float>([Float](repeating: .nan, count: n * g.outChannels * g.outHeight * g.outWidth))
         let ok = bf16ConvForward(y.p, xb.c, packed.c, e.bias ? bb.c : nil, preRelu: e.preRelu,
                                  scale: e.scale ? sb.c : nil, shift: e.scale ? hb.c : nil, postRelu: e.postRelu,
