@@ -3,6 +3,21 @@
 #pragma once
 #include <stdint.h>
 
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+/// fk_bf16_round (to nearest, ties to even; NaN stays NaN) of 16 lanes, for the vector paths of
+/// amx.c and bf16dot.c; the callers check the CPU.
+__attribute__((target("avx512f"))) static inline __m512i fk_bf16_round16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
+    const __m512i q = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    return _mm512_mask_blend_epi32(nan, r, q);
+}
+#endif
+
 /// 1 when this CPU has AVX512_BF16 and AVX-512F/BW/VL (with the OS's zmm state).
 int fk_bf16_dot_cpu(void);
 

@@ -294,16 +294,6 @@ DOT static void fk_dot_conv_compact(float *acc, long ldacc, const uint32_t *Wq, 
 #endif
 
 #ifdef FK_HAVE_DOT
-/// fk_bf16_round of 16 lanes.
-DOT static inline __m512i fk_dot_round16(__m512 v) {
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
-    const __m512i abs = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(abs, _mm512_set1_epi32(0x7f800000));
-    return _mm512_mask_blend_epi32(nan, r, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-}
-
 /// fk_bf16_pack_conv_pairs with 16 output channels a vector: their values gathered (rows of w
 /// C*taps apart, or flipped, taps apart), rounded, paired and stored as one line.
 DOT static void fk_dot_pack_conv_pairs(uint32_t *dst, const float *w, int C, int taps, int flipped, int nOut, int nIn,
@@ -324,7 +314,7 @@ DOT static void fk_dot_pack_conv_pairs(uint32_t *dst, const float *w, int C, int
                     if (i >= nIn || !m) continue;
                     const float *base = w + (long)ob * stride + (long)i * inStride + tt;
                     const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, base, 4);
-                    pair = _mm512_or_si512(pair, _mm512_slli_epi32(_mm512_maskz_mov_epi32(m, fk_dot_round16(v)), 16 * h));
+                    pair = _mm512_or_si512(pair, _mm512_slli_epi32(_mm512_maskz_mov_epi32(m, fk_bf16_round16(v)), 16 * h));
                 }
                 _mm512_storeu_si512(d, pair);
             }
