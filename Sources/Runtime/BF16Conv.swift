@@ -206,8 +206,9 @@ func bf16GridShape(_ g: ConvGeometry) -> (h: Int, w: Int) { grid(g) }
 
 /// Whether convolution `g` runs on AVX512_BF16's dot product (`level` 1) with its outputs compact
 /// (`fk_bf16_conv_compact`: weights packed as pairs of input channels, the positions broadcast):
-/// wherever its grid has cells that are not outputs (a "same" convolution's shared padding), whose
-/// products the grid kernel computes and drops (44% more than kept at 5x5, 21% at 10x10). Its
+/// wherever its grid has cells that are not outputs (a "same" convolution's shared padding, a
+/// "valid" one's last columns and rows), whose products the grid kernel computes and drops (44%
+/// more than kept for a "same" 3x3 at 5x5, 21% at 10x10); not 1x1 convolutions or dense layers. Its
 /// weights are packed by `bf16PackWeights` / `bf16PackFlippedWeights` for the path this says.
 public func bf16CompactConv(_ g: ConvGeometry, level: Int32 = fk_bf16_level()) -> Bool {
     guard level == 1, g.stride == 1, g.kernelHeight * g.kernelWidth <= 64 else { return false }
