@@ -55,7 +55,7 @@ enum TrainCommand {
         The block's 'compute = bf16' trains with the products of the convolutions and
         dense layers in bf16 on AMX where the CPU has it (1.2-1.5x faster), on AVX512_BF16 where
         it has that instead (Zen 4: the dense layers and the convolutions of small planes, where
-        f32 Winograd gains least; vgg_k 1.4x); weights and updates stay f32.
+        f32 Winograd gains least; vgg_k 1.7x); weights and updates stay f32.
         A model whose train block says 'distill = 0.5' learns from a teacher's probabilities as
         well as from the labels (knowledge distillation); the teacher runs once, before the
         first step, and its probabilities stay in the run directory for --resume:
